@@ -1,0 +1,53 @@
+//! The Fechatter WebSocket gateway: REST API, WebSocket endpoint, health and
+//! metrics, in one stateless process. Any number of gateways run behind
+//! HAProxy; everything they share lives in PostgreSQL and Redis.
+//!
+//! [`run`] is the whole program minus configuration and signal handling, so
+//! tests start real gateways in-process on port 0.
+
+pub mod chat_policy;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use fechatter_shared::Config;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use state::AppState;
+
+/// Connects to PostgreSQL and Redis, then serves until `shutdown` fires.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    let pool = PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&config.database_url)
+        .await
+        .context("connecting to PostgreSQL")?;
+    let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
+    if config.uses_dev_secret() {
+        tracing::warn!("JWT_SECRET is the development default; set it in production");
+    }
+    serve(AppState::new(config, pool, redis), listener, shutdown).await
+}
+
+/// Serves HTTP and WebSocket traffic on `listener` with ready-made state.
+pub async fn serve(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let addr = listener.local_addr().context("reading listener address")?;
+    tracing::info!(%addr, instance = %state.config.instance_id, "gateway listening");
+    let app = routes::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Chat and membership routes. Rules live in [`crate::chat_policy`]; this
+//! module loads state, applies them and writes.
+
+use axum::{
+    extract::State,
+    http::StatusCode,
+    routing::{get, patch, post},
+    Json, Router,
+};
+use fechatter_shared::{
+    model::{Chat, ChatType, Member, Role},
+    store::{chat, user},
+    AppError, AppResult,
+};
+use serde::Deserialize;
+
+use crate::{
+    chat_policy,
+    extract::{ApiJson, ApiPath, AuthUser},
+    routes::auth::bounded,
+    state::AppState,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/users", get(list_users))
+        .route("/api/chat", get(list_chats).post(create_chat))
+        .route(
+            "/api/chat/{id}",
+            get(get_chat).patch(update_chat).delete(delete_chat),
+        )
+        .route(
+            "/api/chat/{id}/members",
+            get(list_members).post(add_members).delete(remove_members),
+        )
+        .route(
+            "/api/chat/{id}/members/{user_id}",
+            patch(transfer_ownership),
+        )
+        .route("/api/chat/{id}/join", post(join_chat))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateChat {
+    #[serde(rename = "type")]
+    chat_type: ChatType,
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    members: Vec<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateChat {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberIds {
+    user_ids: Vec<i64>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> AppResult<Json<Vec<fechatter_shared::model::User>>> {
+    Ok(Json(
+        user::list_in_workspace(&state.pool, me.workspace_id).await?,
+    ))
+}
+
+async fn list_chats(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> AppResult<Json<Vec<Chat>>> {
+    Ok(Json(chat::list_for_user(&state.pool, me.user_id).await?))
+}
+
+async fn create_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(req): ApiJson<CreateChat>,
+) -> AppResult<(StatusCode, Json<Chat>)> {
+    let others = chat_policy::initial_members(me.user_id, req.chat_type, &req.members)?;
+    let name = chat_policy::initial_name(req.chat_type, req.name.as_deref())?;
+    let description = req.description.unwrap_or_default();
+    if description.chars().count() > 1000 {
+        return Err(AppError::validation(
+            "description must be at most 1000 characters",
+        ));
+    }
+    ensure_workspace_users(&state, me.workspace_id, &others).await?;
+    if req.chat_type == ChatType::Single {
+        if let Some(existing) =
+            chat::find_single(&state.pool, me.workspace_id, me.user_id, others[0]).await?
+        {
+            return Ok((StatusCode::OK, Json(existing)));
+        }
+    }
+    let created = chat::create(
+        &state.pool,
+        me.workspace_id,
+        me.user_id,
+        req.chat_type,
+        name.as_deref(),
+        description.trim(),
+        &others,
+    )
+    .await?;
+    tracing::info!(chat_id = created.id, user_id = me.user_id, "chat created");
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn get_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> AppResult<Json<Chat>> {
+    let (chat, _) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    Ok(Json(chat))
+}
+
+async fn update_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<UpdateChat>,
+) -> AppResult<Json<Chat>> {
+    let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    if !role.is_some_and(Role::can_manage) {
+        return Err(AppError::forbidden(
+            "only the owner or an admin can change a chat",
+        ));
+    }
+    if found.chat_type == ChatType::Single {
+        return Err(AppError::validation(
+            "single chats have no name or description",
+        ));
+    }
+    let name = match req.name.as_deref() {
+        Some(n) => Some(bounded("name", n, 80)?),
+        None => None,
+    };
+    if req
+        .description
+        .as_ref()
+        .is_some_and(|d| d.chars().count() > 1000)
+    {
+        return Err(AppError::validation(
+            "description must be at most 1000 characters",
+        ));
+    }
+    Ok(Json(
+        chat::update(&state.pool, id, name, req.description.as_deref()).await?,
+    ))
+}
+
+async fn delete_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> AppResult<StatusCode> {
+    let (_, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    if role != Some(Role::Owner) {
+        return Err(AppError::forbidden("only the owner can delete a chat"));
+    }
+    chat::delete(&state.pool, id).await?;
+    tracing::info!(chat_id = id, user_id = me.user_id, "chat deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> AppResult<Json<Vec<Member>>> {
+    chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    Ok(Json(chat::members(&state.pool, id).await?))
+}
+
+async fn add_members(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<MemberIds>,
+) -> AppResult<Json<Vec<Member>>> {
+    let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    chat_policy::may_add_members(found.chat_type, role)?;
+    let ids = member_ids(req)?;
+    ensure_workspace_users(&state, me.workspace_id, &ids).await?;
+    let added = chat::add_members(&state.pool, id, &ids).await?;
+    tracing::info!(chat_id = id, added = ?added, "members added");
+    Ok(Json(chat::members(&state.pool, id).await?))
+}
+
+async fn remove_members(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(req): ApiJson<MemberIds>,
+) -> AppResult<Json<Vec<Member>>> {
+    let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    let ids = member_ids(req)?;
+    chat_policy::may_remove_members(found.chat_type, me.user_id, role, found.owner_id, &ids)?;
+    let removed = chat::remove_members(&state.pool, id, &ids).await?;
+    tracing::info!(chat_id = id, removed = ?removed, "members removed");
+    Ok(Json(chat::members(&state.pool, id).await?))
+}
+
+async fn transfer_ownership(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath((id, new_owner)): ApiPath<(i64, i64)>,
+) -> AppResult<Json<Chat>> {
+    let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    if role != Some(Role::Owner) {
+        return Err(AppError::forbidden("only the owner can transfer ownership"));
+    }
+    if found.chat_type == ChatType::Single {
+        return Err(AppError::validation(
+            "single chats have no transferable ownership",
+        ));
+    }
+    if new_owner == me.user_id {
+        return Ok(Json(found));
+    }
+    Ok(Json(
+        chat::transfer_ownership(&state.pool, id, me.user_id, new_owner).await?,
+    ))
+}
+
+async fn join_chat(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> AppResult<Json<Chat>> {
+    let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    if role.is_some() {
+        return Ok(Json(found));
+    }
+    if found.chat_type != ChatType::PublicChannel {
+        return Err(AppError::validation("only public channels can be joined"));
+    }
+    chat::add_members(&state.pool, id, &[me.user_id]).await?;
+    Ok(Json(chat::get(&state.pool, id).await?))
+}
+
+fn member_ids(req: MemberIds) -> AppResult<Vec<i64>> {
+    let mut ids = req.user_ids;
+    if ids.is_empty() {
+        return Err(AppError::validation("userIds must not be empty"));
+    }
+    if ids.len() > chat_policy::MAX_MEMBERS_PER_REQUEST {
+        return Err(AppError::validation("too many userIds in one request"));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Fails with 422 naming the ids that are not users of the workspace.
+async fn ensure_workspace_users(state: &AppState, workspace_id: i64, ids: &[i64]) -> AppResult<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found = user::existing_in_workspace(&state.pool, workspace_id, ids).await?;
+    let missing: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !found.contains(id))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::validation(format!("unknown users: {missing:?}")))
+    }
+}

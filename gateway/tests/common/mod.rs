@@ -1,0 +1,167 @@
+//! Test harness: a real gateway on an ephemeral port, backed by the fresh
+//! PostgreSQL database `#[sqlx::test]` created for the test and the local
+//! Redis under a unique key prefix.
+#![allow(dead_code)]
+
+use fechatter_shared::Config;
+use gateway::AppState;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The URL of the database `pool` points at, for configs and child processes.
+pub fn database_url(pool: &PgPool) -> String {
+    let db = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or("postgres")
+        .to_string();
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{db}"),
+        None => base,
+    }
+}
+
+pub async fn spawn(pool: PgPool) -> TestApp {
+    spawn_with(pool, |_| {}).await
+}
+
+pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::for_tests(&database_url(&pool));
+    tweak(&mut config);
+    let redis =
+        fechatter_shared::redis::connect(&config.redis_url, std::time::Duration::from_secs(5))
+            .await
+            .expect("local Redis must be running for tests");
+    let state = AppState::new(config, pool, redis);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway::serve(state.clone(), listener, shutdown.clone()));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        state,
+        shutdown,
+    }
+}
+
+/// A signed-up user with its tokens.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: i64,
+    pub workspace_id: i64,
+    pub token: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    /// Sends a request; `token` adds a bearer header, `body` a JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("gateway answers");
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, user: &TestUser) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(&user.token), None).await
+    }
+
+    pub async fn post(&self, path: &str, user: &TestUser, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(&user.token), Some(body))
+            .await
+    }
+
+    pub async fn signup(&self, name: &str, workspace: &str) -> TestUser {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/signup",
+                None,
+                Some(json!({
+                    "fullname": name,
+                    "email": format!("{}@{}.test", name.to_lowercase(), workspace.to_lowercase()),
+                    "password": "correct horse battery",
+                    "workspace": workspace,
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "signup failed: {body}");
+        TestUser {
+            id: body["user"]["id"].as_i64().unwrap(),
+            workspace_id: body["user"]["workspaceId"].as_i64().unwrap(),
+            token: body["accessToken"].as_str().unwrap().to_string(),
+            refresh: body["refreshToken"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Creates a chat and returns its JSON, asserting 201.
+    pub async fn create_chat(
+        &self,
+        owner: &TestUser,
+        kind: &str,
+        name: Option<&str>,
+        members: &[i64],
+    ) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/chat",
+                owner,
+                json!({ "type": kind, "name": name, "members": members }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create chat failed: {body}");
+        body
+    }
+}
+
+/// Asserts an error response with the documented shape and code.
+pub fn assert_error(status: StatusCode, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(
+        status.as_u16(),
+        want_status,
+        "unexpected status, body: {body}"
+    );
+    assert_eq!(body["error"]["code"], want_code, "unexpected body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make run`: the local pool. Ensures Redis and PostgreSQL, builds release
+# binaries, migrates, then starts a worker, two gateways and HAProxy in the
+# background (logs and pids in .run/). `make stop` stops them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+RUN="$ROOT/.run"
+
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/fechatter}
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+PORT=${PORT:-8080}
+GW1_PORT=${GW1_PORT:-8081}
+GW2_PORT=${GW2_PORT:-8082}
+WORKER_PORT=${WORKER_PORT:-9100}
+
+CREATE_DB=${DATABASE_URL##*/} scripts/ensure-services.sh
+scripts/stop.sh >/dev/null 2>&1 || true
+mkdir -p "$RUN"
+
+echo "==> building release binaries (first build takes a few minutes)"
+cargo build --release --locked -p gateway -p worker
+BIN="$ROOT/target/release"
+
+echo "==> migrating"
+"$BIN/worker" migrate
+
+start() { # name, then env assignments, then the command
+    local name=$1; shift
+    env "$@" >"$RUN/$name.log" 2>&1 &
+    echo $! >"$RUN/$name.pid"
+}
+start worker BIND_ADDR=127.0.0.1:$WORKER_PORT INSTANCE_ID=worker1 "$BIN/worker" run
+start gw1 BIND_ADDR=127.0.0.1:$GW1_PORT INSTANCE_ID=gw1 "$BIN/gateway"
+start gw2 BIND_ADDR=127.0.0.1:$GW2_PORT INSTANCE_ID=gw2 "$BIN/gateway"
+
+for port in "$GW1_PORT" "$GW2_PORT"; do
+    for _ in $(seq 100); do
+        curl -fs "http://127.0.0.1:$port/health" >/dev/null && break
+        sleep 0.1
+    done
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null || {
+        echo "gateway on port $port did not become healthy; see .run/*.log" >&2
+        exit 1
+    }
+done
+
+HAPROXY_BIND=0.0.0.0:$PORT GATEWAY1_ADDR=127.0.0.1:$GW1_PORT GATEWAY2_ADDR=127.0.0.1:$GW2_PORT \
+    HAPROXY_STATS_SOCKET="$RUN/haproxy.sock" \
+    haproxy -D -f haproxy.cfg -p "$RUN/haproxy.pid" >"$RUN/haproxy.log" 2>&1
+
+# HAProxy marks servers up after its first health checks.
+for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break
+    sleep 0.1
+done
+curl -fs "http://127.0.0.1:$PORT/health" >/dev/null || {
+    echo "HAProxy on port $PORT does not answer /health; see .run/haproxy.log" >&2
+    exit 1
+}
+
+cat <<MSG
+
+Fechatter realtime is running:
+  API + WebSocket:  http://127.0.0.1:$PORT   (ws://127.0.0.1:$PORT/ws)
+  gateways:         http://127.0.0.1:$GW1_PORT  http://127.0.0.1:$GW2_PORT
+  HAProxy stats:    http://127.0.0.1:8404
+  logs:             .run/*.log
+  stop:             make stop
+MSG

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# `make stop`: stops what `make run` started (not Redis/PostgreSQL).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+for pidfile in .run/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" && echo "stopped $(basename "$pidfile" .pid) ($pid)"
+    fi
+    rm -f "$pidfile"
+done

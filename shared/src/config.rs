@@ -1,0 +1,237 @@
+//! Process configuration, read once from environment variables.
+//!
+//! Every variable has a default that works for the local pool started by
+//! `make run`, so a developer never has to export anything; production sets
+//! them explicitly. This is the single place where variables are named; the
+//! README configuration table mirrors [`Config::VARIABLES`].
+//! Secrets (the JWT secret, passwords inside URLs) never appear in `Debug`.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use anyhow::{Context, Result};
+
+/// Default signing secret for local development only. A gateway started with
+/// it logs a warning so a production deployment cannot miss it.
+pub const DEV_JWT_SECRET: &str = "fechatter-dev-secret-change-me";
+
+#[derive(Clone)]
+pub struct Config {
+    /// Address the gateway (or the worker's metrics endpoint) listens on.
+    pub bind_addr: SocketAddr,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub redis_url: String,
+    /// Prefix of every Redis key; lets tests and several deployments share
+    /// one Redis without seeing each other's keys.
+    pub redis_prefix: String,
+    pub jwt_secret: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Largest accepted REST request body.
+    pub max_body_bytes: usize,
+    /// Identifies this gateway or worker in logs, metrics and Redis.
+    pub instance_id: String,
+    /// `json` for machine-read logs, anything else for human-readable text.
+    pub log_format: String,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind_addr", &self.bind_addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("jwt_secret", &"<redacted>")
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("instance_id", &self.instance_id)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Replaces the password part of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((auth, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+impl Config {
+    /// `(name, default, meaning)` of every variable, for docs and `--help`.
+    pub const VARIABLES: &'static [(&'static str, &'static str, &'static str)] = &[
+        (
+            "BIND_ADDR",
+            "0.0.0.0:8080",
+            "listen address of the gateway (worker: its /metrics endpoint)",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/fechatter",
+            "PostgreSQL connection URL",
+        ),
+        (
+            "DB_MAX_CONNECTIONS",
+            "20",
+            "PostgreSQL pool size per process",
+        ),
+        (
+            "REDIS_URL",
+            "redis://127.0.0.1:6379",
+            "Redis connection URL",
+        ),
+        ("REDIS_PREFIX", "fc", "prefix of every Redis key"),
+        (
+            "JWT_SECRET",
+            DEV_JWT_SECRET,
+            "HMAC secret for access tokens (set it in production)",
+        ),
+        ("ACCESS_TOKEN_TTL_SECS", "900", "access token lifetime"),
+        ("REFRESH_TOKEN_TTL_SECS", "604800", "refresh token lifetime"),
+        (
+            "MAX_BODY_BYTES",
+            "1048576",
+            "largest accepted REST request body",
+        ),
+        (
+            "INSTANCE_ID",
+            "<hostname>-<pid>",
+            "name of this process in logs, metrics and Redis",
+        ),
+        ("LOG_FORMAT", "text", "`json` or `text`"),
+        (
+            "RUST_LOG",
+            "info",
+            "tracing filter, e.g. `info,gateway=debug`",
+        ),
+    ];
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests can supply values
+    /// without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| -> String {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default_of(name).to_string())
+        };
+        let instance_id = lookup("INSTANCE_ID")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(default_instance_id);
+        Ok(Self {
+            bind_addr: parse("BIND_ADDR", &get("BIND_ADDR"))?,
+            database_url: get("DATABASE_URL"),
+            db_max_connections: parse("DB_MAX_CONNECTIONS", &get("DB_MAX_CONNECTIONS"))?,
+            redis_url: get("REDIS_URL"),
+            redis_prefix: get("REDIS_PREFIX"),
+            jwt_secret: get("JWT_SECRET"),
+            access_token_ttl: Duration::from_secs(parse(
+                "ACCESS_TOKEN_TTL_SECS",
+                &get("ACCESS_TOKEN_TTL_SECS"),
+            )?),
+            refresh_token_ttl: Duration::from_secs(parse(
+                "REFRESH_TOKEN_TTL_SECS",
+                &get("REFRESH_TOKEN_TTL_SECS"),
+            )?),
+            max_body_bytes: parse("MAX_BODY_BYTES", &get("MAX_BODY_BYTES"))?,
+            instance_id,
+            log_format: get("LOG_FORMAT"),
+        })
+    }
+
+    /// A configuration for tests: local services, a unique Redis prefix.
+    pub fn for_tests(database_url: &str) -> Self {
+        let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+        let mut config = Self::from_lookup(|_| None).expect("defaults are valid");
+        config.bind_addr = ([127, 0, 0, 1], 0).into();
+        config.database_url = database_url.to_string();
+        config.db_max_connections = 5;
+        config.redis_url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        config.redis_prefix = prefix;
+        config.jwt_secret = "test-secret".into();
+        config
+    }
+
+    pub fn uses_dev_secret(&self) -> bool {
+        self.jwt_secret == DEV_JWT_SECRET
+    }
+}
+
+fn default_of(name: &str) -> &'static str {
+    Config::VARIABLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, d, _)| *d)
+        .unwrap_or("")
+}
+
+fn default_instance_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "local".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn parse<T: FromStr>(name: &str, value: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .parse()
+        .with_context(|| format!("environment variable {name}={value:?} is invalid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_overrides_apply() {
+        let config = Config::from_lookup(|name| match name {
+            "BIND_ADDR" => Some("127.0.0.1:9999".into()),
+            "MAX_BODY_BYTES" => Some("42".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.bind_addr.port(), 9999);
+        assert_eq!(config.max_body_bytes, 42);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert!(config.uses_dev_secret());
+    }
+
+    #[test]
+    fn invalid_value_names_the_variable() {
+        let err = Config::from_lookup(|name| (name == "DB_MAX_CONNECTIONS").then(|| "many".into()))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("DB_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::from_lookup(|name| match name {
+            "JWT_SECRET" => Some("super-secret-value".into()),
+            "DATABASE_URL" => Some("postgres://app:hunter2@db:5432/x".into()),
+            _ => None,
+        })
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret-value"));
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("postgres://app:***@db:5432/x"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Code shared by the gateway, the worker and the load tester.
+//!
+//! The gateway and the worker are separate processes that must agree on the
+//! database schema, the Redis key layout, the token format and the wire
+//! protocol; keeping those definitions in one crate makes disagreement a
+//! compile error instead of a production incident.
+
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod password;
+pub mod redis;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+
+pub use config::Config;
+pub use error::{AppError, AppResult};
+
+/// The embedded migrations; the worker runs them at start and `worker migrate`
+/// runs them on demand. Tests use them through `#[sqlx::test(migrator = ...)]`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

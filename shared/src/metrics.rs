@@ -1,0 +1,100 @@
+//! Prometheus metrics of one process.
+//!
+//! Each process owns a private [`Registry`] (not the global default one) so
+//! several gateways started in one test process do not share counters.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub ws_connections: IntGauge,
+    pub ws_frames_in: IntCounterVec,
+    pub ws_frames_out: IntCounterVec,
+    pub ws_frames_dropped: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new(process: &str) -> Self {
+        let registry = Registry::new_custom(Some("fechatter".into()), None)
+            .expect("static registry options are valid");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "REST requests by route and status"),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "REST latency by route").buckets(
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        let ws_connections =
+            IntGauge::new("ws_connections", "open WebSocket connections").expect("valid metric");
+        let ws_frames_in = IntCounterVec::new(
+            Opts::new("ws_frames_in_total", "client frames by type"),
+            &["type"],
+        )
+        .expect("valid metric");
+        let ws_frames_out = IntCounterVec::new(
+            Opts::new("ws_frames_out_total", "server frames by type"),
+            &["type"],
+        )
+        .expect("valid metric");
+        let ws_frames_dropped = IntCounterVec::new(
+            Opts::new(
+                "ws_frames_dropped_total",
+                "server frames dropped by backpressure",
+            ),
+            &["type"],
+        )
+        .expect("valid metric");
+        let up = IntGauge::with_opts(
+            Opts::new("process_up", "1 while the process runs").const_label("process", process),
+        )
+        .expect("valid metric");
+        up.set(1);
+        for c in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_latency.clone()),
+            Box::new(ws_connections.clone()),
+            Box::new(ws_frames_in.clone()),
+            Box::new(ws_frames_out.clone()),
+            Box::new(ws_frames_dropped.clone()),
+            Box::new(up),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_latency,
+            ws_connections,
+            ws_frames_in,
+            ws_frames_out,
+            ws_frames_dropped,
+        }
+    }
+
+    /// Registers an extra collector (worker- or gateway-specific metrics).
+    pub fn register<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("metric names are unique");
+        c
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}

@@ -1,0 +1,129 @@
+//! Domain records as they are stored and as they appear in JSON.
+//!
+//! One struct serves both the database row (`sqlx::FromRow`) and the wire
+//! (`serde`, camelCase) wherever the two agree, so a renamed column cannot
+//! silently drift from the documented API.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A user as other users of the same workspace see it (no secrets).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: i64,
+    pub fullname: String,
+    pub email: String,
+    pub workspace_id: i64,
+}
+
+/// A user row including the password hash, used only by authentication.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserWithHash {
+    pub id: i64,
+    pub fullname: String,
+    pub email: String,
+    pub workspace_id: i64,
+    pub password_hash: String,
+}
+
+impl UserWithHash {
+    pub fn public(&self) -> User {
+        User {
+            id: self.id,
+            fullname: self.fullname.clone(),
+            email: self.email.clone(),
+            workspace_id: self.workspace_id,
+        }
+    }
+}
+
+/// The four chat types and their membership rules (see `docs/protocol.md`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::Type, PartialEq, Eq, Hash)]
+#[sqlx(type_name = "chat_type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum ChatType {
+    Single,
+    Group,
+    PrivateChannel,
+    PublicChannel,
+}
+
+impl ChatType {
+    pub fn is_channel(self) -> bool {
+        matches!(self, Self::PrivateChannel | Self::PublicChannel)
+    }
+}
+
+/// A chat with the caller's view of it.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Chat {
+    pub id: i64,
+    pub workspace_id: i64,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    pub chat_type: ChatType,
+    pub name: Option<String>,
+    pub description: String,
+    pub owner_id: i64,
+    /// Sequence number of the newest message.
+    pub last_seq: i64,
+    pub member_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Roles inside a chat; the owner is unique per chat.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "owner" => Self::Owner,
+            "admin" => Self::Admin,
+            _ => Self::Member,
+        }
+    }
+
+    /// Owners and admins manage a chat (rename, invite, remove others).
+    pub fn can_manage(self) -> bool {
+        matches!(self, Self::Owner | Self::Admin)
+    }
+}
+
+/// One member of a chat.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user_id: i64,
+    pub fullname: String,
+    pub role: String,
+    pub last_read_seq: i64,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// Tokens returned by signup, signin and refresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Access token lifetime in seconds.
+    pub expires_in: u64,
+    pub user: User,
+}

@@ -1,0 +1,241 @@
+//! Chats and their members.
+//!
+//! Visibility rule used by every read: a chat is visible to a user when the
+//! user is a member, or when it is a public channel of the user's workspace.
+//! Everything else answers "not found", so ids of other workspaces' chats
+//! (or private chats one is not in) reveal nothing.
+
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::{
+    model::{Chat, ChatType, Member, Role},
+    AppError, AppResult,
+};
+
+const CHAT_COLUMNS: &str = "c.id, c.workspace_id, c.type, c.name, c.description, c.owner_id,
+    c.last_seq, (SELECT count(*) FROM chat_members cm WHERE cm.chat_id = c.id) AS member_count,
+    c.created_at, c.updated_at";
+
+/// Chats the user is a member of, newest activity first.
+pub async fn list_for_user(pool: &PgPool, user_id: i64) -> AppResult<Vec<Chat>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CHAT_COLUMNS} FROM chats c
+         JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $1
+         ORDER BY c.updated_at DESC, c.id DESC"
+    ))
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The chat if visible to the user (see module docs), with the user's role
+/// when a member.
+pub async fn find_visible(
+    pool: &PgPool,
+    chat_id: i64,
+    user_id: i64,
+    workspace_id: i64,
+) -> AppResult<(Chat, Option<Role>)> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT coalesce(m.role, '') FROM chats c
+         LEFT JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2
+         WHERE c.id = $1 AND c.workspace_id = $3
+           AND (m.user_id IS NOT NULL OR c.type = 'public_channel')",
+    )
+    .bind(chat_id)
+    .bind(user_id)
+    .bind(workspace_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((role,)) = row else {
+        return Err(AppError::not_found("chat not found"));
+    };
+    let chat = get(pool, chat_id).await?;
+    let role = (!role.is_empty()).then(|| Role::parse(&role));
+    Ok((chat, role))
+}
+
+pub async fn get(pool: &PgPool, chat_id: i64) -> AppResult<Chat> {
+    sqlx::query_as(&format!(
+        "SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1"
+    ))
+    .bind(chat_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| AppError::not_found("chat not found"))
+}
+
+/// Creates a chat with `owner_id` as owner and `members` (which must not
+/// contain the owner) as plain members.
+pub async fn create(
+    pool: &PgPool,
+    workspace_id: i64,
+    owner_id: i64,
+    chat_type: ChatType,
+    name: Option<&str>,
+    description: &str,
+    members: &[i64],
+) -> AppResult<Chat> {
+    let mut tx = pool.begin().await?;
+    let (chat_id,): (i64,) = sqlx::query_as(
+        "INSERT INTO chats (workspace_id, type, name, description, owner_id)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(workspace_id)
+    .bind(chat_type)
+    .bind(name)
+    .bind(description)
+    .bind(owner_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO chat_members (chat_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(chat_id)
+        .bind(owner_id)
+        .execute(&mut *tx)
+        .await?;
+    insert_members(&mut tx, chat_id, members).await?;
+    tx.commit().await?;
+    get(pool, chat_id).await
+}
+
+async fn insert_members(
+    tx: &mut Transaction<'_, Postgres>,
+    chat_id: i64,
+    user_ids: &[i64],
+) -> AppResult<Vec<i64>> {
+    let added: Vec<(i64,)> = sqlx::query_as(
+        "INSERT INTO chat_members (chat_id, user_id)
+         SELECT $1, u FROM unnest($2::bigint[]) AS u
+         ON CONFLICT DO NOTHING RETURNING user_id",
+    )
+    .bind(chat_id)
+    .bind(user_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(added.into_iter().map(|(id,)| id).collect())
+}
+
+/// The existing single chat between two users of a workspace, if any.
+pub async fn find_single(
+    pool: &PgPool,
+    workspace_id: i64,
+    a: i64,
+    b: i64,
+) -> AppResult<Option<Chat>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {CHAT_COLUMNS} FROM chats c
+         WHERE c.workspace_id = $1 AND c.type = 'single'
+           AND EXISTS (SELECT 1 FROM chat_members WHERE chat_id = c.id AND user_id = $2)
+           AND EXISTS (SELECT 1 FROM chat_members WHERE chat_id = c.id AND user_id = $3)
+         LIMIT 1"
+    ))
+    .bind(workspace_id)
+    .bind(a)
+    .bind(b)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn update(
+    pool: &PgPool,
+    chat_id: i64,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> AppResult<Chat> {
+    sqlx::query(
+        "UPDATE chats SET name = coalesce($2, name), description = coalesce($3, description),
+                updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(chat_id)
+    .bind(name)
+    .bind(description)
+    .execute(pool)
+    .await?;
+    get(pool, chat_id).await
+}
+
+pub async fn delete(pool: &PgPool, chat_id: i64) -> AppResult<()> {
+    sqlx::query("DELETE FROM chats WHERE id = $1")
+        .bind(chat_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn members(pool: &PgPool, chat_id: i64) -> AppResult<Vec<Member>> {
+    Ok(sqlx::query_as(
+        "SELECT m.user_id, u.fullname, m.role, m.last_read_seq, m.joined_at
+         FROM chat_members m JOIN users u ON u.id = m.user_id
+         WHERE m.chat_id = $1 ORDER BY m.joined_at, m.user_id",
+    )
+    .bind(chat_id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Adds users (already validated as workspace members); returns the ids that
+/// were not members before.
+pub async fn add_members(pool: &PgPool, chat_id: i64, user_ids: &[i64]) -> AppResult<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let added = insert_members(&mut tx, chat_id, user_ids).await?;
+    touch(&mut tx, chat_id).await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// Removes users; returns the ids that were members.
+pub async fn remove_members(pool: &PgPool, chat_id: i64, user_ids: &[i64]) -> AppResult<Vec<i64>> {
+    let mut tx = pool.begin().await?;
+    let removed: Vec<(i64,)> = sqlx::query_as(
+        "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = ANY($2) RETURNING user_id",
+    )
+    .bind(chat_id)
+    .bind(user_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    touch(&mut tx, chat_id).await?;
+    tx.commit().await?;
+    Ok(removed.into_iter().map(|(id,)| id).collect())
+}
+
+/// Makes `to` the owner and the previous owner an admin, atomically.
+pub async fn transfer_ownership(
+    pool: &PgPool,
+    chat_id: i64,
+    from: i64,
+    to: i64,
+) -> AppResult<Chat> {
+    let mut tx = pool.begin().await?;
+    let promoted =
+        sqlx::query("UPDATE chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2")
+            .bind(chat_id)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+    if promoted.rows_affected() == 0 {
+        return Err(AppError::validation(
+            "the new owner must be a member of the chat",
+        ));
+    }
+    sqlx::query("UPDATE chat_members SET role = 'admin' WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat_id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE chats SET owner_id = $2, updated_at = now() WHERE id = $1")
+        .bind(chat_id)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    get(pool, chat_id).await
+}
+
+async fn touch(tx: &mut Transaction<'_, Postgres>, chat_id: i64) -> AppResult<()> {
+    sqlx::query("UPDATE chats SET updated_at = now() WHERE id = $1")
+        .bind(chat_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
