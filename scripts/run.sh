@@ -45,6 +45,7 @@ for port in "$GW1_PORT" "$GW2_PORT"; do
     }
 done
 
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 HAPROXY_BIND=0.0.0.0:$PORT GATEWAY1_ADDR=127.0.0.1:$GW1_PORT GATEWAY2_ADDR=127.0.0.1:$GW2_PORT \
     HAPROXY_STATS_SOCKET="$RUN/haproxy.sock" \
     haproxy -D -f haproxy.cfg -p "$RUN/haproxy.pid" >"$RUN/haproxy.log" 2>&1
