@@ -33,6 +33,27 @@ pub struct Config {
     pub instance_id: String,
     /// `json` for machine-read logs, anything else for human-readable text.
     pub log_format: String,
+    /// Number of ingest stream shards (chat id modulo this); gateways and
+    /// workers must agree.
+    pub ingest_shards: u32,
+    /// Server ping interval on WebSocket connections.
+    pub heartbeat_interval: Duration,
+    /// Close a connection when nothing was received for this long.
+    pub heartbeat_timeout: Duration,
+    /// Close a connection when the client sent no frame (data or ping) for
+    /// this long; replies to server pings do not count.
+    pub idle_timeout: Duration,
+    /// Most simultaneous connections of one user across the pool.
+    pub max_connections_per_user: u32,
+    /// Per-connection outbound queue length (frames).
+    pub send_queue: usize,
+    /// How long a gateway waits for connections to close on shutdown.
+    pub drain_timeout: Duration,
+    /// Worker: ingest entries per batch (one PostgreSQL transaction).
+    pub batch_size: usize,
+    /// Worker: ingest shard lease lifetime; a crashed worker's shards move
+    /// to another worker after this long.
+    pub lease_ttl: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -49,6 +70,15 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("instance_id", &self.instance_id)
             .field("log_format", &self.log_format)
+            .field("ingest_shards", &self.ingest_shards)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("heartbeat_timeout", &self.heartbeat_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections_per_user", &self.max_connections_per_user)
+            .field("send_queue", &self.send_queue)
+            .field("drain_timeout", &self.drain_timeout)
+            .field("batch_size", &self.batch_size)
+            .field("lease_ttl", &self.lease_ttl)
             .finish()
     }
 }
@@ -114,6 +144,15 @@ impl Config {
             "info",
             "tracing filter, e.g. `info,gateway=debug`",
         ),
+        ("INGEST_SHARDS", "8", "ingest stream shards; gateways and workers must agree"),
+        ("HEARTBEAT_INTERVAL_MS", "30000", "server WebSocket ping interval"),
+        ("HEARTBEAT_TIMEOUT_MS", "90000", "close a connection silent for this long"),
+        ("IDLE_TIMEOUT_MS", "300000", "close a connection whose client sent nothing for this long"),
+        ("MAX_CONNECTIONS_PER_USER", "5", "connections per user across the pool; the oldest is closed"),
+        ("SEND_QUEUE", "1000", "outbound frames queued per connection before backpressure"),
+        ("DRAIN_TIMEOUT_MS", "10000", "gateway shutdown: wait this long for connections to close"),
+        ("BATCH_SIZE", "256", "worker: ingest entries per PostgreSQL transaction"),
+        ("LEASE_TTL_MS", "15000", "worker: ingest shard lease lifetime"),
     ];
 
     /// Reads the configuration from the process environment.
@@ -132,7 +171,7 @@ impl Config {
         let instance_id = lookup("INSTANCE_ID")
             .filter(|v| !v.is_empty())
             .unwrap_or_else(default_instance_id);
-        Ok(Self {
+        Self {
             bind_addr: parse("BIND_ADDR", &get("BIND_ADDR"))?,
             database_url: get("DATABASE_URL"),
             db_max_connections: parse("DB_MAX_CONNECTIONS", &get("DB_MAX_CONNECTIONS"))?,
@@ -150,7 +189,20 @@ impl Config {
             max_body_bytes: parse("MAX_BODY_BYTES", &get("MAX_BODY_BYTES"))?,
             instance_id,
             log_format: get("LOG_FORMAT"),
-        })
+            ingest_shards: parse("INGEST_SHARDS", &get("INGEST_SHARDS"))?,
+            heartbeat_interval: millis("HEARTBEAT_INTERVAL_MS", &get("HEARTBEAT_INTERVAL_MS"))?,
+            heartbeat_timeout: millis("HEARTBEAT_TIMEOUT_MS", &get("HEARTBEAT_TIMEOUT_MS"))?,
+            idle_timeout: millis("IDLE_TIMEOUT_MS", &get("IDLE_TIMEOUT_MS"))?,
+            max_connections_per_user: parse(
+                "MAX_CONNECTIONS_PER_USER",
+                &get("MAX_CONNECTIONS_PER_USER"),
+            )?,
+            send_queue: parse("SEND_QUEUE", &get("SEND_QUEUE"))?,
+            drain_timeout: millis("DRAIN_TIMEOUT_MS", &get("DRAIN_TIMEOUT_MS"))?,
+            batch_size: parse("BATCH_SIZE", &get("BATCH_SIZE"))?,
+            lease_ttl: millis("LEASE_TTL_MS", &get("LEASE_TTL_MS"))?,
+        }
+        .validated()
     }
 
     /// A configuration for tests: local services, a unique Redis prefix.
@@ -164,7 +216,24 @@ impl Config {
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         config.redis_prefix = prefix;
         config.jwt_secret = "test-secret".into();
+        config.lease_ttl = Duration::from_secs(2);
+        config.drain_timeout = Duration::from_secs(2);
         config
+    }
+
+    fn validated(self) -> Result<Self> {
+        anyhow::ensure!(self.ingest_shards >= 1, "INGEST_SHARDS must be at least 1");
+        anyhow::ensure!(self.send_queue >= 8, "SEND_QUEUE must be at least 8");
+        anyhow::ensure!(self.batch_size >= 1, "BATCH_SIZE must be at least 1");
+        anyhow::ensure!(
+            self.max_connections_per_user >= 1,
+            "MAX_CONNECTIONS_PER_USER must be at least 1"
+        );
+        anyhow::ensure!(
+            self.heartbeat_timeout > self.heartbeat_interval,
+            "HEARTBEAT_TIMEOUT_MS must exceed HEARTBEAT_INTERVAL_MS"
+        );
+        Ok(self)
     }
 
     pub fn uses_dev_secret(&self) -> bool {
@@ -185,6 +254,10 @@ fn default_instance_id() -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "local".into());
     format!("{host}-{}", std::process::id())
+}
+
+fn millis(name: &str, value: &str) -> Result<Duration> {
+    Ok(Duration::from_millis(parse(name, value)?))
 }
 
 fn parse<T: FromStr>(name: &str, value: &str) -> Result<T>

@@ -7,10 +7,13 @@
 
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod password;
+pub mod protocol;
 pub mod redis;
+pub mod scripts;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

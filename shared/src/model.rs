@@ -127,3 +127,30 @@ pub struct AuthResponse {
     pub expires_in: u64,
     pub user: User,
 }
+
+/// A message as clients see it (REST paging, `message.new`/`updated`).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: i64,
+    pub chat_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    /// Empty once deleted.
+    pub content: String,
+    pub client_id: String,
+    pub reply_to: Option<i64>,
+    pub mentions: Vec<i64>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Who reacted with one emoji to a message.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    pub emoji: String,
+    pub user_ids: Vec<i64>,
+    pub count: i64,
+}

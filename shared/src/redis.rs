@@ -57,10 +57,75 @@ impl Keys {
         format!("{}:rl:{{u{user_id}}}:{action}", self.prefix)
     }
 
-    /// Heartbeat key of a live gateway instance (for /health and ops).
-    pub fn instance(&self, instance_id: &str) -> String {
-        format!("{}:instance:{instance_id}", self.prefix)
+    /// Ingest stream shard that carries client writes for `chat_id`.
+    pub fn ingest(&self, chat_id: i64, shards: u32) -> String {
+        self.ingest_shard(chat_id.rem_euclid(shards as i64) as u32)
     }
+
+    pub fn ingest_shard(&self, shard: u32) -> String {
+        format!("{}:ingest:{{{shard}}}", self.prefix)
+    }
+
+    /// Where a worker parks entries it could not process after many attempts.
+    pub fn dead_letter(&self) -> String {
+        format!("{}:ingest:dead", self.prefix)
+    }
+
+    /// Lease of one ingest shard (one worker processes a shard at a time).
+    pub fn ingest_lease(&self, shard: u32) -> String {
+        format!("{}:lease:{{ingest:{shard}}}", self.prefix)
+    }
+
+    /// The chat topic stream: committed events, entry id "<seq>-<sub>".
+    pub fn chat_topic(&self, chat_id: i64) -> String {
+        format!("{}:topic:{{c{chat_id}}}", self.prefix)
+    }
+
+    /// Pub/Sub channel that wakes gateways with members of the chat.
+    pub fn chat_channel(&self, chat_id: i64) -> String {
+        format!("{}:wake:c{chat_id}", self.prefix)
+    }
+
+    /// Pub/Sub channel of one user: badges and membership changes.
+    pub fn user_channel(&self, user_id: i64) -> String {
+        format!("{}:wake:u{user_id}", self.prefix)
+    }
+
+    /// Pub/Sub channel of one gateway instance: acks and evictions.
+    pub fn gateway_channel(&self, instance_id: &str) -> String {
+        format!("{}:gw:{instance_id}", self.prefix)
+    }
+
+    /// Sorted set of a user's live connections, for the per-user limit.
+    pub fn connections(&self, user_id: i64) -> String {
+        format!("{}:conns:{{u{user_id}}}", self.prefix)
+    }
+
+    /// Hash of a user's unread counts: field "<chatId>" is the unread count,
+    /// "<chatId>:m" the unread mention count.
+    pub fn unread(&self, user_id: i64) -> String {
+        format!("{}:unread:{{u{user_id}}}", self.prefix)
+    }
+
+    /// Which chat a channel name wakes for, or which user.
+    pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
+        let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
+        if let Some(id) = rest.strip_prefix("wake:c") {
+            return id.parse().ok().map(Channel::Chat);
+        }
+        if let Some(id) = rest.strip_prefix("wake:u") {
+            return id.parse().ok().map(Channel::User);
+        }
+        rest.strip_prefix("gw:").map(|_| Channel::Gateway)
+    }
+}
+
+/// The kinds of Pub/Sub channel a gateway listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Chat(i64),
+    User(i64),
+    Gateway,
 }
 
 #[cfg(test)]
@@ -71,5 +136,11 @@ mod tests {
     fn keys_carry_prefix_and_hash_tag() {
         let keys = Keys::new("fc");
         assert_eq!(keys.rate_limit(42, "send"), "fc:rl:{u42}:send");
+        assert_eq!(keys.ingest(17, 8), "fc:ingest:{1}");
+        assert_eq!(keys.chat_topic(17), "fc:topic:{c17}");
+        assert_eq!(keys.parse_channel("fc:wake:c17"), Some(Channel::Chat(17)));
+        assert_eq!(keys.parse_channel("fc:wake:u4"), Some(Channel::User(4)));
+        assert_eq!(keys.parse_channel("fc:gw:gw1"), Some(Channel::Gateway));
+        assert_eq!(keys.parse_channel("other:wake:c1"), None);
     }
 }

@@ -1,0 +1,334 @@
+//! The WebSocket wire protocol: frame envelope, client frames, server frames.
+//!
+//! Every frame is `{type, id, timestamp, payload}` (seed 002 §2.2). Client
+//! frames are parsed in two steps, envelope then payload, so that a bad
+//! payload can still be answered with an `error` frame naming the frame's
+//! `id`. Server frames are serialized once and shared as text by every
+//! connection that receives them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppError;
+
+/// Largest client frame; larger ones are answered with an error and close 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest message content, in characters.
+pub const MAX_CONTENT_CHARS: usize = 16_000;
+/// Longest client frame id (it doubles as the idempotency key).
+pub const MAX_FRAME_ID_LEN: usize = 100;
+/// Sync returns `tooLarge` when more messages than this were missed.
+pub const SYNC_MAX_GAP: i64 = 500;
+/// Most chats one `sync.request` may name.
+pub const SYNC_MAX_CHATS: usize = 200;
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    id: Option<Value>,
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+/// A parsed client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    /// The client's frame id, echoed as `refId`.
+    pub id: String,
+    pub frame: ClientFrame,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    MessageSend(MessageSend),
+    MessageEdit(MessageEdit),
+    MessageDelete(MessageRef),
+    MessageReact(MessageReact),
+    TypingStart(ChatRef),
+    TypingStop(ChatRef),
+    ReadMark(ReadMark),
+    SyncRequest(SyncRequest),
+    Ping,
+}
+
+impl ClientFrame {
+    /// The frame type, for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MessageSend(_) => "message.send",
+            Self::MessageEdit(_) => "message.edit",
+            Self::MessageDelete(_) => "message.delete",
+            Self::MessageReact(_) => "message.react",
+            Self::TypingStart(_) => "typing.start",
+            Self::TypingStop(_) => "typing.stop",
+            Self::ReadMark(_) => "read.mark",
+            Self::SyncRequest(_) => "sync.request",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSend {
+    pub chat_id: i64,
+    pub content: String,
+    pub reply_to: Option<i64>,
+    /// User ids mentioned; ids that are not members are ignored.
+    #[serde(default)]
+    pub mentions: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEdit {
+    pub message_id: i64,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRef {
+    pub message_id: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReactAction {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageReact {
+    pub message_id: i64,
+    pub emoji: String,
+    pub action: ReactAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRef {
+    pub chat_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadMark {
+    pub chat_id: i64,
+    pub seq: i64,
+}
+
+/// `{chats: {"<chatId>": lastKnownSeq}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRequest {
+    pub chats: BTreeMap<i64, i64>,
+}
+
+/// A frame the server could not accept: the error and, when the envelope
+/// was readable, the frame id to answer with.
+#[derive(Debug)]
+pub struct Rejected {
+    pub ref_id: Option<String>,
+    pub error: AppError,
+}
+
+/// Parses one client text frame.
+pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| Rejected {
+        ref_id: None,
+        error: if e.is_data() {
+            AppError::validation(format!("frame must be an object: {e}"))
+        } else {
+            AppError::InvalidJson(e.to_string())
+        },
+    })?;
+    let id = match envelope.id {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FRAME_ID_LEN => s,
+        _ => {
+            return Err(Rejected {
+                ref_id: None,
+                error: AppError::validation(format!(
+                    "frame needs an `id`: a non-empty string of at most {MAX_FRAME_ID_LEN} characters"
+                )),
+            })
+        }
+    };
+    let reject = |error: AppError| Rejected {
+        ref_id: Some(id.clone()),
+        error,
+    };
+    let Some(kind) = envelope.kind else {
+        return Err(reject(AppError::validation("frame needs a `type`")));
+    };
+    let payload = envelope.payload.unwrap_or(Value::Object(Default::default()));
+    let frame = match kind.as_str() {
+        "message.send" => ClientFrame::MessageSend(payload_of(payload).map_err(reject)?),
+        "message.edit" => ClientFrame::MessageEdit(payload_of(payload).map_err(reject)?),
+        "message.delete" => ClientFrame::MessageDelete(payload_of(payload).map_err(reject)?),
+        "message.react" => ClientFrame::MessageReact(payload_of(payload).map_err(reject)?),
+        "typing.start" => ClientFrame::TypingStart(payload_of(payload).map_err(reject)?),
+        "typing.stop" => ClientFrame::TypingStop(payload_of(payload).map_err(reject)?),
+        "read.mark" => ClientFrame::ReadMark(payload_of(payload).map_err(reject)?),
+        "sync.request" => ClientFrame::SyncRequest(sync_request(payload).map_err(reject)?),
+        "ping" => ClientFrame::Ping,
+        other => {
+            return Err(reject(AppError::bad_request(format!(
+                "unknown frame type {other:?}"
+            ))))
+        }
+    };
+    Ok(Incoming { id, frame })
+}
+
+fn payload_of<T: DeserializeOwned>(payload: Value) -> Result<T, AppError> {
+    serde_json::from_value(payload).map_err(|e| AppError::validation(format!("invalid payload: {e}")))
+}
+
+fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        chats: BTreeMap<String, i64>,
+    }
+    let raw: Raw = payload_of(payload)?;
+    if raw.chats.len() > SYNC_MAX_CHATS {
+        return Err(AppError::validation(format!(
+            "at most {SYNC_MAX_CHATS} chats per sync.request"
+        )));
+    }
+    let mut chats = BTreeMap::new();
+    for (key, seq) in raw.chats {
+        let chat_id: i64 = key
+            .parse()
+            .map_err(|_| AppError::validation(format!("chat id {key:?} is not a number")))?;
+        if seq < 0 {
+            return Err(AppError::validation("lastKnownSeq must not be negative"));
+        }
+        chats.insert(chat_id, seq);
+    }
+    Ok(SyncRequest { chats })
+}
+
+#[derive(Serialize)]
+struct Outgoing<'a, P: Serialize + ?Sized> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    timestamp: String,
+    payload: &'a P,
+}
+
+/// Serializes a server frame.
+pub fn server_frame<P: Serialize + ?Sized>(kind: &str, id: &str, at: DateTime<Utc>, payload: &P) -> String {
+    serde_json::to_string(&Outgoing {
+        kind,
+        id,
+        timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        payload,
+    })
+    .expect("server payloads serialize")
+}
+
+/// A server frame with a fresh random id, stamped now.
+pub fn new_frame<P: Serialize + ?Sized>(kind: &str, payload: &P) -> String {
+    server_frame(kind, &uuid::Uuid::new_v4().to_string(), Utc::now(), payload)
+}
+
+/// The deterministic frame id of a chat event: the same event always has
+/// the same id, whether it arrives live, by sync or twice, so clients can
+/// de-duplicate on it.
+pub fn event_frame_id(chat_id: i64, seq: i64, sub: i64) -> String {
+    format!("c{chat_id}:{seq}-{sub}")
+}
+
+/// `ack {refId, status: "ok", ...extra}`.
+pub fn ack_frame(ref_id: &str, extra: Value) -> String {
+    let mut payload = serde_json::json!({ "refId": ref_id, "status": "ok" });
+    if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
+        p.extend(e);
+    }
+    new_frame("ack", &payload)
+}
+
+/// `error {code, message, refId, retryAfterMs?}` for a failed client frame.
+pub fn error_frame(ref_id: Option<&str>, error: &AppError) -> String {
+    let mut payload = serde_json::json!({
+        "code": error.code(),
+        "message": error.public_message(),
+        "refId": ref_id,
+    });
+    if let Some(ms) = error.retry_after_ms() {
+        payload["retryAfterMs"] = ms.into();
+    }
+    new_frame("error", &payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_send() {
+        let f = parse_client_frame(
+            r#"{"type":"message.send","id":"a1","timestamp":"2026-01-01T00:00:00Z",
+                "payload":{"chatId":3,"content":"hi","mentions":[2]}}"#,
+        )
+        .unwrap();
+        assert_eq!(f.id, "a1");
+        assert_eq!(
+            f.frame,
+            ClientFrame::MessageSend(MessageSend {
+                chat_id: 3,
+                content: "hi".into(),
+                reply_to: None,
+                mentions: vec![2]
+            })
+        );
+    }
+
+    #[test]
+    fn bad_frames_are_classified() {
+        let code = |text: &str| parse_client_frame(text).unwrap_err().error.code();
+        assert_eq!(code("{not json"), "invalid_json");
+        assert_eq!(code("[1,2]"), "validation_failed");
+        assert_eq!(code(r#"{"type":"ping"}"#), "validation_failed");
+        assert_eq!(code(r#"{"type":"ping","id":7}"#), "validation_failed");
+        let r = parse_client_frame(r#"{"type":"nope","id":"x"}"#).unwrap_err();
+        assert_eq!((r.error.code(), r.ref_id.as_deref()), ("bad_request", Some("x")));
+        let r = parse_client_frame(r#"{"type":"message.send","id":"x","payload":{"chatId":"a"}}"#)
+            .unwrap_err();
+        assert_eq!((r.error.code(), r.ref_id.as_deref()), ("validation_failed", Some("x")));
+    }
+
+    #[test]
+    fn sync_request_keys_are_chat_ids() {
+        let f = parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"4":10,"9":0}}}"#)
+            .unwrap();
+        let ClientFrame::SyncRequest(req) = f.frame else { panic!() };
+        assert_eq!(req.chats, BTreeMap::from([(4, 10), (9, 0)]));
+        let bad = parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"x":1}}}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn frames_have_the_envelope() {
+        let text = ack_frame("r1", serde_json::json!({"seq": 4}));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "ack");
+        assert_eq!(v["payload"]["refId"], "r1");
+        assert_eq!(v["payload"]["status"], "ok");
+        assert_eq!(v["payload"]["seq"], 4);
+        assert!(v["id"].as_str().is_some_and(|s| !s.is_empty()));
+        assert!(v["timestamp"].as_str().unwrap().ends_with('Z'));
+        let err = error_frame(Some("r2"), &AppError::RateLimited { retry_after_ms: 90 });
+        let v: Value = serde_json::from_str(&err).unwrap();
+        assert_eq!(v["payload"]["code"], "rate_limited");
+        assert_eq!(v["payload"]["retryAfterMs"], 90);
+        assert_eq!(v["payload"]["refId"], "r2");
+    }
+}

@@ -1,0 +1,135 @@
+//! The Lua scripts of `lua/`, each wrapped by one typed function.
+//!
+//! Scripts are compiled into the binaries (`include_str!`), loaded once at
+//! start-up with [`load_all`], and invoked by SHA (`EVALSHA`); a Redis that
+//! lost its script cache (restart, failover) gets the script re-loaded
+//! transparently on the `NOSCRIPT` error. Every script touches keys of one
+//! hash tag only, so all of them run unchanged on Redis Cluster.
+
+use std::sync::LazyLock;
+
+use fred::{prelude::*, types::scripts::Script};
+
+struct Scripts {
+    token_bucket: Script,
+    topic_publish: Script,
+    conn_register: Script,
+    lease_acquire: Script,
+    lease_release: Script,
+}
+
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    token_bucket: Script::from_lua(include_str!("../../lua/token_bucket.lua")),
+    topic_publish: Script::from_lua(include_str!("../../lua/topic_publish.lua")),
+    conn_register: Script::from_lua(include_str!("../../lua/conn_register.lua")),
+    lease_acquire: Script::from_lua(include_str!("../../lua/lease_acquire.lua")),
+    lease_release: Script::from_lua(include_str!("../../lua/lease_release.lua")),
+});
+
+/// Loads every script into the Redis script cache.
+pub async fn load_all(client: &Client) -> Result<(), Error> {
+    let s = &*SCRIPTS;
+    for script in [
+        &s.token_bucket,
+        &s.topic_publish,
+        &s.conn_register,
+        &s.lease_acquire,
+        &s.lease_release,
+    ] {
+        script.load(client).await?;
+    }
+    Ok(())
+}
+
+/// A token-bucket limit: `capacity` tokens, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub capacity: f64,
+    pub per_second: f64,
+}
+
+/// The outcome of [`take_token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allowed,
+    /// Denied; enough tokens exist again after this many milliseconds.
+    Denied { retry_after_ms: u64 },
+}
+
+/// Takes `cost` tokens from the bucket at `key` (lua/token_bucket.lua).
+pub async fn take_token(client: &Client, key: &str, limit: Limit, cost: f64) -> Result<Decision, Error> {
+    let (allowed, retry_after_ms): (i64, i64) = SCRIPTS
+        .token_bucket
+        .evalsha_with_reload(
+            client,
+            vec![key.to_string()],
+            vec![limit.capacity.to_string(), limit.per_second.to_string(), cost.to_string()],
+        )
+        .await?;
+    Ok(if allowed == 1 {
+        Decision::Allowed
+    } else {
+        Decision::Denied {
+            retry_after_ms: retry_after_ms.max(1) as u64,
+        }
+    })
+}
+
+/// Appends `frame` to the topic `stream` with entry id `id` (`"*"` for an
+/// automatic one) and publishes the wake on `channel`
+/// (lua/topic_publish.lua). Returns the entry id, or `None` when an entry
+/// with this id or a later one already exists.
+pub async fn topic_publish(
+    client: &Client,
+    stream: &str,
+    id: &str,
+    max_len: u64,
+    channel: &str,
+    frame: &str,
+) -> Result<Option<String>, Error> {
+    SCRIPTS
+        .topic_publish
+        .evalsha_with_reload(
+            client,
+            vec![stream.to_string()],
+            vec![id.to_string(), max_len.to_string(), channel.to_string(), frame.to_string()],
+        )
+        .await
+}
+
+/// Registers connection `member` in the user's set `key` and returns the
+/// members evicted beyond `max` (lua/conn_register.lua).
+pub async fn register_connection(
+    client: &Client,
+    key: &str,
+    member: &str,
+    max: u32,
+    ttl_secs: u64,
+) -> Result<Vec<String>, Error> {
+    SCRIPTS
+        .conn_register
+        .evalsha_with_reload(
+            client,
+            vec![key.to_string()],
+            vec![member.to_string(), max.to_string(), ttl_secs.to_string()],
+        )
+        .await
+}
+
+/// Takes or renews the lease `key` for `holder` (lua/lease_acquire.lua).
+pub async fn acquire_lease(client: &Client, key: &str, holder: &str, ttl_ms: u64) -> Result<bool, Error> {
+    let held: i64 = SCRIPTS
+        .lease_acquire
+        .evalsha_with_reload(client, vec![key.to_string()], vec![holder.to_string(), ttl_ms.to_string()])
+        .await?;
+    Ok(held == 1)
+}
+
+/// Releases the lease `key` if `holder` has it (lua/lease_release.lua).
+pub async fn release_lease(client: &Client, key: &str, holder: &str) -> Result<bool, Error> {
+    let released: i64 = SCRIPTS
+        .lease_release
+        .evalsha_with_reload(client, vec![key.to_string()], vec![holder.to_string()])
+        .await?;
+    Ok(released == 1)
+}
