@@ -6,9 +6,15 @@
 //! tests start real gateways in-process on port 0.
 
 pub mod chat_policy;
+pub mod commands;
 pub mod extract;
+pub mod fanout;
+pub mod hub;
+pub mod membership;
 pub mod routes;
+pub mod session;
 pub mod state;
+pub mod sync;
 
 use std::time::Duration;
 
@@ -32,7 +38,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if config.uses_dev_secret() {
         tracing::warn!("JWT_SECRET is the development default; set it in production");
     }
-    serve(AppState::new(config, pool, redis), listener, shutdown).await
+    serve(
+        AppState::connect(config, pool, redis).await?,
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves HTTP and WebSocket traffic on `listener` with ready-made state.
@@ -43,11 +54,27 @@ pub async fn serve(
 ) -> Result<()> {
     let addr = listener.local_addr().context("reading listener address")?;
     tracing::info!(%addr, instance = %state.config.instance_id, "gateway listening");
-    let app = routes::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    let app = routes::router(state.clone());
+    // On shutdown: stop accepting, tell every WebSocket session to close
+    // (1001, "reconnect"), wait for them to drain, then stop background tasks.
+    let closing = state.closing.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            closing.cancel();
+        })
         .await
-        .context("serving HTTP")?;
-    tracing::info!("gateway stopped");
-    Ok(())
+        .context("serving HTTP");
+    state.closing.cancel();
+    state.sessions.close();
+    let open = state.hub.connection_count();
+    if tokio::time::timeout(state.config.drain_timeout, state.sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(open, "connections still open after the drain timeout");
+    }
+    state.background.cancel();
+    tracing::info!(drained = open, "gateway stopped");
+    served
 }

@@ -1,10 +1,15 @@
-//! Shared state of one gateway process: connection pools, token keys and
-//! metrics, cloned cheaply into every request handler.
+//! Shared state of one gateway process: connection pools, token keys,
+//! metrics and the realtime machinery, cloned cheaply into every handler.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
+use anyhow::{Context, Result};
 use fechatter_shared::{metrics::Metrics, redis::Keys, token::TokenKeys, Config};
+use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{fanout, hub::Hub};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -14,10 +19,19 @@ pub struct AppState {
 pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
-    pub redis: fred::prelude::Client,
+    pub redis: Client,
+    pub subscriber: SubscriberClient,
+    pub subs: fanout::Subscriptions,
     pub keys: Keys,
     pub tokens: TokenKeys,
     pub metrics: Metrics,
+    pub hub: Arc<Hub>,
+    /// Every WebSocket session, so shutdown can wait for them to close.
+    pub sessions: TaskTracker,
+    /// Cancelled when the gateway shuts down: sessions close with 1001.
+    pub closing: CancellationToken,
+    /// Cancelled after sessions drained: background tasks stop.
+    pub background: CancellationToken,
 }
 
 impl std::ops::Deref for AppState {
@@ -28,18 +42,52 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: PgPool, redis: fred::prelude::Client) -> Self {
-        let tokens = TokenKeys::new(&config.jwt_secret, config.access_token_ttl);
+    /// Builds the state and starts the subscription and delivery tasks.
+    pub async fn connect(config: Config, pool: PgPool, redis: Client) -> Result<Self> {
+        fechatter_shared::scripts::load_all(&redis)
+            .await
+            .context("loading Lua scripts")?;
+        let redis_config =
+            fred::prelude::Config::from_url(&config.redis_url).context("parsing REDIS_URL")?;
+        let subscriber = Builder::from_config(redis_config)
+            .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16)
+            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_subscriber_client()
+            .context("building Redis subscriber")?;
+        subscriber
+            .init()
+            .await
+            .context("connecting the Redis subscriber")?;
+        let _resubscriber = subscriber.manage_subscriptions();
         let keys = Keys::new(config.redis_prefix.clone());
-        Self {
+        let hub = Arc::new(Hub::default());
+        let background = CancellationToken::new();
+        let subs = fanout::spawn_subscriptions(
+            subscriber.clone(),
+            hub.clone(),
+            keys.clone(),
+            keys.gateway_channel(&config.instance_id),
+            background.clone(),
+        );
+        let state = Self {
             inner: Arc::new(Inner {
+                tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
                 metrics: Metrics::new("gateway"),
                 config,
                 pool,
                 redis,
+                subscriber,
+                subs,
                 keys,
-                tokens,
+                hub,
+                sessions: TaskTracker::new(),
+                closing: CancellationToken::new(),
+                background: background.clone(),
             }),
-        }
+        };
+        fanout::spawn_delivery(state.clone(), background);
+        state.subs.refresh().await;
+        Ok(state)
     }
 }

@@ -144,15 +144,51 @@ impl Config {
             "info",
             "tracing filter, e.g. `info,gateway=debug`",
         ),
-        ("INGEST_SHARDS", "8", "ingest stream shards; gateways and workers must agree"),
-        ("HEARTBEAT_INTERVAL_MS", "30000", "server WebSocket ping interval"),
-        ("HEARTBEAT_TIMEOUT_MS", "90000", "close a connection silent for this long"),
-        ("IDLE_TIMEOUT_MS", "300000", "close a connection whose client sent nothing for this long"),
-        ("MAX_CONNECTIONS_PER_USER", "5", "connections per user across the pool; the oldest is closed"),
-        ("SEND_QUEUE", "1000", "outbound frames queued per connection before backpressure"),
-        ("DRAIN_TIMEOUT_MS", "10000", "gateway shutdown: wait this long for connections to close"),
-        ("BATCH_SIZE", "256", "worker: ingest entries per PostgreSQL transaction"),
-        ("LEASE_TTL_MS", "15000", "worker: ingest shard lease lifetime"),
+        (
+            "INGEST_SHARDS",
+            "8",
+            "ingest stream shards; gateways and workers must agree",
+        ),
+        (
+            "HEARTBEAT_INTERVAL_MS",
+            "30000",
+            "server WebSocket ping interval",
+        ),
+        (
+            "HEARTBEAT_TIMEOUT_MS",
+            "90000",
+            "close a connection silent for this long",
+        ),
+        (
+            "IDLE_TIMEOUT_MS",
+            "300000",
+            "close a connection whose client sent nothing for this long",
+        ),
+        (
+            "MAX_CONNECTIONS_PER_USER",
+            "5",
+            "connections per user across the pool; the oldest is closed",
+        ),
+        (
+            "SEND_QUEUE",
+            "1000",
+            "outbound frames queued per connection before backpressure",
+        ),
+        (
+            "DRAIN_TIMEOUT_MS",
+            "10000",
+            "gateway shutdown: wait this long for connections to close",
+        ),
+        (
+            "BATCH_SIZE",
+            "256",
+            "worker: ingest entries per PostgreSQL transaction",
+        ),
+        (
+            "LEASE_TTL_MS",
+            "15000",
+            "worker: ingest shard lease lifetime",
+        ),
     ];
 
     /// Reads the configuration from the process environment.

@@ -139,6 +139,17 @@ impl AppError {
         }
     }
 
+    /// True for failures that go away by themselves (a backing service is
+    /// down or restarting, a serialization conflict): retry, never give up
+    /// on the work.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Redis(_) | Self::Unavailable(_) => true,
+            Self::Database(e) => is_unavailable(e) || is_transient_sqlstate(e),
+            _ => false,
+        }
+    }
+
     /// Logs the error once, at a level matching whose fault it is.
     pub fn log(&self) {
         if self.status().is_server_error() {
@@ -163,6 +174,20 @@ fn is_unavailable(e: &sqlx::Error) -> bool {
         e,
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
     )
+}
+
+fn is_transient_sqlstate(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return matches!(e, sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed);
+    };
+    let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+    // 08: connection exception; 53: insufficient resources; 57P0x: server
+    // shutting down; 40001/40P01: serialization failure / deadlock.
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P0")
+        || code == "40001"
+        || code == "40P01"
 }
 
 fn anyhow_chain(e: &AppError) -> String {

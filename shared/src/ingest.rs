@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn notice_round_trip() {
         for n in [
-            GatewayNotice::Frame { conn: 5, frame: "{\"a\":\n1}".into() },
+            GatewayNotice::Frame {
+                conn: 5,
+                frame: "{\"a\":\n1}".into(),
+            },
             GatewayNotice::Evict { conn: 6 },
         ] {
             assert_eq!(GatewayNotice::decode(&n.encode()), Some(n));

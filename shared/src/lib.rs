@@ -18,6 +18,7 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod wake;
 
 pub use config::Config;
 pub use error::{AppError, AppResult};

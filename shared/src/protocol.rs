@@ -52,6 +52,7 @@ pub enum ClientFrame {
     TypingStop(ChatRef),
     ReadMark(ReadMark),
     SyncRequest(SyncRequest),
+    AuthRefresh(AuthRefresh),
     Ping,
 }
 
@@ -67,6 +68,7 @@ impl ClientFrame {
             Self::TypingStop(_) => "typing.stop",
             Self::ReadMark(_) => "read.mark",
             Self::SyncRequest(_) => "sync.request",
+            Self::AuthRefresh(_) => "auth.refresh",
             Self::Ping => "ping",
         }
     }
@@ -124,6 +126,13 @@ pub struct ReadMark {
     pub seq: i64,
 }
 
+/// A fresh access token for a live connection (answer to `token.refresh`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthRefresh {
+    pub access_token: String,
+}
+
 /// `{chats: {"<chatId>": lastKnownSeq}}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRequest {
@@ -150,14 +159,12 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
     })?;
     let id = match envelope.id {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FRAME_ID_LEN => s,
-        _ => {
-            return Err(Rejected {
-                ref_id: None,
-                error: AppError::validation(format!(
-                    "frame needs an `id`: a non-empty string of at most {MAX_FRAME_ID_LEN} characters"
-                )),
-            })
-        }
+        _ => return Err(Rejected {
+            ref_id: None,
+            error: AppError::validation(format!(
+                "frame needs an `id`: a non-empty string of at most {MAX_FRAME_ID_LEN} characters"
+            )),
+        }),
     };
     let reject = |error: AppError| Rejected {
         ref_id: Some(id.clone()),
@@ -166,7 +173,9 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
     let Some(kind) = envelope.kind else {
         return Err(reject(AppError::validation("frame needs a `type`")));
     };
-    let payload = envelope.payload.unwrap_or(Value::Object(Default::default()));
+    let payload = envelope
+        .payload
+        .unwrap_or(Value::Object(Default::default()));
     let frame = match kind.as_str() {
         "message.send" => ClientFrame::MessageSend(payload_of(payload).map_err(reject)?),
         "message.edit" => ClientFrame::MessageEdit(payload_of(payload).map_err(reject)?),
@@ -176,6 +185,7 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
         "typing.stop" => ClientFrame::TypingStop(payload_of(payload).map_err(reject)?),
         "read.mark" => ClientFrame::ReadMark(payload_of(payload).map_err(reject)?),
         "sync.request" => ClientFrame::SyncRequest(sync_request(payload).map_err(reject)?),
+        "auth.refresh" => ClientFrame::AuthRefresh(payload_of(payload).map_err(reject)?),
         "ping" => ClientFrame::Ping,
         other => {
             return Err(reject(AppError::bad_request(format!(
@@ -187,7 +197,8 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
 }
 
 fn payload_of<T: DeserializeOwned>(payload: Value) -> Result<T, AppError> {
-    serde_json::from_value(payload).map_err(|e| AppError::validation(format!("invalid payload: {e}")))
+    serde_json::from_value(payload)
+        .map_err(|e| AppError::validation(format!("invalid payload: {e}")))
 }
 
 fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
@@ -224,7 +235,12 @@ struct Outgoing<'a, P: Serialize + ?Sized> {
 }
 
 /// Serializes a server frame.
-pub fn server_frame<P: Serialize + ?Sized>(kind: &str, id: &str, at: DateTime<Utc>, payload: &P) -> String {
+pub fn server_frame<P: Serialize + ?Sized>(
+    kind: &str,
+    id: &str,
+    at: DateTime<Utc>,
+    payload: &P,
+) -> String {
     serde_json::to_string(&Outgoing {
         kind,
         id,
@@ -299,19 +315,30 @@ mod tests {
         assert_eq!(code(r#"{"type":"ping"}"#), "validation_failed");
         assert_eq!(code(r#"{"type":"ping","id":7}"#), "validation_failed");
         let r = parse_client_frame(r#"{"type":"nope","id":"x"}"#).unwrap_err();
-        assert_eq!((r.error.code(), r.ref_id.as_deref()), ("bad_request", Some("x")));
+        assert_eq!(
+            (r.error.code(), r.ref_id.as_deref()),
+            ("bad_request", Some("x"))
+        );
         let r = parse_client_frame(r#"{"type":"message.send","id":"x","payload":{"chatId":"a"}}"#)
             .unwrap_err();
-        assert_eq!((r.error.code(), r.ref_id.as_deref()), ("validation_failed", Some("x")));
+        assert_eq!(
+            (r.error.code(), r.ref_id.as_deref()),
+            ("validation_failed", Some("x"))
+        );
     }
 
     #[test]
     fn sync_request_keys_are_chat_ids() {
-        let f = parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"4":10,"9":0}}}"#)
-            .unwrap();
-        let ClientFrame::SyncRequest(req) = f.frame else { panic!() };
+        let f = parse_client_frame(
+            r#"{"type":"sync.request","id":"s","payload":{"chats":{"4":10,"9":0}}}"#,
+        )
+        .unwrap();
+        let ClientFrame::SyncRequest(req) = f.frame else {
+            panic!()
+        };
         assert_eq!(req.chats, BTreeMap::from([(4, 10), (9, 0)]));
-        let bad = parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"x":1}}}"#);
+        let bad =
+            parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"x":1}}}"#);
         assert!(bad.is_err());
     }
 

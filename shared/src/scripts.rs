@@ -53,17 +53,28 @@ pub struct Limit {
 pub enum Decision {
     Allowed,
     /// Denied; enough tokens exist again after this many milliseconds.
-    Denied { retry_after_ms: u64 },
+    Denied {
+        retry_after_ms: u64,
+    },
 }
 
 /// Takes `cost` tokens from the bucket at `key` (lua/token_bucket.lua).
-pub async fn take_token(client: &Client, key: &str, limit: Limit, cost: f64) -> Result<Decision, Error> {
+pub async fn take_token(
+    client: &Client,
+    key: &str,
+    limit: Limit,
+    cost: f64,
+) -> Result<Decision, Error> {
     let (allowed, retry_after_ms): (i64, i64) = SCRIPTS
         .token_bucket
         .evalsha_with_reload(
             client,
             vec![key.to_string()],
-            vec![limit.capacity.to_string(), limit.per_second.to_string(), cost.to_string()],
+            vec![
+                limit.capacity.to_string(),
+                limit.per_second.to_string(),
+                cost.to_string(),
+            ],
         )
         .await?;
     Ok(if allowed == 1 {
@@ -92,7 +103,12 @@ pub async fn topic_publish(
         .evalsha_with_reload(
             client,
             vec![stream.to_string()],
-            vec![id.to_string(), max_len.to_string(), channel.to_string(), frame.to_string()],
+            vec![
+                id.to_string(),
+                max_len.to_string(),
+                channel.to_string(),
+                frame.to_string(),
+            ],
         )
         .await
 }
@@ -117,10 +133,19 @@ pub async fn register_connection(
 }
 
 /// Takes or renews the lease `key` for `holder` (lua/lease_acquire.lua).
-pub async fn acquire_lease(client: &Client, key: &str, holder: &str, ttl_ms: u64) -> Result<bool, Error> {
+pub async fn acquire_lease(
+    client: &Client,
+    key: &str,
+    holder: &str,
+    ttl_ms: u64,
+) -> Result<bool, Error> {
     let held: i64 = SCRIPTS
         .lease_acquire
-        .evalsha_with_reload(client, vec![key.to_string()], vec![holder.to_string(), ttl_ms.to_string()])
+        .evalsha_with_reload(
+            client,
+            vec![key.to_string()],
+            vec![holder.to_string(), ttl_ms.to_string()],
+        )
         .await?;
     Ok(held == 1)
 }

@@ -11,76 +11,146 @@ use fred::prelude::*;
 
 async fn redis() -> (Client, Keys) {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let client = connect(&url, Duration::from_secs(5)).await.expect("local Redis");
+    let client = connect(&url, Duration::from_secs(5))
+        .await
+        .expect("local Redis");
     scripts::load_all(&client).await.unwrap();
-    (client, Keys::new(format!("t{}", uuid::Uuid::new_v4().simple())))
+    (
+        client,
+        Keys::new(format!("t{}", uuid::Uuid::new_v4().simple())),
+    )
 }
 
 #[tokio::test]
 async fn token_bucket_allows_burst_then_denies_with_wait() {
     let (client, keys) = redis().await;
     let key = keys.rate_limit(1, "send");
-    let limit = Limit { capacity: 3.0, per_second: 1.0 };
+    let limit = Limit {
+        capacity: 3.0,
+        per_second: 1.0,
+    };
     for _ in 0..3 {
-        assert_eq!(scripts::take_token(&client, &key, limit, 1.0).await.unwrap(), Decision::Allowed);
+        assert_eq!(
+            scripts::take_token(&client, &key, limit, 1.0)
+                .await
+                .unwrap(),
+            Decision::Allowed
+        );
     }
-    match scripts::take_token(&client, &key, limit, 1.0).await.unwrap() {
-        Decision::Denied { retry_after_ms } => assert!((1..=1000).contains(&retry_after_ms), "{retry_after_ms}"),
+    match scripts::take_token(&client, &key, limit, 1.0)
+        .await
+        .unwrap()
+    {
+        Decision::Denied { retry_after_ms } => {
+            assert!((1..=1000).contains(&retry_after_ms), "{retry_after_ms}")
+        }
         Decision::Allowed => panic!("fourth token must be denied"),
     }
     let ttl: i64 = client.pttl(&key).await.unwrap();
     assert!(ttl > 0, "bucket key must expire, pttl={ttl}");
     // Another user's bucket is independent.
     let other = keys.rate_limit(2, "send");
-    assert_eq!(scripts::take_token(&client, &other, limit, 1.0).await.unwrap(), Decision::Allowed);
+    assert_eq!(
+        scripts::take_token(&client, &other, limit, 1.0)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
 }
 
 #[tokio::test]
 async fn token_bucket_refills() {
     let (client, keys) = redis().await;
     let key = keys.rate_limit(1, "typing");
-    let limit = Limit { capacity: 1.0, per_second: 20.0 };
-    assert_eq!(scripts::take_token(&client, &key, limit, 1.0).await.unwrap(), Decision::Allowed);
-    assert!(matches!(scripts::take_token(&client, &key, limit, 1.0).await.unwrap(), Decision::Denied { .. }));
+    let limit = Limit {
+        capacity: 1.0,
+        per_second: 20.0,
+    };
+    assert_eq!(
+        scripts::take_token(&client, &key, limit, 1.0)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
+    assert!(matches!(
+        scripts::take_token(&client, &key, limit, 1.0)
+            .await
+            .unwrap(),
+        Decision::Denied { .. }
+    ));
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(scripts::take_token(&client, &key, limit, 1.0).await.unwrap(), Decision::Allowed);
+    assert_eq!(
+        scripts::take_token(&client, &key, limit, 1.0)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
 }
 
 #[tokio::test]
 async fn topic_publish_orders_dedupes_and_wakes() {
     let (client, keys) = redis().await;
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let subscriber = Builder::from_config(Config::from_url(&url).unwrap()).build_subscriber_client().unwrap();
+    let subscriber = Builder::from_config(Config::from_url(&url).unwrap())
+        .build_subscriber_client()
+        .unwrap();
     subscriber.init().await.unwrap();
     let channel = keys.chat_channel(5);
     let mut rx = subscriber.message_rx();
     subscriber.subscribe(channel.clone()).await.unwrap();
     let stream = keys.chat_topic(5);
 
-    let first = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}").await.unwrap();
+    let first = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}")
+        .await
+        .unwrap();
     assert_eq!(first.as_deref(), Some("1-0"));
-    let again = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}").await.unwrap();
+    let again = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}")
+        .await
+        .unwrap();
     assert_eq!(again, None, "same id twice is a no-op");
-    let second = scripts::topic_publish(&client, &stream, "1-1", 100, &channel, "{\"n\":2}").await.unwrap();
+    let second = scripts::topic_publish(&client, &stream, "1-1", 100, &channel, "{\"n\":2}")
+        .await
+        .unwrap();
     assert_eq!(second.as_deref(), Some("1-1"));
-    let third = scripts::topic_publish(&client, &stream, "2-0", 100, &channel, "{\"n\":3}").await.unwrap();
+    let third = scripts::topic_publish(&client, &stream, "2-0", 100, &channel, "{\"n\":3}")
+        .await
+        .unwrap();
     assert_eq!(third.as_deref(), Some("2-0"));
-    let stale = scripts::topic_publish(&client, &stream, "1-5", 100, &channel, "{}").await.unwrap();
+    let stale = scripts::topic_publish(&client, &stream, "1-5", 100, &channel, "{}")
+        .await
+        .unwrap();
     assert_eq!(stale, None, "an id below the last one is refused");
 
     let mut wakes = Vec::new();
     for _ in 0..3 {
-        let msg = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.unwrap().unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         wakes.push(msg.value.as_string().unwrap());
     }
-    assert_eq!(wakes, vec!["0-0 1-0\n{\"n\":1}", "1-0 1-1\n{\"n\":2}", "1-1 2-0\n{\"n\":3}"]);
+    assert_eq!(
+        wakes,
+        vec![
+            "0-0 1-0\n{\"n\":1}",
+            "1-0 1-1\n{\"n\":2}",
+            "1-1 2-0\n{\"n\":3}"
+        ]
+    );
     let len: u64 = client.xlen(&stream).await.unwrap();
     assert_eq!(len, 3);
 
     // Automatic ids work for topics without explicit ordering.
-    let auto = scripts::topic_publish(&client, &keys.chat_topic(6), "*", 10, &keys.chat_channel(6), "{}")
-        .await
-        .unwrap();
+    let auto = scripts::topic_publish(
+        &client,
+        &keys.chat_topic(6),
+        "*",
+        10,
+        &keys.chat_channel(6),
+        "{}",
+    )
+    .await
+    .unwrap();
     assert!(auto.is_some());
 }
 
@@ -88,12 +158,21 @@ async fn topic_publish_orders_dedupes_and_wakes() {
 async fn connection_limit_evicts_oldest() {
     let (client, keys) = redis().await;
     let key = keys.connections(9);
-    for (member, want) in [("gw|1", vec![]), ("gw|2", vec![]), ("gw|3", vec!["gw|1".to_string()])] {
-        let evicted = scripts::register_connection(&client, &key, member, 2, 60).await.unwrap();
+    for (member, want) in [
+        ("gw|1", vec![]),
+        ("gw|2", vec![]),
+        ("gw|3", vec!["gw|1".to_string()]),
+    ] {
+        let evicted = scripts::register_connection(&client, &key, member, 2, 60)
+            .await
+            .unwrap();
         assert_eq!(evicted, want);
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
-    let members: Vec<String> = client.zrange(&key, 0, -1, None, false, None, false).await.unwrap();
+    let members: Vec<String> = client
+        .zrange(&key, 0, -1, None, false, None, false)
+        .await
+        .unwrap();
     assert_eq!(members, vec!["gw|2", "gw|3"]);
 }
 
@@ -101,14 +180,30 @@ async fn connection_limit_evicts_oldest() {
 async fn leases_are_exclusive_renewable_and_expire() {
     let (client, keys) = redis().await;
     let key = keys.ingest_lease(0);
-    assert!(scripts::acquire_lease(&client, &key, "a", 200).await.unwrap());
-    assert!(!scripts::acquire_lease(&client, &key, "b", 200).await.unwrap());
-    assert!(scripts::acquire_lease(&client, &key, "a", 200).await.unwrap(), "renewal");
+    assert!(scripts::acquire_lease(&client, &key, "a", 200)
+        .await
+        .unwrap());
+    assert!(!scripts::acquire_lease(&client, &key, "b", 200)
+        .await
+        .unwrap());
+    assert!(
+        scripts::acquire_lease(&client, &key, "a", 200)
+            .await
+            .unwrap(),
+        "renewal"
+    );
     assert!(!scripts::release_lease(&client, &key, "b").await.unwrap());
     assert!(scripts::release_lease(&client, &key, "a").await.unwrap());
-    assert!(scripts::acquire_lease(&client, &key, "b", 100).await.unwrap());
+    assert!(scripts::acquire_lease(&client, &key, "b", 100)
+        .await
+        .unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert!(scripts::acquire_lease(&client, &key, "a", 100).await.unwrap(), "expired lease is free");
+    assert!(
+        scripts::acquire_lease(&client, &key, "a", 100)
+            .await
+            .unwrap(),
+        "expired lease is free"
+    );
 }
 
 #[tokio::test]
@@ -116,6 +211,16 @@ async fn scripts_reload_after_cache_flush() {
     let (client, keys) = redis().await;
     let _: () = client.script_flush(false).await.unwrap();
     let key = keys.rate_limit(3, "read");
-    let d = scripts::take_token(&client, &key, Limit { capacity: 1.0, per_second: 1.0 }, 1.0).await.unwrap();
+    let d = scripts::take_token(
+        &client,
+        &key,
+        Limit {
+            capacity: 1.0,
+            per_second: 1.0,
+        },
+        1.0,
+    )
+    .await
+    .unwrap();
     assert_eq!(d, Decision::Allowed);
 }

@@ -1,15 +1,28 @@
 //! The Fechatter background worker.
 //!
 //! Owns everything that must happen exactly once per event rather than once
-//! per gateway: schema migrations, persistence of the ingest streams to
-//! PostgreSQL, unread counters and notification evaluation. Several workers
-//! may run; they share work through Redis consumer groups.
+//! per gateway: schema migrations, committing client writes from the ingest
+//! streams to PostgreSQL, numbering each chat's events, announcing them on
+//! the chat topic streams, and maintaining unread counters. Several workers
+//! may run: ingest shards are leased, one worker per shard at a time, and a
+//! dead worker's shards move to a live one.
 
-use std::time::Duration;
+pub mod consumer;
+pub mod lease;
+pub mod persist;
+pub mod publish;
+
+use std::{
+    sync::{atomic::AtomicBool, Arc},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
-use fechatter_shared::{Config, MIGRATOR};
+use axum::{routing::get, Router};
+use fechatter_shared::{metrics::Metrics, redis::Keys, Config, MIGRATOR};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
 use sqlx::{postgres::PgPoolOptions, PgPool};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Connects to PostgreSQL with the configured pool size.
@@ -35,12 +48,143 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Migrates, then works until `shutdown` fires.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
+/// Fault injection for tests of crash recovery. Production never sets it.
+#[derive(Default)]
+pub struct Hooks {
+    /// Die right after the next batch commits: no publish, no ack, leases
+    /// left to expire — what a killed process leaves behind.
+    pub crash_after_commit: AtomicBool,
+}
+
+/// Worker-specific metrics, registered in the process registry.
+pub struct WorkerMetrics {
+    pub base: Metrics,
+    pub entries: IntCounterVec,
+    pub batch_seconds: Histogram,
+    pub batch_failures: IntCounterVec,
+    pub dead_letters: IntCounter,
+    pub shards_owned: IntGauge,
+}
+
+impl WorkerMetrics {
+    fn new() -> Self {
+        let base = Metrics::new("worker");
+        Self {
+            entries: base.register(
+                IntCounterVec::new(
+                    Opts::new("ingest_entries_total", "ingest entries by kind and outcome"),
+                    &["kind", "outcome"],
+                )
+                .expect("valid metric"),
+            ),
+            batch_seconds: base.register(
+                Histogram::with_opts(HistogramOpts::new(
+                    "ingest_batch_seconds",
+                    "commit + publish + ack time of one batch",
+                ))
+                .expect("valid metric"),
+            ),
+            batch_failures: base.register(
+                IntCounterVec::new(
+                    Opts::new("ingest_batch_failures_total", "failed batch attempts"),
+                    &["reason"],
+                )
+                .expect("valid metric"),
+            ),
+            dead_letters: base.register(
+                IntCounter::new(
+                    "ingest_dead_letters_total",
+                    "entries moved to the dead-letter stream",
+                )
+                .expect("valid metric"),
+            ),
+            shards_owned: base.register(
+                IntGauge::new("ingest_shards_owned", "ingest shards leased by this worker")
+                    .expect("valid metric"),
+            ),
+            base,
+        }
+    }
+}
+
+/// A running worker's connections and settings.
+pub struct Worker {
+    pub config: Config,
+    pub pool: PgPool,
+    /// Commands (pipelined, shared).
+    pub redis: fred::prelude::Client,
+    /// Blocking reads (XREADGROUP BLOCK) get their own connection so they
+    /// never delay other commands.
+    pub blocking: fred::prelude::Client,
+    pub keys: Keys,
+    pub metrics: WorkerMetrics,
+    pub hooks: Arc<Hooks>,
+}
+
+/// Migrates, then works until `shutdown` fires. Serves `/metrics` and
+/// `/health/simple` on `listener`.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    run_with_hooks(config, listener, shutdown, Arc::new(Hooks::default())).await
+}
+
+pub async fn run_with_hooks(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    hooks: Arc<Hooks>,
+) -> Result<()> {
     let pool = connect_db(&config).await?;
     migrate(&pool).await?;
-    tracing::info!(instance = %config.instance_id, "worker started");
-    shutdown.cancelled().await;
-    tracing::info!("worker stopped");
-    Ok(())
+    let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
+    let blocking =
+        fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
+    fechatter_shared::scripts::load_all(&redis)
+        .await
+        .context("loading Lua scripts")?;
+    let worker = Arc::new(Worker {
+        keys: Keys::new(config.redis_prefix.clone()),
+        metrics: WorkerMetrics::new(),
+        config,
+        pool,
+        redis,
+        blocking,
+        hooks,
+    });
+
+    let http_stop = CancellationToken::new();
+    let metrics = worker.metrics.base.clone();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/health/simple", get(|| async { "ok" }));
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
+    let http = tokio::spawn(async move { serve.await });
+
+    let lease_stop = CancellationToken::new();
+    let (owned, leases) = lease::spawn(
+        worker.redis.clone(),
+        worker.keys.clone(),
+        worker.config.ingest_shards,
+        worker.config.instance_id.clone(),
+        worker.config.lease_ttl,
+        lease_stop.clone(),
+    );
+    tracing::info!(instance = %worker.config.instance_id, "worker started");
+    let outcome = worker.consume(owned, shutdown).await;
+    http_stop.cancel();
+    let _ = http.await;
+    match outcome {
+        Ok(()) => {
+            // Finished the current batch: hand the shards over at once.
+            lease_stop.cancel();
+            let _ = leases.await;
+            tracing::info!("worker stopped");
+            Ok(())
+        }
+        Err(e) => {
+            // A crash releases nothing: leases expire, entries stay pending.
+            leases.abort();
+            Err(e.into())
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! handling, and hands over to the library. `migrate` applies the schema
 //! and exits (used by `make run` and deployments before gateways start).
 
+use anyhow::Context;
 use fechatter_shared::{shutdown, telemetry, Config};
 
 #[tokio::main]
@@ -9,7 +10,12 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(&config.log_format);
     match std::env::args().nth(1).as_deref() {
-        None | Some("run") => worker::run(config, shutdown::on_signal()).await,
+        None | Some("run") => {
+            let listener = tokio::net::TcpListener::bind(config.bind_addr)
+                .await
+                .with_context(|| format!("binding {}", config.bind_addr))?;
+            worker::run(config, listener, shutdown::on_signal()).await
+        }
         Some("migrate") => worker::migrate(&worker::connect_db(&config).await?).await,
         Some(other) => anyhow::bail!("unknown command {other:?}; expected `run` or `migrate`"),
     }

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::{
     chat_policy,
     extract::{ApiJson, ApiPath, AuthUser},
+    membership::{announce, Change},
     routes::auth::bounded,
     state::AppState,
 };
@@ -112,6 +113,9 @@ async fn create_chat(
     )
     .await?;
     tracing::info!(chat_id = created.id, user_id = me.user_id, "chat created");
+    let mut everyone = others.clone();
+    everyone.push(me.user_id);
+    announce(&state, created.id, &everyone, Change::Added).await;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -168,7 +172,13 @@ async fn delete_chat(
     if role != Some(Role::Owner) {
         return Err(AppError::forbidden("only the owner can delete a chat"));
     }
+    let members: Vec<i64> = chat::members(&state.pool, id)
+        .await?
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
     chat::delete(&state.pool, id).await?;
+    announce(&state, id, &members, Change::Removed).await;
     tracing::info!(chat_id = id, user_id = me.user_id, "chat deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,6 +204,7 @@ async fn add_members(
     ensure_workspace_users(&state, me.workspace_id, &ids).await?;
     let added = chat::add_members(&state.pool, id, &ids).await?;
     tracing::info!(chat_id = id, added = ?added, "members added");
+    announce(&state, id, &added, Change::Added).await;
     Ok(Json(chat::members(&state.pool, id).await?))
 }
 
@@ -208,6 +219,7 @@ async fn remove_members(
     chat_policy::may_remove_members(found.chat_type, me.user_id, role, found.owner_id, &ids)?;
     let removed = chat::remove_members(&state.pool, id, &ids).await?;
     tracing::info!(chat_id = id, removed = ?removed, "members removed");
+    announce(&state, id, &removed, Change::Removed).await;
     Ok(Json(chat::members(&state.pool, id).await?))
 }
 
@@ -246,6 +258,7 @@ async fn join_chat(
         return Err(AppError::validation("only public channels can be joined"));
     }
     chat::add_members(&state.pool, id, &[me.user_id]).await?;
+    announce(&state, id, &[me.user_id], Change::Added).await;
     Ok(Json(chat::get(&state.pool, id).await?))
 }
 

@@ -22,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(chat::router())
         .merge(health::router())
+        .merge(crate::sync::router())
+        .merge(crate::session::router())
         .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             AppError::BadRequest("method not allowed on this route".into())

@@ -3,6 +3,8 @@
 //! Redis under a unique key prefix.
 #![allow(dead_code)]
 
+pub mod realtime;
+
 use fechatter_shared::Config;
 use gateway::AppState;
 use reqwest::{Method, StatusCode};
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub base: String,
+    pub config: Config,
     pub http: reqwest::Client,
     pub state: AppState,
     shutdown: CancellationToken,
@@ -20,6 +23,17 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+impl TestApp {
+    /// Stops the gateway gracefully (sessions get close 1001).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    pub fn ws_url(&self) -> String {
+        self.base.replacen("http://", "ws://", 1) + "/ws"
     }
 }
 
@@ -49,13 +63,16 @@ pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> TestAp
         fechatter_shared::redis::connect(&config.redis_url, std::time::Duration::from_secs(5))
             .await
             .expect("local Redis must be running for tests");
-    let state = AppState::new(config, pool, redis);
+    let state = AppState::connect(config, pool, redis)
+        .await
+        .expect("gateway state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway::serve(state.clone(), listener, shutdown.clone()));
     TestApp {
         base,
+        config: state.config.clone(),
         http: reqwest::Client::new(),
         state,
         shutdown,

@@ -1,0 +1,306 @@
+//! What the gateway does with each client frame.
+//!
+//! Writes (send, edit, delete, react, read) are only validated here —
+//! membership, shape, rate limit — and then appended to the chat's ingest
+//! shard; the worker commits them and its ack reaches the client through
+//! this gateway's channel, so a client never hears "ok" for something that
+//! is not in PostgreSQL. Ephemeral frames (typing) and reads (sync) are
+//! answered here directly.
+
+use std::time::{Duration, Instant};
+
+use fechatter_shared::{
+    ingest::{Command, IngestEntry, ENTRY_FIELD},
+    protocol::{self, ClientFrame, Incoming, MAX_CONTENT_CHARS},
+    scripts::{self, Decision, Limit},
+    wake, AppError, AppResult,
+};
+use fred::prelude::*;
+use serde_json::json;
+
+use crate::{session::Session, sync};
+
+/// Seed 002 §7.3: messages (and other writes) 10/s per user.
+pub const SEND_LIMIT: Limit = Limit {
+    capacity: 10.0,
+    per_second: 10.0,
+};
+/// Seed 002 §7.3: typing 1/s per user per chat.
+pub const TYPING_LIMIT: Limit = Limit {
+    capacity: 1.0,
+    per_second: 1.0,
+};
+/// Seed 002 §7.3: read marks 5/s per user.
+pub const READ_LIMIT: Limit = Limit {
+    capacity: 5.0,
+    per_second: 5.0,
+};
+/// Typing state expires this long after the last `typing.start`.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+/// Most mentions per message.
+const MAX_MENTIONS: usize = 100;
+
+impl Session {
+    pub async fn dispatch(&mut self, incoming: Incoming) -> AppResult<()> {
+        let ref_id = incoming.id;
+        match incoming.frame {
+            ClientFrame::MessageSend(m) => {
+                self.ensure_member(m.chat_id)?;
+                let content = valid_content(&m.content)?;
+                if m.mentions.len() > MAX_MENTIONS {
+                    return Err(AppError::validation(format!(
+                        "at most {MAX_MENTIONS} mentions"
+                    )));
+                }
+                self.limit("send", SEND_LIMIT).await?;
+                self.stop_typing(m.chat_id).await;
+                let command = Command::Send {
+                    content,
+                    reply_to: m.reply_to,
+                    mentions: m.mentions,
+                };
+                self.ingest(m.chat_id, ref_id, command).await
+            }
+            ClientFrame::MessageEdit(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                let content = valid_content(&m.content)?;
+                self.limit("send", SEND_LIMIT).await?;
+                self.ingest(
+                    chat_id,
+                    ref_id,
+                    Command::Edit {
+                        message_id: m.message_id,
+                        content,
+                    },
+                )
+                .await
+            }
+            ClientFrame::MessageDelete(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                self.limit("send", SEND_LIMIT).await?;
+                self.ingest(
+                    chat_id,
+                    ref_id,
+                    Command::Delete {
+                        message_id: m.message_id,
+                    },
+                )
+                .await
+            }
+            ClientFrame::MessageReact(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                let emoji = m.emoji.trim();
+                if emoji.is_empty()
+                    || emoji.len() > 64
+                    || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(AppError::validation(
+                        "emoji must be 1-64 bytes without spaces",
+                    ));
+                }
+                self.limit("send", SEND_LIMIT).await?;
+                let command = Command::React {
+                    message_id: m.message_id,
+                    emoji: emoji.to_string(),
+                    action: m.action,
+                };
+                self.ingest(chat_id, ref_id, command).await
+            }
+            ClientFrame::ReadMark(r) => {
+                self.ensure_member(r.chat_id)?;
+                if r.seq < 0 {
+                    return Err(AppError::validation("seq must not be negative"));
+                }
+                self.limit("read", READ_LIMIT).await?;
+                self.ingest(r.chat_id, ref_id, Command::Read { seq: r.seq })
+                    .await
+            }
+            ClientFrame::TypingStart(t) => {
+                self.ensure_member(t.chat_id)?;
+                let key = format!("typing:{}", t.chat_id);
+                let throttled = matches!(
+                    self.take(&key, TYPING_LIMIT).await?,
+                    Decision::Denied { .. }
+                );
+                let was_typing = self
+                    .typing
+                    .insert(t.chat_id, Instant::now() + TYPING_TTL)
+                    .is_some();
+                // Over the limit the indicator is not re-broadcast (seed
+                // §7.3: silently dropped) but the typing state is kept alive.
+                if !throttled || !was_typing {
+                    self.publish_typing(t.chat_id, true).await?;
+                }
+                self.send(protocol::ack_frame(
+                    &ref_id,
+                    json!({ "throttled": throttled }),
+                ));
+                Ok(())
+            }
+            ClientFrame::TypingStop(t) => {
+                self.ensure_member(t.chat_id)?;
+                self.stop_typing(t.chat_id).await;
+                self.send(protocol::ack_frame(&ref_id, json!({})));
+                Ok(())
+            }
+            ClientFrame::SyncRequest(req) => {
+                let mut answered = 0;
+                for (chat_id, known) in req.chats {
+                    let frame = if self.state.hub.is_member(self.me.user_id, chat_id) {
+                        sync::chat_sync(&self.state, chat_id, known).await?
+                    } else {
+                        sync::refused(chat_id)
+                    };
+                    self.send(frame);
+                    answered += 1;
+                }
+                self.send(protocol::ack_frame(&ref_id, json!({ "chats": answered })));
+                Ok(())
+            }
+            ClientFrame::AuthRefresh(a) => {
+                self.refresh_token(a.access_token.trim())?;
+                self.send(protocol::ack_frame(
+                    &ref_id,
+                    json!({ "expiresAt": self.me.expires_at }),
+                ));
+                Ok(())
+            }
+            ClientFrame::Ping => {
+                self.send(protocol::ack_frame(&ref_id, json!({})));
+                Ok(())
+            }
+        }
+    }
+
+    fn ensure_member(&self, chat_id: i64) -> AppResult<()> {
+        if self.state.hub.is_member(self.me.user_id, chat_id) {
+            Ok(())
+        } else {
+            Err(AppError::not_found("chat not found"))
+        }
+    }
+
+    /// The chat of a message the caller can see.
+    async fn chat_of_message(&self, message_id: i64) -> AppResult<i64> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT chat_id FROM messages WHERE id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.state.pool)
+            .await?;
+        match row {
+            Some((chat_id,)) if self.state.hub.is_member(self.me.user_id, chat_id) => Ok(chat_id),
+            _ => Err(AppError::not_found("message not found")),
+        }
+    }
+
+    async fn take(&self, action: &str, limit: Limit) -> AppResult<Decision> {
+        let key = self.state.keys.rate_limit(self.me.user_id, action);
+        Ok(scripts::take_token(&self.state.redis, &key, limit, 1.0).await?)
+    }
+
+    async fn limit(&self, action: &str, limit: Limit) -> AppResult<()> {
+        match self.take(action, limit).await? {
+            Decision::Allowed => Ok(()),
+            Decision::Denied { retry_after_ms } => Err(AppError::RateLimited { retry_after_ms }),
+        }
+    }
+
+    /// Appends a write to the chat's ingest shard; the worker answers.
+    async fn ingest(&self, chat_id: i64, ref_id: String, command: Command) -> AppResult<()> {
+        let entry = IngestEntry {
+            chat_id,
+            user_id: self.me.user_id,
+            gateway: self.state.config.instance_id.clone(),
+            conn: self.conn.id,
+            ref_id,
+            command,
+        };
+        let body = serde_json::to_string(&entry).map_err(|e| AppError::Internal(e.into()))?;
+        let stream = self
+            .state
+            .keys
+            .ingest(chat_id, self.state.config.ingest_shards);
+        let _: String = self
+            .state
+            .redis
+            .xadd(stream, false, None, "*", vec![(ENTRY_FIELD, body)])
+            .await?;
+        Ok(())
+    }
+
+    async fn publish_typing(&self, chat_id: i64, active: bool) -> AppResult<()> {
+        let frame = protocol::new_frame(
+            "typing.indicator",
+            &json!({
+                "chatId": chat_id,
+                "userId": self.me.user_id,
+                "displayName": self.me.display_name,
+                "active": active,
+            }),
+        );
+        let _: () = self
+            .state
+            .redis
+            .publish(
+                self.state.keys.chat_channel(chat_id),
+                wake::ephemeral(self.me.user_id, &frame),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Ends typing in a chat, telling the others if it was on.
+    pub async fn stop_typing(&mut self, chat_id: i64) {
+        if self.typing.remove(&chat_id).is_some() {
+            if let Err(e) = self.publish_typing(chat_id, false).await {
+                tracing::debug!(error = %e, "typing stop not published");
+            }
+        }
+    }
+
+    pub async fn expire_typing(&mut self, now: Instant) {
+        let expired: Vec<i64> = self
+            .typing
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for chat in expired {
+            self.stop_typing(chat).await;
+        }
+    }
+
+    pub async fn stop_all_typing(&mut self) {
+        let chats: Vec<i64> = self.typing.keys().copied().collect();
+        for chat in chats {
+            self.stop_typing(chat).await;
+        }
+    }
+}
+
+fn valid_content(content: &str) -> AppResult<String> {
+    if content.trim().is_empty() {
+        return Err(AppError::validation("content must not be empty"));
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(AppError::validation(format!(
+            "content exceeds {MAX_CONTENT_CHARS} characters"
+        )));
+    }
+    if content.contains('\0') {
+        return Err(AppError::validation(
+            "content must not contain NUL characters",
+        ));
+    }
+    Ok(content.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn content_rules() {
+        assert!(super::valid_content(" ").is_err());
+        assert!(super::valid_content("a\0b").is_err());
+        assert!(super::valid_content(&"x".repeat(16_001)).is_err());
+        assert_eq!(super::valid_content(" hi ").unwrap(), " hi ");
+    }
+}

@@ -1,0 +1,334 @@
+//! Delivery from Redis to local sockets.
+//!
+//! A gateway listens (Pub/Sub) only on the wake channels of chats that have
+//! a local member, of its local users, and of itself. A wake for a chat
+//! event carries the frame and the id of the entry before it: if that is
+//! the last entry this gateway delivered, the frame goes out directly (one
+//! Redis round trip per event for the whole pool); otherwise the gateway
+//! missed something and first reads the gap from the topic stream. After a
+//! Redis reconnect or a lagging receiver it re-reads memberships from
+//! PostgreSQL and catches every chat up from its stream, so a Redis blip
+//! delays events but loses none. Each frame is serialized once and shared
+//! by every connection it goes to.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use axum::extract::ws::Utf8Bytes;
+use fechatter_shared::{
+    ingest::GatewayNotice,
+    redis::Channel,
+    wake::{StreamId, Wake},
+};
+use fred::{clients::SubscriberClient, prelude::*};
+use tokio::sync::{broadcast::error::RecvError, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    hub::{close, Priority},
+    state::AppState,
+};
+
+/// Entries read per XRANGE when catching a chat up.
+const CATCH_UP_PAGE: u64 = 500;
+
+/// Asks the subscription task to make Redis subscriptions match the hub.
+#[derive(Clone)]
+pub struct Subscriptions {
+    tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+impl Subscriptions {
+    /// Returns once the subscriptions match the hub as it is now.
+    pub async fn refresh(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(done).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the subscription task; it stops when `shutdown` fires.
+pub fn spawn_subscriptions(
+    subscriber: SubscriberClient,
+    hub: Arc<crate::hub::Hub>,
+    keys: fechatter_shared::redis::Keys,
+    gateway_channel: String,
+    shutdown: CancellationToken,
+) -> Subscriptions {
+    let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+    tokio::spawn(async move {
+        let mut current: HashSet<String> = HashSet::new();
+        loop {
+            let first = tokio::select! {
+                r = rx.recv() => match r { Some(d) => d, None => break },
+                _ = shutdown.cancelled() => break,
+            };
+            // Coalesce every request queued meanwhile into one pass.
+            let mut waiters = vec![first];
+            while let Ok(d) = rx.try_recv() {
+                waiters.push(d);
+            }
+            let mut wanted: HashSet<String> = hub
+                .local_chats()
+                .into_iter()
+                .map(|c| keys.chat_channel(c))
+                .collect();
+            wanted.extend(hub.local_users().into_iter().map(|u| keys.user_channel(u)));
+            wanted.insert(gateway_channel.clone());
+            let add: Vec<String> = wanted.difference(&current).cloned().collect();
+            let remove: Vec<String> = current.difference(&wanted).cloned().collect();
+            let mut ok = true;
+            if !add.is_empty() {
+                if let Err(e) = subscriber.subscribe(add).await {
+                    tracing::warn!(error = %e, "subscribe failed; will retry");
+                    ok = false;
+                }
+            }
+            if ok && !remove.is_empty() {
+                if let Err(e) = subscriber.unsubscribe(remove).await {
+                    tracing::warn!(error = %e, "unsubscribe failed; will retry");
+                    ok = false;
+                }
+            }
+            if ok {
+                current = wanted;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+        let _ = subscriber
+            .unsubscribe(current.into_iter().collect::<Vec<_>>())
+            .await;
+    });
+    Subscriptions { tx }
+}
+
+/// Runs the delivery loop until `shutdown` fires.
+pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
+    let mut messages = state.subscriber.message_rx();
+    let mut reconnects = state.subscriber.reconnect_rx();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = messages.recv() => match m {
+                    Ok(msg) => {
+                        let channel = msg.channel.to_string();
+                        if let Some(text) = msg.value.as_str() {
+                            on_message(&state, &channel, &text).await;
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "Pub/Sub receiver lagged; resynchronizing");
+                        resync(&state).await;
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                r = reconnects.recv() => if r.is_ok() {
+                    tracing::info!("Redis Pub/Sub reconnected; resynchronizing");
+                    // Give the client a moment to re-subscribe first.
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    resync(&state).await;
+                },
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    });
+}
+
+async fn on_message(state: &AppState, channel: &str, text: &str) {
+    match state.keys.parse_channel(channel) {
+        Some(Channel::Chat(chat)) => match Wake::parse(text) {
+            Some(Wake::Event { prev, id, frame }) => on_event(state, chat, prev, id, frame).await,
+            Some(Wake::Ephemeral { exclude, frame }) => {
+                deliver_to_chat(state, chat, exclude, frame)
+            }
+            None => tracing::warn!(channel, "unreadable wake message"),
+        },
+        Some(Channel::User(user)) => match Wake::parse(text) {
+            Some(Wake::Ephemeral { frame, .. }) => on_user_frame(state, user, frame).await,
+            _ => tracing::warn!(channel, "unreadable user message"),
+        },
+        Some(Channel::Gateway) => match GatewayNotice::decode(text) {
+            Some(GatewayNotice::Frame { conn, frame }) => {
+                if let Some(c) = state.hub.conn(conn) {
+                    let kind = frame_kind(&frame).to_string();
+                    c.offer(
+                        Utf8Bytes::from(frame),
+                        Priority::Essential,
+                        &state.metrics,
+                        &kind,
+                    );
+                }
+            }
+            Some(GatewayNotice::Evict { conn }) => {
+                if let Some(c) = state.hub.conn(conn) {
+                    c.close(
+                        close::REPLACED,
+                        "connection limit reached: replaced by a newer connection",
+                    );
+                }
+            }
+            None => tracing::warn!(channel, "unreadable gateway notice"),
+        },
+        None => {}
+    }
+}
+
+async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, frame: &str) {
+    match state.hub.position(chat) {
+        None => {}
+        Some(None) => {
+            deliver_to_chat(state, chat, 0, frame);
+            state.hub.advance(chat, id);
+        }
+        Some(Some(last)) if id <= last => {}
+        Some(Some(last)) if prev == last => {
+            deliver_to_chat(state, chat, 0, frame);
+            state.hub.advance(chat, id);
+        }
+        Some(Some(last)) => {
+            tracing::debug!(chat, %last, %prev, "gap in chat topic; reading the stream");
+            catch_up(state, chat, last).await;
+        }
+    }
+}
+
+/// Delivers every topic entry after `from`, in order.
+async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
+    let stream = state.keys.chat_topic(chat);
+    loop {
+        let entries =
+            match read_topic(&state.redis, &stream, &format!("({from}"), CATCH_UP_PAGE).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(chat, error = %e, "reading chat topic failed");
+                    return;
+                }
+            };
+        let n = entries.len() as u64;
+        for (id, frame) in entries {
+            if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
+                continue;
+            }
+            deliver_to_chat(state, chat, 0, &frame);
+            state.hub.advance(chat, id);
+            from = id;
+        }
+        if n < CATCH_UP_PAGE {
+            return;
+        }
+    }
+}
+
+/// `XRANGE stream start + COUNT n` as (id, frame) pairs.
+pub async fn read_topic(
+    redis: &Client,
+    stream: &str,
+    start: &str,
+    count: u64,
+) -> Result<Vec<(StreamId, String)>, Error> {
+    let reply: Value = redis.xrange(stream, start, "+", Some(count)).await?;
+    let Value::Array(items) = reply else {
+        return Ok(Vec::new());
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|item| {
+            let Value::Array(parts) = item else {
+                return None;
+            };
+            let id: StreamId = parts.first()?.as_str()?.parse().ok()?;
+            let Value::Array(fields) = parts.get(1)? else {
+                return None;
+            };
+            let frame = fields
+                .chunks(2)
+                .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("f"))
+                .and_then(|kv| kv[1].as_string())?;
+            Some((id, frame))
+        })
+        .collect())
+}
+
+fn deliver_to_chat(state: &AppState, chat: i64, exclude: i64, frame: &str) {
+    let conns = state.hub.conns_of_chat(chat, exclude);
+    if conns.is_empty() {
+        return;
+    }
+    let kind = frame_kind(frame);
+    let priority = if kind.starts_with("typing.") {
+        Priority::Droppable
+    } else {
+        Priority::Essential
+    };
+    let bytes = Utf8Bytes::from(frame.to_string());
+    for c in conns {
+        c.offer(bytes.clone(), priority, &state.metrics, kind);
+    }
+}
+
+async fn on_user_frame(state: &AppState, user: i64, frame: &str) {
+    if frame_kind(frame) == "membership.changed" {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
+            let chat = v["payload"]["chatId"].as_i64().unwrap_or_default();
+            match v["payload"]["action"].as_str() {
+                Some("added") => {
+                    state.hub.add_membership(user, chat);
+                }
+                Some("removed") => state.hub.remove_membership(user, chat),
+                _ => {}
+            }
+            state.subs.refresh().await;
+        }
+    }
+    let kind = frame_kind(frame);
+    let bytes = Utf8Bytes::from(frame.to_string());
+    for c in state.hub.conns_of_user(user) {
+        c.offer(bytes.clone(), Priority::Essential, &state.metrics, kind);
+    }
+}
+
+/// Re-reads memberships of local users and catches every chat up.
+pub async fn resync(state: &AppState) {
+    let users = state.hub.local_users();
+    match fechatter_shared::store::chat::memberships(&state.pool, &users).await {
+        Ok(memberships) => {
+            for user in users {
+                let chats: HashSet<i64> = memberships
+                    .iter()
+                    .filter(|(u, _)| *u == user)
+                    .map(|(_, c)| *c)
+                    .collect();
+                state.hub.set_memberships(user, &chats);
+            }
+            state.subs.refresh().await;
+        }
+        Err(e) => tracing::warn!(error = %e, "re-reading memberships failed"),
+    }
+    for chat in state.hub.local_chats() {
+        if let Some(Some(last)) = state.hub.position(chat) {
+            catch_up(state, chat, last).await;
+        }
+    }
+}
+
+/// The `type` of a serialized server frame (they all start with it).
+pub fn frame_kind(frame: &str) -> &str {
+    frame
+        .strip_prefix("{\"type\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn frame_kind_reads_the_leading_type() {
+        let f = fechatter_shared::protocol::new_frame("typing.indicator", &serde_json::json!({}));
+        assert_eq!(super::frame_kind(&f), "typing.indicator");
+        assert_eq!(super::frame_kind("{}"), "unknown");
+    }
+}

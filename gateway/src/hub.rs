@@ -1,0 +1,398 @@
+//! The gateway's local view: which connections it holds, which users they
+//! belong to, which chats those users are in, and how far each chat topic
+//! has been delivered.
+//!
+//! This is the only mutable state of a gateway, and all of it is
+//! reconstructible: connections come back by reconnecting, memberships are
+//! re-read from PostgreSQL, topic positions from Redis. One mutex guards it;
+//! critical sections only copy out channel senders, never await.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use axum::extract::ws::Utf8Bytes;
+use fechatter_shared::{metrics::Metrics, wake::StreamId};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What a connection's writer task is asked to send.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Utf8Bytes),
+    Ping,
+}
+
+/// How a frame may be treated under backpressure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Typing indicators: dropped first, already when the queue is half full.
+    Droppable,
+    /// Everything else: never dropped; a connection that cannot take it is
+    /// closed (the client resyncs).
+    Essential,
+}
+
+/// Close codes the gateway uses (documented in docs/protocol.md).
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const TOO_BIG: u16 = 1009;
+    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    pub const REPLACED: u16 = 4001;
+    pub const IDLE: u16 = 4002;
+    pub const SLOW_CONSUMER: u16 = 4003;
+    pub const TOKEN_EXPIRED: u16 = 4401;
+}
+
+/// A handle on one connection, cloned into the hub and its session.
+#[derive(Clone)]
+pub struct Conn {
+    pub id: u64,
+    pub user_id: i64,
+    tx: mpsc::Sender<Outbound>,
+    capacity: usize,
+    /// Cancelled to close the connection; `reason` says how.
+    pub kill: CancellationToken,
+    reason: Arc<Mutex<Option<(u16, String)>>>,
+}
+
+impl Conn {
+    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let conn = Self {
+            id,
+            user_id,
+            tx,
+            capacity,
+            kill: CancellationToken::new(),
+            reason: Arc::new(Mutex::new(None)),
+        };
+        (conn, rx)
+    }
+
+    /// Closes the connection with `code`; the first reason given wins.
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut slot = self.reason.lock().expect("reason lock");
+        if slot.is_none() {
+            *slot = Some((code, reason.to_string()));
+        }
+        drop(slot);
+        self.kill.cancel();
+    }
+
+    pub fn close_reason(&self) -> (u16, String) {
+        self.reason
+            .lock()
+            .expect("reason lock")
+            .clone()
+            .unwrap_or((close::NORMAL, String::new()))
+    }
+
+    /// Queues a frame without waiting. Returns false when it was dropped.
+    pub fn offer(
+        &self,
+        frame: Utf8Bytes,
+        priority: Priority,
+        metrics: &Metrics,
+        kind: &str,
+    ) -> bool {
+        if priority == Priority::Droppable && self.tx.capacity() < self.capacity / 2 {
+            metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
+            return false;
+        }
+        match self.tx.try_send(Outbound::Frame(frame)) {
+            Ok(()) => {
+                metrics.ws_frames_out.with_label_values(&[kind]).inc();
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
+                if priority == Priority::Essential {
+                    self.close(
+                        close::SLOW_CONSUMER,
+                        "slow consumer: reconnect and send sync.request",
+                    );
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a server ping; skipped when the queue is full (the client is
+    /// evidently receiving).
+    pub fn ping(&self) {
+        let _ = self.tx.try_send(Outbound::Ping);
+    }
+}
+
+#[derive(Default)]
+struct UserEntry {
+    conns: Vec<Conn>,
+    chats: HashSet<i64>,
+}
+
+#[derive(Default)]
+struct ChatEntry {
+    /// Local users who are members.
+    members: HashSet<i64>,
+    /// Id of the last topic entry delivered; None until the first wake.
+    last: Option<StreamId>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<i64, UserEntry>,
+    chats: HashMap<i64, ChatEntry>,
+    conns: HashMap<u64, Conn>,
+}
+
+/// Local registry of connections, memberships and topic positions.
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("hub lock poisoned")
+    }
+
+    /// Adds a connection; `chats` are the user's memberships, used when this
+    /// is the user's first local connection.
+    pub fn register(&self, conn: Conn, chats: &[i64]) {
+        let mut s = self.lock();
+        let user = conn.user_id;
+        s.conns.insert(conn.id, conn.clone());
+        let first = !s.users.contains_key(&user);
+        s.users.entry(user).or_default().conns.push(conn);
+        if first {
+            for &chat in chats {
+                s.users
+                    .get_mut(&user)
+                    .expect("just inserted")
+                    .chats
+                    .insert(chat);
+                s.chats.entry(chat).or_default().members.insert(user);
+            }
+        }
+    }
+
+    /// Removes a connection; drops the user (and chats left without local
+    /// members) when it was the user's last.
+    pub fn unregister(&self, conn_id: u64) {
+        let mut s = self.lock();
+        let Some(conn) = s.conns.remove(&conn_id) else {
+            return;
+        };
+        let user = conn.user_id;
+        let Some(entry) = s.users.get_mut(&user) else {
+            return;
+        };
+        entry.conns.retain(|c| c.id != conn_id);
+        if entry.conns.is_empty() {
+            let entry = s.users.remove(&user).expect("present");
+            for chat in entry.chats {
+                remove_member(&mut s, chat, user);
+            }
+        }
+    }
+
+    /// Records that a local user joined a chat. False when the user has no
+    /// local connection (nothing to do).
+    pub fn add_membership(&self, user: i64, chat: i64) -> bool {
+        let mut s = self.lock();
+        let Some(entry) = s.users.get_mut(&user) else {
+            return false;
+        };
+        entry.chats.insert(chat);
+        s.chats.entry(chat).or_default().members.insert(user);
+        true
+    }
+
+    pub fn remove_membership(&self, user: i64, chat: i64) {
+        let mut s = self.lock();
+        if let Some(entry) = s.users.get_mut(&user) {
+            entry.chats.remove(&chat);
+        }
+        remove_member(&mut s, chat, user);
+    }
+
+    /// Replaces a user's memberships (after re-reading them from PostgreSQL).
+    pub fn set_memberships(&self, user: i64, chats: &HashSet<i64>) {
+        let current: HashSet<i64> = match self.lock().users.get(&user) {
+            Some(e) => e.chats.clone(),
+            None => return,
+        };
+        for &gone in current.difference(chats) {
+            self.remove_membership(user, gone);
+        }
+        for &new in chats.difference(&current) {
+            self.add_membership(user, new);
+        }
+    }
+
+    pub fn is_member(&self, user: i64, chat: i64) -> bool {
+        self.lock()
+            .users
+            .get(&user)
+            .is_some_and(|e| e.chats.contains(&chat))
+    }
+
+    pub fn chats_of(&self, user: i64) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .lock()
+            .users
+            .get(&user)
+            .map(|e| e.chats.iter().copied().collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn local_users(&self) -> Vec<i64> {
+        self.lock().users.keys().copied().collect()
+    }
+
+    /// Chats with at least one local member: the topics to listen to.
+    pub fn local_chats(&self) -> HashSet<i64> {
+        self.lock().chats.keys().copied().collect()
+    }
+
+    pub fn has_chat(&self, chat: i64) -> bool {
+        self.lock().chats.contains_key(&chat)
+    }
+
+    pub fn has_user(&self, user: i64) -> bool {
+        self.lock().users.contains_key(&user)
+    }
+
+    pub fn conn(&self, id: u64) -> Option<Conn> {
+        self.lock().conns.get(&id).cloned()
+    }
+
+    pub fn all_conns(&self) -> Vec<Conn> {
+        self.lock().conns.values().cloned().collect()
+    }
+
+    pub fn conns_of_user(&self, user: i64) -> Vec<Conn> {
+        self.lock()
+            .users
+            .get(&user)
+            .map(|e| e.conns.clone())
+            .unwrap_or_default()
+    }
+
+    /// Connections of the chat's local members, except `exclude`'s.
+    pub fn conns_of_chat(&self, chat: i64, exclude: i64) -> Vec<Conn> {
+        let s = self.lock();
+        let Some(entry) = s.chats.get(&chat) else {
+            return Vec::new();
+        };
+        entry
+            .members
+            .iter()
+            .filter(|&&u| u != exclude)
+            .filter_map(|u| s.users.get(u))
+            .flat_map(|e| e.conns.iter().cloned())
+            .collect()
+    }
+
+    /// Topic position of a chat: `None` if not tracked, `Some(None)` if
+    /// tracked but nothing delivered yet.
+    pub fn position(&self, chat: i64) -> Option<Option<StreamId>> {
+        self.lock().chats.get(&chat).map(|e| e.last)
+    }
+
+    /// Moves a chat's position forward (never back).
+    pub fn advance(&self, chat: i64, to: StreamId) {
+        if let Some(e) = self.lock().chats.get_mut(&chat) {
+            if e.last.is_none_or(|l| l < to) {
+                e.last = Some(to);
+            }
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().conns.len()
+    }
+}
+
+fn remove_member(s: &mut State, chat: i64, user: i64) {
+    if let Some(c) = s.chats.get_mut(&chat) {
+        c.members.remove(&user);
+        if c.members.is_empty() {
+            s.chats.remove(&chat);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_follows_connections() {
+        let hub = Hub::default();
+        let (a1, _r1) = Conn::new(1, 10, 8);
+        let (a2, _r2) = Conn::new(2, 10, 8);
+        let (b1, _r3) = Conn::new(3, 20, 8);
+        hub.register(a1, &[100, 200]);
+        hub.register(a2, &[]);
+        hub.register(b1, &[200]);
+        assert_eq!(hub.local_chats(), HashSet::from([100, 200]));
+        assert_eq!(hub.conns_of_chat(200, 0).len(), 3);
+        assert_eq!(hub.conns_of_chat(200, 10).len(), 1);
+        hub.unregister(1);
+        assert!(hub.is_member(10, 100), "user still has a connection");
+        hub.unregister(2);
+        assert!(!hub.has_user(10));
+        assert_eq!(hub.local_chats(), HashSet::from([200]));
+        hub.set_memberships(20, &HashSet::from([300]));
+        assert_eq!(hub.local_chats(), HashSet::from([300]));
+    }
+
+    #[test]
+    fn positions_only_move_forward() {
+        let hub = Hub::default();
+        let (c, _r) = Conn::new(1, 1, 8);
+        hub.register(c, &[5]);
+        assert_eq!(hub.position(5), Some(None));
+        hub.advance(5, StreamId(3, 0));
+        hub.advance(5, StreamId(2, 0));
+        assert_eq!(hub.position(5), Some(Some(StreamId(3, 0))));
+        assert_eq!(hub.position(6), None);
+    }
+
+    #[test]
+    fn backpressure_drops_typing_first_and_closes_slow_consumers() {
+        let metrics = Metrics::new("test");
+        let (c, _rx) = Conn::new(1, 1, 8);
+        for _ in 0..4 {
+            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+        }
+        assert!(!c.offer(
+            "t".into(),
+            Priority::Droppable,
+            &metrics,
+            "typing.indicator"
+        ));
+        assert!(!c.kill.is_cancelled());
+        for _ in 0..4 {
+            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+        }
+        assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+        assert!(c.kill.is_cancelled());
+        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
+    }
+}

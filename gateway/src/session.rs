@@ -1,0 +1,410 @@
+//! One WebSocket connection: authentication at upgrade, registration in the
+//! hub, the read loop (client frames, heartbeats, timeouts) and the write
+//! loop (queued frames, batched per flush).
+//!
+//! The writer is a separate task fed by a bounded queue so that a slow
+//! client never blocks delivery to anyone else: the fan-out only ever
+//! `try_send`s (see [`crate::hub::Conn::offer`]).
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{
+        ws::{
+            rejection::WebSocketUpgradeRejection, CloseFrame, Message, Utf8Bytes, WebSocket,
+            WebSocketUpgrade,
+        },
+        Query, State,
+    },
+    http::HeaderMap,
+    response::Response,
+    routing::get,
+    Router,
+};
+use fechatter_shared::{
+    protocol::{self, MAX_FRAME_BYTES},
+    scripts,
+    store::chat,
+    token::Identity,
+    AppError, AppResult,
+};
+use fred::prelude::*;
+use futures::{stream::SplitSink, SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::{
+    hub::{close, Conn, Outbound, Priority},
+    state::AppState,
+};
+
+/// Hard cap on what the WebSocket codec buffers; frames between
+/// [`MAX_FRAME_BYTES`] and this get a readable error before the close.
+const CODEC_LIMIT: usize = 1024 * 1024;
+/// Most queued frames written per flush.
+const WRITE_BATCH: usize = 64;
+/// How early before expiry a connection is asked for a fresh token.
+const TOKEN_WARNING: Duration = Duration::from_secs(60);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    query: Result<Query<WsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> AppResult<Response> {
+    if state.closing.is_cancelled() {
+        return Err(AppError::Unavailable("gateway is shutting down".into()));
+    }
+    let ws = ws.map_err(|e| AppError::bad_request(format!("expected a WebSocket upgrade: {e}")))?;
+    let header_token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let token = header_token
+        .or_else(|| query.ok().and_then(|Query(q)| q.token))
+        .ok_or_else(|| {
+            AppError::unauthorized("missing token: use `Authorization: Bearer` or `?token=`")
+        })?;
+    let me = state.tokens.verify(token.trim())?;
+    let chats = chat::chat_ids_of(&state.pool, me.user_id).await?;
+    Ok(ws
+        .max_message_size(CODEC_LIMIT)
+        .max_frame_size(CODEC_LIMIT)
+        .on_upgrade(move |socket| {
+            let tracker = state.sessions.clone();
+            tracker.track_future(run(state, me, chats, socket))
+        }))
+}
+
+/// The per-connection state the frame handlers work with.
+pub struct Session {
+    pub state: AppState,
+    pub me: Identity,
+    pub conn: Conn,
+    /// Chats this connection is typing in, with the auto-expiry deadline.
+    pub typing: HashMap<i64, Instant>,
+    token_warned: bool,
+}
+
+async fn run(state: AppState, me: Identity, chats: Vec<i64>, socket: WebSocket) {
+    let id = state.hub.next_conn_id();
+    let (conn, rx) = Conn::new(id, me.user_id, state.config.send_queue);
+    state.hub.register(conn.clone(), &chats);
+    state.metrics.ws_connections.inc();
+    state.subs.refresh().await;
+    let member = format!("{}|{id}", state.config.instance_id);
+    enforce_connection_limit(&state, me.user_id, &member).await;
+
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, conn.clone()));
+    let ready = protocol::new_frame(
+        "session.ready",
+        &json!({
+            "userId": me.user_id,
+            "connectionId": id,
+            "instance": state.config.instance_id,
+            "chats": state.hub.chats_of(me.user_id),
+            "heartbeatIntervalMs": state.config.heartbeat_interval.as_millis() as u64,
+            "maxFrameBytes": MAX_FRAME_BYTES,
+        }),
+    );
+    conn.offer(
+        Utf8Bytes::from(ready),
+        Priority::Essential,
+        &state.metrics,
+        "session.ready",
+    );
+    tracing::debug!(conn = id, user = me.user_id, "connection open");
+
+    let mut session = Session {
+        state: state.clone(),
+        me,
+        conn: conn.clone(),
+        typing: HashMap::new(),
+        token_warned: false,
+    };
+    session.read_loop(stream).await;
+    session.stop_all_typing().await;
+
+    conn.close(close::NORMAL, "");
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    state.hub.unregister(id);
+    state.metrics.ws_connections.dec();
+    state.subs.refresh().await;
+    let removed: Result<i64, Error> = state
+        .redis
+        .zrem(state.keys.connections(session.me.user_id), &member)
+        .await;
+    if let Err(e) = removed {
+        tracing::debug!(error = %e, "could not unregister connection from the per-user set");
+    }
+    tracing::debug!(conn = id, reason = ?conn.close_reason(), "connection closed");
+}
+
+/// Registers the connection pool-wide and closes the user's oldest
+/// connections beyond the limit, wherever they are.
+async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &str) {
+    let key = state.keys.connections(user_id);
+    let evicted = match scripts::register_connection(
+        &state.redis,
+        &key,
+        member,
+        state.config.max_connections_per_user,
+        86_400,
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "connection limit not enforced: Redis unavailable");
+            return;
+        }
+    };
+    for old in evicted {
+        let Some((gateway, conn)) = old.split_once('|') else {
+            continue;
+        };
+        let Ok(conn) = conn.parse::<u64>() else {
+            continue;
+        };
+        if gateway == state.config.instance_id {
+            if let Some(c) = state.hub.conn(conn) {
+                c.close(
+                    close::REPLACED,
+                    "connection limit reached: replaced by a newer connection",
+                );
+            }
+        } else {
+            let notice = fechatter_shared::ingest::GatewayNotice::Evict { conn };
+            let _: Result<(), Error> = state
+                .redis
+                .publish(state.keys.gateway_channel(gateway), notice.encode())
+                .await;
+        }
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    conn: Conn,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = conn.kill.cancelled() => break,
+            next = rx.recv() => {
+                let Some(first) = next else { break };
+                let mut batch = vec![first];
+                while batch.len() < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(_) => break,
+                    }
+                }
+                if write_batch(&mut sink, batch).await.is_err() {
+                    conn.close(close::NORMAL, "");
+                    return;
+                }
+            }
+        }
+    }
+    // Closing: send what is already queued (bounded in time), then Close.
+    let (code, reason) = conn.close_reason();
+    if code != close::SLOW_CONSUMER {
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut batch = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                batch.push(m);
+            }
+            write_batch(&mut sink, batch).await
+        })
+        .await;
+    }
+    let _ = sink
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    batch: Vec<Outbound>,
+) -> Result<(), axum::Error> {
+    for m in batch {
+        let msg = match m {
+            Outbound::Frame(text) => Message::Text(text),
+            Outbound::Ping => Message::Ping(Default::default()),
+        };
+        sink.feed(msg).await?;
+    }
+    sink.flush().await
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
+        let config = self.state.config.clone();
+        let mut ping = tokio::time::interval(config.heartbeat_interval);
+        ping.reset();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut last_received = Instant::now();
+        let mut last_client_frame = Instant::now();
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    match msg {
+                        Some(Ok(Message::Text(text))) => {
+                            last_received = Instant::now();
+                            last_client_frame = last_received;
+                            self.on_text(text.as_str()).await;
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            last_received = Instant::now();
+                            last_client_frame = last_received;
+                            self.reply_error(None, AppError::bad_request("binary frames are not supported; send JSON text frames"));
+                        }
+                        Some(Ok(Message::Ping(_))) => {
+                            last_received = Instant::now();
+                            last_client_frame = last_received;
+                        }
+                        Some(Ok(Message::Pong(_))) => last_received = Instant::now(),
+                        Some(Ok(Message::Close(_))) | None => {
+                            self.conn.close(close::NORMAL, "");
+                            return;
+                        }
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("Space limit") {
+                                self.too_big();
+                            } else {
+                                tracing::debug!(error = %text, "WebSocket read failed");
+                                self.conn.close(close::NORMAL, "");
+                            }
+                            return;
+                        }
+                    }
+                }
+                _ = ping.tick() => self.conn.ping(),
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    if now.duration_since(last_received) > config.heartbeat_timeout {
+                        self.conn.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
+                        return;
+                    }
+                    if now.duration_since(last_client_frame) > config.idle_timeout {
+                        self.conn.close(close::IDLE, "idle timeout");
+                        return;
+                    }
+                    self.expire_typing(now).await;
+                    if self.check_token() {
+                        return;
+                    }
+                }
+                _ = self.conn.kill.cancelled() => return,
+                _ = self.state.closing.cancelled() => {
+                    self.conn.close(close::GOING_AWAY, "server shutting down; reconnect");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Warns before the access token expires and closes the connection
+    /// when it has. Returns true when closed.
+    fn check_token(&mut self) -> bool {
+        let now = chrono::Utc::now().timestamp();
+        if now >= self.me.expires_at {
+            self.conn
+                .close(close::TOKEN_EXPIRED, "access token expired");
+            return true;
+        }
+        if !self.token_warned && now + TOKEN_WARNING.as_secs() as i64 >= self.me.expires_at {
+            self.token_warned = true;
+            self.send(protocol::new_frame(
+                "token.refresh",
+                &json!({ "expiresAt": self.me.expires_at }),
+            ));
+        }
+        false
+    }
+
+    /// Replaces the connection's token (answer to `token.refresh`).
+    pub fn refresh_token(&mut self, token: &str) -> AppResult<()> {
+        let fresh = self.state.tokens.verify(token)?;
+        if fresh.user_id != self.me.user_id {
+            return Err(AppError::forbidden("the token belongs to another user"));
+        }
+        self.me = fresh;
+        self.token_warned = false;
+        Ok(())
+    }
+
+    fn too_big(&self) {
+        self.reply_error(
+            None,
+            AppError::PayloadTooLarge(format!("frame exceeds {MAX_FRAME_BYTES} bytes")),
+        );
+        self.conn.close(close::TOO_BIG, "frame too large");
+    }
+
+    /// Queues a frame for this connection.
+    pub fn send(&self, frame: String) {
+        let kind = crate::fanout::frame_kind(&frame).to_string();
+        self.conn.offer(
+            Utf8Bytes::from(frame),
+            Priority::Essential,
+            &self.state.metrics,
+            &kind,
+        );
+    }
+
+    /// Answers a client frame with an `error` frame; logs it once.
+    pub fn reply_error(&self, ref_id: Option<&str>, error: AppError) {
+        error.log();
+        self.send(protocol::error_frame(ref_id, &error));
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        if text.len() > MAX_FRAME_BYTES {
+            self.too_big();
+            return;
+        }
+        match protocol::parse_client_frame(text) {
+            Err(rejected) => {
+                self.state
+                    .metrics
+                    .ws_frames_in
+                    .with_label_values(&["invalid"])
+                    .inc();
+                self.reply_error(rejected.ref_id.as_deref(), rejected.error);
+            }
+            Ok(incoming) => {
+                self.state
+                    .metrics
+                    .ws_frames_in
+                    .with_label_values(&[incoming.frame.kind()])
+                    .inc();
+                let ref_id = incoming.id.clone();
+                if let Err(e) = self.dispatch(incoming).await {
+                    self.reply_error(Some(&ref_id), e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Gap-fill after a reconnect (`sync.request`) and message paging (REST).
+//!
+//! A chat's recent events are in its Redis topic stream; older ones only in
+//! PostgreSQL (`chat_events`). Sync reads the stream when the stream
+//! provably still reaches back to the client's position, and the database
+//! otherwise; both hold the identical frame text, so the client cannot tell
+//! the difference except by the `source` field.
+
+use axum::{
+    extract::{Query, State},
+    routing::get,
+    Json, Router,
+};
+use fechatter_shared::{
+    model::Message,
+    protocol::{self, SYNC_MAX_GAP},
+    store::chat,
+    wake::StreamId,
+    AppError, AppResult,
+};
+use serde::Deserialize;
+use serde_json::{json, value::RawValue};
+
+use crate::{
+    extract::{ApiPath, AuthUser},
+    fanout::read_topic,
+    state::AppState,
+};
+
+/// Most events in one `sync.response`; beyond it `hasMore` is set.
+pub const SYNC_MAX_EVENTS: usize = 5000;
+
+/// The `sync.response` of one chat for a client that has seen `known`.
+pub async fn chat_sync(state: &AppState, chat_id: i64, known: i64) -> AppResult<String> {
+    let (last_seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM chats WHERE id = $1")
+        .bind(chat_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| AppError::not_found("chat not found"))?;
+    let known = known.min(last_seq);
+    if last_seq - known > SYNC_MAX_GAP {
+        return Ok(response(chat_id, last_seq, true, false, "none", Vec::new()));
+    }
+    let from = StreamId(known as u64, 0);
+    let stream = state.keys.chat_topic(chat_id);
+    let first = read_topic(&state.redis, &stream, "-", 1).await?;
+    let complete = match first.first() {
+        Some((id, _)) => *id <= from || (known == 0 && *id == StreamId(1, 0)),
+        None => false,
+    };
+    let (source, mut frames) = if complete {
+        let entries = read_topic(
+            &state.redis,
+            &stream,
+            &format!("({from}"),
+            SYNC_MAX_EVENTS as u64 + 1,
+        )
+        .await?;
+        (
+            "stream",
+            entries.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
+        )
+    } else {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, 0)
+             ORDER BY seq, sub LIMIT $3",
+        )
+        .bind(chat_id)
+        .bind(known)
+        .bind(SYNC_MAX_EVENTS as i64 + 1)
+        .fetch_all(&state.pool)
+        .await?;
+        ("database", rows.into_iter().map(|(f,)| f).collect())
+    };
+    let has_more = frames.len() > SYNC_MAX_EVENTS;
+    frames.truncate(SYNC_MAX_EVENTS);
+    Ok(response(chat_id, last_seq, false, has_more, source, frames))
+}
+
+/// The answer for a chat the caller is not a member of.
+pub fn refused(chat_id: i64) -> String {
+    let error = AppError::not_found("chat not found");
+    protocol::new_frame(
+        "sync.response",
+        &json!({ "chatId": chat_id, "error": { "code": error.code(), "message": error.public_message() } }),
+    )
+}
+
+fn response(
+    chat_id: i64,
+    last_seq: i64,
+    too_large: bool,
+    has_more: bool,
+    source: &str,
+    frames: Vec<String>,
+) -> String {
+    let events: Vec<Box<RawValue>> = frames
+        .into_iter()
+        .filter_map(|f| RawValue::from_string(f).ok())
+        .collect();
+    protocol::new_frame(
+        "sync.response",
+        &json!({
+            "chatId": chat_id,
+            "lastSeq": last_seq,
+            "tooLarge": too_large,
+            "hasMore": has_more,
+            "source": source,
+            "events": events,
+        }),
+    )
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/chat/{id}/messages", get(list_messages))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Paging {
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/chat/{id}/messages`: newest first page by default; `beforeSeq`
+/// pages backwards, `afterSeq` forwards; always returned in seq order.
+async fn list_messages(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Json<serde_json::Value>> {
+    let Query(p) =
+        paging.map_err(|e| AppError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(AppError::validation("limit must be between 1 and 200"));
+    }
+    if p.before_seq.is_some() && p.after_seq.is_some() {
+        return Err(AppError::validation(
+            "use either beforeSeq or afterSeq, not both",
+        ));
+    }
+    const COLUMNS: &str = "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
+        created_at, edited_at, deleted_at";
+    let mut messages: Vec<Message> = if let Some(after) = p.after_seq {
+        sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(id)
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&state.pool)
+        .await?
+    } else {
+        let mut page: Vec<Message> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+        ))
+        .bind(id)
+        .bind(p.before_seq.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .fetch_all(&state.pool)
+        .await?;
+        page.reverse();
+        page
+    };
+    let has_more = messages.len() as i64 > limit;
+    if has_more {
+        if p.after_seq.is_some() {
+            messages.truncate(limit as usize);
+        } else {
+            messages.remove(0);
+        }
+    }
+    Ok(Json(json!({ "messages": messages, "hasMore": has_more })))
+}

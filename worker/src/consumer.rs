@@ -1,0 +1,395 @@
+//! The ingest consumer: reads the shards this worker leases, commits each
+//! batch in one PostgreSQL transaction, announces it, and only then
+//! acknowledges the stream entries.
+//!
+//! Failure handling, in order of likelihood:
+//! * PostgreSQL or Redis unavailable: the batch is retried with backoff,
+//!   forever; entries stay pending, nothing is acked, nothing is lost.
+//! * This worker dies mid-batch: its leases expire; the worker that takes
+//!   a shard next claims the shard's pending entries (XAUTOCLAIM) and
+//!   processes them again; idempotent writes make that exactly-once.
+//! * A poison entry (unparsable, or failing the same way every time): it is
+//!   isolated from its batch, retried alone, then moved to the dead-letter
+//!   stream with an `internal` error to its sender.
+
+use std::{collections::BTreeSet, time::Duration};
+
+use fechatter_shared::{
+    ingest::{IngestEntry, ENTRY_FIELD, GROUP},
+    protocol, AppError,
+};
+use fred::prelude::*;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{persist, publish, Worker};
+
+/// One stream entry read from an ingest shard.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub stream: String,
+    pub id: String,
+    pub entry: Result<IngestEntry, String>,
+}
+
+/// Why a batch did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("backing service unavailable: {0}")]
+    Transient(AppError),
+    #[error("batch failed: {0}")]
+    Permanent(AppError),
+    #[error("injected crash after commit (test hook)")]
+    InjectedCrash,
+}
+
+impl From<AppError> for BatchError {
+    fn from(e: AppError) -> Self {
+        if e.is_transient() {
+            Self::Transient(e)
+        } else {
+            Self::Permanent(e)
+        }
+    }
+}
+
+impl Worker {
+    /// Consumes until `shutdown`; returns early only on an injected crash.
+    pub async fn consume(
+        &self,
+        mut owned: watch::Receiver<BTreeSet<u32>>,
+        shutdown: CancellationToken,
+    ) -> Result<(), BatchError> {
+        let mut claimed: BTreeSet<u32> = BTreeSet::new();
+        while !shutdown.is_cancelled() {
+            let shards = owned.borrow_and_update().clone();
+            self.metrics.shards_owned.set(shards.len() as i64);
+            claimed.retain(|s| shards.contains(s));
+            if shards.is_empty() {
+                tokio::select! {
+                    _ = owned.changed() => {}
+                    _ = shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+                continue;
+            }
+            for &shard in shards.difference(&claimed.clone()) {
+                match self.take_over(shard).await {
+                    Ok(pending) => {
+                        if !pending.is_empty() {
+                            tracing::info!(
+                                shard,
+                                entries = pending.len(),
+                                "reclaimed pending entries"
+                            );
+                        }
+                        for chunk in pending.chunks(self.config.batch_size) {
+                            self.process(chunk.to_vec(), &shutdown).await?;
+                        }
+                        claimed.insert(shard);
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "taking over shard failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            let streams: Vec<String> = claimed.iter().map(|&s| self.keys.ingest_shard(s)).collect();
+            if streams.is_empty() {
+                continue;
+            }
+            let batch = tokio::select! {
+                r = self.read(&streams) => r,
+                _ = shutdown.cancelled() => break,
+            };
+            match batch {
+                Ok(batch) if !batch.is_empty() => self.process(batch, &shutdown).await?,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading ingest streams failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Ensures the consumer group exists and claims every entry pending on
+    /// the shard: whoever read them before no longer holds the lease.
+    async fn take_over(&self, shard: u32) -> Result<Vec<Pending>, Error> {
+        let stream = self.keys.ingest_shard(shard);
+        let created: Result<(), Error> = self.redis.xgroup_create(&stream, GROUP, "0", true).await;
+        if let Err(e) = created {
+            if !e.details().contains("BUSYGROUP") {
+                return Err(e);
+            }
+        }
+        let mut pending = Vec::new();
+        let mut cursor = "0-0".to_string();
+        loop {
+            let reply: Value = self
+                .redis
+                .xautoclaim(
+                    &stream,
+                    GROUP,
+                    &self.config.instance_id,
+                    0,
+                    cursor.as_str(),
+                    Some(1000),
+                    false,
+                )
+                .await?;
+            let (next, entries) = parse_autoclaim(reply);
+            pending.extend(entries.into_iter().map(|(id, raw)| Pending {
+                stream: stream.clone(),
+                id,
+                entry: decode(raw),
+            }));
+            if next == "0-0" || next.is_empty() {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(pending)
+    }
+
+    async fn read(&self, streams: &[String]) -> Result<Vec<Pending>, Error> {
+        let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
+        let reply: Value = self
+            .blocking
+            .xreadgroup(
+                GROUP,
+                &self.config.instance_id,
+                Some(self.config.batch_size as u64),
+                Some(500),
+                false,
+                streams.to_vec(),
+                ids,
+            )
+            .await?;
+        Ok(parse_xread(reply)
+            .into_iter()
+            .map(|(stream, id, raw)| Pending {
+                stream,
+                id,
+                entry: decode(raw),
+            })
+            .collect())
+    }
+
+    /// Processes a batch to completion: retried while services are down,
+    /// split up when an entry in it fails permanently.
+    pub(crate) async fn process(
+        &self,
+        batch: Vec<Pending>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BatchError> {
+        let (good, poison): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.entry.is_ok());
+        for p in poison {
+            let why = p.entry.clone().err().unwrap_or_default();
+            self.dead_letter(&p, &why).await;
+        }
+        if good.is_empty() {
+            return Ok(());
+        }
+        let mut backoff = Duration::from_millis(100);
+        let mut permanent_failures = 0;
+        loop {
+            match self.try_batch(&good).await {
+                Ok(()) => return Ok(()),
+                Err(BatchError::InjectedCrash) => return Err(BatchError::InjectedCrash),
+                Err(BatchError::Transient(e)) => {
+                    self.metrics
+                        .batch_failures
+                        .with_label_values(&["transient"])
+                        .inc();
+                    tracing::warn!(error = %e, entries = good.len(), retry_in = ?backoff, "batch not committed; retrying");
+                }
+                Err(BatchError::Permanent(e)) => {
+                    self.metrics
+                        .batch_failures
+                        .with_label_values(&["permanent"])
+                        .inc();
+                    permanent_failures += 1;
+                    tracing::error!(error = ?e, entries = good.len(), "batch failed");
+                    if good.len() > 1 {
+                        // Isolate the culprit: each entry on its own.
+                        for p in good {
+                            Box::pin(self.process(vec![p], shutdown)).await?;
+                        }
+                        return Ok(());
+                    }
+                    if permanent_failures >= 3 {
+                        self.dead_letter(&good[0], &e.to_string()).await;
+                        return Ok(());
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                // Leave the entries pending; the next owner of the shard claims them.
+                return Ok(());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn try_batch(&self, batch: &[Pending]) -> Result<(), BatchError> {
+        let entries: Vec<IngestEntry> = batch.iter().filter_map(|p| p.entry.clone().ok()).collect();
+        let timer = self.metrics.batch_seconds.start_timer();
+        let effects = persist::apply_batch(&self.pool, &entries).await?;
+        if self
+            .hooks
+            .crash_after_commit
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(BatchError::InjectedCrash);
+        }
+        publish::publish(&self.redis, &self.keys, &effects)
+            .await
+            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        self.ack(batch)
+            .await
+            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        timer.observe_duration();
+        for (kind, outcome) in &effects.outcomes {
+            self.metrics
+                .entries
+                .with_label_values(&[kind, outcome])
+                .inc();
+        }
+        Ok(())
+    }
+
+    async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
+        let mut by_stream: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        for p in batch {
+            by_stream.entry(&p.stream).or_default().push(&p.id);
+        }
+        for (stream, ids) in by_stream {
+            let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+            let _: i64 = self.redis.xack(stream, GROUP, ids.clone()).await?;
+            let _: i64 = self.redis.xdel(stream, ids).await?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, p: &Pending, why: &str) {
+        self.metrics.dead_letters.inc();
+        tracing::error!(stream = %p.stream, id = %p.id, reason = why, "moving entry to the dead-letter stream");
+        let raw = match &p.entry {
+            Ok(e) => serde_json::to_string(e).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let parked: Result<(), Error> = self
+            .redis
+            .xadd(
+                self.keys.dead_letter(),
+                false,
+                None,
+                "*",
+                vec![
+                    ("stream", p.stream.as_str()),
+                    ("id", p.id.as_str()),
+                    ("entry", raw.as_str()),
+                    ("reason", why),
+                ],
+            )
+            .await;
+        if let Err(e) = parked {
+            tracing::error!(error = %e, "dead-lettering failed; the entry stays pending");
+            return;
+        }
+        if let Ok(entry) = &p.entry {
+            let frame = protocol::error_frame(
+                Some(&entry.ref_id),
+                &AppError::Internal(anyhow::anyhow!("entry could not be processed")),
+            );
+            let notice = fechatter_shared::ingest::GatewayNotice::Frame {
+                conn: entry.conn,
+                frame,
+            };
+            let _: Result<(), Error> = self
+                .redis
+                .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
+                .await;
+        }
+        let _ = self.ack(std::slice::from_ref(p)).await;
+    }
+}
+
+fn decode(fields: Vec<(String, String)>) -> Result<IngestEntry, String> {
+    let raw = fields
+        .into_iter()
+        .find(|(k, _)| k == ENTRY_FIELD)
+        .map(|(_, v)| v)
+        .ok_or_else(|| format!("entry has no field {ENTRY_FIELD:?}"))?;
+    serde_json::from_str(&raw).map_err(|e| format!("unreadable entry: {e}"))
+}
+
+fn as_string(v: &Value) -> String {
+    v.as_string().unwrap_or_default()
+}
+
+/// `[id, [field, value, ...]]` -> (id, fields); None for deleted entries.
+fn parse_entry(v: &Value) -> Option<(String, Vec<(String, String)>)> {
+    let Value::Array(parts) = v else { return None };
+    let id = as_string(parts.first()?);
+    let Some(Value::Array(kv)) = parts.get(1) else {
+        return Some((id, Vec::new()));
+    };
+    let fields = kv
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (as_string(&c[0]), as_string(&c[1])))
+        .collect();
+    Some((id, fields))
+}
+
+fn parse_autoclaim(v: Value) -> (String, Vec<(String, Vec<(String, String)>)>) {
+    let Value::Array(parts) = v else {
+        return (String::new(), Vec::new());
+    };
+    let next = parts.first().map(as_string).unwrap_or_default();
+    let entries = match parts.get(1) {
+        Some(Value::Array(es)) => es.iter().filter_map(parse_entry).collect(),
+        _ => Vec::new(),
+    };
+    (next, entries)
+}
+
+/// XREADGROUP reply (RESP2: `[[stream, [entry...]], ...]`; RESP3 maps are
+/// normalized by fred into arrays of pairs) -> (stream, id, fields).
+fn parse_xread(v: Value) -> Vec<(String, String, Vec<(String, String)>)> {
+    let mut out = Vec::new();
+    let streams: Vec<(Value, Value)> = match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    let entries = pair.pop()?;
+                    let name = pair.pop()?;
+                    Some((name, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (name, entries) in streams {
+        let stream = as_string(&name);
+        if let Value::Array(es) = entries {
+            for e in &es {
+                if let Some((id, fields)) = parse_entry(e) {
+                    out.push((stream.clone(), id, fields));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,466 @@
+//! Applies a batch of ingest entries to PostgreSQL in one transaction and
+//! collects what must be announced once it has committed.
+//!
+//! Nothing here touches Redis: the caller publishes the [`Effects`] only
+//! after `COMMIT` succeeded, which is the whole durability contract —
+//! recipients and senders hear of an event only once it cannot be lost.
+//!
+//! Client mistakes (not a member, not your message) become error replies
+//! and do not abort the batch; database errors abort it and the caller
+//! retries the whole batch. Every write is idempotent under such a retry:
+//! events are keyed by the client's frame id (`chat_events.client_id`),
+//! read marks only move forward, reactions are set-like.
+
+use chrono::Utc;
+use fechatter_shared::{
+    ingest::{Command, IngestEntry},
+    model::{Message, Reaction},
+    protocol::{self, ReactAction},
+    AppError, AppResult,
+};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+
+/// An event to append to a chat topic stream, in commit order.
+#[derive(Debug, Clone)]
+pub struct TopicEvent {
+    pub chat_id: i64,
+    pub seq: i64,
+    pub sub: i64,
+    pub frame: String,
+}
+
+/// A frame for one connection on one gateway.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub gateway: String,
+    pub conn: u64,
+    pub frame: String,
+}
+
+/// New unread state of one user in one chat.
+#[derive(Debug, Clone)]
+pub struct Badge {
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub unread: i64,
+    pub mentions: Mentions,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Mentions {
+    /// Add this many to the stored count (new messages).
+    Add(i64),
+    /// Replace the stored count (recomputed at read marks).
+    Set(i64),
+}
+
+/// Everything to announce after the batch committed.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub topic: Vec<TopicEvent>,
+    pub replies: Vec<Reply>,
+    pub badges: Vec<Badge>,
+    /// Ephemeral chat frames: (chat, user to exclude, frame).
+    pub chat_frames: Vec<(i64, i64, String)>,
+    /// Count of entries per (kind, outcome) for metrics.
+    pub outcomes: Vec<(&'static str, &'static str)>,
+}
+
+/// Applies `entries` in order in one transaction.
+pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
+    let mut tx = pool.begin().await?;
+    let mut fx = Effects::default();
+    for entry in entries {
+        match apply(&mut tx, entry, &mut fx).await {
+            Ok(outcome) => fx.outcomes.push((entry.command.kind(), outcome)),
+            Err(e @ (AppError::Database(_) | AppError::Internal(_) | AppError::Redis(_))) => {
+                return Err(e)
+            }
+            Err(client_error) => {
+                client_error.log();
+                fx.outcomes.push((entry.command.kind(), "rejected"));
+                fx.replies.push(reply(
+                    entry,
+                    protocol::error_frame(Some(&entry.ref_id), &client_error),
+                ));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(fx)
+}
+
+fn reply(entry: &IngestEntry, frame: String) -> Reply {
+    Reply {
+        gateway: entry.gateway.clone(),
+        conn: entry.conn,
+        frame,
+    }
+}
+
+async fn apply(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    fx: &mut Effects,
+) -> AppResult<&'static str> {
+    if let Some(done) = earlier_event(tx, e).await? {
+        fx.topic.push(done.event);
+        fx.replies.push(reply(
+            e,
+            protocol::ack_frame(
+                &e.ref_id,
+                json!({ "messageId": done.message_id, "seq": done.message_seq, "duplicate": true }),
+            ),
+        ));
+        return Ok("duplicate");
+    }
+    let role = member_role(tx, e.chat_id, e.user_id).await?;
+    match &e.command {
+        Command::Send {
+            content,
+            reply_to,
+            mentions,
+        } => {
+            send(tx, e, content, *reply_to, mentions, fx).await?;
+        }
+        Command::Edit {
+            message_id,
+            content,
+        } => {
+            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
+            if msg.sender_id != e.user_id {
+                return Err(AppError::forbidden("only the sender can edit a message"));
+            }
+            if msg.deleted_at.is_some() {
+                return Err(AppError::validation("the message was deleted"));
+            }
+            let updated: Message = sqlx::query_as(&format!(
+                "UPDATE messages SET content = $2, edited_at = now() WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+            ))
+            .bind(message_id)
+            .bind(content)
+            .fetch_one(&mut *tx)
+            .await?;
+            let payload = json!({ "chatId": e.chat_id, "message": updated });
+            record_event(tx, e, "message.updated", updated.id, payload, fx).await?;
+            ack(
+                fx,
+                e,
+                json!({ "messageId": updated.id, "seq": updated.seq }),
+            );
+        }
+        Command::Delete { message_id } => {
+            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
+            if msg.sender_id != e.user_id && !role.can_manage() {
+                return Err(AppError::forbidden(
+                    "only the sender, the owner or an admin can delete a message",
+                ));
+            }
+            if msg.deleted_at.is_none() {
+                sqlx::query("UPDATE messages SET content = '', deleted_at = now() WHERE id = $1")
+                    .bind(message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let payload = json!({ "chatId": e.chat_id, "messageId": msg.id, "seq": msg.seq });
+                record_event(tx, e, "message.deleted", msg.id, payload, fx).await?;
+            }
+            ack(fx, e, json!({ "messageId": msg.id, "seq": msg.seq }));
+        }
+        Command::React {
+            message_id,
+            emoji,
+            action,
+        } => {
+            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
+            if msg.deleted_at.is_some() {
+                return Err(AppError::validation("the message was deleted"));
+            }
+            let sql = match action {
+                ReactAction::Add => {
+                    "INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                }
+                ReactAction::Remove => {
+                    "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3"
+                }
+            };
+            let changed = sqlx::query(sql)
+                .bind(message_id)
+                .bind(e.user_id)
+                .bind(emoji)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if changed {
+                let reactions = reactions_of(tx, msg.id).await?;
+                let payload =
+                    json!({ "chatId": e.chat_id, "messageId": msg.id, "reactions": reactions });
+                record_event(tx, e, "message.reaction", msg.id, payload, fx).await?;
+            }
+            ack(fx, e, json!({ "messageId": msg.id, "changed": changed }));
+        }
+        Command::Read { seq } => read_mark(tx, e, *seq, fx).await?,
+    }
+    Ok("applied")
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
+     created_at, edited_at, deleted_at";
+
+struct Earlier {
+    event: TopicEvent,
+    message_id: i64,
+    message_seq: i64,
+}
+
+/// The event this client frame id already produced in this chat, if any.
+async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Option<Earlier>> {
+    let row: Option<(i64, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT ev.seq, ev.sub, ev.message_id, ev.frame, m.seq FROM chat_events ev
+         JOIN messages m ON m.id = ev.message_id
+         WHERE ev.chat_id = $1 AND ev.client_id = $2",
+    )
+    .bind(e.chat_id)
+    .bind(&e.ref_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(
+        row.map(|(seq, sub, message_id, frame, message_seq)| Earlier {
+            event: TopicEvent {
+                chat_id: e.chat_id,
+                seq,
+                sub,
+                frame,
+            },
+            message_id,
+            message_seq,
+        }),
+    )
+}
+
+async fn member_role(
+    tx: &mut PgConnection,
+    chat_id: i64,
+    user_id: i64,
+) -> AppResult<fechatter_shared::model::Role> {
+    let role: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+            .bind(chat_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    role.map(|(r,)| fechatter_shared::model::Role::parse(&r))
+        .ok_or_else(|| AppError::not_found("chat not found"))
+}
+
+async fn message_in_chat(
+    tx: &mut PgConnection,
+    chat_id: i64,
+    message_id: i64,
+) -> AppResult<Message> {
+    sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND chat_id = $2 FOR UPDATE"
+    ))
+    .bind(message_id)
+    .bind(chat_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| AppError::not_found("message not found"))
+}
+
+async fn send(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    content: &str,
+    reply_to: Option<i64>,
+    mentions: &[i64],
+    fx: &mut Effects,
+) -> AppResult<()> {
+    if let Some(parent) = reply_to {
+        message_in_chat(tx, e.chat_id, parent)
+            .await
+            .map_err(|_| AppError::validation("replyTo is not a message of this chat"))?;
+    }
+    // Recipients with their read watermarks, locked against concurrent
+    // membership changes; mentions count only for members.
+    let members: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id <> $2",
+    )
+    .bind(e.chat_id)
+    .bind(e.user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut mentioned: Vec<i64> = mentions
+        .iter()
+        .copied()
+        .filter(|m| members.iter().any(|(u, _)| u == m))
+        .collect();
+    mentioned.sort_unstable();
+    mentioned.dedup();
+    let (seq,): (i64,) = sqlx::query_as(
+        "UPDATE chats SET last_seq = last_seq + 1, event_sub = 0, updated_at = now()
+         WHERE id = $1 RETURNING last_seq",
+    )
+    .bind(e.chat_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let message: Message = sqlx::query_as(&format!(
+        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
+    ))
+    .bind(e.chat_id)
+    .bind(seq)
+    .bind(e.user_id)
+    .bind(content)
+    .bind(&e.ref_id)
+    .bind(reply_to)
+    .bind(&mentioned)
+    .fetch_one(&mut *tx)
+    .await?;
+    // The sender has read their own message.
+    sqlx::query("UPDATE chat_members SET last_read_seq = $3 WHERE chat_id = $1 AND user_id = $2")
+        .bind(e.chat_id)
+        .bind(e.user_id)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+    let frame = protocol::server_frame(
+        "message.new",
+        &protocol::event_frame_id(e.chat_id, seq, 0),
+        message.created_at,
+        &json!({ "chatId": e.chat_id, "eventId": format!("{seq}-0"), "message": message }),
+    );
+    insert_event(tx, e, seq, 0, "message.new", message.id, &frame).await?;
+    fx.topic.push(TopicEvent {
+        chat_id: e.chat_id,
+        seq,
+        sub: 0,
+        frame,
+    });
+    ack(fx, e, json!({ "messageId": message.id, "seq": seq }));
+    for (user_id, last_read) in members {
+        fx.badges.push(Badge {
+            user_id,
+            chat_id: e.chat_id,
+            unread: (seq - last_read).max(0),
+            mentions: Mentions::Add(i64::from(mentioned.contains(&user_id))),
+        });
+    }
+    Ok(())
+}
+
+/// Numbers a non-message event (edit, delete, reaction) after the chat's
+/// newest message, stores it and queues it for the topic.
+async fn record_event(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    kind: &str,
+    message_id: i64,
+    mut payload: serde_json::Value,
+    fx: &mut Effects,
+) -> AppResult<()> {
+    let (seq, sub): (i64, i64) = sqlx::query_as(
+        "UPDATE chats SET event_sub = event_sub + 1 WHERE id = $1 RETURNING last_seq, event_sub",
+    )
+    .bind(e.chat_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    payload["eventId"] = json!(format!("{seq}-{sub}"));
+    let frame = protocol::server_frame(
+        kind,
+        &protocol::event_frame_id(e.chat_id, seq, sub),
+        Utc::now(),
+        &payload,
+    );
+    insert_event(tx, e, seq, sub, kind, message_id, &frame).await?;
+    fx.topic.push(TopicEvent {
+        chat_id: e.chat_id,
+        seq,
+        sub,
+        frame,
+    });
+    Ok(())
+}
+
+async fn insert_event(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    seq: i64,
+    sub: i64,
+    kind: &str,
+    message_id: i64,
+    frame: &str,
+) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(e.chat_id)
+    .bind(seq)
+    .bind(sub)
+    .bind(kind)
+    .bind(&e.ref_id)
+    .bind(e.user_id)
+    .bind(message_id)
+    .bind(frame)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn reactions_of(tx: &mut PgConnection, message_id: i64) -> AppResult<Vec<Reaction>> {
+    Ok(sqlx::query_as(
+        "SELECT emoji, array_agg(user_id ORDER BY user_id) AS user_ids, count(*) AS count
+         FROM reactions WHERE message_id = $1 GROUP BY emoji ORDER BY min(created_at), emoji",
+    )
+    .bind(message_id)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
+async fn read_mark(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    seq: i64,
+    fx: &mut Effects,
+) -> AppResult<()> {
+    let (watermark, last_seq): (i64, i64) = sqlx::query_as(
+        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
+         FROM chats c WHERE c.id = m.chat_id AND m.chat_id = $1 AND m.user_id = $2
+         RETURNING m.last_read_seq, c.last_seq",
+    )
+    .bind(e.chat_id)
+    .bind(e.user_id)
+    .bind(seq)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (mentions,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM messages
+         WHERE chat_id = $1 AND seq > $2 AND $3 = ANY(mentions) AND deleted_at IS NULL",
+    )
+    .bind(e.chat_id)
+    .bind(watermark)
+    .bind(e.user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    fx.badges.push(Badge {
+        user_id: e.user_id,
+        chat_id: e.chat_id,
+        unread: last_seq - watermark,
+        mentions: Mentions::Set(mentions),
+    });
+    let receipt = protocol::new_frame(
+        "read.receipt",
+        &json!({ "chatId": e.chat_id, "userId": e.user_id, "seq": watermark }),
+    );
+    fx.chat_frames.push((e.chat_id, e.user_id, receipt));
+    ack(fx, e, json!({ "seq": watermark }));
+    Ok(())
+}
+
+fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
+    fx.replies
+        .push(reply(e, protocol::ack_frame(&e.ref_id, extra)));
+}
