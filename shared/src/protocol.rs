@@ -159,12 +159,14 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
     })?;
     let id = match envelope.id {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_FRAME_ID_LEN => s,
-        _ => return Err(Rejected {
-            ref_id: None,
-            error: AppError::validation(format!(
+        _ => {
+            return Err(Rejected {
+                ref_id: None,
+                error: AppError::validation(format!(
                 "frame needs an `id`: a non-empty string of at most {MAX_FRAME_ID_LEN} characters"
             )),
-        }),
+            })
+        }
     };
     let reject = |error: AppError| Rejected {
         ref_id: Some(id.clone()),

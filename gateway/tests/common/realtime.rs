@@ -96,6 +96,9 @@ pub struct Client {
     pub ws: Socket,
     pub user: TestUser,
     next: u64,
+    /// Every ack/error seen, by refId, so `answer` finds answers that
+    /// arrived while waiting for something else.
+    answers: std::collections::HashMap<String, Value>,
 }
 
 /// Default wait for an expected frame.
@@ -112,6 +115,7 @@ impl Client {
             ws,
             user: user.clone(),
             next: 0,
+            answers: Default::default(),
         };
         c.expect("session.ready").await;
         c
@@ -131,6 +135,7 @@ impl Client {
             ws,
             user: user.clone(),
             next: 0,
+            answers: Default::default(),
         };
         c.expect("session.ready").await;
         c
@@ -178,7 +183,13 @@ impl Client {
                 .ok()?;
             match msg {
                 Message::Text(t) => {
-                    return Some(serde_json::from_str(t.as_str()).expect("server sends JSON"))
+                    let v: Value = serde_json::from_str(t.as_str()).expect("server sends JSON");
+                    if v["type"] == "ack" || v["type"] == "error" {
+                        if let Some(r) = v["payload"]["refId"].as_str() {
+                            self.answers.insert(r.to_string(), v.clone());
+                        }
+                    }
+                    return Some(v);
                 }
                 Message::Close(_) => return None,
                 _ => continue,
@@ -205,6 +216,9 @@ impl Client {
 
     /// The ack or error answering frame `id`.
     pub async fn answer(&mut self, id: &str) -> Value {
+        if let Some(v) = self.answers.remove(id) {
+            return v;
+        }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -213,7 +227,8 @@ impl Client {
                     if (f["type"] == "ack" || f["type"] == "error")
                         && f["payload"]["refId"] == id =>
                 {
-                    return f
+                    self.answers.remove(id);
+                    return f;
                 }
                 Some(_) => continue,
                 None => panic!("no answer to {id}"),
