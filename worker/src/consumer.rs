@@ -107,6 +107,11 @@ impl Worker {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "reading ingest streams failed");
+                    if e.details().contains("NOGROUP") {
+                        // Redis lost the stream (restart without persistence):
+                        // take the shards over again, which re-creates groups.
+                        claimed.clear();
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

@@ -3,6 +3,7 @@
 //! Redis under a unique key prefix.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod realtime;
 
 use fechatter_shared::Config;

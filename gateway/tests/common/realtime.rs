@@ -44,6 +44,17 @@ impl Pool {
     }
 
     pub async fn start_with(pool: PgPool, gateways: usize, tweak: impl Fn(&mut Config)) -> Self {
+        let mut p = Self::start_without_worker(pool, gateways, tweak).await;
+        p.add_worker().await;
+        p
+    }
+
+    /// Gateways only; the test starts workers itself.
+    pub async fn start_without_worker(
+        pool: PgPool,
+        gateways: usize,
+        tweak: impl Fn(&mut Config),
+    ) -> Self {
         let mut config = Config::for_tests(&super::database_url(&pool));
         config.ingest_shards = 4;
         tweak(&mut config);
@@ -59,13 +70,17 @@ impl Pool {
             let app = spawn_with(pool.clone(), |cfg| *cfg = c.clone()).await;
             out.gateways.push(app);
         }
-        out.add_worker().await;
         out
     }
 
     /// Starts one more worker (in-process) with a fresh instance id.
     pub async fn add_worker(&mut self) -> Arc<worker::Hooks> {
-        let mut c = self.config.clone();
+        let c = self.config.clone();
+        self.add_worker_with(c).await
+    }
+
+    /// Starts a worker with its own configuration (e.g. another DATABASE_URL).
+    pub async fn add_worker_with(&mut self, mut c: Config) -> Arc<worker::Hooks> {
         c.instance_id = format!("worker{}", uuid::Uuid::new_v4().simple());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();

@@ -1,0 +1,156 @@
+//! The durability contract under failure: a worker dying between commit
+//! and publish, PostgreSQL stalling or vanishing, Redis restarting.
+//! Acks only after commit; recipients only see committed messages; after
+//! recovery everything arrives exactly once, in seq order.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    proxy::Proxy,
+    realtime::{seqs, Client, Pool},
+};
+use sqlx::PgPool;
+
+async fn single_chat(p: &Pool) -> (common::TestUser, common::TestUser, i64) {
+    let ada = p.gw(0).signup("Ada", "Acme").await;
+    let bob = p.gw(0).signup("Bob", "Acme").await;
+    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
+        .as_i64()
+        .unwrap();
+    (ada, bob, chat)
+}
+
+async fn count_messages(pool: &PgPool) -> i64 {
+    sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM messages")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .0
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn worker_killed_after_commit_loses_and_duplicates_nothing(pool: PgPool) {
+    let mut p = Pool::start_without_worker(pool.clone(), 2, |_| {}).await;
+    let (ada, bob, chat) = single_chat(&p).await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(1), &bob).await;
+
+    let hooks = p.add_worker().await;
+    hooks
+        .crash_after_commit
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = a.say(chat, "survives the crash").await;
+    let mut crashed = p.workers.pop().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), &mut crashed.handle)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(outcome.is_err(), "the worker died");
+    // Committed, but neither acked nor delivered.
+    assert_eq!(count_messages(&pool).await, 1);
+    assert!(b
+        .collect("message.new", Duration::from_millis(300))
+        .await
+        .is_empty());
+
+    // Meanwhile more messages queue up behind it.
+    let second = a.say(chat, "queued while no worker runs").await;
+    // A new worker takes over once the dead one's lease expires (2 s in tests).
+    p.add_worker().await;
+    let ack1 = a.answer(&first).await;
+    let ack2 = a.answer(&second).await;
+    assert_eq!(
+        (
+            ack1["payload"]["seq"].as_i64(),
+            ack2["payload"]["seq"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    let mut got = vec![b.expect("message.new").await, b.expect("message.new").await];
+    got.extend(b.collect("message.new", Duration::from_millis(500)).await);
+    assert_eq!(seqs(&got), vec![1, 2], "exactly once, in order");
+    assert_eq!(count_messages(&pool).await, 2);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn stalled_postgres_means_no_ack_and_no_delivery_until_commit(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 1).await;
+    let (ada, bob, chat) = single_chat(&p).await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let id = a.say(chat, "waits for the lock").await;
+    assert!(
+        a.next_frame(Duration::from_millis(800)).await.is_none(),
+        "no ack before commit"
+    );
+    assert!(
+        b.next_frame(Duration::from_millis(100)).await.is_none(),
+        "no delivery before commit"
+    );
+    lock.rollback().await.unwrap();
+    assert_eq!(a.answer(&id).await["payload"]["seq"], 1);
+    assert_eq!(
+        b.expect("message.new").await["payload"]["message"]["seq"],
+        1
+    );
+    assert!(b
+        .collect("message.new", Duration::from_millis(300))
+        .await
+        .is_empty());
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn postgres_outage_delays_but_loses_nothing(pool: PgPool) {
+    let mut p = Pool::start_without_worker(pool.clone(), 1, |_| {}).await;
+    let (ada, bob, chat) = single_chat(&p).await;
+    // The worker reaches PostgreSQL through a proxy the test can cut.
+    let url = common::database_url(&pool);
+    let (scheme_host, db) = url.rsplit_once('/').unwrap();
+    let host = scheme_host
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or("127.0.0.1:5432");
+    let proxy = Proxy::start(host.to_string()).await;
+    let mut c = p.config.clone();
+    c.database_url = format!(
+        "{}@{}/{db}",
+        scheme_host.rsplit_once('@').unwrap().0,
+        proxy.addr
+    );
+    p.add_worker_with(c).await;
+
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    let warmup = a.say(chat, "before").await;
+    a.answer(&warmup).await;
+    b.expect("message.new").await;
+
+    proxy.cut();
+    let ids = [a.say(chat, "during 1").await, a.say(chat, "during 2").await];
+    assert!(
+        a.collect("ack", Duration::from_millis(1500))
+            .await
+            .is_empty(),
+        "nothing acked while PostgreSQL is away"
+    );
+    assert!(b
+        .collect("message.new", Duration::from_millis(100))
+        .await
+        .is_empty());
+    proxy.restore();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(a.answer(id).await["payload"]["seq"], n as i64 + 2);
+    }
+    let mut got = vec![b.expect("message.new").await, b.expect("message.new").await];
+    got.extend(b.collect("message.new", Duration::from_millis(500)).await);
+    assert_eq!(seqs(&got), vec![2, 3]);
+    assert_eq!(count_messages(&pool).await, 3);
+}
