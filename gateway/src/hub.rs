@@ -101,7 +101,7 @@ impl Conn {
         metrics: &Metrics,
         kind: &str,
     ) -> bool {
-        if priority == Priority::Droppable && self.tx.capacity() < self.capacity / 2 {
+        if priority == Priority::Droppable && self.tx.capacity() <= self.capacity / 2 {
             metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
             return false;
         }

@@ -15,14 +15,17 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use fechatter_shared::{
-    ingest::{IngestEntry, ENTRY_FIELD, GROUP},
+    ingest::{IngestEntry, GROUP},
     protocol, AppError,
 };
 use fred::prelude::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::{persist, publish, Worker};
+use crate::{
+    entries::{decode, parse_autoclaim, parse_xread},
+    persist, publish, Worker,
+};
 
 /// One stream entry read from an ingest shard.
 #[derive(Debug, Clone)]
@@ -145,10 +148,10 @@ impl Worker {
                 )
                 .await?;
             let (next, entries) = parse_autoclaim(reply);
-            pending.extend(entries.into_iter().map(|(id, raw)| Pending {
+            pending.extend(entries.into_iter().map(|e| Pending {
                 stream: stream.clone(),
-                id,
-                entry: decode(raw),
+                id: e.id,
+                entry: decode(e.fields),
             }));
             if next == "0-0" || next.is_empty() {
                 break;
@@ -174,10 +177,10 @@ impl Worker {
             .await?;
         Ok(parse_xread(reply)
             .into_iter()
-            .map(|(stream, id, raw)| Pending {
+            .map(|(stream, e)| Pending {
                 stream,
-                id,
-                entry: decode(raw),
+                id: e.id,
+                entry: decode(e.fields),
             })
             .collect())
     }
@@ -321,80 +324,4 @@ impl Worker {
         }
         let _ = self.ack(std::slice::from_ref(p)).await;
     }
-}
-
-fn decode(fields: Vec<(String, String)>) -> Result<IngestEntry, String> {
-    let raw = fields
-        .into_iter()
-        .find(|(k, _)| k == ENTRY_FIELD)
-        .map(|(_, v)| v)
-        .ok_or_else(|| format!("entry has no field {ENTRY_FIELD:?}"))?;
-    serde_json::from_str(&raw).map_err(|e| format!("unreadable entry: {e}"))
-}
-
-fn as_string(v: &Value) -> String {
-    v.as_string().unwrap_or_default()
-}
-
-/// `[id, [field, value, ...]]` -> (id, fields); None for deleted entries.
-fn parse_entry(v: &Value) -> Option<(String, Vec<(String, String)>)> {
-    let Value::Array(parts) = v else { return None };
-    let id = as_string(parts.first()?);
-    let Some(Value::Array(kv)) = parts.get(1) else {
-        return Some((id, Vec::new()));
-    };
-    let fields = kv
-        .chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (as_string(&c[0]), as_string(&c[1])))
-        .collect();
-    Some((id, fields))
-}
-
-fn parse_autoclaim(v: Value) -> (String, Vec<(String, Vec<(String, String)>)>) {
-    let Value::Array(parts) = v else {
-        return (String::new(), Vec::new());
-    };
-    let next = parts.first().map(as_string).unwrap_or_default();
-    let entries = match parts.get(1) {
-        Some(Value::Array(es)) => es.iter().filter_map(parse_entry).collect(),
-        _ => Vec::new(),
-    };
-    (next, entries)
-}
-
-/// XREADGROUP reply (RESP2: `[[stream, [entry...]], ...]`; RESP3 maps are
-/// normalized by fred into arrays of pairs) -> (stream, id, fields).
-fn parse_xread(v: Value) -> Vec<(String, String, Vec<(String, String)>)> {
-    let mut out = Vec::new();
-    let streams: Vec<(Value, Value)> = match v {
-        Value::Array(items) => items
-            .into_iter()
-            .filter_map(|item| match item {
-                Value::Array(mut pair) if pair.len() == 2 => {
-                    let entries = pair.pop()?;
-                    let name = pair.pop()?;
-                    Some((name, entries))
-                }
-                _ => None,
-            })
-            .collect(),
-        Value::Map(map) => map
-            .inner()
-            .into_iter()
-            .map(|(k, v)| (Value::from(k), v))
-            .collect(),
-        _ => Vec::new(),
-    };
-    for (name, entries) in streams {
-        let stream = as_string(&name);
-        if let Value::Array(es) = entries {
-            for e in &es {
-                if let Some((id, fields)) = parse_entry(e) {
-                    out.push((stream.clone(), id, fields));
-                }
-            }
-        }
-    }
-    out
 }

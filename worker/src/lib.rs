@@ -8,6 +8,7 @@
 //! dead worker's shards move to a live one.
 
 pub mod consumer;
+pub mod entries;
 pub mod lease;
 pub mod persist;
 pub mod publish;

@@ -5,6 +5,7 @@
 
 pub mod proxy;
 pub mod realtime;
+pub mod redis_server;
 
 use fechatter_shared::Config;
 use gateway::AppState;

@@ -1,0 +1,133 @@
+//! Decoding Redis stream replies into ingest entries.
+//!
+//! fred's typed stream helpers do not cover Redis 7's three-part XAUTOCLAIM
+//! reply, so replies are read as plain values here, in one place, and
+//! anything unexpected becomes an unreadable entry for the dead-letter
+//! path rather than a panic.
+
+use fechatter_shared::ingest::{IngestEntry, ENTRY_FIELD};
+use fred::prelude::*;
+
+/// Field/value pairs of one stream entry.
+pub type Fields = Vec<(String, String)>;
+
+/// One stream entry as read from Redis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEntry {
+    pub id: String,
+    pub fields: Fields,
+}
+
+pub fn decode(fields: Fields) -> Result<IngestEntry, String> {
+    let raw = fields
+        .into_iter()
+        .find(|(k, _)| k == ENTRY_FIELD)
+        .map(|(_, v)| v)
+        .ok_or_else(|| format!("entry has no field {ENTRY_FIELD:?}"))?;
+    serde_json::from_str(&raw).map_err(|e| format!("unreadable entry: {e}"))
+}
+
+fn as_string(v: &Value) -> String {
+    v.as_string().unwrap_or_default()
+}
+
+/// `[id, [field, value, ...]]`; None for deleted entries.
+fn parse_entry(v: &Value) -> Option<RawEntry> {
+    let Value::Array(parts) = v else { return None };
+    let id = as_string(parts.first()?);
+    let Some(Value::Array(kv)) = parts.get(1) else {
+        return Some(RawEntry {
+            id,
+            fields: Vec::new(),
+        });
+    };
+    let fields = kv
+        .chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| (as_string(&c[0]), as_string(&c[1])))
+        .collect();
+    Some(RawEntry { id, fields })
+}
+
+/// XAUTOCLAIM reply -> (next cursor, entries).
+pub fn parse_autoclaim(v: Value) -> (String, Vec<RawEntry>) {
+    let Value::Array(parts) = v else {
+        return (String::new(), Vec::new());
+    };
+    let next = parts.first().map(as_string).unwrap_or_default();
+    let entries = match parts.get(1) {
+        Some(Value::Array(es)) => es.iter().filter_map(parse_entry).collect(),
+        _ => Vec::new(),
+    };
+    (next, entries)
+}
+
+/// XREADGROUP reply (RESP2: `[[stream, [entry...]], ...]`; RESP3 maps are
+/// normalized by fred into arrays of pairs) -> (stream, id, fields).
+pub fn parse_xread(v: Value) -> Vec<(String, RawEntry)> {
+    let mut out = Vec::new();
+    let streams: Vec<(Value, Value)> = match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|item| match item {
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    let entries = pair.pop()?;
+                    let name = pair.pop()?;
+                    Some((name, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (name, entries) in streams {
+        let stream = as_string(&name);
+        if let Value::Array(es) = entries {
+            for e in &es {
+                if let Some(entry) = parse_entry(e) {
+                    out.push((stream.clone(), entry));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::String(v.into())
+    }
+
+    #[test]
+    fn reads_xreadgroup_and_xautoclaim_replies() {
+        let entry = Value::Array(vec![s("1-0"), Value::Array(vec![s("e"), s("{}")])]);
+        let xread = Value::Array(vec![Value::Array(vec![
+            s("fc:ingest:{0}"),
+            Value::Array(vec![entry.clone()]),
+        ])]);
+        let parsed = parse_xread(xread);
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].0, "fc:ingest:{0}");
+        assert_eq!(parsed[0].1.id, "1-0");
+        let claim = Value::Array(vec![
+            s("0-0"),
+            Value::Array(vec![entry, Value::Null]),
+            Value::Array(vec![]),
+        ]);
+        let (next, entries) = parse_autoclaim(claim);
+        assert_eq!((next.as_str(), entries.len()), ("0-0", 1));
+        assert!(
+            decode(entries[0].fields.clone()).is_err(),
+            "{{}} is not an entry"
+        );
+        assert!(decode(vec![]).is_err());
+    }
+}
