@@ -1,5 +1,5 @@
 # Fechatter realtime. Quick start: `make run`, then `make test`.
-.PHONY: run stop test build fmt lint
+.PHONY: run stop test build fmt lint demo
 
 run:
 	scripts/run.sh
@@ -18,3 +18,7 @@ fmt:
 
 lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Two scripted clients chatting through the pool started by `make run`.
+demo:
+	cargo run --release --locked -q -p loadtest --bin chat-demo -- http://127.0.0.1:$${PORT:-8080}
