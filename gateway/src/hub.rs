@@ -11,125 +11,13 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
+        Mutex,
     },
 };
 
-use axum::extract::ws::Utf8Bytes;
-use fechatter_shared::{metrics::Metrics, wake::StreamId};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use fechatter_shared::wake::StreamId;
 
-/// What a connection's writer task is asked to send.
-#[derive(Debug)]
-pub enum Outbound {
-    Frame(Utf8Bytes),
-    Ping,
-}
-
-/// How a frame may be treated under backpressure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// Typing indicators: dropped first, already when the queue is half full.
-    Droppable,
-    /// Everything else: never dropped; a connection that cannot take it is
-    /// closed (the client resyncs).
-    Essential,
-}
-
-/// Close codes the gateway uses (documented in docs/protocol.md).
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const GOING_AWAY: u16 = 1001;
-    pub const TOO_BIG: u16 = 1009;
-    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
-    pub const REPLACED: u16 = 4001;
-    pub const IDLE: u16 = 4002;
-    pub const SLOW_CONSUMER: u16 = 4003;
-    pub const TOKEN_EXPIRED: u16 = 4401;
-}
-
-/// A handle on one connection, cloned into the hub and its session.
-#[derive(Clone)]
-pub struct Conn {
-    pub id: u64,
-    pub user_id: i64,
-    tx: mpsc::Sender<Outbound>,
-    capacity: usize,
-    /// Cancelled to close the connection; `reason` says how.
-    pub kill: CancellationToken,
-    reason: Arc<Mutex<Option<(u16, String)>>>,
-}
-
-impl Conn {
-    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let conn = Self {
-            id,
-            user_id,
-            tx,
-            capacity,
-            kill: CancellationToken::new(),
-            reason: Arc::new(Mutex::new(None)),
-        };
-        (conn, rx)
-    }
-
-    /// Closes the connection with `code`; the first reason given wins.
-    pub fn close(&self, code: u16, reason: &str) {
-        let mut slot = self.reason.lock().expect("reason lock");
-        if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
-        }
-        drop(slot);
-        self.kill.cancel();
-    }
-
-    pub fn close_reason(&self) -> (u16, String) {
-        self.reason
-            .lock()
-            .expect("reason lock")
-            .clone()
-            .unwrap_or((close::NORMAL, String::new()))
-    }
-
-    /// Queues a frame without waiting. Returns false when it was dropped.
-    pub fn offer(
-        &self,
-        frame: Utf8Bytes,
-        priority: Priority,
-        metrics: &Metrics,
-        kind: &str,
-    ) -> bool {
-        if priority == Priority::Droppable && self.tx.capacity() <= self.capacity / 2 {
-            metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
-            return false;
-        }
-        match self.tx.try_send(Outbound::Frame(frame)) {
-            Ok(()) => {
-                metrics.ws_frames_out.with_label_values(&[kind]).inc();
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
-                if priority == Priority::Essential {
-                    self.close(
-                        close::SLOW_CONSUMER,
-                        "slow consumer: reconnect and send sync.request",
-                    );
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Queues a server ping; skipped when the queue is full (the client is
-    /// evidently receiving).
-    pub fn ping(&self) {
-        let _ = self.tx.try_send(Outbound::Ping);
-    }
-}
+pub use crate::outbound::{close, Conn, Outbound, Priority};
 
 #[derive(Default)]
 struct UserEntry {
@@ -340,6 +228,7 @@ fn remove_member(s: &mut State, chat: i64, user: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn membership_follows_connections() {
@@ -372,27 +261,5 @@ mod tests {
         hub.advance(5, StreamId(2, 0));
         assert_eq!(hub.position(5), Some(Some(StreamId(3, 0))));
         assert_eq!(hub.position(6), None);
-    }
-
-    #[test]
-    fn backpressure_drops_typing_first_and_closes_slow_consumers() {
-        let metrics = Metrics::new("test");
-        let (c, _rx) = Conn::new(1, 1, 8);
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
-        assert!(!c.kill.is_cancelled());
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        assert!(c.kill.is_cancelled());
-        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
     }
 }

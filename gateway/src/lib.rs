@@ -11,6 +11,7 @@ pub mod extract;
 pub mod fanout;
 pub mod hub;
 pub mod membership;
+pub mod outbound;
 pub mod routes;
 pub mod session;
 pub mod state;

@@ -14,8 +14,7 @@ use std::{
 use axum::{
     extract::{
         ws::{
-            rejection::WebSocketUpgradeRejection, CloseFrame, Message, Utf8Bytes, WebSocket,
-            WebSocketUpgrade,
+            rejection::WebSocketUpgradeRejection, Message, Utf8Bytes, WebSocket, WebSocketUpgrade,
         },
         Query, State,
     },
@@ -32,21 +31,18 @@ use fechatter_shared::{
     AppError, AppResult,
 };
 use fred::prelude::*;
-use futures::{stream::SplitSink, SinkExt, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use crate::{
-    hub::{close, Conn, Outbound, Priority},
+    hub::{close, Conn, Priority},
     state::AppState,
 };
 
 /// Hard cap on what the WebSocket codec buffers; frames between
 /// [`MAX_FRAME_BYTES`] and this get a readable error before the close.
 const CODEC_LIMIT: usize = 1024 * 1024;
-/// Most queued frames written per flush.
-const WRITE_BATCH: usize = 64;
 /// How early before expiry a connection is asked for a fresh token.
 const TOKEN_WARNING: Duration = Duration::from_secs(60);
 
@@ -110,7 +106,7 @@ async fn run(state: AppState, me: Identity, chats: Vec<i64>, socket: WebSocket) 
     enforce_connection_limit(&state, me.user_id, &member).await;
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, conn.clone()));
+    let writer = tokio::spawn(crate::outbound::write_loop(sink, rx, conn.clone()));
     let ready = protocol::new_frame(
         "session.ready",
         &json!({
@@ -196,65 +192,6 @@ async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &str) 
                 .await;
         }
     }
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-    conn: Conn,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            _ = conn.kill.cancelled() => break,
-            next = rx.recv() => {
-                let Some(first) = next else { break };
-                let mut batch = vec![first];
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(m) => batch.push(m),
-                        Err(_) => break,
-                    }
-                }
-                if write_batch(&mut sink, batch).await.is_err() {
-                    conn.close(close::NORMAL, "");
-                    return;
-                }
-            }
-        }
-    }
-    // Closing: send what is already queued (bounded in time), then Close.
-    let (code, reason) = conn.close_reason();
-    if code != close::SLOW_CONSUMER {
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            let mut batch = Vec::new();
-            while let Ok(m) = rx.try_recv() {
-                batch.push(m);
-            }
-            write_batch(&mut sink, batch).await
-        })
-        .await;
-    }
-    let _ = sink
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
-}
-
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
-    batch: Vec<Outbound>,
-) -> Result<(), axum::Error> {
-    for m in batch {
-        let msg = match m {
-            Outbound::Frame(text) => Message::Text(text),
-            Outbound::Ping => Message::Ping(Default::default()),
-        };
-        sink.feed(msg).await?;
-    }
-    sink.flush().await
 }
 
 impl Session {

@@ -12,11 +12,7 @@ use sqlx::PgPool;
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn message_reaches_members_on_another_gateway_after_commit(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
 
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut a2 = Client::connect(p.gw(1), &ada).await; // the sender's other device
@@ -120,11 +116,7 @@ async fn concurrent_senders_get_gap_free_ordered_seqs(pool: PgPool) {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn retry_with_same_id_returns_original_ack(pool: PgPool) {
     let p = Pool::start(pool.clone(), 1).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(0), &bob).await;
 
@@ -164,11 +156,7 @@ async fn retry_with_same_id_returns_original_ack(pool: PgPool) {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn edit_delete_and_react_reach_members(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(1), &bob).await;
     let id = a.say(chat, "frist").await;

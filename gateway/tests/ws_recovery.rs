@@ -13,15 +13,6 @@ use common::{
 };
 use sqlx::PgPool;
 
-async fn single_chat(p: &Pool) -> (common::TestUser, common::TestUser, i64) {
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
-    (ada, bob, chat)
-}
-
 async fn count_messages(pool: &PgPool) -> i64 {
     sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM messages")
         .fetch_one(pool)
@@ -33,7 +24,7 @@ async fn count_messages(pool: &PgPool) -> i64 {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn worker_killed_after_commit_loses_and_duplicates_nothing(pool: PgPool) {
     let mut p = Pool::start_without_worker(pool.clone(), 2, |_| {}).await;
-    let (ada, bob, chat) = single_chat(&p).await;
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(1), &bob).await;
 
@@ -77,7 +68,7 @@ async fn worker_killed_after_commit_loses_and_duplicates_nothing(pool: PgPool) {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn stalled_postgres_means_no_ack_and_no_delivery_until_commit(pool: PgPool) {
     let p = Pool::start(pool.clone(), 1).await;
-    let (ada, bob, chat) = single_chat(&p).await;
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(0), &bob).await;
 
@@ -110,7 +101,7 @@ async fn stalled_postgres_means_no_ack_and_no_delivery_until_commit(pool: PgPool
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn postgres_outage_delays_but_loses_nothing(pool: PgPool) {
     let mut p = Pool::start_without_worker(pool.clone(), 1, |_| {}).await;
-    let (ada, bob, chat) = single_chat(&p).await;
+    let (ada, bob, chat) = p.pair().await;
     // The worker reaches PostgreSQL through a proxy the test can cut.
     let url = common::database_url(&pool);
     let (scheme_host, db) = url.rsplit_once('/').unwrap();

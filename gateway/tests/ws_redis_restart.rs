@@ -17,11 +17,7 @@ async fn pool_recovers_after_redis_restart(pool: PgPool) {
     let mut redis = RedisServer::start().await;
     let url = redis.url();
     let p = Pool::start_with(pool.clone(), 2, |c| c.redis_url = url.clone()).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(1), &bob).await;
     let id = a.say(chat, "before").await;

@@ -12,11 +12,7 @@ use sqlx::PgPool;
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn sync_fills_the_gap_from_stream_then_database(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let first = a.say(chat, "seen").await;
     let mid = a.answer(&first).await["payload"]["messageId"]
@@ -101,11 +97,7 @@ async fn sync_fills_the_gap_from_stream_then_database(pool: PgPool) {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn typing_is_broadcast_throttled_expired_and_stopped_by_send(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(1), &bob).await;
 
@@ -239,11 +231,7 @@ async fn read_marks_send_receipts_and_badges(pool: PgPool) {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn sending_over_the_limit_is_rate_limited(pool: PgPool) {
     let p = Pool::start(pool.clone(), 1).await;
-    let ada = p.gw(0).signup("Ada", "Acme").await;
-    let bob = p.gw(0).signup("Bob", "Acme").await;
-    let chat = p.gw(0).create_chat(&ada, "single", None, &[bob.id]).await["id"]
-        .as_i64()
-        .unwrap();
+    let (ada, _bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut ids = Vec::new();
     for n in 0..15 {

@@ -8,10 +8,12 @@
 //! dead worker's shards move to a live one.
 
 pub mod consumer;
+pub mod effects;
 pub mod entries;
 pub mod lease;
 pub mod persist;
 pub mod publish;
+pub mod read_state;
 
 use std::{
     sync::{atomic::AtomicBool, Arc},

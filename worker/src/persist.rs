@@ -21,51 +21,7 @@ use fechatter_shared::{
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-/// An event to append to a chat topic stream, in commit order.
-#[derive(Debug, Clone)]
-pub struct TopicEvent {
-    pub chat_id: i64,
-    pub seq: i64,
-    pub sub: i64,
-    pub frame: String,
-}
-
-/// A frame for one connection on one gateway.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub gateway: String,
-    pub conn: u64,
-    pub frame: String,
-}
-
-/// New unread state of one user in one chat.
-#[derive(Debug, Clone)]
-pub struct Badge {
-    pub user_id: i64,
-    pub chat_id: i64,
-    pub unread: i64,
-    pub mentions: Mentions,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum Mentions {
-    /// Add this many to the stored count (new messages).
-    Add(i64),
-    /// Replace the stored count (recomputed at read marks).
-    Set(i64),
-}
-
-/// Everything to announce after the batch committed.
-#[derive(Debug, Default)]
-pub struct Effects {
-    pub topic: Vec<TopicEvent>,
-    pub replies: Vec<Reply>,
-    pub badges: Vec<Badge>,
-    /// Ephemeral chat frames: (chat, user to exclude, frame).
-    pub chat_frames: Vec<(i64, i64, String)>,
-    /// Count of entries per (kind, outcome) for metrics.
-    pub outcomes: Vec<(&'static str, &'static str)>,
-}
+pub use crate::effects::{Badge, Effects, Mentions, Reply, TopicEvent};
 
 /// Applies `entries` in order in one transaction.
 pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
@@ -200,7 +156,7 @@ async fn apply(
             }
             ack(fx, e, json!({ "messageId": msg.id, "changed": changed }));
         }
-        Command::Read { seq } => read_mark(tx, e, *seq, fx).await?,
+        Command::Read { seq } => crate::read_state::read_mark(tx, e, *seq, fx).await?,
     }
     Ok("applied")
 }
@@ -420,47 +376,7 @@ async fn reactions_of(tx: &mut PgConnection, message_id: i64) -> AppResult<Vec<R
     .await?)
 }
 
-async fn read_mark(
-    tx: &mut PgConnection,
-    e: &IngestEntry,
-    seq: i64,
-    fx: &mut Effects,
-) -> AppResult<()> {
-    let (watermark, last_seq): (i64, i64) = sqlx::query_as(
-        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
-         FROM chats c WHERE c.id = m.chat_id AND m.chat_id = $1 AND m.user_id = $2
-         RETURNING m.last_read_seq, c.last_seq",
-    )
-    .bind(e.chat_id)
-    .bind(e.user_id)
-    .bind(seq)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (mentions,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM messages
-         WHERE chat_id = $1 AND seq > $2 AND $3 = ANY(mentions) AND deleted_at IS NULL",
-    )
-    .bind(e.chat_id)
-    .bind(watermark)
-    .bind(e.user_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    fx.badges.push(Badge {
-        user_id: e.user_id,
-        chat_id: e.chat_id,
-        unread: last_seq - watermark,
-        mentions: Mentions::Set(mentions),
-    });
-    let receipt = protocol::new_frame(
-        "read.receipt",
-        &json!({ "chatId": e.chat_id, "userId": e.user_id, "seq": watermark }),
-    );
-    fx.chat_frames.push((e.chat_id, e.user_id, receipt));
-    ack(fx, e, json!({ "seq": watermark }));
-    Ok(())
-}
-
-fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
+pub(crate) fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
     fx.replies
         .push(reply(e, protocol::ack_frame(&e.ref_id, extra)));
 }

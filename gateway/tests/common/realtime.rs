@@ -102,6 +102,19 @@ impl Pool {
     pub fn gw(&self, i: usize) -> &TestApp {
         &self.gateways[i]
     }
+
+    /// Ada and Bob of one workspace with a single chat between them.
+    pub async fn pair(&self) -> (TestUser, TestUser, i64) {
+        let ada = self.gw(0).signup("Ada", "Acme").await;
+        let bob = self.gw(0).signup("Bob", "Acme").await;
+        let chat = self
+            .gw(0)
+            .create_chat(&ada, "single", None, &[bob.id])
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        (ada, bob, chat)
+    }
 }
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;

@@ -1,0 +1,48 @@
+//! What a committed batch must announce, collected while the transaction
+//! runs and published only after it commits (see [`crate::publish`]).
+
+/// An event to append to a chat topic stream, in commit order.
+#[derive(Debug, Clone)]
+pub struct TopicEvent {
+    pub chat_id: i64,
+    pub seq: i64,
+    pub sub: i64,
+    pub frame: String,
+}
+
+/// A frame for one connection on one gateway.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub gateway: String,
+    pub conn: u64,
+    pub frame: String,
+}
+
+/// New unread state of one user in one chat.
+#[derive(Debug, Clone)]
+pub struct Badge {
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub unread: i64,
+    pub mentions: Mentions,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Mentions {
+    /// Add this many to the stored count (new messages).
+    Add(i64),
+    /// Replace the stored count (recomputed at read marks).
+    Set(i64),
+}
+
+/// Everything to announce after the batch committed.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub topic: Vec<TopicEvent>,
+    pub replies: Vec<Reply>,
+    pub badges: Vec<Badge>,
+    /// Ephemeral chat frames: (chat, user to exclude, frame).
+    pub chat_frames: Vec<(i64, i64, String)>,
+    /// Count of entries per (kind, outcome) for metrics.
+    pub outcomes: Vec<(&'static str, &'static str)>,
+}
