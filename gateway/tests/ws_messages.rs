@@ -320,3 +320,37 @@ async fn rest_paging_returns_messages_in_seq_order(pool: PgPool) {
     let (status, body) = p.gw(0).get(&path(""), &eve).await;
     common::assert_error(status, &body, 404, "not_found");
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn gateways_listen_only_to_chats_with_local_members(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 2).await;
+    let (ada, bob, chat) = p.pair().await;
+    let channel = p.gw(0).state.keys.chat_channel(chat);
+    let listeners = |redis: fred::prelude::Client, channel: String| async move {
+        let counts: Vec<(String, i64)> =
+            fred::prelude::PubsubInterface::pubsub_numsub(&redis, vec![channel])
+                .await
+                .unwrap();
+        counts[0].1
+    };
+    let redis = p.gw(0).state.redis.clone();
+    assert_eq!(listeners(redis.clone(), channel.clone()).await, 0);
+    let a = Client::connect(p.gw(0), &ada).await;
+    assert_eq!(
+        listeners(redis.clone(), channel.clone()).await,
+        1,
+        "only gw0 has a member"
+    );
+    let b = Client::connect(p.gw(1), &bob).await;
+    assert_eq!(listeners(redis.clone(), channel.clone()).await, 2);
+    a.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while listeners(redis.clone(), channel.clone()).await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gw0 kept listening after its last member left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(b);
+}
