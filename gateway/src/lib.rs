@@ -36,6 +36,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .await
         .context("connecting to PostgreSQL")?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
+    fechatter_shared::password::configure(config.argon2_memory_kib, config.argon2_iterations)?;
     if config.uses_dev_secret() {
         tracing::warn!("JWT_SECRET is the development default; set it in production");
     }

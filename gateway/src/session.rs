@@ -43,6 +43,9 @@ use crate::{
 /// Hard cap on what the WebSocket codec buffers; frames between
 /// [`MAX_FRAME_BYTES`] and this get a readable error before the close.
 const CODEC_LIMIT: usize = 1024 * 1024;
+/// Per-connection codec buffers; frames larger than these still work.
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 8 * 1024;
 /// How early before expiry a connection is asked for a fresh token.
 const TOKEN_WARNING: Duration = Duration::from_secs(60);
 
@@ -80,6 +83,10 @@ async fn upgrade(
     Ok(ws
         .max_message_size(CODEC_LIMIT)
         .max_frame_size(CODEC_LIMIT)
+        // Small buffers: most connections are idle most of the time, and
+        // the codec's defaults (128 KiB each way) would dominate memory.
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = state.sessions.clone();
             tracker.track_future(run(state, me, chats, socket))
@@ -197,12 +204,29 @@ async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &str) 
 impl Session {
     async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
         let config = self.state.config.clone();
-        let mut ping = tokio::time::interval(config.heartbeat_interval);
-        ping.reset();
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut last_received = Instant::now();
-        let mut last_client_frame = Instant::now();
+        let start = Instant::now();
+        let mut next_ping = start + config.heartbeat_interval;
+        let mut last_received = start;
+        let mut last_client_frame = start;
+        // One timer per connection, set to the earliest deadline (ping,
+        // heartbeat, idle, typing expiry, token): an idle connection wakes
+        // once per heartbeat interval, not on a fixed tick.
+        let timer = tokio::time::sleep_until(start.into());
+        tokio::pin!(timer);
         loop {
+            let due = [
+                next_ping,
+                last_received + config.heartbeat_timeout,
+                last_client_frame + config.idle_timeout,
+                self.token_due(),
+            ]
+            .into_iter()
+            .chain(self.typing.values().copied())
+            .min()
+            .unwrap_or(next_ping);
+            if timer.deadline() != due.into() {
+                timer.as_mut().reset(due.into());
+            }
             tokio::select! {
                 msg = stream.next() => {
                     match msg {
@@ -237,14 +261,17 @@ impl Session {
                         }
                     }
                 }
-                _ = ping.tick() => self.conn.ping(),
-                _ = tick.tick() => {
+                _ = &mut timer => {
                     let now = Instant::now();
-                    if now.duration_since(last_received) > config.heartbeat_timeout {
+                    if now >= next_ping {
+                        self.conn.ping();
+                        next_ping = now + config.heartbeat_interval;
+                    }
+                    if now.duration_since(last_received) >= config.heartbeat_timeout {
                         self.conn.close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
                         return;
                     }
-                    if now.duration_since(last_client_frame) > config.idle_timeout {
+                    if now.duration_since(last_client_frame) >= config.idle_timeout {
                         self.conn.close(close::IDLE, "idle timeout");
                         return;
                     }
@@ -260,6 +287,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// When the token needs attention next: the warning, then the expiry.
+    fn token_due(&self) -> Instant {
+        let now = chrono::Utc::now().timestamp();
+        let at = if self.token_warned {
+            self.me.expires_at
+        } else {
+            self.me.expires_at - TOKEN_WARNING.as_secs() as i64
+        };
+        Instant::now() + Duration::from_secs(at.saturating_sub(now).max(0) as u64)
     }
 
     /// Warns before the access token expires and closes the connection

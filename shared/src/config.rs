@@ -54,6 +54,9 @@ pub struct Config {
     /// Worker: ingest shard lease lifetime; a crashed worker's shards move
     /// to another worker after this long.
     pub lease_ttl: Duration,
+    /// Argon2id memory cost (KiB) and iterations for new password hashes.
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
 }
 
 impl fmt::Debug for Config {
@@ -79,6 +82,8 @@ impl fmt::Debug for Config {
             .field("drain_timeout", &self.drain_timeout)
             .field("batch_size", &self.batch_size)
             .field("lease_ttl", &self.lease_ttl)
+            .field("argon2_memory_kib", &self.argon2_memory_kib)
+            .field("argon2_iterations", &self.argon2_iterations)
             .finish()
     }
 }
@@ -237,6 +242,8 @@ impl Config {
             drain_timeout: millis("DRAIN_TIMEOUT_MS", &get("DRAIN_TIMEOUT_MS"))?,
             batch_size: parse("BATCH_SIZE", &get("BATCH_SIZE"))?,
             lease_ttl: millis("LEASE_TTL_MS", &get("LEASE_TTL_MS"))?,
+            argon2_memory_kib: parse("ARGON2_MEMORY_KIB", &get("ARGON2_MEMORY_KIB"))?,
+            argon2_iterations: parse("ARGON2_ITERATIONS", &get("ARGON2_ITERATIONS"))?,
         }
         .validated()
     }

@@ -59,6 +59,14 @@ impl Metrics {
         )
         .expect("valid metric");
         up.set(1);
+        // Resident memory, CPU time and open fds of this process (Linux),
+        // scraped by the load tests to report memory per connection.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("process collector registers once per registry");
         for c in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_latency.clone()),
