@@ -194,6 +194,16 @@ impl Config {
             "15000",
             "worker: ingest shard lease lifetime",
         ),
+        (
+            "ARGON2_MEMORY_KIB",
+            "19456",
+            "Argon2id memory cost of new password hashes",
+        ),
+        (
+            "ARGON2_ITERATIONS",
+            "2",
+            "Argon2id iterations of new password hashes",
+        ),
     ];
 
     /// Reads the configuration from the process environment.
