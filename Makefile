@@ -1,5 +1,5 @@
 # Fechatter realtime. Quick start: `make run`, then `make test`.
-.PHONY: run stop test build fmt lint demo
+.PHONY: run stop test build fmt lint demo bench
 
 run:
 	scripts/run.sh
@@ -22,3 +22,7 @@ lint:
 # Two scripted clients chatting through the pool started by `make run`.
 demo:
 	cargo run --release --locked -q -p loadtest --bin chat-demo -- http://127.0.0.1:$${PORT:-8080}
+
+# The standard load set on a dedicated local pool; writes BENCHMARKS.md.
+bench:
+	scripts/bench.sh

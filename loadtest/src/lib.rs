@@ -1,4 +1,13 @@
-//! Client-side building blocks shared by the load tester and the chat demo:
-//! REST helpers and a WebSocket client speaking the Fechatter protocol.
+//! The load-test suite and the client-side building blocks it shares with
+//! the chat demo. Scenarios only ever target loopback addresses
+//! ([`target::ensure_loopback`]) and are bounded in size and time.
 
+pub mod baseline;
+pub mod bench;
 pub mod client;
+pub mod conn;
+pub mod connections;
+pub mod report;
+pub mod storm;
+pub mod target;
+pub mod traffic;

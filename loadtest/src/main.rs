@@ -1,7 +1,271 @@
-//! `loadtest`: the load-test suite (issue 4). Not implemented yet; the
-//! shared client lives in `loadtest::client` and `chat-demo` uses it.
+//! `loadtest`: load scenarios against a local Fechatter pool (loopback
+//! only; every scenario is bounded in connections and time and stops by
+//! itself). See `loadtest --help` and BENCHMARKS.md.
 
-fn main() {
-    eprintln!("loadtest: scenarios are not implemented yet (see the README status table)");
-    std::process::exit(2);
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use loadtest::{
+    bench, connections,
+    report::{Report, Threshold},
+    storm,
+    target::Target,
+    traffic,
+};
+
+/// Longest sending window a scenario may ask for.
+const MAX_DURATION: u64 = 120;
+/// Most connections a scenario may open.
+const MAX_CONNECTIONS: usize = 60_000;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Load tests for Fechatter realtime (loopback targets only)"
+)]
+struct Cli {
+    /// REST (and, without --gateway, WebSocket) base URL: HAProxy or a gateway.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Connect WebSockets straight to these gateways (repeatable); also
+    /// where memory is read from.
+    #[arg(long = "gateway", global = true)]
+    gateways: Vec<String>,
+    /// Print the report as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Fail (exit 1) unless this holds, e.g. `p99<25ms`, `lost<1`,
+    /// `deliveries_per_sec>20000` (repeatable).
+    #[arg(long = "threshold", global = true)]
+    thresholds: Vec<String>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// M senders into one private channel of N members.
+    Fanout {
+        #[arg(long, default_value_t = 200)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Messages per second per sender (the server allows 10).
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
+    /// The same fan-out against an in-process bare WebSocket broadcaster.
+    Baseline {
+        #[arg(long, default_value_t = 200)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
+    /// Many small group chats, one sender each.
+    Chats {
+        #[arg(long, default_value_t = 300)]
+        users: usize,
+        #[arg(long, default_value_t = 100)]
+        chats: usize,
+        #[arg(long, default_value_t = 5)]
+        size: usize,
+        /// Messages per second per chat.
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
+    /// N idle connections; reports gateway RSS per connection (needs --gateway).
+    Idle {
+        #[arg(long, default_value_t = 5_000)]
+        connections: usize,
+        /// Connections per user (gateways' MAX_CONNECTIONS_PER_USER must allow it).
+        #[arg(long, default_value_t = 5)]
+        per_user: usize,
+        #[arg(long, default_value_t = 5)]
+        hold: u64,
+    },
+    /// Open N connections at a fixed rate; handshake percentiles.
+    Ramp {
+        #[arg(long, default_value_t = 2_000)]
+        connections: usize,
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 5)]
+        per_user: usize,
+    },
+    /// Drop every client at once, pile up messages, reconnect and sync.
+    ReconnectStorm {
+        #[arg(long, default_value_t = 1_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        chats: usize,
+        /// Messages each chat receives while its members are away (≤ 10).
+        #[arg(long, default_value_t = 10)]
+        gap: usize,
+    },
+    /// The standard set; writes BENCHMARKS.md (see `make bench`).
+    Bench {
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: String,
+        /// Tiny sizes, for smoke-testing the suite itself.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "")]
+        machine: String,
+        #[arg(long, default_value = "")]
+        commit: String,
+    },
+}
+
+fn bounded(duration: u64) -> Result<Duration> {
+    if duration == 0 || duration > MAX_DURATION {
+        bail!("duration must be 1..={MAX_DURATION} seconds");
+    }
+    Ok(Duration::from_secs(duration))
+}
+
+fn bounded_count(n: usize) -> Result<usize> {
+    if n == 0 || n > MAX_CONNECTIONS {
+        bail!("connection counts must be 1..={MAX_CONNECTIONS}");
+    }
+    Ok(n)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let thresholds = cli
+        .thresholds
+        .iter()
+        .map(|t| Threshold::parse(t))
+        .collect::<Result<Vec<_>>>()?;
+    let target = Target::new(&cli.url, &cli.gateways)?;
+    let report: Report = match cli.scenario {
+        Scenario::Fanout {
+            members,
+            senders,
+            rate,
+            duration,
+        } => {
+            let plan = traffic::fanout_plan(
+                &target,
+                bounded_count(members)?,
+                senders,
+                rate,
+                bounded(duration)?,
+            )
+            .await?;
+            traffic::run(&target, plan).await?
+        }
+        Scenario::Baseline {
+            members,
+            senders,
+            rate,
+            duration,
+        } => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let bare = Target::bare(listener.local_addr()?);
+            let server = tokio::spawn(loadtest::baseline::serve(listener));
+            let plan = traffic::fanout_plan(
+                &bare,
+                bounded_count(members)?,
+                senders,
+                rate,
+                bounded(duration)?,
+            )
+            .await?;
+            let report = traffic::run(&bare, plan).await?;
+            server.abort();
+            report
+        }
+        Scenario::Chats {
+            users,
+            chats,
+            size,
+            rate,
+            duration,
+        } => {
+            let plan = traffic::chats_plan(
+                &target,
+                bounded_count(users)?,
+                chats,
+                size,
+                rate,
+                bounded(duration)?,
+            )
+            .await?;
+            traffic::run(&target, plan).await?
+        }
+        Scenario::Idle {
+            connections: n,
+            per_user,
+            hold,
+        } => connections::idle(&target, bounded_count(n)?, per_user, bounded(hold)?).await?,
+        Scenario::Ramp {
+            connections: n,
+            rate,
+            per_user,
+        } => connections::ramp(&target, bounded_count(n)?, rate, per_user).await?,
+        Scenario::ReconnectStorm {
+            clients,
+            chats,
+            gap,
+        } => storm::storm(&target, bounded_count(clients)?, chats, gap).await?,
+        Scenario::Bench {
+            out,
+            quick,
+            machine,
+            commit,
+        } => {
+            anyhow::ensure!(
+                !cli.gateways.is_empty(),
+                "bench needs --gateway URLs (the first one is used alone)"
+            );
+            let targets = bench::BenchTargets {
+                proxy: target.clone(),
+                one_gateway: Target::new(&cli.gateways[0], &cli.gateways[..1])?,
+            };
+            let reports = bench::run(&targets, quick).await?;
+            for r in &reports {
+                eprintln!("{}", r.human());
+            }
+            let date = std::process::Command::new("date")
+                .arg("-u")
+                .arg("+%Y-%m-%d %H:%M UTC")
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .unwrap_or_default();
+            std::fs::write(
+                &out,
+                bench::markdown(&reports, &machine, &commit, date.trim()),
+            )?;
+            eprintln!("wrote {out}");
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
+            return Ok(());
+        }
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.human());
+    }
+    let failed = report.check(&thresholds);
+    for f in &failed {
+        eprintln!("threshold missed: {f}");
+    }
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -1,0 +1,204 @@
+//! `loadtest bench`: the standard set, run against a pool started for the
+//! purpose (`make bench`), written to BENCHMARKS.md with the machine, the
+//! commit, every figure and the ratios to the bare baseline measured in
+//! the same run.
+
+use std::{fmt::Write as _, time::Duration};
+
+use anyhow::Result;
+
+use crate::{connections, report::Report, storm, target::Target, traffic};
+
+pub struct BenchTargets {
+    /// Through HAProxy.
+    pub proxy: Target,
+    /// Straight to the first gateway (single-gateway figures, memory).
+    pub one_gateway: Target,
+}
+
+/// Runs every scenario; returns the reports in order.
+pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
+    let secs = |s: u64| Duration::from_secs(if quick { 2 } else { s });
+    let scale = |n: usize| if quick { (n / 10).max(6) } else { n };
+    let mut reports = Vec::new();
+
+    // The bare fan-out limit and the full pipeline on one gateway, same load.
+    let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare = Target::bare(bare_listener.local_addr()?);
+    let server = tokio::spawn(crate::baseline::serve(bare_listener));
+    let (members, senders, rate) = (scale(500), scale(20).min(scale(500)), 10.0);
+    say("baseline (saturation)");
+    reports.push(
+        traffic::run(
+            &bare,
+            traffic::fanout_plan(&bare, members, senders, rate, secs(10)).await?,
+        )
+        .await?,
+    );
+    server.abort();
+    say("fanout (saturation, one gateway)");
+    let mut sat = traffic::run(
+        &t.one_gateway,
+        traffic::fanout_plan(&t.one_gateway, members, senders, rate, secs(10)).await?,
+    )
+    .await?;
+    sat.scenario = "fanout-saturation".into();
+    reports.push(sat);
+
+    say("fanout at 20k deliveries/s (HAProxy, two gateways)");
+    let mut steady = traffic::run(
+        &t.proxy,
+        traffic::fanout_plan(&t.proxy, scale(500), scale(10), 4.0, secs(15)).await?,
+    )
+    .await?;
+    steady.scenario = "fanout-20k".into();
+    reports.push(steady);
+
+    say("chats");
+    reports.push(
+        traffic::run(
+            &t.proxy,
+            traffic::chats_plan(&t.proxy, scale(600), scale(200), 5, 2.0, secs(10)).await?,
+        )
+        .await?,
+    );
+
+    say("idle");
+    reports.push(connections::idle(&t.one_gateway, scale(15_000), 100, secs(5)).await?);
+
+    say("ramp");
+    reports.push(connections::ramp(&t.proxy, scale(3_000), 1_000.0, 100).await?);
+
+    say("reconnect-storm");
+    reports.push(storm::storm(&t.proxy, scale(2_000), scale(50).max(1), 10).await?);
+    Ok(reports)
+}
+
+fn say(what: &str) {
+    eprintln!("bench: {what}");
+}
+
+fn find<'a>(reports: &'a [Report], name: &str) -> Option<&'a Report> {
+    reports.iter().find(|r| r.scenario == name)
+}
+
+/// BENCHMARKS.md for these reports.
+pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Benchmarks\n");
+    let _ = writeln!(
+        s,
+        "Written by `make bench` (`loadtest bench`) on {date}, commit `{commit}`.\n"
+    );
+    let _ = writeln!(s, "Machine: {machine}. The load generator, HAProxy, two gateways, the worker, Redis and PostgreSQL all share this one machine, and it is shared with other work: figures are one run's medians and percentiles, compare them within this file rather than across runs.\n");
+
+    let bare = find(reports, "baseline");
+    let sat = find(reports, "fanout-saturation");
+    let steady = find(reports, "fanout-20k");
+    let idle = find(reports, "idle");
+    let _ = writeln!(s, "## Targets\n");
+    let _ = writeln!(s, "| target | measured | met |\n|---|---|---|");
+    if let Some(r) = steady {
+        let p99 = r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
+        let _ = writeln!(s, "| p99 send→receive < 25 ms at 20k deliveries/s | p99 {p99:.1} ms at {:.0} deliveries/s | {} |", r.deliveries_per_sec, yes(p99 < 25.0 && r.deliveries_per_sec >= 19_000.0));
+    }
+    if let Some(r) = sat {
+        let _ = writeln!(
+            s,
+            "| ≥ 50k deliveries/s on one gateway | {:.0} deliveries/s | {} |",
+            r.deliveries_per_sec,
+            yes(r.deliveries_per_sec >= 50_000.0)
+        );
+    }
+    if let Some(r) = idle {
+        let kib = r.rss_per_conn_kib.unwrap_or(f64::NAN);
+        let _ = writeln!(s, "| ≤ 8 KiB RSS per idle connection at 50k connections | {kib:.1} KiB at {} connections | {} |", r.connections, yes(kib <= 8.0 && r.connections >= 50_000));
+    }
+    if let (Some(b), Some(f)) = (bare, sat) {
+        let ratio = f.deliveries_per_sec / b.deliveries_per_sec.max(1.0);
+        let _ = writeln!(s, "| full pipeline ≥ 60% of the bare baseline | {:.0}% ({:.0} vs {:.0} deliveries/s) | {} |", ratio * 100.0, f.deliveries_per_sec, b.deliveries_per_sec, yes(ratio >= 0.6));
+    }
+    let audits: u64 = reports
+        .iter()
+        .filter_map(|r| r.audit.as_ref())
+        .map(|a| a.lost + a.duplicated + a.out_of_order)
+        .sum();
+    let _ = writeln!(
+        s,
+        "| zero lost, duplicated, out-of-order deliveries | {audits} anomalies | {} |",
+        yes(audits == 0)
+    );
+
+    let _ = writeln!(s, "\n## Message traffic\n");
+    let _ = writeln!(s, "Latencies in ms, measured from each message's scheduled send time (coordinated-omission aware).\n");
+    let _ = writeln!(s, "| scenario | parameters | conns | sent | acked | errors | deliveries/s | p50 | p90 | p99 | p99.9 | max | ack p50 | ack p99 | lost | dup | out-of-order |");
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in reports.iter().filter(|r| r.latency_ms.is_some()) {
+        let l = r.latency_ms.as_ref().expect("filtered");
+        let (a50, a99) = r
+            .ack_ms
+            .as_ref()
+            .map(|a| (a.p50, a.p99))
+            .unwrap_or((f64::NAN, f64::NAN));
+        let a = r.audit.clone().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+            r.scenario, r.params, r.connections, r.sent, r.acked, r.errors, r.deliveries_per_sec,
+            l.p50, l.p90, l.p99, l.p999, l.max, a50, a99, a.lost, a.duplicated, a.out_of_order
+        );
+    }
+    if let (Some(b), Some(f)) = (bare, sat) {
+        let lat = |r: &Report| {
+            r.latency_ms
+                .as_ref()
+                .map(|p| (p.p50, p.p99))
+                .unwrap_or((f64::NAN, f64::NAN))
+        };
+        let (bp50, bp99) = lat(b);
+        let (fp50, fp99) = lat(f);
+        let _ = writeln!(s, "\nFull pipeline vs bare baseline, same load, same run: throughput {:.0}%, p50 {:.1}×, p99 {:.1}×.", 100.0 * f.deliveries_per_sec / b.deliveries_per_sec.max(1.0), fp50 / bp50, fp99 / bp99);
+    }
+
+    let _ = writeln!(s, "\n## Connections\n");
+    let _ = writeln!(s, "| scenario | parameters | connections | errors | connect p50 | connect p99 | connect max | other |");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+    for r in reports.iter().filter(|r| r.latency_ms.is_none()) {
+        let (c50, c99, cmax) = r
+            .connect_ms
+            .as_ref()
+            .map(|c| (c.p50, c.p99, c.max))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let mut other: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        if let Some(kib) = r.rss_per_conn_kib {
+            other.insert(0, format!("**RSS/connection {kib:.2} KiB**"));
+        }
+        if let Some(a) = &r.audit {
+            other.push(format!(
+                "audit: expected {} lost {} dup {} out-of-order {}",
+                a.expected, a.lost, a.duplicated, a.out_of_order
+            ));
+        }
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} | {c50:.2} | {c99:.2} | {cmax:.2} | {} |",
+            r.scenario,
+            r.params,
+            r.connections,
+            r.errors,
+            other.join("; ")
+        );
+    }
+    s
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok {
+        "yes"
+    } else {
+        "**no**"
+    }
+}

@@ -1,0 +1,317 @@
+//! Message traffic scenarios: `fanout` (M senders into one channel of N
+//! members) and `chats` (many small group chats, one sender each), plus the
+//! same fan-out against the bare baseline. One engine runs them all:
+//! connect every member, send on a fixed schedule, drain, then audit every
+//! delivery against every ack.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::{IsTerminal, Write},
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use futures::{stream, StreamExt};
+use serde_json::json;
+use tokio::{sync::watch, time::Instant};
+
+use crate::{
+    client::{Account, Api},
+    conn::{self, Counters, ReaderStats},
+    report::{histogram, Audit, Percentiles, Report},
+    target::Target,
+};
+
+/// Who is in which chat and who sends where.
+pub struct Plan {
+    pub name: String,
+    pub params: serde_json::Value,
+    /// Token of each connection (one connection per entry).
+    pub tokens: Vec<String>,
+    /// Chat id -> member connection indexes.
+    pub chats: Vec<(i64, Vec<usize>)>,
+    /// (connection index, chat id) of each sender.
+    pub senders: Vec<(usize, i64)>,
+    pub rate_per_sender: f64,
+    pub duration: Duration,
+    /// Longest wait after sending stops for owed deliveries.
+    pub drain: Duration,
+}
+
+/// Signs up `n` users of one new workspace, `concurrency` at a time.
+pub async fn signup_many(api: &Api, n: usize, tag: &str) -> Result<Vec<Account>> {
+    let accounts: Vec<Result<Account>> = stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let tag = tag.to_string();
+            async move {
+                api.signup(
+                    &format!("lt{i}"),
+                    &format!("lt{i}-{tag}@load.test"),
+                    &format!("load-{tag}"),
+                )
+                .await
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    accounts.into_iter().collect()
+}
+
+/// `fanout`: one private channel of `members`, the first `senders` send.
+pub async fn fanout_plan(
+    target: &Target,
+    members: usize,
+    senders: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Plan> {
+    let params = json!({ "members": members, "senders": senders, "ratePerSender": rate, "durationSecs": duration.as_secs_f64() });
+    let (tokens, chat) = if target.bare {
+        (vec![String::new(); members], 1)
+    } else {
+        let api = Api::new(&target.api);
+        let accounts = signup_many(&api, members, &tag())
+            .await
+            .context("signing up users")?;
+        let others: Vec<i64> = accounts[1..].iter().map(|a| a.id).collect();
+        let chat = api
+            .create_chat(&accounts[0], "private_channel", Some("load"), &others)
+            .await?;
+        (accounts.into_iter().map(|a| a.token).collect(), chat)
+    };
+    Ok(Plan {
+        name: if target.bare {
+            "baseline".into()
+        } else {
+            "fanout".into()
+        },
+        params,
+        tokens,
+        chats: vec![(chat, (0..members).collect())],
+        senders: (0..senders.min(members)).map(|i| (i, chat)).collect(),
+        rate_per_sender: rate,
+        duration,
+        drain: Duration::from_secs(10),
+    })
+}
+
+/// `chats`: `chats` group chats of `size` members drawn from `users`
+/// users; one member of each sends.
+pub async fn chats_plan(
+    target: &Target,
+    users: usize,
+    chats: usize,
+    size: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Plan> {
+    anyhow::ensure!(size >= 3 && size <= users, "chat size must be 3..=users");
+    let params = json!({ "users": users, "chats": chats, "chatSize": size, "ratePerChat": rate, "durationSecs": duration.as_secs_f64() });
+    let api = Api::new(&target.api);
+    let accounts = signup_many(&api, users, &tag()).await?;
+    let mut plan_chats = Vec::new();
+    let mut senders = Vec::new();
+    for c in 0..chats {
+        // Deterministic spread: chat c takes `size` consecutive users.
+        let members: Vec<usize> = (0..size).map(|k| (c * size / 2 + k) % users).collect();
+        let others: Vec<i64> = members[1..].iter().map(|&i| accounts[i].id).collect();
+        let id = api
+            .create_chat(&accounts[members[0]], "group", None, &others)
+            .await?;
+        senders.push((members[c % size], id));
+        plan_chats.push((id, members));
+    }
+    // A user sends to at most one chat: keep the first assignment.
+    let mut seen = HashSet::new();
+    senders.retain(|(conn, _)| seen.insert(*conn));
+    Ok(Plan {
+        name: "chats".into(),
+        params,
+        tokens: accounts.into_iter().map(|a| a.token).collect(),
+        chats: plan_chats,
+        senders,
+        rate_per_sender: rate,
+        duration,
+        drain: Duration::from_secs(10),
+    })
+}
+
+pub fn tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
+}
+
+/// Runs a plan and reports.
+pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
+    let counters = Arc::new(Counters::default());
+    let members: HashMap<i64, u64> = plan
+        .chats
+        .iter()
+        .map(|(id, m)| (*id, m.len() as u64))
+        .collect();
+    let send_chat: HashMap<usize, i64> = plan.senders.iter().copied().collect();
+
+    // Connect everyone (bounded concurrency), measuring handshakes.
+    let mut connect = histogram();
+    let connected: Vec<_> = stream::iter(plan.tokens.iter().enumerate())
+        .map(|(i, token)| {
+            let url = target.ws_url(i, token);
+            async move { conn::connect(&url, i).await }
+        })
+        .buffered(64)
+        .collect()
+        .await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut readers = Vec::new();
+    let mut sinks = Vec::new();
+    for (i, c) in connected.into_iter().enumerate() {
+        let (sink, stream, us) = c.with_context(|| format!("connection {i}"))?;
+        let _ = connect.record(us.max(1));
+        let chat = send_chat.get(&i).map(|c| (*c, members[c]));
+        readers.push(tokio::spawn(conn::read_loop(
+            stream,
+            stop_rx.clone(),
+            chat,
+            counters.clone(),
+        )));
+        sinks.push(Some(sink));
+    }
+
+    let start = Instant::now() + Duration::from_millis(200);
+    let start_unix = conn::unix_nanos() + 200_000_000;
+    let until = start + plan.duration;
+    let mut senders = Vec::new();
+    for &(i, chat) in &plan.senders {
+        let sink = sinks[i].take().expect("one sender per connection");
+        senders.push(tokio::spawn(conn::send_loop(
+            sink,
+            i,
+            chat,
+            plan.rate_per_sender,
+            start,
+            start_unix,
+            until,
+            counters.clone(),
+        )));
+    }
+
+    // Progress until sending ends, then drain owed deliveries.
+    let progress = std::io::stderr().is_terminal();
+    let drain_until = until + plan.drain;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = Instant::now();
+        let delivered = counters.delivered.load(Ordering::Relaxed);
+        let expected = counters.expected.load(Ordering::Relaxed);
+        let sent = counters.sent.load(Ordering::Relaxed);
+        let settled =
+            counters.acked.load(Ordering::Relaxed) + counters.errors.load(Ordering::Relaxed);
+        if progress {
+            let secs = now.saturating_duration_since(start).as_secs_f64();
+            eprint!(
+                "\r[{}] {secs:5.1}s sent {sent} acked {} delivered {delivered}/{expected}   ",
+                plan.name,
+                counters.acked.load(Ordering::Relaxed)
+            );
+            let _ = std::io::stderr().flush();
+        }
+        if now >= until && settled >= sent && delivered >= expected {
+            break;
+        }
+        if now >= drain_until {
+            break;
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let elapsed_send = plan.duration.as_secs_f64();
+    let last_delivery = Instant::now();
+    let _ = stop_tx.send(true);
+    for s in senders {
+        let _ = s.await;
+    }
+    let mut stats: Vec<(usize, ReaderStats)> = Vec::new();
+    for (i, r) in readers.into_iter().enumerate() {
+        stats.push((i, r.await?));
+    }
+    Ok(summarize(
+        &plan,
+        &counters,
+        stats,
+        connect,
+        elapsed_send,
+        (last_delivery - start).as_secs_f64(),
+    ))
+}
+
+fn summarize(
+    plan: &Plan,
+    counters: &Counters,
+    stats: Vec<(usize, ReaderStats)>,
+    connect: hdrhistogram::Histogram<u64>,
+    send_secs: f64,
+    total_secs: f64,
+) -> Report {
+    let mut latency = histogram();
+    let mut ack = histogram();
+    let mut acked: HashMap<i64, HashSet<i64>> = HashMap::new();
+    for (_, s) in &stats {
+        latency.add(&s.latency).expect("same bounds");
+        ack.add(&s.ack).expect("same bounds");
+        for &(chat, seq) in &s.acked {
+            acked.entry(chat).or_default().insert(seq);
+        }
+    }
+    let mut audit = Audit::default();
+    let chats_of: HashMap<usize, Vec<i64>> =
+        plan.chats
+            .iter()
+            .fold(HashMap::new(), |mut m, (id, members)| {
+                for &c in members {
+                    m.entry(c).or_insert_with(Vec::new).push(*id);
+                }
+                m
+            });
+    for (i, s) in &stats {
+        for chat in chats_of.get(i).into_iter().flatten() {
+            let want = acked.get(chat).cloned().unwrap_or_default();
+            audit.expected += want.len() as u64;
+            let seen = s.chats.get(chat);
+            audit.lost += want
+                .iter()
+                .filter(|seq| !seen.is_some_and(|c| c.seen.contains(seq)))
+                .count() as u64;
+            if let Some(c) = seen {
+                audit.duplicated += c.duplicated;
+                audit.out_of_order += c.out_of_order;
+            }
+        }
+    }
+    let delivered = counters.delivered.load(Ordering::Relaxed);
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert(
+        "offered_messages_per_sec".into(),
+        plan.senders.len() as f64 * plan.rate_per_sender,
+    );
+    extra.insert("drain_secs".into(), (total_secs - send_secs).max(0.0));
+    Report {
+        scenario: plan.name.clone(),
+        params: plan.params.clone(),
+        connections: plan.tokens.len(),
+        duration_secs: send_secs,
+        sent: counters.sent.load(Ordering::Relaxed),
+        acked: counters.acked.load(Ordering::Relaxed),
+        errors: counters.errors.load(Ordering::Relaxed),
+        delivered,
+        deliveries_per_sec: delivered as f64 / total_secs.max(send_secs).max(0.001),
+        latency_ms: Percentiles::of(&latency),
+        ack_ms: Percentiles::of(&ack),
+        connect_ms: Percentiles::of(&connect),
+        audit: Some(audit),
+        rss_per_conn_kib: None,
+        extra,
+    }
+}
