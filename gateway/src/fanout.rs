@@ -11,7 +11,11 @@
 //! delays events but loses none. Each frame is serialized once and shared
 //! by every connection it goes to.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
@@ -143,6 +147,9 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
         Some(Channel::Chat(chat)) => match Wake::parse(text) {
             Some(Wake::Event { prev, id, frame }) => on_event(state, chat, prev, id, frame).await,
             Some(Wake::Ephemeral { exclude, frame }) => {
+                if frame_kind(frame) == "read.receipt" {
+                    note_receipt(state, frame);
+                }
                 deliver_to_chat(state, chat, exclude, frame)
             }
             None => tracing::warn!(channel, "unreadable wake message"),
@@ -181,12 +188,12 @@ async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, fra
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
-            deliver_to_chat(state, chat, 0, frame);
+            deliver_event(state, chat, frame);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
         Some(Some(last)) if prev == last => {
-            deliver_to_chat(state, chat, 0, frame);
+            deliver_event(state, chat, frame);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) => {
@@ -213,7 +220,7 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
                 continue;
             }
-            deliver_to_chat(state, chat, 0, &frame);
+            deliver_event(state, chat, &frame);
             state.hub.advance(chat, id);
             from = id;
         }
@@ -253,6 +260,56 @@ pub async fn read_topic(
         .collect())
 }
 
+/// The fields of a `message.new` that badges need.
+#[derive(serde::Deserialize)]
+struct NewMessage {
+    payload: NewMessagePayload,
+}
+
+#[derive(serde::Deserialize)]
+struct NewMessagePayload {
+    message: MessageHead,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageHead {
+    seq: i64,
+    sender_id: i64,
+    #[serde(default)]
+    mentions: Vec<i64>,
+}
+
+/// Delivers a committed chat event; a new message also updates the unread
+/// badges of the chat's local members, computed here from their cached
+/// watermarks so the worker does not publish one badge per member.
+fn deliver_event(state: &AppState, chat: i64, frame: &str) {
+    deliver_to_chat(state, chat, 0, frame);
+    if frame_kind(frame) != "message.new" {
+        return;
+    }
+    let Ok(new) = serde_json::from_str::<NewMessage>(frame) else {
+        tracing::warn!(chat, "unreadable message.new; badges skipped");
+        return;
+    };
+    let m = new.payload.message;
+    for badge in state.hub.on_message(chat, m.seq, m.sender_id, &m.mentions) {
+        let text = fechatter_shared::protocol::new_frame(
+            "notification.badge",
+            &serde_json::json!({ "chatId": chat, "unreadCount": badge.unread, "mentionCount": badge.mentions }),
+        );
+        let bytes = Utf8Bytes::from(text);
+        for c in badge.conns {
+            c.offer(
+                bytes.clone(),
+                Priority::Essential,
+                &state.metrics,
+                "notification.badge",
+            );
+        }
+    }
+}
+
 fn deliver_to_chat(state: &AppState, chat: i64, exclude: i64, frame: &str) {
     let conns = state.hub.conns_of_chat(chat, exclude);
     if conns.is_empty() {
@@ -270,7 +327,33 @@ fn deliver_to_chat(state: &AppState, chat: i64, exclude: i64, frame: &str) {
     }
 }
 
+/// A committed read mark moves the reader's cached watermark (the reader
+/// is excluded from the frame, not from the bookkeeping).
+fn note_receipt(state: &AppState, frame: &str) {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
+        let p = &v["payload"];
+        if let (Some(user), Some(chat), Some(seq)) = (
+            p["userId"].as_i64(),
+            p["chatId"].as_i64(),
+            p["seq"].as_i64(),
+        ) {
+            state.hub.set_watermark(user, chat, seq);
+        }
+    }
+}
+
 async fn on_user_frame(state: &AppState, user: i64, frame: &str) {
+    if frame_kind(frame) == "notification.badge" {
+        // Absolute counts from a worker (after a read mark).
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
+            if let (Some(chat), Some(m)) = (
+                v["payload"]["chatId"].as_i64(),
+                v["payload"]["mentionCount"].as_i64(),
+            ) {
+                state.hub.set_mentions(user, chat, m);
+            }
+        }
+    }
     if frame_kind(frame) == "membership.changed" {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
             let chat = v["payload"]["chatId"].as_i64().unwrap_or_default();
@@ -297,10 +380,10 @@ pub async fn resync(state: &AppState) {
     match fechatter_shared::store::chat::memberships(&state.pool, &users).await {
         Ok(memberships) => {
             for user in users {
-                let chats: HashSet<i64> = memberships
+                let chats: HashMap<i64, i64> = memberships
                     .iter()
-                    .filter(|(u, _)| *u == user)
-                    .map(|(_, c)| *c)
+                    .filter(|(u, _, _)| *u == user)
+                    .map(|(_, c, w)| (*c, *w))
                     .collect();
                 state.hub.set_memberships(user, &chats);
             }

@@ -23,6 +23,30 @@ pub use crate::outbound::{close, Conn, Outbound, Priority};
 struct UserEntry {
     conns: Vec<Conn>,
     chats: HashSet<i64>,
+    /// Read state per chat, for computing badges locally.
+    read: HashMap<i64, ReadState>,
+}
+
+/// A user's read watermark and unread mention count in one chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadState {
+    pub watermark: i64,
+    pub mentions: i64,
+}
+
+/// One membership as loaded at connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub chat: i64,
+    pub read: ReadState,
+}
+
+/// A badge to send: the user's counts in a chat and their connections.
+pub struct BadgeUpdate {
+    pub user: i64,
+    pub unread: i64,
+    pub mentions: i64,
+    pub conns: Vec<Conn>,
 }
 
 #[derive(Default)]
@@ -58,20 +82,18 @@ impl Hub {
 
     /// Adds a connection; `chats` are the user's memberships, used when this
     /// is the user's first local connection.
-    pub fn register(&self, conn: Conn, chats: &[i64]) {
+    pub fn register(&self, conn: Conn, chats: &[Membership]) {
         let mut s = self.lock();
         let user = conn.user_id;
         s.conns.insert(conn.id, conn.clone());
         let first = !s.users.contains_key(&user);
         s.users.entry(user).or_default().conns.push(conn);
         if first {
-            for &chat in chats {
-                s.users
-                    .get_mut(&user)
-                    .expect("just inserted")
-                    .chats
-                    .insert(chat);
-                s.chats.entry(chat).or_default().members.insert(user);
+            for m in chats {
+                let entry = s.users.get_mut(&user).expect("just inserted");
+                entry.chats.insert(m.chat);
+                entry.read.insert(m.chat, m.read);
+                s.chats.entry(m.chat).or_default().members.insert(user);
             }
         }
     }
@@ -104,6 +126,7 @@ impl Hub {
             return false;
         };
         entry.chats.insert(chat);
+        entry.read.entry(chat).or_default();
         s.chats.entry(chat).or_default().members.insert(user);
         true
     }
@@ -112,22 +135,93 @@ impl Hub {
         let mut s = self.lock();
         if let Some(entry) = s.users.get_mut(&user) {
             entry.chats.remove(&chat);
+            entry.read.remove(&chat);
         }
         remove_member(&mut s, chat, user);
     }
 
-    /// Replaces a user's memberships (after re-reading them from PostgreSQL).
-    pub fn set_memberships(&self, user: i64, chats: &HashSet<i64>) {
+    /// Replaces a user's memberships and watermarks (after re-reading them
+    /// from PostgreSQL).
+    pub fn set_memberships(&self, user: i64, chats: &HashMap<i64, i64>) {
         let current: HashSet<i64> = match self.lock().users.get(&user) {
             Some(e) => e.chats.clone(),
             None => return,
         };
-        for &gone in current.difference(chats) {
+        let wanted: HashSet<i64> = chats.keys().copied().collect();
+        for &gone in current.difference(&wanted) {
             self.remove_membership(user, gone);
         }
-        for &new in chats.difference(&current) {
+        for &new in wanted.difference(&current) {
             self.add_membership(user, new);
         }
+        for (&chat, &watermark) in chats {
+            self.set_watermark(user, chat, watermark);
+        }
+    }
+
+    /// Moves a local user's watermark forward (read receipts, own sends).
+    pub fn set_watermark(&self, user: i64, chat: i64, seq: i64) {
+        if let Some(state) = self
+            .lock()
+            .users
+            .get_mut(&user)
+            .and_then(|e| e.read.get_mut(&chat))
+        {
+            state.watermark = state.watermark.max(seq);
+        }
+    }
+
+    /// Replaces a local user's unread mention count (absolute, from a worker).
+    pub fn set_mentions(&self, user: i64, chat: i64, mentions: i64) {
+        if let Some(state) = self
+            .lock()
+            .users
+            .get_mut(&user)
+            .and_then(|e| e.read.get_mut(&chat))
+        {
+            state.mentions = mentions;
+        }
+    }
+
+    /// Applies a new message to the read state of the chat's local members
+    /// and returns the badge each recipient should see. The sender has read
+    /// their own message.
+    pub fn on_message(
+        &self,
+        chat: i64,
+        seq: i64,
+        sender: i64,
+        mentioned: &[i64],
+    ) -> Vec<BadgeUpdate> {
+        let mut s = self.lock();
+        let Some(members) = s
+            .chats
+            .get(&chat)
+            .map(|c| c.members.iter().copied().collect::<Vec<_>>())
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(members.len());
+        for user in members {
+            let Some(entry) = s.users.get_mut(&user) else {
+                continue;
+            };
+            let state = entry.read.entry(chat).or_default();
+            if user == sender {
+                state.watermark = state.watermark.max(seq);
+                continue;
+            }
+            if mentioned.contains(&user) {
+                state.mentions += 1;
+            }
+            out.push(BadgeUpdate {
+                user,
+                unread: (seq - state.watermark).max(0),
+                mentions: state.mentions,
+                conns: entry.conns.clone(),
+            });
+        }
+        out
     }
 
     pub fn is_member(&self, user: i64, chat: i64) -> bool {
@@ -228,7 +322,45 @@ fn remove_member(s: &mut State, chat: i64, user: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn badges_follow_messages_and_watermarks() {
+        let hub = Hub::default();
+        let (a, _ra) = Conn::new(1, 10, 8);
+        let (b, _rb) = Conn::new(2, 20, 8);
+        let read = |watermark, mentions| ReadState {
+            watermark,
+            mentions,
+        };
+        hub.register(
+            a,
+            &[Membership {
+                chat: 7,
+                read: read(3, 0),
+            }],
+        );
+        hub.register(
+            b,
+            &[Membership {
+                chat: 7,
+                read: read(1, 2),
+            }],
+        );
+        let badges = hub.on_message(7, 4, 10, &[20]);
+        assert_eq!(badges.len(), 1, "the sender gets no badge");
+        assert_eq!(
+            (badges[0].user, badges[0].unread, badges[0].mentions),
+            (20, 3, 3)
+        );
+        hub.set_watermark(20, 7, 4);
+        hub.set_mentions(20, 7, 0);
+        let badges = hub.on_message(7, 5, 10, &[]);
+        assert_eq!((badges[0].unread, badges[0].mentions), (1, 0));
+        // The sender's own watermark followed its message.
+        let badges = hub.on_message(7, 6, 20, &[]);
+        assert_eq!((badges[0].user, badges[0].unread), (10, 1));
+    }
 
     #[test]
     fn membership_follows_connections() {
@@ -236,9 +368,13 @@ mod tests {
         let (a1, _r1) = Conn::new(1, 10, 8);
         let (a2, _r2) = Conn::new(2, 10, 8);
         let (b1, _r3) = Conn::new(3, 20, 8);
-        hub.register(a1, &[100, 200]);
+        let m = |chat| Membership {
+            chat,
+            read: ReadState::default(),
+        };
+        hub.register(a1, &[m(100), m(200)]);
         hub.register(a2, &[]);
-        hub.register(b1, &[200]);
+        hub.register(b1, &[m(200)]);
         assert_eq!(hub.local_chats(), HashSet::from([100, 200]));
         assert_eq!(hub.conns_of_chat(200, 0).len(), 3);
         assert_eq!(hub.conns_of_chat(200, 10).len(), 1);
@@ -247,7 +383,7 @@ mod tests {
         hub.unregister(2);
         assert!(!hub.has_user(10));
         assert_eq!(hub.local_chats(), HashSet::from([200]));
-        hub.set_memberships(20, &HashSet::from([300]));
+        hub.set_memberships(20, &HashMap::from([(300, 0)]));
         assert_eq!(hub.local_chats(), HashSet::from([300]));
     }
 
@@ -255,7 +391,13 @@ mod tests {
     fn positions_only_move_forward() {
         let hub = Hub::default();
         let (c, _r) = Conn::new(1, 1, 8);
-        hub.register(c, &[5]);
+        hub.register(
+            c,
+            &[Membership {
+                chat: 5,
+                read: ReadState::default(),
+            }],
+        );
         assert_eq!(hub.position(5), Some(None));
         hub.advance(5, StreamId(3, 0));
         hub.advance(5, StreamId(2, 0));

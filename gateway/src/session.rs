@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    hub::{close, Conn, Priority},
+    hub::{close, Conn, Membership, Priority, ReadState},
     state::AppState,
 };
 
@@ -79,7 +79,7 @@ async fn upgrade(
             AppError::unauthorized("missing token: use `Authorization: Bearer` or `?token=`")
         })?;
     let me = state.tokens.verify(token.trim())?;
-    let chats = chat::chat_ids_of(&state.pool, me.user_id).await?;
+    let chats = load_memberships(&state, me.user_id).await?;
     Ok(ws
         .max_message_size(CODEC_LIMIT)
         .max_frame_size(CODEC_LIMIT)
@@ -93,6 +93,28 @@ async fn upgrade(
         }))
 }
 
+/// The user's chats with read watermarks (PostgreSQL) and unread mention
+/// counts (Redis; missing counts start at 0 and are corrected at the next
+/// read mark).
+async fn load_memberships(state: &AppState, user_id: i64) -> AppResult<Vec<Membership>> {
+    let rows = chat::memberships(&state.pool, &[user_id]).await?;
+    let mentions: HashMap<String, i64> = state
+        .redis
+        .hgetall(state.keys.unread(user_id))
+        .await
+        .unwrap_or_default();
+    Ok(rows
+        .into_iter()
+        .map(|(_, chat, watermark)| Membership {
+            chat,
+            read: ReadState {
+                watermark,
+                mentions: mentions.get(&format!("{chat}:m")).copied().unwrap_or(0),
+            },
+        })
+        .collect())
+}
+
 /// The per-connection state the frame handlers work with.
 pub struct Session {
     pub state: AppState,
@@ -103,7 +125,7 @@ pub struct Session {
     token_warned: bool,
 }
 
-async fn run(state: AppState, me: Identity, chats: Vec<i64>, socket: WebSocket) {
+async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebSocket) {
     let id = state.hub.next_conn_id();
     let (conn, rx) = Conn::new(id, me.user_id, state.config.send_queue);
     state.hub.register(conn.clone(), &chats);

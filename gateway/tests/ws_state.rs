@@ -178,7 +178,8 @@ async fn read_marks_send_receipts_and_badges(pool: PgPool) {
     let unread_key = p.gw(0).state.keys.unread(bob.id);
     let stored: std::collections::HashMap<String, i64> =
         p.gw(0).state.redis.hgetall(&unread_key).await.unwrap();
-    assert_eq!(stored.get(&chat.to_string()), Some(&2));
+    // Only the mention counter is stored per message; unread counts are
+    // derived from seqs and stored at read marks.
     assert_eq!(stored.get(&format!("{chat}:m")), Some(&1));
 
     let mark = b1
@@ -226,6 +227,39 @@ async fn read_marks_send_receipts_and_badges(pool: PgPool) {
         .send("read.mark", json!({ "chatId": chat, "seq": 99 }))
         .await;
     assert_eq!(b2.answer(&far).await["payload"]["seq"], 2);
+    let stored: std::collections::HashMap<String, i64> =
+        p.gw(0).state.redis.hgetall(&unread_key).await.unwrap();
+    assert_eq!(
+        (
+            stored.get(&chat.to_string()),
+            stored.get(&format!("{chat}:m"))
+        ),
+        (Some(&0), Some(&0))
+    );
+
+    // New messages count from the new watermark on every gateway, and a
+    // connection opened now starts from the same state.
+    let id = a.say(chat, "one more").await;
+    a.answer(&id).await;
+    for b in [&mut b1, &mut b2] {
+        let badge = b
+            .expect_where("notification.badge", |f| f["payload"]["unreadCount"] == 1)
+            .await;
+        assert_eq!(badge["payload"]["mentionCount"], 0);
+    }
+    let mut b3 = Client::connect(p.gw(1), &bob).await;
+    let id = a
+        .send(
+            "message.send",
+            json!({ "chatId": chat, "content": "@bob again", "mentions": [bob.id] }),
+        )
+        .await;
+    a.answer(&id).await;
+    let badge = b3.expect("notification.badge").await;
+    assert_eq!(
+        badge["payload"],
+        json!({ "chatId": chat, "unreadCount": 2, "mentionCount": 1 })
+    );
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]

@@ -88,7 +88,9 @@ async fn session(room: Shared, socket: WebSocket) {
         let Ok(send) = serde_json::from_str::<Send>(text.as_str()) else {
             continue;
         };
-        let (frame, conns, seq) = {
+        // Sequence and enqueue under one lock, so every connection gets
+        // the events in seq order (try_send never blocks).
+        let seq = {
             let mut r = room.lock().expect("room");
             r.seq += 1;
             let frame = serde_json::json!({
@@ -96,12 +98,13 @@ async fn session(room: Shared, socket: WebSocket) {
                 "payload": { "chatId": send.payload.chat_id, "message": { "seq": r.seq, "content": send.payload.content } }
             })
             .to_string();
+            let frame = Utf8Bytes::from(frame);
             r.conns.retain(|c| !c.is_closed());
-            (Utf8Bytes::from(frame), r.conns.clone(), r.seq)
+            for c in &r.conns {
+                let _ = c.try_send(frame.clone());
+            }
+            r.seq
         };
-        for c in conns {
-            let _ = c.try_send(frame.clone());
-        }
         let ack = format!(
             r#"{{"type":"ack","id":"","timestamp":"","payload":{{"refId":"{}","status":"ok","seq":{seq}}}}}"#,
             send.id

@@ -18,21 +18,13 @@ pub struct Reply {
     pub frame: String,
 }
 
-/// New unread state of one user in one chat.
+/// Unread state of one user in one chat, recomputed at a read mark.
 #[derive(Debug, Clone)]
 pub struct Badge {
     pub user_id: i64,
     pub chat_id: i64,
     pub unread: i64,
-    pub mentions: Mentions,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub enum Mentions {
-    /// Add this many to the stored count (new messages).
-    Add(i64),
-    /// Replace the stored count (recomputed at read marks).
-    Set(i64),
+    pub mentions: i64,
 }
 
 /// Everything to announce after the batch committed.
@@ -41,6 +33,8 @@ pub struct Effects {
     pub topic: Vec<TopicEvent>,
     pub replies: Vec<Reply>,
     pub badges: Vec<Badge>,
+    /// (user, chat) whose stored unread mention count grows by one.
+    pub mentions: Vec<(i64, i64)>,
     /// Ephemeral chat frames: (chat, user to exclude, frame).
     pub chat_frames: Vec<(i64, i64, String)>,
     /// Count of entries per (kind, outcome) for metrics.

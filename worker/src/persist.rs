@@ -21,7 +21,7 @@ use fechatter_shared::{
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-pub use crate::effects::{Badge, Effects, Mentions, Reply, TopicEvent};
+pub use crate::effects::{Badge, Effects, Reply, TopicEvent};
 
 /// Applies `entries` in order in one transaction.
 pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
@@ -239,22 +239,21 @@ async fn send(
             .await
             .map_err(|_| AppError::validation("replyTo is not a message of this chat"))?;
     }
-    // Recipients with their read watermarks, locked against concurrent
-    // membership changes; mentions count only for members.
-    let members: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT user_id, last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id <> $2",
-    )
-    .bind(e.chat_id)
-    .bind(e.user_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut mentioned: Vec<i64> = mentions
-        .iter()
-        .copied()
-        .filter(|m| members.iter().any(|(u, _)| u == m))
-        .collect();
+    // Mentions count only for other members of the chat.
+    let mut mentioned: Vec<i64> = if mentions.is_empty() {
+        Vec::new()
+    } else {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT user_id FROM chat_members WHERE chat_id = $1 AND user_id = ANY($2) AND user_id <> $3",
+        )
+        .bind(e.chat_id)
+        .bind(mentions)
+        .bind(e.user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        rows.into_iter().map(|(u,)| u).collect()
+    };
     mentioned.sort_unstable();
-    mentioned.dedup();
     let (seq,): (i64,) = sqlx::query_as(
         "UPDATE chats SET last_seq = last_seq + 1, event_sub = 0, updated_at = now()
          WHERE id = $1 RETURNING last_seq",
@@ -296,14 +295,10 @@ async fn send(
         frame,
     });
     ack(fx, e, json!({ "messageId": message.id, "seq": seq }));
-    for (user_id, last_read) in members {
-        fx.badges.push(Badge {
-            user_id,
-            chat_id: e.chat_id,
-            unread: (seq - last_read).max(0),
-            mentions: Mentions::Add(i64::from(mentioned.contains(&user_id))),
-        });
-    }
+    // Gateways compute recipients' badges from the message itself; only
+    // the stored mention counters change here.
+    fx.mentions
+        .extend(mentioned.iter().map(|&u| (u, e.chat_id)));
     Ok(())
 }
 

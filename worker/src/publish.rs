@@ -11,46 +11,61 @@ use fechatter_shared::{ingest::GatewayNotice, protocol, redis::Keys, scripts, wa
 use fred::prelude::*;
 use serde_json::json;
 
-use crate::persist::{Effects, Mentions};
+use crate::persist::Effects;
 
 /// Entries kept per chat topic stream (approximate, trimmed by Redis).
 pub const TOPIC_MAX_LEN: u64 = 2000;
 
 pub async fn publish(redis: &Client, keys: &Keys, fx: &Effects) -> Result<(), Error> {
-    // One chat's events must reach its stream in seq order; they are
-    // published one after another (issue 4 will pipeline across chats).
+    // One chat's events must reach its stream in seq order: each chat's
+    // events go one after another, different chats concurrently (commands
+    // issued concurrently share one pipelined connection).
+    let mut by_chat: Vec<(i64, Vec<&crate::persist::TopicEvent>)> = Vec::new();
     for ev in &fx.topic {
-        scripts::topic_publish(
-            redis,
-            &keys.chat_topic(ev.chat_id),
-            &format!("{}-{}", ev.seq, ev.sub),
-            TOPIC_MAX_LEN,
-            &keys.chat_channel(ev.chat_id),
-            &ev.frame,
-        )
-        .await?;
+        match by_chat.iter_mut().find(|(c, _)| *c == ev.chat_id) {
+            Some((_, evs)) => evs.push(ev),
+            None => by_chat.push((ev.chat_id, vec![ev])),
+        }
     }
-
-    // Badges: store the new counts, then tell every session of the user.
-    // Commands issued concurrently share one pipelined connection.
-    let stored = futures::future::try_join_all(fx.badges.iter().map(|b| async move {
-        let key = keys.unread(b.user_id);
-        let mention_field = format!("{}:m", b.chat_id);
-        let _: () = redis.hset(&key, (b.chat_id.to_string(), b.unread)).await?;
-        let mentions: i64 = match b.mentions {
-            Mentions::Add(n) => redis.hincrby(&key, &mention_field, n).await?,
-            Mentions::Set(n) => {
-                let _: () = redis.hset(&key, (mention_field.as_str(), n)).await?;
-                n
-            }
-        };
-        Ok::<_, Error>((b, mentions))
+    futures::future::try_join_all(by_chat.into_iter().map(|(chat, events)| async move {
+        let (stream, channel) = (keys.chat_topic(chat), keys.chat_channel(chat));
+        for ev in events {
+            scripts::topic_publish(
+                redis,
+                &stream,
+                &format!("{}-{}", ev.seq, ev.sub),
+                TOPIC_MAX_LEN,
+                &channel,
+                &ev.frame,
+            )
+            .await?;
+        }
+        Ok::<_, Error>(())
     }))
     .await?;
-    futures::future::try_join_all(stored.into_iter().map(|(b, mentions)| async move {
+
+    futures::future::try_join_all(fx.mentions.iter().map(|&(user, chat)| async move {
+        redis
+            .hincrby::<i64, _, _>(keys.unread(user), format!("{chat}:m"), 1)
+            .await
+    }))
+    .await?;
+
+    // Read marks: store the recomputed counts, tell every session of the user.
+    futures::future::try_join_all(fx.badges.iter().map(|b| async move {
+        let key = keys.unread(b.user_id);
+        let _: () = redis
+            .hset(
+                &key,
+                vec![
+                    (b.chat_id.to_string(), b.unread),
+                    (format!("{}:m", b.chat_id), b.mentions),
+                ],
+            )
+            .await?;
         let frame = protocol::new_frame(
             "notification.badge",
-            &json!({ "chatId": b.chat_id, "unreadCount": b.unread, "mentionCount": mentions }),
+            &json!({ "chatId": b.chat_id, "unreadCount": b.unread, "mentionCount": b.mentions }),
         );
         redis
             .publish::<(), _, _>(keys.user_channel(b.user_id), wake::ephemeral(0, &frame))

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::{
-    effects::{Badge, Effects, Mentions},
+    effects::{Badge, Effects},
     persist::ack,
 };
 
@@ -43,7 +43,7 @@ pub async fn read_mark(
         user_id: e.user_id,
         chat_id: e.chat_id,
         unread: last_seq - watermark,
-        mentions: Mentions::Set(mentions),
+        mentions,
     });
     let receipt = protocol::new_frame(
         "read.receipt",

@@ -240,21 +240,12 @@ async fn touch(tx: &mut Transaction<'_, Postgres>, chat_id: i64) -> AppResult<()
     Ok(())
 }
 
-/// (user, chat) pairs of the given users' memberships.
-pub async fn memberships(pool: &PgPool, users: &[i64]) -> AppResult<Vec<(i64, i64)>> {
-    Ok(
-        sqlx::query_as("SELECT user_id, chat_id FROM chat_members WHERE user_id = ANY($1)")
-            .bind(users)
-            .fetch_all(pool)
-            .await?,
+/// (user, chat, read watermark) of the given users' memberships.
+pub async fn memberships(pool: &PgPool, users: &[i64]) -> AppResult<Vec<(i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, chat_id, last_read_seq FROM chat_members WHERE user_id = ANY($1)",
     )
-}
-
-/// Ids of the chats a user is a member of.
-pub async fn chat_ids_of(pool: &PgPool, user_id: i64) -> AppResult<Vec<i64>> {
-    let rows: Vec<(i64,)> = sqlx::query_as("SELECT chat_id FROM chat_members WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(|(c,)| c).collect())
+    .bind(users)
+    .fetch_all(pool)
+    .await?)
 }
