@@ -20,6 +20,7 @@ pub mod sync;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use fechatter_shared::Config;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -60,6 +61,12 @@ pub async fn serve(
     // On shutdown: stop accepting, tell every WebSocket session to close
     // (1001, "reconnect"), wait for them to drain, then stop background tasks.
     let closing = state.closing.clone();
+    // Small frames (acks, typing) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;

@@ -44,8 +44,8 @@ use crate::{
 /// [`MAX_FRAME_BYTES`] and this get a readable error before the close.
 const CODEC_LIMIT: usize = 1024 * 1024;
 /// Per-connection codec buffers; frames larger than these still work.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 8 * 1024;
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 1024;
 /// How early before expiry a connection is asked for a fresh token.
 const TOKEN_WARNING: Duration = Duration::from_secs(60);
 
@@ -130,9 +130,12 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     let (conn, rx) = Conn::new(id, me.user_id, state.config.send_queue);
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
-    state.subs.refresh().await;
     let member = format!("{}|{id}", state.config.instance_id);
-    enforce_connection_limit(&state, me.user_id, &member).await;
+    Box::pin(async {
+        state.subs.refresh().await;
+        enforce_connection_limit(&state, me.user_id, &member).await;
+    })
+    .await;
 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(crate::outbound::write_loop(sink, rx, conn.clone()));
@@ -163,17 +166,19 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         token_warned: false,
     };
     session.read_loop(stream).await;
-    session.stop_all_typing().await;
+    Box::pin(session.stop_all_typing()).await;
 
     conn.close(close::NORMAL, "");
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     state.hub.unregister(id);
     state.metrics.ws_connections.dec();
-    state.subs.refresh().await;
-    let removed: Result<i64, Error> = state
-        .redis
-        .zrem(state.keys.connections(session.me.user_id), &member)
-        .await;
+    Box::pin(state.subs.refresh()).await;
+    let removed: Result<i64, Error> = Box::pin(
+        state
+            .redis
+            .zrem(state.keys.connections(session.me.user_id), &member),
+    )
+    .await;
     if let Err(e) = removed {
         tracing::debug!(error = %e, "could not unregister connection from the per-user set");
     }
@@ -255,7 +260,10 @@ impl Session {
                         Some(Ok(Message::Text(text))) => {
                             last_received = Instant::now();
                             last_client_frame = last_received;
-                            self.on_text(text.as_str()).await;
+                            // Boxed: the frame handlers' state is large and
+                            // only exists while a frame is being handled, so
+                            // it should not be part of every idle connection.
+                            Box::pin(self.on_text(text.as_str())).await;
                         }
                         Some(Ok(Message::Binary(_))) => {
                             last_received = Instant::now();
@@ -297,7 +305,9 @@ impl Session {
                         self.conn.close(close::IDLE, "idle timeout");
                         return;
                     }
-                    self.expire_typing(now).await;
+                    if !self.typing.is_empty() {
+                        Box::pin(self.expire_typing(now)).await;
+                    }
                     if self.check_token() {
                         return;
                     }

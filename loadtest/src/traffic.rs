@@ -183,15 +183,21 @@ pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
     let start_unix = conn::unix_nanos() + 200_000_000;
     let until = start + plan.duration;
     let mut senders = Vec::new();
-    for &(i, chat) in &plan.senders {
+    // Senders are spread evenly over one send period instead of firing
+    // together: independent users do not type in lockstep.
+    let period = Duration::from_secs_f64(1.0 / plan.rate_per_sender);
+    let n_senders = plan.senders.len().max(1) as u32;
+    for (k, &(i, chat)) in plan.senders.iter().enumerate() {
         let sink = sinks[i].take().expect("one sender per connection");
+        let phase = period * k as u32 / n_senders;
+        let (s0, u0) = (start + phase, start_unix + phase.as_nanos() as u64);
         senders.push(tokio::spawn(conn::send_loop(
             sink,
             i,
             chat,
             plan.rate_per_sender,
-            start,
-            start_unix,
+            s0,
+            u0,
             until,
             counters.clone(),
         )));
