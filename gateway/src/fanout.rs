@@ -293,10 +293,21 @@ fn deliver_event(state: &AppState, chat: i64, frame: &str) {
         return;
     };
     let m = new.payload.message;
-    for badge in state.hub.on_message(chat, m.seq, m.sender_id, &m.mentions) {
-        let text = fechatter_shared::protocol::new_frame(
-            "notification.badge",
-            &serde_json::json!({ "chatId": chat, "unreadCount": badge.unread, "mentionCount": badge.mentions }),
+    let badges = state.hub.on_message(chat, m.seq, m.sender_id, &m.mentions);
+    if badges.is_empty() {
+        return;
+    }
+    // One badge per recipient per message is the hottest serialization in
+    // the gateway: format it directly, with a deterministic id (no random
+    // UUID, no JSON tree) and one timestamp per event.
+    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for badge in badges {
+        let text = format!(
+            r#"{{"type":"notification.badge","id":"b{chat}:{seq}:{user}","timestamp":"{ts}","payload":{{"chatId":{chat},"unreadCount":{unread},"mentionCount":{mentions}}}}}"#,
+            seq = m.seq,
+            user = badge.user,
+            unread = badge.unread,
+            mentions = badge.mentions,
         );
         let bytes = Utf8Bytes::from(text);
         for c in badge.conns {

@@ -26,12 +26,15 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let bare = Target::bare(bare_listener.local_addr()?);
     let server = tokio::spawn(crate::baseline::serve(bare_listener));
-    let (members, senders, rate) = (scale(500), scale(20).min(scale(500)), 10.0);
+    // 80 senders x 10 msg/s x 500 members offers 400k deliveries/s: more
+    // than this machine sustains through the pipeline, so the achieved
+    // rate is the limit, not the offer.
+    let (members, senders, rate) = (scale(500), scale(80).min(scale(500)), 10.0);
     say("baseline (saturation)");
     reports.push(
         traffic::run(
             &bare,
-            traffic::fanout_plan(&bare, members, senders, rate, secs(10)).await?,
+            traffic::fanout_plan(&bare, members, senders, rate, secs(8)).await?,
         )
         .await?,
     );
@@ -39,7 +42,7 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     say("fanout (saturation, one gateway)");
     let mut sat = traffic::run(
         &t.one_gateway,
-        traffic::fanout_plan(&t.one_gateway, members, senders, rate, secs(10)).await?,
+        traffic::fanout_plan(&t.one_gateway, members, senders, rate, secs(8)).await?,
     )
     .await?;
     sat.scenario = "fanout-saturation".into();
@@ -192,6 +195,7 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             other.join("; ")
         );
     }
+    let _ = writeln!(s, "\n{}", include_str!("../bench-notes.md").trim_end());
     s
 }
 
