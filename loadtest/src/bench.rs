@@ -22,6 +22,11 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     let scale = |n: usize| if quick { (n / 10).max(6) } else { n };
     let mut reports = Vec::new();
 
+    // Memory first, while the gateway's heap is fresh: after the traffic
+    // runs, freed memory would be reused and hide the cost of connections.
+    say("idle");
+    reports.push(connections::idle(&t.one_gateway, scale(15_000), 100, secs(5)).await?);
+
     // The bare fan-out limit and the full pipeline on one gateway, same load.
     let bare_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let bare = Target::bare(bare_listener.local_addr()?);
@@ -65,9 +70,6 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         )
         .await?,
     );
-
-    say("idle");
-    reports.push(connections::idle(&t.one_gateway, scale(15_000), 100, secs(5)).await?);
 
     say("ramp");
     reports.push(connections::ramp(&t.proxy, scale(3_000), 1_000.0, 100).await?);

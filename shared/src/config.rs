@@ -361,3 +361,17 @@ mod tests {
         assert!(shown.contains("postgres://app:***@db:5432/x"));
     }
 }
+
+#[cfg(test)]
+mod docs_tests {
+    /// The README's configuration table is the operator's reference: every
+    /// variable read here must be documented there.
+    #[test]
+    fn readme_documents_every_variable() {
+        let readme = include_str!("../../README.md");
+        for (name, default, _) in super::Config::VARIABLES {
+            let row = format!("| `{name}` | `{default}` |");
+            assert!(readme.contains(&row), "README.md lacks the row {row}");
+        }
+    }
+}
