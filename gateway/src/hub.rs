@@ -17,7 +17,10 @@ use std::{
 
 use fechatter_shared::wake::StreamId;
 
-pub use crate::outbound::{close, Conn, Outbound, Priority};
+pub use crate::{
+    outbound::{close, Conn, Outbound, Priority},
+    read_state::{BadgeUpdate, Membership, ReadState},
+};
 
 #[derive(Default)]
 struct UserEntry {
@@ -25,28 +28,6 @@ struct UserEntry {
     chats: HashSet<i64>,
     /// Read state per chat, for computing badges locally.
     read: HashMap<i64, ReadState>,
-}
-
-/// A user's read watermark and unread mention count in one chat.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReadState {
-    pub watermark: i64,
-    pub mentions: i64,
-}
-
-/// One membership as loaded at connect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Membership {
-    pub chat: i64,
-    pub read: ReadState,
-}
-
-/// A badge to send: the user's counts in a chat and their connections.
-pub struct BadgeUpdate {
-    pub user: i64,
-    pub unread: i64,
-    pub mentions: i64,
-    pub conns: Vec<Conn>,
 }
 
 #[derive(Default)]

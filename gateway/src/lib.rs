@@ -5,6 +5,7 @@
 //! [`run`] is the whole program minus configuration and signal handling, so
 //! tests start real gateways in-process on port 0.
 
+pub mod admission;
 pub mod chat_policy;
 pub mod commands;
 pub mod extract;
@@ -12,9 +13,11 @@ pub mod fanout;
 pub mod hub;
 pub mod membership;
 pub mod outbound;
+pub mod read_state;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod subscriptions;
 pub mod sync;
 
 use std::time::Duration;

@@ -25,8 +25,6 @@ use axum::{
 };
 use fechatter_shared::{
     protocol::{self, MAX_FRAME_BYTES},
-    scripts,
-    store::chat,
     token::Identity,
     AppError, AppResult,
 };
@@ -36,7 +34,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    hub::{close, Conn, Membership, Priority, ReadState},
+    admission,
+    hub::{close, Conn, Membership, Priority},
     state::AppState,
 };
 
@@ -79,7 +78,7 @@ async fn upgrade(
             AppError::unauthorized("missing token: use `Authorization: Bearer` or `?token=`")
         })?;
     let me = state.tokens.verify(token.trim())?;
-    let chats = load_memberships(&state, me.user_id).await?;
+    let chats = admission::load_memberships(&state, me.user_id).await?;
     Ok(ws
         .max_message_size(CODEC_LIMIT)
         .max_frame_size(CODEC_LIMIT)
@@ -91,28 +90,6 @@ async fn upgrade(
             let tracker = state.sessions.clone();
             tracker.track_future(run(state, me, chats, socket))
         }))
-}
-
-/// The user's chats with read watermarks (PostgreSQL) and unread mention
-/// counts (Redis; missing counts start at 0 and are corrected at the next
-/// read mark).
-async fn load_memberships(state: &AppState, user_id: i64) -> AppResult<Vec<Membership>> {
-    let rows = chat::memberships(&state.pool, &[user_id]).await?;
-    let mentions: HashMap<String, i64> = state
-        .redis
-        .hgetall(state.keys.unread(user_id))
-        .await
-        .unwrap_or_default();
-    Ok(rows
-        .into_iter()
-        .map(|(_, chat, watermark)| Membership {
-            chat,
-            read: ReadState {
-                watermark,
-                mentions: mentions.get(&format!("{chat}:m")).copied().unwrap_or(0),
-            },
-        })
-        .collect())
 }
 
 /// The per-connection state the frame handlers work with.
@@ -133,7 +110,7 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     let member = format!("{}|{id}", state.config.instance_id);
     Box::pin(async {
         state.subs.refresh().await;
-        enforce_connection_limit(&state, me.user_id, &member).await;
+        admission::enforce_connection_limit(&state, me.user_id, &member).await;
     })
     .await;
 
@@ -183,49 +160,6 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         tracing::debug!(error = %e, "could not unregister connection from the per-user set");
     }
     tracing::debug!(conn = id, reason = ?conn.close_reason(), "connection closed");
-}
-
-/// Registers the connection pool-wide and closes the user's oldest
-/// connections beyond the limit, wherever they are.
-async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &str) {
-    let key = state.keys.connections(user_id);
-    let evicted = match scripts::register_connection(
-        &state.redis,
-        &key,
-        member,
-        state.config.max_connections_per_user,
-        86_400,
-    )
-    .await
-    {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(error = %e, "connection limit not enforced: Redis unavailable");
-            return;
-        }
-    };
-    for old in evicted {
-        let Some((gateway, conn)) = old.split_once('|') else {
-            continue;
-        };
-        let Ok(conn) = conn.parse::<u64>() else {
-            continue;
-        };
-        if gateway == state.config.instance_id {
-            if let Some(c) = state.hub.conn(conn) {
-                c.close(
-                    close::REPLACED,
-                    "connection limit reached: replaced by a newer connection",
-                );
-            }
-        } else {
-            let notice = fechatter_shared::ingest::GatewayNotice::Evict { conn };
-            let _: Result<(), Error> = state
-                .redis
-                .publish(state.keys.gateway_channel(gateway), notice.encode())
-                .await;
-        }
-    }
 }
 
 impl Session {

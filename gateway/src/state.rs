@@ -9,7 +9,7 @@ use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{fanout, hub::Hub};
+use crate::{fanout, hub::Hub, subscriptions};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -21,7 +21,7 @@ pub struct Inner {
     pub pool: PgPool,
     pub redis: Client,
     pub subscriber: SubscriberClient,
-    pub subs: fanout::Subscriptions,
+    pub subs: subscriptions::Subscriptions,
     pub keys: Keys,
     pub tokens: TokenKeys,
     pub metrics: Metrics,
@@ -63,7 +63,7 @@ impl AppState {
         let keys = Keys::new(config.redis_prefix.clone());
         let hub = Arc::new(Hub::default());
         let background = CancellationToken::new();
-        let subs = fanout::spawn_subscriptions(
+        let subs = subscriptions::spawn_subscriptions(
             subscriber.clone(),
             hub.clone(),
             keys.clone(),

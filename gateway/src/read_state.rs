@@ -1,0 +1,29 @@
+//! Per-user read state cached by a gateway for its local users, from which
+//! it computes unread badges itself (see `Hub::on_message`): the watermark
+//! comes from PostgreSQL at connect and moves with read receipts and the
+//! user's own messages; the mention count comes from Redis and moves with
+//! mentioning messages and the worker's recomputation at read marks.
+
+use crate::outbound::Conn;
+
+/// A user's read watermark and unread mention count in one chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadState {
+    pub watermark: i64,
+    pub mentions: i64,
+}
+
+/// One membership as loaded at connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub chat: i64,
+    pub read: ReadState,
+}
+
+/// A badge to send: the user's counts in a chat and their connections.
+pub struct BadgeUpdate {
+    pub user: i64,
+    pub unread: i64,
+    pub mentions: i64,
+    pub conns: Vec<Conn>,
+}

@@ -1,0 +1,86 @@
+//! Keeps the gateway's Redis Pub/Sub subscriptions equal to what its hub
+//! needs: the wake channels of chats with a local member, of local users,
+//! and of the gateway itself. One task applies changes, coalescing bursts
+//! (a reconnect storm changes thousands of memberships at once) into one
+//! SUBSCRIBE/UNSUBSCRIBE pass, and callers can wait until it is done.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use fred::{clients::SubscriberClient, prelude::*};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Asks the subscription task to make Redis subscriptions match the hub.
+#[derive(Clone)]
+pub struct Subscriptions {
+    tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+impl Subscriptions {
+    /// Returns once the subscriptions match the hub as it is now.
+    pub async fn refresh(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(done).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Starts the subscription task; it stops when `shutdown` fires.
+pub fn spawn_subscriptions(
+    subscriber: SubscriberClient,
+    hub: Arc<crate::hub::Hub>,
+    keys: fechatter_shared::redis::Keys,
+    gateway_channel: String,
+    shutdown: CancellationToken,
+) -> Subscriptions {
+    let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+    tokio::spawn(async move {
+        let mut current: HashSet<String> = HashSet::new();
+        loop {
+            let first = tokio::select! {
+                r = rx.recv() => match r { Some(d) => d, None => break },
+                _ = shutdown.cancelled() => break,
+            };
+            // Coalesce every request queued meanwhile into one pass.
+            let mut waiters = vec![first];
+            while let Ok(d) = rx.try_recv() {
+                waiters.push(d);
+            }
+            let mut wanted: HashSet<String> = hub
+                .local_chats()
+                .into_iter()
+                .map(|c| keys.chat_channel(c))
+                .collect();
+            wanted.extend(hub.local_users().into_iter().map(|u| keys.user_channel(u)));
+            wanted.insert(gateway_channel.clone());
+            let add: Vec<String> = wanted.difference(&current).cloned().collect();
+            let remove: Vec<String> = current.difference(&wanted).cloned().collect();
+            let mut ok = true;
+            if !add.is_empty() {
+                if let Err(e) = subscriber.subscribe(add).await {
+                    tracing::warn!(error = %e, "subscribe failed; will retry");
+                    ok = false;
+                }
+            }
+            if ok && !remove.is_empty() {
+                if let Err(e) = subscriber.unsubscribe(remove).await {
+                    tracing::warn!(error = %e, "unsubscribe failed; will retry");
+                    ok = false;
+                }
+            }
+            if ok {
+                current = wanted;
+            } else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            for w in waiters {
+                let _ = w.send(());
+            }
+        }
+        let _ = subscriber
+            .unsubscribe(current.into_iter().collect::<Vec<_>>())
+            .await;
+    });
+    Subscriptions { tx }
+}
