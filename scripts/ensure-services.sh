@@ -38,8 +38,13 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
-python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
+command -v python3 >/dev/null || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
+# PyYAML for the docker-compose.yml check, for whichever python3 is first
+# on PATH (Debian's package only serves the system interpreter).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    python3 -m pip install -q pyyaml 2>/dev/null || apt_install python3-yaml
+fi
 
 if ! command -v cargo >/dev/null; then
     if [ -x "$HOME/.cargo/bin/cargo" ]; then

@@ -45,6 +45,8 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Deliveries owed for acked messages (members of the chat).
     pub expected: AtomicU64,
+    /// When the latest delivery arrived (Unix nanoseconds), for throughput.
+    pub last_delivery: AtomicU64,
 }
 
 pub fn unix_nanos() -> u64 {
@@ -211,6 +213,7 @@ pub async fn read_loop(
                     continue;
                 };
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
+                counters.last_delivery.fetch_max(now, Ordering::Relaxed);
                 if let Some(sent) = m
                     .content
                     .split('|')

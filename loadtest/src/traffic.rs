@@ -234,7 +234,9 @@ pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
         eprintln!();
     }
     let elapsed_send = plan.duration.as_secs_f64();
-    let last_delivery = Instant::now();
+    // Throughput spans from the first scheduled send to the last delivery.
+    let last = counters.last_delivery.load(Ordering::Relaxed);
+    let span_secs = last.saturating_sub(start_unix) as f64 / 1e9;
     let _ = stop_tx.send(true);
     for s in senders {
         let _ = s.await;
@@ -249,7 +251,7 @@ pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
         stats,
         connect,
         elapsed_send,
-        (last_delivery - start).as_secs_f64(),
+        span_secs,
     ))
 }
 
@@ -312,7 +314,7 @@ fn summarize(
         acked: counters.acked.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),
         delivered,
-        deliveries_per_sec: delivered as f64 / total_secs.max(send_secs).max(0.001),
+        deliveries_per_sec: delivered as f64 / total_secs.max(0.001),
         latency_ms: Percentiles::of(&latency),
         ack_ms: Percentiles::of(&ack),
         connect_ms: Percentiles::of(&connect),

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod persist;
 pub mod publish;
 pub mod read_state;
+pub mod send_batch;
 
 use std::{
     sync::{atomic::AtomicBool, Arc},

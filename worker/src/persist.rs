@@ -27,7 +27,16 @@ pub use crate::effects::{Badge, Effects, Reply, TopicEvent};
 pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
     let mut tx = pool.begin().await?;
     let mut fx = Effects::default();
+    // Consecutive sends are applied together (crate::send_batch); any
+    // other command first flushes the run, so no chat's order changes.
+    let mut run: Vec<&IngestEntry> = Vec::new();
     for entry in entries {
+        if matches!(entry.command, Command::Send { .. }) {
+            run.push(entry);
+            continue;
+        }
+        crate::send_batch::apply_sends(&mut tx, &run, &mut fx).await?;
+        run.clear();
         match apply(&mut tx, entry, &mut fx).await {
             Ok(outcome) => fx.outcomes.push((entry.command.kind(), outcome)),
             Err(e @ (AppError::Database(_) | AppError::Internal(_) | AppError::Redis(_))) => {
@@ -43,11 +52,12 @@ pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effec
             }
         }
     }
+    crate::send_batch::apply_sends(&mut tx, &run, &mut fx).await?;
     tx.commit().await?;
     Ok(fx)
 }
 
-fn reply(entry: &IngestEntry, frame: String) -> Reply {
+pub(crate) fn reply(entry: &IngestEntry, frame: String) -> Reply {
     Reply {
         gateway: entry.gateway.clone(),
         conn: entry.conn,
@@ -73,12 +83,11 @@ async fn apply(
     }
     let role = member_role(tx, e.chat_id, e.user_id).await?;
     match &e.command {
-        Command::Send {
-            content,
-            reply_to,
-            mentions,
-        } => {
-            send(tx, e, content, *reply_to, mentions, fx).await?;
+        Command::Send { .. } => {
+            // apply_batch routes sends to crate::send_batch.
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "send outside a send run"
+            )));
         }
         Command::Edit {
             message_id,
@@ -161,7 +170,7 @@ async fn apply(
     Ok("applied")
 }
 
-const MESSAGE_COLUMNS: &str =
+pub(crate) const MESSAGE_COLUMNS: &str =
     "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
      created_at, edited_at, deleted_at";
 
@@ -224,82 +233,6 @@ async fn message_in_chat(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| AppError::not_found("message not found"))
-}
-
-async fn send(
-    tx: &mut PgConnection,
-    e: &IngestEntry,
-    content: &str,
-    reply_to: Option<i64>,
-    mentions: &[i64],
-    fx: &mut Effects,
-) -> AppResult<()> {
-    if let Some(parent) = reply_to {
-        message_in_chat(tx, e.chat_id, parent)
-            .await
-            .map_err(|_| AppError::validation("replyTo is not a message of this chat"))?;
-    }
-    // Mentions count only for other members of the chat.
-    let mut mentioned: Vec<i64> = if mentions.is_empty() {
-        Vec::new()
-    } else {
-        let rows: Vec<(i64,)> = sqlx::query_as(
-            "SELECT user_id FROM chat_members WHERE chat_id = $1 AND user_id = ANY($2) AND user_id <> $3",
-        )
-        .bind(e.chat_id)
-        .bind(mentions)
-        .bind(e.user_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        rows.into_iter().map(|(u,)| u).collect()
-    };
-    mentioned.sort_unstable();
-    let (seq,): (i64,) = sqlx::query_as(
-        "UPDATE chats SET last_seq = last_seq + 1, event_sub = 0, updated_at = now()
-         WHERE id = $1 RETURNING last_seq",
-    )
-    .bind(e.chat_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    let message: Message = sqlx::query_as(&format!(
-        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {MESSAGE_COLUMNS}"
-    ))
-    .bind(e.chat_id)
-    .bind(seq)
-    .bind(e.user_id)
-    .bind(content)
-    .bind(&e.ref_id)
-    .bind(reply_to)
-    .bind(&mentioned)
-    .fetch_one(&mut *tx)
-    .await?;
-    // The sender has read their own message.
-    sqlx::query("UPDATE chat_members SET last_read_seq = $3 WHERE chat_id = $1 AND user_id = $2")
-        .bind(e.chat_id)
-        .bind(e.user_id)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
-    let frame = protocol::server_frame(
-        "message.new",
-        &protocol::event_frame_id(e.chat_id, seq, 0),
-        message.created_at,
-        &json!({ "chatId": e.chat_id, "eventId": format!("{seq}-0"), "message": message }),
-    );
-    insert_event(tx, e, seq, 0, "message.new", message.id, &frame).await?;
-    fx.topic.push(TopicEvent {
-        chat_id: e.chat_id,
-        seq,
-        sub: 0,
-        frame,
-    });
-    ack(fx, e, json!({ "messageId": message.id, "seq": seq }));
-    // Gateways compute recipients' badges from the message itself; only
-    // the stored mention counters change here.
-    fx.mentions
-        .extend(mentioned.iter().map(|&u| (u, e.chat_id)));
-    Ok(())
 }
 
 /// Numbers a non-message event (edit, delete, reaction) after the chat's
