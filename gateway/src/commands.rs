@@ -111,9 +111,7 @@ impl Session {
                 if r.seq < 0 {
                     return Err(AppError::validation("seq must not be negative"));
                 }
-                self.limit("read", READ_LIMIT).await?;
-                self.ingest(r.chat_id, ref_id, Command::Read { seq: r.seq })
-                    .await
+                self.read_mark(r.chat_id, r.seq, ref_id).await
             }
             ClientFrame::TypingStart(t) => {
                 self.ensure_member(t.chat_id)?;
@@ -169,6 +167,61 @@ impl Session {
                 self.send(protocol::ack_frame(&ref_id, json!({})));
                 Ok(())
             }
+        }
+    }
+
+    /// Sends a read mark, or holds it back while the user is over the read
+    /// limit. A held mark superseded by a newer one for the same chat is
+    /// answered at once with `ack {coalesced: true}`; the newest is sent
+    /// when a token is free and answered by the worker as usual.
+    async fn read_mark(&mut self, chat_id: i64, seq: i64, ref_id: String) -> AppResult<()> {
+        if let Some(held) = self.pending_reads.get_mut(&chat_id) {
+            // Already waiting: keep the newest mark, release the older frame.
+            let (keep_seq, older) = if seq >= held.seq {
+                (seq, std::mem::replace(&mut held.ref_id, ref_id))
+            } else {
+                (held.seq, ref_id)
+            };
+            held.seq = keep_seq;
+            self.send(protocol::ack_frame(&older, json!({ "coalesced": true })));
+            return Ok(());
+        }
+        match self.take("read", READ_LIMIT).await? {
+            Decision::Allowed => self.ingest(chat_id, ref_id, Command::Read { seq }).await,
+            Decision::Denied { retry_after_ms } => {
+                let due = Instant::now() + Duration::from_millis(retry_after_ms);
+                self.pending_reads
+                    .insert(chat_id, PendingRead { seq, ref_id, due });
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends held read marks whose retry time has come.
+    pub async fn flush_reads(&mut self, now: Instant) {
+        let due: Vec<i64> = self
+            .pending_reads
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for chat_id in due {
+            let Some(held) = self.pending_reads.remove(&chat_id) else {
+                continue;
+            };
+            if let Err(e) = self.read_mark(chat_id, held.seq, held.ref_id.clone()).await {
+                self.reply_error(Some(&held.ref_id), e);
+            }
+        }
+    }
+
+    /// On close: held read marks are sent anyway (their answers have nowhere
+    /// to go, but the watermark should not be lost).
+    pub async fn send_held_reads(&mut self) {
+        for (chat_id, held) in std::mem::take(&mut self.pending_reads) {
+            let _ = self
+                .ingest(chat_id, held.ref_id, Command::Read { seq: held.seq })
+                .await;
         }
     }
 
@@ -275,6 +328,14 @@ impl Session {
             self.stop_typing(chat).await;
         }
     }
+}
+
+/// A read mark waiting for a read-limit token.
+#[derive(Debug, Clone)]
+pub struct PendingRead {
+    pub seq: i64,
+    pub ref_id: String,
+    pub due: Instant,
 }
 
 fn valid_content(content: &str) -> AppResult<String> {

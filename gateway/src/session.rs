@@ -99,6 +99,9 @@ pub struct Session {
     pub conn: Conn,
     /// Chats this connection is typing in, with the auto-expiry deadline.
     pub typing: HashMap<i64, Instant>,
+    /// Read marks held back by the rate limit (seed §7.3: coalesced), per
+    /// chat: the newest mark and when to retry it.
+    pub pending_reads: HashMap<i64, crate::commands::PendingRead>,
     token_warned: bool,
 }
 
@@ -140,10 +143,15 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         me,
         conn: conn.clone(),
         typing: HashMap::new(),
+        pending_reads: HashMap::new(),
         token_warned: false,
     };
     session.read_loop(stream).await;
-    Box::pin(session.stop_all_typing()).await;
+    Box::pin(async {
+        session.stop_all_typing().await;
+        session.send_held_reads().await;
+    })
+    .await;
 
     conn.close(close::NORMAL, "");
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
@@ -183,6 +191,7 @@ impl Session {
             ]
             .into_iter()
             .chain(self.typing.values().copied())
+            .chain(self.pending_reads.values().map(|p| p.due))
             .min()
             .unwrap_or(next_ping);
             if timer.deadline() != due.into() {
@@ -241,6 +250,9 @@ impl Session {
                     }
                     if !self.typing.is_empty() {
                         Box::pin(self.expire_typing(now)).await;
+                    }
+                    if !self.pending_reads.is_empty() {
+                        Box::pin(self.flush_reads(now)).await;
                     }
                     if self.check_token() {
                         return;

@@ -293,3 +293,44 @@ async fn sending_over_the_limit_is_rate_limited(pool: PgPool) {
         .unwrap();
     assert_eq!(n, acked, "refused messages are not stored");
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn read_marks_over_the_limit_are_coalesced(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 1).await;
+    let (ada, bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    for n in 1..=9 {
+        let id = a.say(chat, &format!("m{n}")).await;
+        a.answer(&id).await;
+    }
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    let mut ids = Vec::new();
+    for seq in 1..=9 {
+        ids.push(
+            b.send("read.mark", json!({ "chatId": chat, "seq": seq }))
+                .await,
+        );
+    }
+    let mut coalesced = 0;
+    let mut last_seq = 0;
+    for id in &ids {
+        let answer = b.answer(id).await;
+        assert_eq!(answer["type"], "ack", "no read mark is refused: {answer}");
+        if answer["payload"]["coalesced"] == true {
+            coalesced += 1;
+        } else {
+            last_seq = last_seq.max(answer["payload"]["seq"].as_i64().unwrap());
+        }
+    }
+    assert!(coalesced >= 1, "beyond 5/s marks are coalesced");
+    assert_eq!(last_seq, 9, "the newest mark is applied");
+    let (wm,): (i64,) = sqlx::query_as(
+        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(chat)
+    .bind(bob.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(wm, 9);
+}
