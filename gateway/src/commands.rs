@@ -145,7 +145,7 @@ impl Session {
                 let mut answered = 0;
                 for (chat_id, known) in req.chats {
                     let frame = if self.state.hub.is_member(self.me.user_id, chat_id) {
-                        sync::chat_sync(&self.state, chat_id, known).await?
+                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id).await?
                     } else {
                         sync::refused(chat_id)
                     };

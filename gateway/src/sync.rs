@@ -31,15 +31,29 @@ use crate::{
 pub const SYNC_MAX_EVENTS: usize = 5000;
 
 /// The `sync.response` of one chat for a client that has seen `known`.
-pub async fn chat_sync(state: &AppState, chat_id: i64, known: i64) -> AppResult<String> {
+pub async fn chat_sync(
+    state: &AppState,
+    chat_id: i64,
+    known: i64,
+    user_id: i64,
+) -> AppResult<String> {
     let (last_seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM chats WHERE id = $1")
         .bind(chat_id)
         .fetch_optional(&state.pool)
         .await?
         .ok_or_else(|| AppError::not_found("chat not found"))?;
+    let read = read_state(state, chat_id, user_id, last_seq).await?;
     let known = known.min(last_seq);
     if last_seq - known > SYNC_MAX_GAP {
-        return Ok(response(chat_id, last_seq, true, false, "none", Vec::new()));
+        return Ok(response(
+            chat_id,
+            last_seq,
+            true,
+            false,
+            "none",
+            Vec::new(),
+            read,
+        ));
     }
     let from = StreamId(known as u64, 0);
     let stream = state.keys.chat_topic(chat_id);
@@ -74,7 +88,56 @@ pub async fn chat_sync(state: &AppState, chat_id: i64, known: i64) -> AppResult<
     };
     let has_more = frames.len() > SYNC_MAX_EVENTS;
     frames.truncate(SYNC_MAX_EVENTS);
-    Ok(response(chat_id, last_seq, false, has_more, source, frames))
+    Ok(response(
+        chat_id, last_seq, false, has_more, source, frames, read,
+    ))
+}
+
+/// Most other members whose read watermarks a sync response lists.
+pub const SYNC_MAX_RECEIPTS: i64 = 100;
+
+/// The caller's badge and, for chats of at most [`SYNC_MAX_RECEIPTS`]
+/// other members, everyone else's read watermark (missed read receipts).
+async fn read_state(
+    state: &AppState,
+    chat_id: i64,
+    user_id: i64,
+    last_seq: i64,
+) -> AppResult<serde_json::Value> {
+    let (mine,): (i64,) = sqlx::query_as(
+        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(chat_id)
+    .bind(user_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .unwrap_or((last_seq,));
+    let others: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT user_id, last_read_seq FROM chat_members
+         WHERE chat_id = $1 AND user_id <> $2 ORDER BY user_id LIMIT $3",
+    )
+    .bind(chat_id)
+    .bind(user_id)
+    .bind(SYNC_MAX_RECEIPTS + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    let mentions: Option<i64> = fred::prelude::HashesInterface::hget(
+        &state.redis,
+        state.keys.unread(user_id),
+        format!("{chat_id}:m"),
+    )
+    .await
+    .unwrap_or(None);
+    let receipts = (others.len() as i64 <= SYNC_MAX_RECEIPTS).then(|| {
+        others
+            .iter()
+            .map(|(u, seq)| json!({ "userId": u, "seq": seq }))
+            .collect::<Vec<_>>()
+    });
+    Ok(json!({
+        "badge": { "unreadCount": (last_seq - mine).max(0), "mentionCount": mentions.unwrap_or(0) },
+        "readReceipts": receipts,
+    }))
 }
 
 /// The answer for a chat the caller is not a member of.
@@ -93,6 +156,7 @@ fn response(
     has_more: bool,
     source: &str,
     frames: Vec<String>,
+    read: serde_json::Value,
 ) -> String {
     let events: Vec<Box<RawValue>> = frames
         .into_iter()
@@ -107,6 +171,8 @@ fn response(
             "hasMore": has_more,
             "source": source,
             "events": events,
+            "badge": read["badge"],
+            "readReceipts": read["readReceipts"],
         }),
     )
 }

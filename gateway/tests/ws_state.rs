@@ -55,6 +55,15 @@ async fn sync_fills_the_gap_from_stream_then_database(pool: PgPool) {
         .collect();
     assert_eq!(kinds, vec!["message.new", "message.new", "message.updated"]);
     let stream_events = payload["events"].clone();
+    // Missed read state comes along: Bob's badge and Ada's watermark.
+    assert_eq!(
+        payload["badge"],
+        json!({ "unreadCount": 3, "mentionCount": 0 })
+    );
+    assert_eq!(
+        payload["readReceipts"],
+        json!([{ "userId": ada.id, "seq": 3 }])
+    );
 
     // With the stream gone (trimmed, Redis restarted), the same events come from PostgreSQL.
     let redis = &p.gw(0).state.redis;
