@@ -180,15 +180,16 @@ struct Earlier {
     message_seq: i64,
 }
 
-/// The event this client frame id already produced in this chat, if any.
+/// The event this user's client frame id already produced in this chat.
 async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Option<Earlier>> {
     let row: Option<(i64, i64, i64, String, i64)> = sqlx::query_as(
         "SELECT ev.seq, ev.sub, ev.message_id, ev.frame, m.seq FROM chat_events ev
          JOIN messages m ON m.id = ev.message_id
-         WHERE ev.chat_id = $1 AND ev.client_id = $2",
+         WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
     )
     .bind(e.chat_id)
     .bind(&e.ref_id)
+    .bind(e.user_id)
     .fetch_optional(&mut *tx)
     .await?;
     Ok(

@@ -60,23 +60,25 @@ pub async fn apply_sends(
     // 1. Retries of frames committed in an earlier batch.
     let chats: Vec<i64> = sends.iter().map(|s| s.entry.chat_id).collect();
     let refs: Vec<&str> = sends.iter().map(|s| s.entry.ref_id.as_str()).collect();
-    let earlier: Vec<(i64, String, i64, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT ev.chat_id, ev.client_id, ev.seq, ev.sub, ev.message_id, ev.frame, m.seq
+    let users: Vec<i64> = sends.iter().map(|s| s.entry.user_id).collect();
+    let earlier: Vec<(i64, i64, String, i64, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.message_id, ev.frame, m.seq
          FROM chat_events ev
-         JOIN unnest($1::bigint[], $2::text[]) AS k(chat_id, client_id)
-           ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id
+         JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
+           ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
          JOIN messages m ON m.id = ev.message_id",
     )
     .bind(&chats)
     .bind(&refs)
+    .bind(&users)
     .fetch_all(&mut *tx)
     .await?;
-    let earlier: HashMap<(i64, String), (TopicEvent, i64, i64)> = earlier
+    let earlier: HashMap<(i64, i64, String), (TopicEvent, i64, i64)> = earlier
         .into_iter()
         .map(
-            |(chat_id, client, seq, sub, message_id, frame, message_seq)| {
+            |(chat_id, user_id, client, seq, sub, message_id, frame, message_seq)| {
                 (
-                    (chat_id, client),
+                    (chat_id, user_id, client),
                     (
                         TopicEvent {
                             chat_id,
@@ -128,12 +130,13 @@ pub async fn apply_sends(
 
     // 3. Decide each send: duplicate, refused, or new (in entry order).
     let mut fresh: Vec<(&Send, Vec<i64>)> = Vec::new();
-    let mut first_in_run: HashMap<(i64, &str), usize> = HashMap::new();
+    let mut first_in_run: HashMap<(i64, i64, &str), usize> = HashMap::new();
     let mut repeats: Vec<(&IngestEntry, usize)> = Vec::new();
     let mut republished: HashSet<(i64, i64, i64)> = HashSet::new();
     for s in &sends {
         let e = s.entry;
-        if let Some((event, message_id, message_seq)) = earlier.get(&(e.chat_id, e.ref_id.clone()))
+        if let Some((event, message_id, message_seq)) =
+            earlier.get(&(e.chat_id, e.user_id, e.ref_id.clone()))
         {
             // Re-publish once, even if the retry repeats inside the run.
             if republished.insert((event.chat_id, event.seq, event.sub)) {
@@ -147,7 +150,7 @@ pub async fn apply_sends(
             fx.outcomes.push(("send", "duplicate"));
             continue;
         }
-        if let Some(&i) = first_in_run.get(&(e.chat_id, e.ref_id.as_str())) {
+        if let Some(&i) = first_in_run.get(&(e.chat_id, e.user_id, e.ref_id.as_str())) {
             repeats.push((e, i));
             continue;
         }
@@ -178,7 +181,7 @@ pub async fn apply_sends(
             .collect();
         mentioned.sort_unstable();
         mentioned.dedup();
-        first_in_run.insert((e.chat_id, e.ref_id.as_str()), fresh.len());
+        first_in_run.insert((e.chat_id, e.user_id, e.ref_id.as_str()), fresh.len());
         fresh.push((s, mentioned));
     }
     if fresh.is_empty() {

@@ -173,3 +173,44 @@ async fn a_batch_of_sends_and_edits(pool: PgPool) {
         "re-published in the same order"
     );
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn frame_ids_are_scoped_to_their_sender(pool: PgPool) {
+    let (ada, bob, _eve, c1, _c2) = seed(&pool).await;
+    // Both clients count their frames from 1: two different messages.
+    let first = apply_batch(&pool, &[entry(c1, ada, "1", send("from ada", vec![]))])
+        .await
+        .unwrap();
+    let second = apply_batch(&pool, &[entry(c1, bob, "1", send("from bob", vec![]))])
+        .await
+        .unwrap();
+    let same_batch = apply_batch(
+        &pool,
+        &[
+            entry(c1, ada, "2", send("ada two", vec![])),
+            entry(c1, bob, "2", send("bob two", vec![])),
+        ],
+    )
+    .await
+    .unwrap();
+    let contents: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, content FROM messages ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        contents,
+        vec![
+            (1, "from ada".into()),
+            (2, "from bob".into()),
+            (3, "ada two".into()),
+            (4, "bob two".into())
+        ]
+    );
+    for fx in [&first, &second, &same_batch] {
+        assert!(fx
+            .replies
+            .iter()
+            .all(|r| payload(&r.frame)["duplicate"].is_null()));
+    }
+}
