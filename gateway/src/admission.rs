@@ -61,7 +61,7 @@ pub async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &s
         let Ok(conn) = conn.parse::<u64>() else {
             continue;
         };
-        if gateway == state.config.instance_id {
+        if gateway == state.node {
             if let Some(c) = state.hub.conn(conn) {
                 c.close(
                     close::REPLACED,
@@ -75,5 +75,16 @@ pub async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &s
                 .publish(state.keys.gateway_channel(gateway), notice.encode())
                 .await;
         }
+    }
+}
+
+/// Re-reads a registered user's memberships and watermarks.
+pub async fn refresh_memberships(state: &AppState, user_id: i64) {
+    match chat::memberships(&state.pool, &[user_id]).await {
+        Ok(rows) => {
+            let chats: HashMap<i64, i64> = rows.into_iter().map(|(_, c, w)| (c, w)).collect();
+            state.hub.set_memberships(user_id, &chats);
+        }
+        Err(e) => tracing::warn!(user_id, error = %e, "re-reading memberships failed"),
     }
 }

@@ -262,7 +262,7 @@ impl Session {
         let entry = IngestEntry {
             chat_id,
             user_id: self.me.user_id,
-            gateway: self.state.config.instance_id.clone(),
+            gateway: self.state.node.clone(),
             conn: self.conn.id,
             ref_id,
             command,

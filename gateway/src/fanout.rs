@@ -113,7 +113,14 @@ async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, fra
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
+        Some(Some(last)) if prev == last && !skips_messages(last, id) => {
+            deliver_event(state, chat, frame);
+            state.hub.advance(chat, id);
+        }
         Some(Some(last)) if prev == last => {
+            // The stream itself has a hole (entries lost or refused):
+            // PostgreSQL has every committed event.
+            fill_from_database(state, chat, last, id).await;
             deliver_event(state, chat, frame);
             state.hub.advance(chat, id);
         }
@@ -141,6 +148,9 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
                 continue;
             }
+            if skips_messages(from, id) {
+                fill_from_database(state, chat, from, id).await;
+            }
             deliver_event(state, chat, &frame);
             state.hub.advance(chat, id);
             from = id;
@@ -148,6 +158,39 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
         if n < CATCH_UP_PAGE {
             return;
         }
+    }
+}
+
+/// True when going from entry `last` to entry `next` skips a message seq
+/// (messages are `<seq>-0` with gap-free seqs).
+pub fn skips_messages(last: StreamId, next: StreamId) -> bool {
+    next.1 == 0 && next.0 > last.0 + 1
+}
+
+/// Delivers the committed events strictly between `after` and `before`
+/// from PostgreSQL's event log.
+async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before: StreamId) {
+    tracing::warn!(chat, %after, %before, "chat topic stream has a gap; filling it from PostgreSQL");
+    let rows: Result<Vec<(i64, i64, String)>, sqlx::Error> = sqlx::query_as(
+        "SELECT seq, sub, frame FROM chat_events
+         WHERE chat_id = $1 AND (seq, sub) > ($2, $3) AND (seq, sub) < ($4, $5)
+         ORDER BY seq, sub",
+    )
+    .bind(chat)
+    .bind(after.0 as i64)
+    .bind(after.1 as i64)
+    .bind(before.0 as i64)
+    .bind(before.1 as i64)
+    .fetch_all(&state.pool)
+    .await;
+    match rows {
+        Ok(rows) => {
+            for (seq, sub, frame) in rows {
+                deliver_event(state, chat, &frame);
+                state.hub.advance(chat, StreamId(seq as u64, sub as u64));
+            }
+        }
+        Err(e) => tracing::warn!(chat, error = %e, "filling a topic gap failed"),
     }
 }
 
@@ -340,6 +383,16 @@ pub fn frame_kind(frame: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn message_gaps_are_recognised() {
+        use super::{skips_messages, StreamId};
+        assert!(!skips_messages(StreamId(4, 0), StreamId(5, 0)));
+        assert!(!skips_messages(StreamId(4, 2), StreamId(4, 3)));
+        assert!(!skips_messages(StreamId(4, 2), StreamId(5, 0)));
+        assert!(skips_messages(StreamId(4, 0), StreamId(6, 0)));
+        assert!(skips_messages(StreamId(0, 0), StreamId(2, 0)));
+    }
+
     #[test]
     fn frame_kind_reads_the_leading_type() {
         let f = fechatter_shared::protocol::new_frame("typing.indicator", &serde_json::json!({}));

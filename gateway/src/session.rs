@@ -110,8 +110,11 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     let (conn, rx) = Conn::new(id, me.user_id, state.config.send_queue);
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
-    let member = format!("{}|{id}", state.config.instance_id);
+    let member = format!("{}|{id}", state.node);
     Box::pin(async {
+        // Memberships changed between loading them and registering would
+        // have been missed (their notices found no local user): re-read.
+        admission::refresh_memberships(&state, me.user_id).await;
         state.subs.refresh().await;
         admission::enforce_connection_limit(&state, me.user_id, &member).await;
     })

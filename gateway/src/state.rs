@@ -18,6 +18,11 @@ pub struct AppState {
 
 pub struct Inner {
     pub config: Config,
+    /// This process's address for replies and evictions: the instance id
+    /// plus a per-start nonce, so a restarted gateway with the same
+    /// INSTANCE_ID never receives notices meant for its predecessor's
+    /// connections (connection ids restart at 1).
+    pub node: String,
     pub pool: PgPool,
     pub redis: Client,
     pub subscriber: SubscriberClient,
@@ -61,19 +66,25 @@ impl AppState {
             .context("connecting the Redis subscriber")?;
         let _resubscriber = subscriber.manage_subscriptions();
         let keys = Keys::new(config.redis_prefix.clone());
+        let node = format!(
+            "{}~{}",
+            config.instance_id,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let hub = Arc::new(Hub::default());
         let background = CancellationToken::new();
         let subs = subscriptions::spawn_subscriptions(
             subscriber.clone(),
             hub.clone(),
             keys.clone(),
-            keys.gateway_channel(&config.instance_id),
+            keys.gateway_channel(&node),
             background.clone(),
         );
         let state = Self {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
                 metrics: Metrics::new("gateway"),
+                node,
                 config,
                 pool,
                 redis,

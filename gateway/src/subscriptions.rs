@@ -47,32 +47,38 @@ pub fn spawn_subscriptions(
             while let Ok(d) = rx.try_recv() {
                 waiters.push(d);
             }
-            let mut wanted: HashSet<String> = hub
-                .local_chats()
-                .into_iter()
-                .map(|c| keys.chat_channel(c))
-                .collect();
-            wanted.extend(hub.local_users().into_iter().map(|u| keys.user_channel(u)));
-            wanted.insert(gateway_channel.clone());
-            let add: Vec<String> = wanted.difference(&current).cloned().collect();
-            let remove: Vec<String> = current.difference(&wanted).cloned().collect();
-            let mut ok = true;
-            if !add.is_empty() {
-                if let Err(e) = subscriber.subscribe(add).await {
-                    tracing::warn!(error = %e, "subscribe failed; will retry");
-                    ok = false;
+            // Retry until Redis takes it (or shutdown): the waiters are
+            // sessions that must not go live before their chats are heard.
+            loop {
+                let mut wanted: HashSet<String> = hub
+                    .local_chats()
+                    .into_iter()
+                    .map(|c| keys.chat_channel(c))
+                    .collect();
+                wanted.extend(hub.local_users().into_iter().map(|u| keys.user_channel(u)));
+                wanted.insert(gateway_channel.clone());
+                let add: Vec<String> = wanted.difference(&current).cloned().collect();
+                let remove: Vec<String> = current.difference(&wanted).cloned().collect();
+                let mut result = Ok(());
+                if !add.is_empty() {
+                    result = subscriber.subscribe(add).await;
                 }
-            }
-            if ok && !remove.is_empty() {
-                if let Err(e) = subscriber.unsubscribe(remove).await {
-                    tracing::warn!(error = %e, "unsubscribe failed; will retry");
-                    ok = false;
+                if result.is_ok() && !remove.is_empty() {
+                    result = subscriber.unsubscribe(remove).await;
                 }
-            }
-            if ok {
-                current = wanted;
-            } else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                match result {
+                    Ok(()) => {
+                        current = wanted;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "changing subscriptions failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                }
             }
             for w in waiters {
                 let _ = w.send(());

@@ -23,7 +23,7 @@ use serde_json::{json, value::RawValue};
 
 use crate::{
     extract::{ApiPath, AuthUser},
-    fanout::read_topic,
+    fanout::{read_topic, skips_messages},
     state::AppState,
 };
 
@@ -62,7 +62,9 @@ pub async fn chat_sync(
         Some((id, _)) => *id <= from || (known == 0 && *id == StreamId(1, 0)),
         None => false,
     };
-    let (source, mut frames) = if complete {
+    // The stream serves the gap only if it holds every message after
+    // `known`, contiguously (an entry lost from Redis leaves a hole).
+    let from_stream = if complete {
         let entries = read_topic(
             &state.redis,
             &stream,
@@ -70,21 +72,30 @@ pub async fn chat_sync(
             SYNC_MAX_EVENTS as u64 + 1,
         )
         .await?;
-        (
-            "stream",
-            entries.into_iter().map(|(_, f)| f).collect::<Vec<_>>(),
-        )
+        let contiguous = entries
+            .iter()
+            .try_fold(from, |last, (id, _)| {
+                (!skips_messages(last, *id)).then_some(*id)
+            })
+            .is_some();
+        contiguous.then(|| entries.into_iter().map(|(_, f)| f).collect::<Vec<_>>())
     } else {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, 0)
-             ORDER BY seq, sub LIMIT $3",
-        )
-        .bind(chat_id)
-        .bind(known)
-        .bind(SYNC_MAX_EVENTS as i64 + 1)
-        .fetch_all(&state.pool)
-        .await?;
-        ("database", rows.into_iter().map(|(f,)| f).collect())
+        None
+    };
+    let (source, mut frames) = match from_stream {
+        Some(frames) => ("stream", frames),
+        None => {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, 0)
+                 ORDER BY seq, sub LIMIT $3",
+            )
+            .bind(chat_id)
+            .bind(known)
+            .bind(SYNC_MAX_EVENTS as i64 + 1)
+            .fetch_all(&state.pool)
+            .await?;
+            ("database", rows.into_iter().map(|(f,)| f).collect())
+        }
     };
     let has_more = frames.len() > SYNC_MAX_EVENTS;
     frames.truncate(SYNC_MAX_EVENTS);

@@ -65,6 +65,17 @@ async fn sync_fills_the_gap_from_stream_then_database(pool: PgPool) {
         json!([{ "userId": ada.id, "seq": 3 }])
     );
 
+    // A hole in the stream (an entry lost from Redis) is noticed: PostgreSQL serves the gap.
+    let redis = &p.gw(0).state.redis;
+    let _: i64 = redis
+        .xdel(p.gw(0).state.keys.chat_topic(chat), "2-0")
+        .await
+        .unwrap();
+    b.send("sync.request", json!({ "chats": { chat.to_string(): 1 } }))
+        .await;
+    let resp = b.expect("sync.response").await;
+    assert_eq!(resp["payload"]["source"], "database");
+    assert_eq!(resp["payload"]["events"], stream_events);
     // With the stream gone (trimmed, Redis restarted), the same events come from PostgreSQL.
     let redis = &p.gw(0).state.redis;
     let _: i64 = redis

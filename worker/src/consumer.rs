@@ -195,7 +195,7 @@ impl Worker {
         let (good, poison): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.entry.is_ok());
         for p in poison {
             let why = p.entry.clone().err().unwrap_or_default();
-            self.dead_letter(&p, &why).await;
+            self.dead_letter_until_done(&p, &why, shutdown).await;
         }
         if good.is_empty() {
             return Ok(());
@@ -228,7 +228,8 @@ impl Worker {
                         return Ok(());
                     }
                     if permanent_failures >= 3 {
-                        self.dead_letter(&good[0], &e.to_string()).await;
+                        self.dead_letter_until_done(&good[0], &e.to_string(), shutdown)
+                            .await;
                         return Ok(());
                     }
                 }
@@ -282,7 +283,20 @@ impl Worker {
         Ok(())
     }
 
-    async fn dead_letter(&self, p: &Pending, why: &str) {
+    /// Dead-letters an entry, retrying while Redis refuses (an entry left
+    /// pending would otherwise wait for the next shard takeover).
+    async fn dead_letter_until_done(&self, p: &Pending, why: &str, shutdown: &CancellationToken) {
+        while !self.dead_letter(p, why).await {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Parks an entry in the dead-letter stream, answers its sender and
+    /// acknowledges it. False when Redis refused.
+    async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
         self.metrics.dead_letters.inc();
         tracing::error!(stream = %p.stream, id = %p.id, reason = why, "moving entry to the dead-letter stream");
         let raw = match &p.entry {
@@ -305,8 +319,8 @@ impl Worker {
             )
             .await;
         if let Err(e) = parked {
-            tracing::error!(error = %e, "dead-lettering failed; the entry stays pending");
-            return;
+            tracing::error!(error = %e, "dead-lettering failed; retrying");
+            return false;
         }
         if let Ok(entry) = &p.entry {
             let frame = protocol::error_frame(
@@ -322,6 +336,6 @@ impl Worker {
                 .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
                 .await;
         }
-        let _ = self.ack(std::slice::from_ref(p)).await;
+        self.ack(std::slice::from_ref(p)).await.is_ok()
     }
 }

@@ -24,6 +24,19 @@ use crate::{
     persist::{ack, reply, MESSAGE_COLUMNS},
 };
 
+/// An event a frame id of this run already produced in an earlier batch.
+#[derive(sqlx::FromRow)]
+struct EarlierRow {
+    chat_id: i64,
+    user_id: i64,
+    client_id: String,
+    seq: i64,
+    sub: i64,
+    message_id: i64,
+    frame: String,
+    message_seq: i64,
+}
+
 struct Send<'a> {
     entry: &'a IngestEntry,
     content: &'a str,
@@ -61,8 +74,9 @@ pub async fn apply_sends(
     let chats: Vec<i64> = sends.iter().map(|s| s.entry.chat_id).collect();
     let refs: Vec<&str> = sends.iter().map(|s| s.entry.ref_id.as_str()).collect();
     let users: Vec<i64> = sends.iter().map(|s| s.entry.user_id).collect();
-    let earlier: Vec<(i64, i64, String, i64, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.message_id, ev.frame, m.seq
+    let earlier: Vec<EarlierRow> = sqlx::query_as(
+        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.message_id, ev.frame,
+                m.seq AS message_seq
          FROM chat_events ev
          JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
            ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
@@ -76,7 +90,16 @@ pub async fn apply_sends(
     let earlier: HashMap<(i64, i64, String), (TopicEvent, i64, i64)> = earlier
         .into_iter()
         .map(
-            |(chat_id, user_id, client, seq, sub, message_id, frame, message_seq)| {
+            |EarlierRow {
+                 chat_id,
+                 user_id,
+                 client_id: client,
+                 seq,
+                 sub,
+                 message_id,
+                 frame,
+                 message_seq,
+             }| {
                 (
                     (chat_id, user_id, client),
                     (
