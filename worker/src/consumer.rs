@@ -297,7 +297,6 @@ impl Worker {
     /// Parks an entry in the dead-letter stream, answers its sender and
     /// acknowledges it. False when Redis refused.
     async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
-        self.metrics.dead_letters.inc();
         tracing::error!(stream = %p.stream, id = %p.id, reason = why, "moving entry to the dead-letter stream");
         let raw = match &p.entry {
             Ok(e) => serde_json::to_string(e).unwrap_or_default(),
@@ -336,6 +335,10 @@ impl Worker {
                 .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
                 .await;
         }
-        self.ack(std::slice::from_ref(p)).await.is_ok()
+        let acked = self.ack(std::slice::from_ref(p)).await.is_ok();
+        if acked {
+            self.metrics.dead_letters.inc();
+        }
+        acked
     }
 }
