@@ -46,28 +46,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Scenario {
     /// M senders into one private channel of N members.
-    Fanout {
-        #[arg(long, default_value_t = 200)]
-        members: usize,
-        #[arg(long, default_value_t = 10)]
-        senders: usize,
-        /// Messages per second per sender (the server allows 10).
-        #[arg(long, default_value_t = 5.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-    },
+    Fanout(FanoutArgs),
     /// The same fan-out against an in-process bare WebSocket broadcaster.
-    Baseline {
-        #[arg(long, default_value_t = 200)]
-        members: usize,
-        #[arg(long, default_value_t = 10)]
-        senders: usize,
-        #[arg(long, default_value_t = 5.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-    },
+    Baseline(FanoutArgs),
     /// Many small group chats, one sender each.
     Chats {
         #[arg(long, default_value_t = 300)]
@@ -125,6 +106,19 @@ enum Scenario {
     },
 }
 
+#[derive(clap::Args)]
+struct FanoutArgs {
+    #[arg(long, default_value_t = 200)]
+    members: usize,
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
+    /// Messages per second per sender (the server allows 10).
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+}
+
 fn bounded(duration: u64) -> Result<Duration> {
     if duration == 0 || duration > MAX_DURATION {
         bail!("duration must be 1..={MAX_DURATION} seconds");
@@ -149,12 +143,12 @@ async fn main() -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let target = Target::new(&cli.url, &cli.gateways)?;
     let report: Report = match cli.scenario {
-        Scenario::Fanout {
+        Scenario::Fanout(FanoutArgs {
             members,
             senders,
             rate,
             duration,
-        } => {
+        }) => {
             let plan = traffic::fanout_plan(
                 &target,
                 bounded_count(members)?,
@@ -165,12 +159,12 @@ async fn main() -> Result<()> {
             .await?;
             traffic::run(&target, plan).await?
         }
-        Scenario::Baseline {
+        Scenario::Baseline(FanoutArgs {
             members,
             senders,
             rate,
             duration,
-        } => {
+        }) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let bare = Target::bare(listener.local_addr()?);
             let server = tokio::spawn(loadtest::baseline::serve(listener));

@@ -136,17 +136,7 @@ impl Client {
     /// Connects with `?token=` and waits for `session.ready`.
     pub async fn connect(app: &TestApp, user: &TestUser) -> Self {
         let url = format!("{}?token={}", app.ws_url(), user.token);
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("websocket connects");
-        let mut c = Self {
-            ws,
-            user: user.clone(),
-            next: 0,
-            answers: Default::default(),
-        };
-        c.expect("session.ready").await;
-        c
+        Self::open(url.into_client_request().unwrap(), user).await
     }
 
     /// Connects with the token in the Authorization header.
@@ -156,6 +146,13 @@ impl Client {
             "authorization",
             format!("Bearer {}", user.token).parse().unwrap(),
         );
+        Self::open(req, user).await
+    }
+
+    async fn open(
+        req: tokio_tungstenite::tungstenite::handshake::client::Request,
+        user: &TestUser,
+    ) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket connects");
