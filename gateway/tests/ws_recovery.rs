@@ -145,3 +145,71 @@ async fn postgres_outage_delays_but_loses_nothing(pool: PgPool) {
     assert_eq!(seqs(&got), vec![2, 3]);
     assert_eq!(count_messages(&pool).await, 3);
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn workers_share_the_shards_and_keep_delivering(pool: PgPool) {
+    let mut p = Pool::start_without_worker(pool.clone(), 1, |_| {}).await;
+    p.add_worker().await;
+    let keys = p.gw(0).state.keys.clone();
+    let redis = p.gw(0).state.redis.clone();
+    let holders = || {
+        let (keys, redis) = (keys.clone(), redis.clone());
+        async move {
+            let mut by_holder: std::collections::HashMap<String, u32> = Default::default();
+            for shard in 0..4 {
+                let h: Option<String> =
+                    fred::prelude::KeysInterface::get(&redis, keys.ingest_lease(shard))
+                        .await
+                        .unwrap();
+                if let Some(h) = h {
+                    *by_holder.entry(h).or_default() += 1;
+                }
+            }
+            by_holder
+        }
+    };
+    // One worker alone takes every shard...
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while holders().await.values().sum::<u32>() < 4 {
+        assert!(std::time::Instant::now() < deadline, "shards not taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and hands half over when a second one joins.
+    p.add_worker().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let split = holders().await;
+        if split.len() == 2 && split.values().all(|&n| n == 2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "shards not shared: {split:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Chats on every shard still get their messages committed and delivered.
+    let ada = p.gw(0).signup("Ada", "Acme").await;
+    let bob = p.gw(0).signup("Bob", "Acme").await;
+    let mut chats = Vec::new();
+    for n in 0..4 {
+        let c = p
+            .gw(0)
+            .create_chat(&ada, "private_channel", Some(&format!("c{n}")), &[bob.id])
+            .await;
+        chats.push(c["id"].as_i64().unwrap());
+    }
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    for &chat in &chats {
+        let id = a.say(chat, "hello").await;
+        assert_eq!(a.answer(&id).await["payload"]["seq"], 1);
+    }
+    let got = b.collect("message.new", Duration::from_secs(2)).await;
+    let mut got_chats: Vec<i64> = got
+        .iter()
+        .map(|f| f["payload"]["chatId"].as_i64().unwrap())
+        .collect();
+    got_chats.sort();
+    assert_eq!(got_chats, chats);
+}

@@ -71,6 +71,12 @@ impl Keys {
         format!("{}:ingest:dead", self.prefix)
     }
 
+    /// Sorted set of live workers (score: last heartbeat, ms), used to
+    /// share ingest shards fairly.
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
     /// Lease of one ingest shard (one worker processes a shard at a time).
     pub fn ingest_lease(&self, shard: u32) -> String {
         format!("{}:lease:{{ingest:{shard}}}", self.prefix)
