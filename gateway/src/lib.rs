@@ -25,7 +25,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
 use fechatter_shared::Config;
-use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,12 +32,7 @@ pub use state::AppState;
 
 /// Connects to PostgreSQL and Redis, then serves until `shutdown` fires.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
-    let pool = PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&config.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let pool = fechatter_shared::store::connect(&config).await?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
     fechatter_shared::password::configure(config.argon2_memory_kib, config.argon2_iterations)?;
     if config.uses_dev_secret() {

@@ -292,21 +292,19 @@ async fn rest_paging_returns_messages_in_seq_order(pool: PgPool) {
         a.answer(&id).await;
     }
     let path = |q: &str| format!("/api/chat/{chat}/messages{q}");
+    let page_seqs = |page: &serde_json::Value| -> Vec<i64> {
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["seq"].as_i64().unwrap())
+            .collect()
+    };
     let (_, page) = p.gw(0).get(&path("?limit=2"), &bob).await;
-    let got: Vec<i64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let got = page_seqs(&page);
     assert_eq!((got, page["hasMore"].clone()), (vec![4, 5], json!(true)));
     let (_, page) = p.gw(0).get(&path("?beforeSeq=4&limit=10"), &bob).await;
-    let got: Vec<i64> = page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_i64().unwrap())
-        .collect();
+    let got = page_seqs(&page);
     assert_eq!(
         (got, page["hasMore"].clone()),
         (vec![1, 2, 3], json!(false))

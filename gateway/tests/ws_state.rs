@@ -9,6 +9,19 @@ use fred::prelude::*;
 use serde_json::json;
 use sqlx::PgPool;
 
+/// A member's read watermark as stored in PostgreSQL.
+async fn watermark(pool: &PgPool, chat: i64, user: i64) -> i64 {
+    let (wm,): (i64,) = sqlx::query_as(
+        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
+    )
+    .bind(chat)
+    .bind(user)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    wm
+}
+
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn sync_fills_the_gap_from_stream_then_database(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
@@ -233,15 +246,7 @@ async fn read_marks_send_receipts_and_badges(pool: PgPool) {
         .send("read.mark", json!({ "chatId": chat, "seq": 1 }))
         .await;
     assert_eq!(b2.answer(&back).await["payload"]["seq"], 2);
-    let (wm,): (i64,) = sqlx::query_as(
-        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
-    )
-    .bind(chat)
-    .bind(bob.id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(wm, 2);
+    assert_eq!(watermark(&pool, chat, bob.id).await, 2);
     // Marking beyond the newest message clamps to it.
     let far = b2
         .send("read.mark", json!({ "chatId": chat, "seq": 99 }))
@@ -344,13 +349,5 @@ async fn read_marks_over_the_limit_are_coalesced(pool: PgPool) {
     }
     assert!(coalesced >= 1, "beyond 5/s marks are coalesced");
     assert_eq!(last_seq, 9, "the newest mark is applied");
-    let (wm,): (i64,) = sqlx::query_as(
-        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
-    )
-    .bind(chat)
-    .bind(bob.id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(wm, 9);
+    assert_eq!(watermark(&pool, chat, bob.id).await, 9);
 }

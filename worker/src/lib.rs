@@ -25,24 +25,9 @@ use anyhow::{Context, Result};
 use axum::{routing::get, Router};
 use fechatter_shared::{metrics::Metrics, redis::Keys, Config, MIGRATOR};
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Connects to PostgreSQL with the configured pool size.
-pub async fn connect_db(config: &Config) -> Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to PostgreSQL at {}",
-                fechatter_shared::config::redact_url(&config.database_url)
-            )
-        })
-}
 
 /// Applies pending migrations; safe to run concurrently from several
 /// processes (sqlx takes an advisory lock) and repeatedly (idempotent).
@@ -137,7 +122,7 @@ pub async fn run_with_hooks(
     shutdown: CancellationToken,
     hooks: Arc<Hooks>,
 ) -> Result<()> {
-    let pool = connect_db(&config).await?;
+    let pool = fechatter_shared::store::connect(&config).await?;
     migrate(&pool).await?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
     let blocking =

@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.bind_addr))?;
             worker::run(config, listener, shutdown::on_signal()).await
         }
-        Some("migrate") => worker::migrate(&worker::connect_db(&config).await?).await,
+        Some("migrate") => worker::migrate(&fechatter_shared::store::connect(&config).await?).await,
         Some(other) => anyhow::bail!("unknown command {other:?}; expected `run` or `migrate`"),
     }
 }

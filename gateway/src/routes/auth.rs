@@ -96,15 +96,7 @@ async fn refresh_tokens(
         state.config.refresh_token_ttl,
     )
     .await?;
-    let access_token = state
-        .tokens
-        .issue(user.id, user.workspace_id, &user.fullname)?;
-    Ok(Json(AuthResponse {
-        access_token,
-        refresh_token,
-        expires_in: state.tokens.ttl().as_secs(),
-        user,
-    }))
+    Ok(Json(auth_response(&state, user, refresh_token)?))
 }
 
 async fn logout(
@@ -117,11 +109,16 @@ async fn logout(
 }
 
 async fn issue_tokens(state: &AppState, user: User) -> AppResult<AuthResponse> {
+    let refresh_token =
+        refresh::issue(&state.pool, user.id, state.config.refresh_token_ttl).await?;
+    auth_response(state, user, refresh_token)
+}
+
+/// A fresh access token for `user` next to `refresh_token`.
+fn auth_response(state: &AppState, user: User, refresh_token: String) -> AppResult<AuthResponse> {
     let access_token = state
         .tokens
         .issue(user.id, user.workspace_id, &user.fullname)?;
-    let refresh_token =
-        refresh::issue(&state.pool, user.id, state.config.refresh_token_ttl).await?;
     Ok(AuthResponse {
         access_token,
         refresh_token,

@@ -10,7 +10,28 @@ pub mod chat;
 pub mod refresh;
 pub mod user;
 
-use crate::AppError;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{postgres::PgPoolOptions, PgPool};
+
+use crate::{AppError, Config};
+
+/// The PostgreSQL pool every process uses: `DB_MAX_CONNECTIONS`
+/// connections, failing an acquire after 5 s instead of queueing forever.
+pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })
+}
 
 /// Turns a unique-constraint violation into `Conflict(msg)`, anything else
 /// into a database error.
