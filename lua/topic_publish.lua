@@ -5,6 +5,9 @@
 -- ARGV[2]  approximate MAXLEN the stream is trimmed to
 -- ARGV[3]  the Pub/Sub wake channel, e.g. fc:wake:c17
 -- ARGV[4]  the frame (JSON text) stored in field "f" and published
+-- ARGV[5]  idle lifetime of the stream in ms: each append renews it, so a
+--          chat without events for that long costs Redis nothing
+--          (PostgreSQL keeps every event; sync falls back to it)
 --
 -- Returns the entry id, or false when an entry with this id (or a later one)
 -- is already there: re-publishing after a worker crash is a no-op, so
@@ -35,5 +38,6 @@ if ARGV[1] ~= '*' then
 end
 
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1], 'f', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PUBLISH', ARGV[3], prev .. ' ' .. id .. '\n' .. ARGV[4])
 return id

@@ -39,6 +39,7 @@ command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v psql >/dev/null || need+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
+command -v openssl >/dev/null || need+=(openssl)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 # PyYAML for the docker-compose.yml check, for whichever python3 is first
 # on PATH (Debian's package only serves the system interpreter).
@@ -64,10 +65,13 @@ REDIS_PORT=${REDIS_HOSTPORT##*:}
 if redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1; then
     log "Redis answers on $REDIS_HOST:$REDIS_PORT"
 else
-    log "starting Redis on $REDIS_HOST:$REDIS_PORT (data in .data/redis)"
+    log "starting Redis on $REDIS_HOST:$REDIS_PORT (data in .data/redis, maxmemory ${REDIS_MAXMEMORY:-1gb}, noeviction)"
     mkdir -p "$DATA/redis"
+    # noeviction: at the memory limit writes fail loudly (senders get
+    # `unavailable`) instead of Redis silently evicting streams.
     redis-server --daemonize yes --bind "$REDIS_HOST" --port "$REDIS_PORT" \
-        --dir "$DATA/redis" --save "" --appendonly no --logfile "$DATA/redis/redis.log"
+        --dir "$DATA/redis" --save "" --appendonly no --logfile "$DATA/redis/redis.log" \
+        --maxmemory "${REDIS_MAXMEMORY:-1gb}" --maxmemory-policy noeviction
     for _ in $(seq 50); do
         redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
         sleep 0.1

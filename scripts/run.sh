@@ -13,10 +13,24 @@ PORT=${PORT:-8080}
 GW1_PORT=${GW1_PORT:-8081}
 GW2_PORT=${GW2_PORT:-8082}
 WORKER_PORT=${WORKER_PORT:-9100}
+TLS_PORT=${TLS_PORT:-8443}
 
 CREATE_DB=${DATABASE_URL##*/} scripts/ensure-services.sh
 scripts/stop.sh >/dev/null 2>&1 || true
 mkdir -p "$RUN"
+
+# A random JWT secret, made once and kept in the local state (.data/), so
+# tokens survive restarts of the pool; gateways refuse the built-in default.
+if [ -z "${JWT_SECRET:-}" ]; then
+    SECRET_FILE="$ROOT/.data/jwt-secret"
+    if [ ! -s "$SECRET_FILE" ]; then
+        (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n' >"$SECRET_FILE")
+    fi
+    JWT_SECRET=$(cat "$SECRET_FILE")
+fi
+export JWT_SECRET
+export HAPROXY_CERT=${HAPROXY_CERT:-$ROOT/.data/tls/haproxy.pem}
+scripts/tls-cert.sh >/dev/null
 
 echo "==> building release binaries (first build takes a few minutes)"
 cargo build --release --locked -p gateway -p worker
@@ -46,7 +60,7 @@ for port in "$GW1_PORT" "$GW2_PORT"; do
 done
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-HAPROXY_BIND=0.0.0.0:$PORT GATEWAY1_ADDR=127.0.0.1:$GW1_PORT GATEWAY2_ADDR=127.0.0.1:$GW2_PORT \
+HAPROXY_BIND=0.0.0.0:$PORT HAPROXY_TLS_BIND=0.0.0.0:$TLS_PORT GATEWAY1_ADDR=127.0.0.1:$GW1_PORT GATEWAY2_ADDR=127.0.0.1:$GW2_PORT \
     HAPROXY_STATS_SOCKET="$RUN/haproxy.sock" \
     haproxy -D -f haproxy.cfg -p "$RUN/haproxy.pid" >"$RUN/haproxy.log" 2>&1
 
@@ -64,6 +78,8 @@ cat <<MSG
 
 Fechatter realtime is running:
   API + WebSocket:  http://127.0.0.1:$PORT   (ws://127.0.0.1:$PORT/ws)
+  over TLS:         https://127.0.0.1:$TLS_PORT (wss://127.0.0.1:$TLS_PORT/ws)
+                    self-signed: curl --cacert .data/tls/cert.pem ...
   gateways:         http://127.0.0.1:$GW1_PORT  http://127.0.0.1:$GW2_PORT
   HAProxy stats:    http://127.0.0.1:8404
   logs:             .run/*.log

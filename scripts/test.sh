@@ -15,7 +15,7 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> haproxy -c"
-haproxy -c -f haproxy.cfg
+HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
 echo "==> docker-compose.yml"
 python3 - <<'PY'
 import yaml

@@ -35,6 +35,12 @@ pub const READ_LIMIT: Limit = Limit {
     capacity: 5.0,
     per_second: 5.0,
 };
+/// `sync.request`: a burst of 10 (reconnects), then one every 2 s per
+/// user; each request may name up to 200 chats.
+pub const SYNC_LIMIT: Limit = Limit {
+    capacity: 10.0,
+    per_second: 0.5,
+};
 /// Typing state expires this long after the last `typing.start`.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// Most mentions per message.
@@ -142,13 +148,12 @@ impl Session {
                 Ok(())
             }
             ClientFrame::SyncRequest(req) => {
+                self.limit("sync", SYNC_LIMIT).await?;
                 let mut answered = 0;
                 for (chat_id, known) in req.chats {
-                    let frame = if self.state.hub.is_member(self.me.user_id, chat_id) {
-                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id).await?
-                    } else {
-                        sync::refused(chat_id)
-                    };
+                    // PostgreSQL decides membership, not the local cache.
+                    let frame =
+                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id).await?;
                     self.send(frame);
                     answered += 1;
                 }
@@ -156,10 +161,10 @@ impl Session {
                 Ok(())
             }
             ClientFrame::AuthRefresh(a) => {
-                self.refresh_token(a.access_token.trim())?;
+                self.refresh_token(a.access_token.trim()).await?;
                 self.send(protocol::ack_frame(
                     &ref_id,
-                    json!({ "expiresAt": self.me.expires_at }),
+                    json!({ "expiresAt": protocol::rfc3339(self.me.expires_at) }),
                 ));
                 Ok(())
             }
@@ -272,12 +277,21 @@ impl Session {
             .state
             .keys
             .ingest(chat_id, self.state.config.ingest_shards);
-        let _: String = self
-            .state
-            .redis
-            .xadd(stream, false, None, "*", vec![(ENTRY_FIELD, body)])
-            .await?;
-        Ok(())
+        let appended = scripts::ingest_append(
+            &self.state.redis,
+            &stream,
+            self.state.config.ingest_max_len,
+            ENTRY_FIELD,
+            &body,
+        )
+        .await?;
+        match appended {
+            Some(_) => Ok(()),
+            None => {
+                tracing::warn!(%stream, "ingest shard full; write refused");
+                Err(AppError::Unavailable("ingest shard is full".into()))
+            }
+        }
     }
 
     async fn publish_typing(&self, chat_id: i64, active: bool) -> AppResult<()> {

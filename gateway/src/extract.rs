@@ -2,11 +2,15 @@
 //! so clients get the documented JSON error body instead of axum's plain
 //! text rejections.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
-    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Path, Request},
-    http::{request::Parts, StatusCode},
+    extract::{
+        rejection::JsonRejection, ConnectInfo, FromRequest, FromRequestParts, Path, Request,
+    },
+    http::{request::Parts, HeaderMap, StatusCode},
 };
-use fechatter_shared::{token::Identity, AppError};
+use fechatter_shared::{config::Cidr, token::Identity, AppError};
 use serde::de::DeserializeOwned;
 
 use crate::state::AppState;
@@ -57,7 +61,8 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer <access token>`.
+/// The authenticated caller, from `Authorization: Bearer <access token>`:
+/// a valid token of a session that was not revoked.
 pub struct AuthUser(pub Identity);
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -76,6 +81,71 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| AppError::unauthorized("expected `Authorization: Bearer <token>`"))?;
-        state.tokens.verify(token.trim()).map(AuthUser)
+        let me = state.tokens.verify(token.trim())?;
+        fechatter_shared::revocation::ensure_live(&state.redis, &state.keys, &me).await?;
+        Ok(AuthUser(me))
+    }
+}
+
+/// The client's address: the TCP peer, or the last `X-Forwarded-For` hop
+/// when the peer is a trusted proxy (`TRUSTED_PROXIES`, i.e. HAProxy, which
+/// appends the address it saw). Anyone else's `X-Forwarded-For` is ignored,
+/// so a client cannot pick its own rate-limit bucket.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(a)| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+/// See [`ClientIp`].
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|hop| hop.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_peers() {
+        let trusted: Vec<Cidr> = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
     }
 }

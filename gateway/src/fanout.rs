@@ -318,6 +318,10 @@ fn note_receipt(state: &AppState, frame: &str) {
 }
 
 async fn on_user_frame(state: &AppState, user: i64, frame: &str) {
+    if frame_kind(frame) == fechatter_shared::protocol::SessionRevoked::TYPE {
+        crate::revocation::on_notice(state, user, frame);
+        return;
+    }
     if frame_kind(frame) == "notification.badge" {
         // Absolute counts from a worker (after a read mark).
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
@@ -371,6 +375,7 @@ pub async fn resync(state: &AppState) {
             catch_up(state, chat, last).await;
         }
     }
+    crate::revocation::recheck_all(state).await;
 }
 
 /// The `type` of a serialized server frame (they all start with it).

@@ -11,9 +11,11 @@ pub mod commands;
 pub mod extract;
 pub mod fanout;
 pub mod hub;
+pub mod listener;
 pub mod membership;
 pub mod outbound;
 pub mod read_state;
+pub mod revocation;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -23,7 +25,6 @@ pub mod sync;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use fechatter_shared::Config;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,11 +33,11 @@ pub use state::AppState;
 
 /// Connects to PostgreSQL and Redis, then serves until `shutdown` fires.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
+    config.check_jwt_secret()?;
     let pool = fechatter_shared::store::connect(&config).await?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
-    fechatter_shared::password::configure(config.argon2_memory_kib, config.argon2_iterations)?;
     if config.uses_dev_secret() {
-        tracing::warn!("JWT_SECRET is the development default; set it in production");
+        tracing::warn!("JWT_SECRET is the development default (DEV_MODE=1); never in production");
     }
     serve(
         AppState::connect(config, pool, redis).await?,
@@ -47,6 +48,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 }
 
 /// Serves HTTP and WebSocket traffic on `listener` with ready-made state.
+///
+/// Shutdown, in order: (1) the liveness check fails (`draining`) while
+/// everything else keeps serving, for `DRAIN_GRACE_MS`, so HAProxy takes
+/// the gateway out of rotation before anything is refused; (2) the
+/// listener closes and every WebSocket session closes with 1001; (3) once
+/// sessions drained (or `DRAIN_TIMEOUT_MS` passed) background tasks stop.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
@@ -55,22 +62,20 @@ pub async fn serve(
     let addr = listener.local_addr().context("reading listener address")?;
     tracing::info!(%addr, instance = %state.config.instance_id, "gateway listening");
     let app = routes::router(state.clone());
-    // On shutdown: stop accepting, tell every WebSocket session to close
-    // (1001, "reconnect"), wait for them to drain, then stop background tasks.
-    let closing = state.closing.clone();
-    // Small frames (acks, typing) must not wait for Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let stop_accepting = CancellationToken::new();
+    let drain = {
+        let (state, stop) = (state.clone(), stop_accepting.clone());
+        tokio::spawn(async move {
             shutdown.cancelled().await;
-            closing.cancel();
+            state.draining.cancel();
+            tracing::info!(grace = ?state.config.drain_grace, "draining: liveness check fails");
+            tokio::time::sleep(state.config.drain_grace).await;
+            state.closing.cancel();
+            stop.cancel();
         })
-        .await
-        .context("serving HTTP");
+    };
+    listener::serve(listener, app, stop_accepting).await;
+    drain.abort();
     state.closing.cancel();
     state.sessions.close();
     let open = state.hub.connection_count();
@@ -82,5 +87,5 @@ pub async fn serve(
     }
     state.background.cancel();
     tracing::info!(drained = open, "gateway stopped");
-    served
+    Ok(())
 }

@@ -3,7 +3,10 @@
 //! drains the queue onto the socket, several frames per flush.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -42,6 +45,8 @@ pub mod close {
     pub const REPLACED: u16 = 4001;
     pub const IDLE: u16 = 4002;
     pub const SLOW_CONSUMER: u16 = 4003;
+    /// Token expired, or the session was revoked (logout, password change,
+    /// deactivation, refresh-token reuse).
     pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
@@ -50,8 +55,13 @@ pub mod close {
 pub struct Conn {
     pub id: u64,
     pub user_id: i64,
+    /// The session (refresh-token family) of the connection's token.
+    pub session: uuid::Uuid,
     tx: mpsc::Sender<Outbound>,
     capacity: usize,
+    /// Bytes of frames queued and not yet written, and their bound.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     /// Cancelled to close the connection; `reason` says how.
     pub kill: CancellationToken,
     reason: Arc<Mutex<Option<(u16, String)>>>,
@@ -59,12 +69,26 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
+        Self::with_limits(id, user_id, capacity, usize::MAX)
+    }
+
+    /// A connection whose queue holds at most `capacity` frames and
+    /// `max_bytes` bytes.
+    pub fn with_limits(
+        id: u64,
+        user_id: i64,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (Self, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity);
         let conn = Self {
             id,
             user_id,
+            session: uuid::Uuid::nil(),
             tx,
             capacity,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            max_bytes,
             kill: CancellationToken::new(),
             reason: Arc::new(Mutex::new(None)),
         };
@@ -97,12 +121,26 @@ impl Conn {
         metrics: &Metrics,
         kind: &str,
     ) -> bool {
-        if priority == Priority::Droppable && self.tx.capacity() <= self.capacity / 2 {
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        let half_full = self.tx.capacity() <= self.capacity / 2 || queued > self.max_bytes / 2;
+        if priority == Priority::Droppable && half_full {
             metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
             return false;
         }
-        match self.tx.try_send(Outbound::Frame(frame)) {
+        let len = frame.len();
+        let sent = if queued.saturating_add(len) > self.max_bytes {
+            Err(mpsc::error::TrySendError::Full(()))
+        } else {
+            self.tx
+                .try_send(Outbound::Frame(frame))
+                .map_err(|e| match e {
+                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
+                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
+                })
+        };
+        match sent {
             Ok(()) => {
+                self.queued_bytes.fetch_add(len, Ordering::Relaxed);
                 metrics.ws_frames_out.with_label_values(&[kind]).inc();
                 true
             }
@@ -145,7 +183,7 @@ pub async fn write_loop(
                         Err(_) => break,
                     }
                 }
-                if write_batch(&mut sink, batch).await.is_err() {
+                if write_batch(&mut sink, batch, &conn).await.is_err() {
                     conn.close(close::NORMAL, "");
                     return;
                 }
@@ -160,7 +198,7 @@ pub async fn write_loop(
             while let Ok(m) = rx.try_recv() {
                 batch.push(m);
             }
-            write_batch(&mut sink, batch).await
+            write_batch(&mut sink, batch, &conn).await
         })
         .await;
     }
@@ -175,10 +213,14 @@ pub async fn write_loop(
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     batch: Vec<Outbound>,
+    conn: &Conn,
 ) -> Result<(), axum::Error> {
     for m in batch {
         let msg = match m {
-            Outbound::Frame(text) => Message::Text(text),
+            Outbound::Frame(text) => {
+                conn.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
+                Message::Text(text)
+            }
             Outbound::Ping => Message::Ping(Default::default()),
         };
         sink.feed(msg).await?;
@@ -209,6 +251,26 @@ mod tests {
         }
         assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
         assert!(c.kill.is_cancelled());
+        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
+    }
+
+    #[test]
+    fn the_byte_bound_applies_next_to_the_frame_bound() {
+        let metrics = Metrics::new("test");
+        let (c, _rx) = Conn::with_limits(1, 1, 1000, 100);
+        let big: Utf8Bytes = "x".repeat(40).into();
+        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
+        // Over half the bytes: typing is dropped, the connection lives.
+        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
+        assert!(!c.offer(
+            "t".into(),
+            Priority::Droppable,
+            &metrics,
+            "typing.indicator"
+        ));
+        assert!(!c.kill.is_cancelled());
+        // 120 > 100 bytes: an essential frame that does not fit closes it.
+        assert!(!c.offer(big, Priority::Essential, &metrics, "sync.response"));
         assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
     }
 }

@@ -31,7 +31,6 @@ use fechatter_shared::{
 use fred::prelude::*;
 use futures::StreamExt;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::{
     admission,
@@ -78,6 +77,7 @@ async fn upgrade(
             AppError::unauthorized("missing token: use `Authorization: Bearer` or `?token=`")
         })?;
     let me = state.tokens.verify(token.trim())?;
+    fechatter_shared::revocation::ensure_live(&state.redis, &state.keys, &me).await?;
     let chats = admission::load_memberships(&state, me.user_id).await?;
     Ok(ws
         .max_message_size(CODEC_LIMIT)
@@ -107,7 +107,33 @@ pub struct Session {
 
 async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebSocket) {
     let id = state.hub.next_conn_id();
-    let (conn, rx) = Conn::new(id, me.user_id, state.config.send_queue);
+    let (mut conn, rx) = Conn::with_limits(
+        id,
+        me.user_id,
+        state.config.send_queue,
+        state.config.send_queue_bytes,
+    );
+    conn.session = me.session_id;
+    // session.ready is queued before the connection is registered for
+    // fan-out, so it is always the first frame the client reads.
+    let mut chat_ids: Vec<i64> = chats.iter().map(|m| m.chat).collect();
+    chat_ids.sort_unstable();
+    let ready = protocol::SessionReady {
+        user_id: me.user_id,
+        session_id: me.session_id,
+        connection_id: id,
+        instance: state.config.instance_id.clone(),
+        chats: chat_ids,
+        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
+        max_frame_bytes: MAX_FRAME_BYTES,
+        token_expires_at: protocol::rfc3339(me.expires_at),
+    };
+    conn.offer(
+        Utf8Bytes::from(ready.frame()),
+        Priority::Essential,
+        &state.metrics,
+        protocol::SessionReady::TYPE,
+    );
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
     let member = format!("{}|{id}", state.node);
@@ -117,28 +143,18 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         admission::refresh_memberships(&state, me.user_id).await;
         state.subs.refresh().await;
         admission::enforce_connection_limit(&state, me.user_id, &member).await;
+        // Likewise a revocation published before this connection was
+        // registered: check once more now that notices reach it.
+        if let Ok(true) =
+            fechatter_shared::revocation::is_revoked(&state.redis, &state.keys, &me).await
+        {
+            conn.close(close::TOKEN_EXPIRED, "session revoked");
+        }
     })
     .await;
 
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(crate::outbound::write_loop(sink, rx, conn.clone()));
-    let ready = protocol::new_frame(
-        "session.ready",
-        &json!({
-            "userId": me.user_id,
-            "connectionId": id,
-            "instance": state.config.instance_id,
-            "chats": state.hub.chats_of(me.user_id),
-            "heartbeatIntervalMs": state.config.heartbeat_interval.as_millis() as u64,
-            "maxFrameBytes": MAX_FRAME_BYTES,
-        }),
-    );
-    conn.offer(
-        Utf8Bytes::from(ready),
-        Priority::Essential,
-        &state.metrics,
-        "session.ready",
-    );
     tracing::debug!(conn = id, user = me.user_id, "connection open");
 
     let mut session = Session {
@@ -292,20 +308,31 @@ impl Session {
         }
         if !self.token_warned && now + TOKEN_WARNING.as_secs() as i64 >= self.me.expires_at {
             self.token_warned = true;
-            self.send(protocol::new_frame(
-                "token.refresh",
-                &json!({ "expiresAt": self.me.expires_at }),
-            ));
+            self.send(
+                protocol::TokenRefresh {
+                    expires_at: protocol::rfc3339(self.me.expires_at),
+                }
+                .frame(),
+            );
         }
         false
     }
 
-    /// Replaces the connection's token (answer to `token.refresh`).
-    pub fn refresh_token(&mut self, token: &str) -> AppResult<()> {
+    /// Replaces the connection's token (answer to `token.refresh`). The new
+    /// token must belong to the same user and session, and the session must
+    /// not be revoked: a revoked session cannot be extended in band.
+    pub async fn refresh_token(&mut self, token: &str) -> AppResult<()> {
         let fresh = self.state.tokens.verify(token)?;
         if fresh.user_id != self.me.user_id {
             return Err(AppError::forbidden("the token belongs to another user"));
         }
+        if fresh.session_id != self.me.session_id {
+            return Err(AppError::forbidden(
+                "the token belongs to another session; reconnect with it",
+            ));
+        }
+        fechatter_shared::revocation::ensure_live(&self.state.redis, &self.state.keys, &fresh)
+            .await?;
         self.me = fresh;
         self.token_warned = false;
         Ok(())

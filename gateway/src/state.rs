@@ -33,7 +33,10 @@ pub struct Inner {
     pub hub: Arc<Hub>,
     /// Every WebSocket session, so shutdown can wait for them to close.
     pub sessions: TaskTracker,
-    /// Cancelled when the gateway shuts down: sessions close with 1001.
+    /// Cancelled when shutdown begins: the liveness check fails so the
+    /// load balancer stops sending new work, everything else still serves.
+    pub draining: CancellationToken,
+    /// Cancelled after the drain grace: sessions close with 1001.
     pub closing: CancellationToken,
     /// Cancelled after sessions drained: background tasks stop.
     pub background: CancellationToken,
@@ -52,6 +55,12 @@ impl AppState {
         fechatter_shared::scripts::load_all(&redis)
             .await
             .context("loading Lua scripts")?;
+        fechatter_shared::password::configure(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_threads,
+            config.argon2_queue,
+        )?;
         let redis_config =
             fred::prelude::Config::from_url(&config.redis_url).context("parsing REDIS_URL")?;
         let subscriber = Builder::from_config(redis_config)
@@ -66,6 +75,7 @@ impl AppState {
             .context("connecting the Redis subscriber")?;
         let _resubscriber = subscriber.manage_subscriptions();
         let keys = Keys::new(config.redis_prefix.clone());
+        fechatter_shared::redis::check_deployment(&redis, &keys, config.ingest_shards).await?;
         let node = format!(
             "{}~{}",
             config.instance_id,
@@ -93,6 +103,7 @@ impl AppState {
                 keys,
                 hub,
                 sessions: TaskTracker::new(),
+                draining: CancellationToken::new(),
                 closing: CancellationToken::new(),
                 background: background.clone(),
             }),

@@ -29,19 +29,24 @@ use crate::{
 
 /// Most events in one `sync.response`; beyond it `hasMore` is set.
 pub const SYNC_MAX_EVENTS: usize = 5000;
+/// Most bytes of events in one `sync.response`; beyond it `hasMore` is set
+/// (at least one event is always included, so paging always progresses).
+pub const SYNC_MAX_BYTES: usize = 256 * 1024;
 
 /// The `sync.response` of one chat for a client that has seen `known`.
+/// Membership is re-checked in PostgreSQL (not only the gateway's cache):
+/// a user removed from the chat gets the refusal even if the "removed"
+/// notice never reached this gateway, and the cache is corrected.
 pub async fn chat_sync(
     state: &AppState,
     chat_id: i64,
     known: i64,
     user_id: i64,
 ) -> AppResult<String> {
-    let (last_seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM chats WHERE id = $1")
-        .bind(chat_id)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| AppError::not_found("chat not found"))?;
+    let Some(last_seq) = chat::member_last_seq(&state.pool, chat_id, user_id).await? else {
+        state.hub.remove_membership(user_id, chat_id);
+        return Ok(refused(chat_id));
+    };
     let read = read_state(state, chat_id, user_id, last_seq).await?;
     let known = known.min(last_seq);
     if last_seq - known > SYNC_MAX_GAP {
@@ -97,11 +102,26 @@ pub async fn chat_sync(
             ("database", rows.into_iter().map(|(f,)| f).collect())
         }
     };
-    let has_more = frames.len() > SYNC_MAX_EVENTS;
-    frames.truncate(SYNC_MAX_EVENTS);
+    let keep = within_byte_budget(&frames, SYNC_MAX_BYTES).min(SYNC_MAX_EVENTS);
+    let has_more = frames.len() > keep;
+    frames.truncate(keep);
     Ok(response(
         chat_id, last_seq, false, has_more, source, frames, read,
     ))
+}
+
+/// How many leading frames fit in `budget` bytes (at least one).
+fn within_byte_budget(frames: &[String], budget: usize) -> usize {
+    let mut used = 0;
+    frames
+        .iter()
+        .take_while(|f| {
+            used += f.len();
+            used <= budget
+        })
+        .count()
+        .max(1)
+        .min(frames.len())
 }
 
 /// Most other members whose read watermarks a sync response lists.
@@ -190,6 +210,18 @@ fn response(
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/chat/{id}/messages", get(list_messages))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn byte_budget_pages_but_always_progresses() {
+        let frames: Vec<String> = (0..10).map(|_| "x".repeat(100)).collect();
+        assert_eq!(super::within_byte_budget(&frames, 350), 3);
+        assert_eq!(super::within_byte_budget(&frames, 10), 1);
+        assert_eq!(super::within_byte_budget(&frames, 1 << 20), 10);
+        assert_eq!(super::within_byte_budget(&[], 10), 0);
+    }
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 async fn signup_creates_or_joins_workspace(pool: PgPool) {
     let app = spawn(pool).await;
     let ada = app.signup("Ada", "Acme").await;
-    let bob = app.signup("Bob", "acme").await; // case-insensitive workspace name
+    let bob = app.signup("Bob", "Acme").await; // joins with an invite (helper)
     let eve = app.signup("Eve", "Evil").await;
     assert_eq!(ada.workspace_id, bob.workspace_id);
     assert_ne!(ada.workspace_id, eve.workspace_id);
@@ -53,6 +53,9 @@ async fn signup_response_shape(pool: PgPool) {
     assert_eq!(body["user"]["email"], "grace@navy.test");
     assert!(body["user"]["workspaceId"].is_i64());
     assert!(body["user"].get("passwordHash").is_none());
+    assert_eq!(body["user"]["role"], "owner");
+    assert_eq!(body["user"]["active"], true);
+    assert!(body["sessionId"].as_str().is_some_and(|s| s.len() == 36));
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
@@ -169,7 +172,13 @@ async fn refresh_rotates_and_detects_reuse(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    // Reusing the rotated token revokes the family, including the new token.
+    // Reusing the rotated token after the grace window revokes the family,
+    // including the new token. (The rotation is moved 11 s into the past
+    // rather than waiting.)
+    sqlx::query("UPDATE refresh_tokens SET rotated_at = rotated_at - interval '11 seconds'")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
     let (status, body) = refresh(ada.refresh.clone()).await;
     assert_error(status, &body, 401, "unauthorized");
     let (status, body) = refresh(second_token).await;
@@ -221,11 +230,7 @@ async fn bad_access_tokens_are_refused(pool: PgPool) {
     assert_error(status, &body, 401, "unauthorized");
 
     let now = chrono::Utc::now().timestamp();
-    let expired = app
-        .state
-        .tokens
-        .issue_at(ada.id, ada.workspace_id, "Ada", now - 3600, now - 60)
-        .unwrap();
+    let expired = app.mint(&ada, "Ada", now - 600, now - 60);
     let (status, body) = app
         .call(Method::GET, "/api/users", Some(&expired), None)
         .await;
@@ -235,7 +240,12 @@ async fn bad_access_tokens_are_refused(pool: PgPool) {
         "not-the-secret",
         std::time::Duration::from_secs(60),
     )
-    .issue(ada.id, ada.workspace_id, "Ada")
+    .issue(&fechatter_shared::token::Subject {
+        user_id: ada.id,
+        workspace_id: ada.workspace_id,
+        name: "Ada",
+        session_id: ada.session,
+    })
     .unwrap();
     let (status, body) = app
         .call(Method::GET, "/api/users", Some(&forged), None)

@@ -1,69 +1,35 @@
 //! The shipped haproxy.cfg in front of two gateways: REST and WebSocket
-//! both pass through, health checks see both gateways, and two clients
-//! chat through the proxy.
+//! both pass through (plain and TLS), the edge rules hold (413 before
+//! forwarding, no tokens in logs, no /metrics), and two clients chat
+//! through the proxy.
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use common::realtime::{Client, Pool};
+use common::{
+    haproxy::Haproxy,
+    realtime::{Client, Pool},
+};
 use sqlx::PgPool;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+fn host(app: &common::TestApp) -> String {
+    app.base.trim_start_matches("http://").to_string()
+}
+
+/// A TestApp whose REST and WS helpers go through the proxy.
+async fn through(p: &Pool, url: String) -> common::TestApp {
+    let mut proxied = common::spawn_with(p.pool.clone(), |c| *c = p.config.clone()).await;
+    proxied.shutdown();
+    proxied.base = url;
+    proxied
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn two_clients_chat_through_haproxy(pool: PgPool) {
     let p = Pool::start(pool.clone(), 2).await;
-    let (port, stats) = (free_port(), free_port());
-    let addr = |i: usize| p.gw(i).base.trim_start_matches("http://").to_string();
-    let socket = std::env::temp_dir().join(format!("fc-haproxy-{port}.sock"));
-    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../haproxy.cfg");
-    let _haproxy = tokio::process::Command::new("haproxy")
-        .args(["-f", cfg, "-db"])
-        .env("HAPROXY_BIND", format!("127.0.0.1:{port}"))
-        .env("HAPROXY_STATS_BIND", format!("127.0.0.1:{stats}"))
-        .env("HAPROXY_STATS_SOCKET", &socket)
-        .env("GATEWAY1_ADDR", addr(0))
-        .env("GATEWAY2_ADDR", addr(1))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("haproxy is installed (make test installs it)");
-
-    // Both gateways must be seen through the proxy.
-    let http = reqwest::Client::new();
-    let mut seen = std::collections::HashSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while seen.len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "HAProxy did not reach both gateways: {seen:?}"
-        );
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-        {
-            if let Ok(v) = r.json::<serde_json::Value>().await {
-                if let Some(i) = v["instance"].as_str() {
-                    seen.insert(i.to_string());
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // A TestApp pointed at the proxy reuses the REST and WS helpers.
-    let mut proxied = common::spawn_with(pool.clone(), |c| *c = p.config.clone()).await;
-    proxied.shutdown();
-    proxied.base = format!("http://127.0.0.1:{port}");
+    let h = Haproxy::start(&host(p.gw(0)), &host(p.gw(1))).await;
+    let proxied = through(&p, h.url()).await;
     let ada = proxied.signup("Ada", "Acme").await;
     let bob = proxied.signup("Bob", "Acme").await;
     let chat = proxied.create_chat(&ada, "single", None, &[bob.id]).await["id"]
@@ -79,4 +45,149 @@ async fn two_clients_chat_through_haproxy(pool: PgPool) {
             *text
         );
     }
+
+    // The access token travelled as ?token= but is not in HAProxy's log
+    // (a tunnel is logged when it ends).
+    a.close().await;
+    b.close().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !h.log_text().contains("/ws") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = h.log_text();
+    assert!(log.contains("/ws"), "upgrades are logged: {log}");
+    assert!(!log.contains(&ada.token), "a token leaked into the log");
+    assert!(!log.contains("token="), "query strings are not logged");
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn edge_rules_hold_at_haproxy(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 2).await;
+    let h = Haproxy::start(&host(p.gw(0)), &host(p.gw(1))).await;
+    let http = reqwest::Client::new();
+
+    // An oversized body is refused at the edge by its Content-Length,
+    // before any of it is sent or forwarded, with the gateway's JSON error.
+    for _ in 0..3 {
+        let (status, body) = oversized_request(h.port).await;
+        assert_eq!(status, 413, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "payload_too_large");
+    }
+    // A client that sends the body anyway (curl, Expect: 100-continue as
+    // usual for large bodies) reads the same JSON answer.
+    let big = std::env::temp_dir().join(format!("fc-big-{}.json", h.port));
+    std::fs::write(&big, vec![b' '; 2 * 1024 * 1024]).unwrap();
+    let out = curl(&[
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{}/api/signup", h.url()),
+    ])
+    .await;
+    assert!(
+        out.ends_with("413") && out.contains("payload_too_large"),
+        "{out}"
+    );
+
+    // Metrics are for operators, not the public listener.
+    let res = http
+        .get(format!("{}/metrics", h.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let direct = http
+        .get(format!("{}/metrics", p.gw(0).base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.status().as_u16(), 200, "gateways still serve it");
+
+    // TLS: https and the WebSocket handshake (wss) through the TLS port,
+    // verified against the generated certificate.
+    let proxied = through(&p, h.url()).await;
+    let ada = proxied.signup("Ada", "Acme").await;
+    let tls = format!("https://127.0.0.1:{}", h.tls_port);
+    let out = curl(&[
+        "--cacert",
+        h.cert.to_str().unwrap(),
+        &format!("{tls}/health/live"),
+    ])
+    .await;
+    assert!(out.contains("\"status\":\"ok\""), "https answered: {out}");
+    let out = curl(&[
+        "--cacert",
+        h.cert.to_str().unwrap(),
+        "-i",
+        "--http1.1",
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &format!("{tls}/ws?token={}", ada.token),
+    ])
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 101"),
+        "wss handshake through TLS: {out}"
+    );
+}
+
+/// Sends only the headers of a 2 MiB POST and reads the answer.
+async fn oversized_request(port: u16) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /api/signup HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        2 * 1024 * 1024
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    // The answer comes at once; the connection may then wait for the body.
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&buf).contains("}") {
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+/// Runs curl and returns its output (the status of a --max-time cut is
+/// ignored: a WebSocket stays open until then).
+/// (Async: the gateways answering it run on this test's runtime.)
+async fn curl(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5"])
+        .args(args)
+        .output()
+        .await
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if text.is_empty() {
+        return String::from_utf8_lossy(&out.stderr).into_owned();
+    }
+    text
 }

@@ -75,11 +75,12 @@ async fn health_reports_each_dependency(pool: PgPool) {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["checks"]["postgres"]["status"], "ok");
     assert_eq!(body["checks"]["redis"]["status"], "ok");
-    let (status, body) = app.call(Method::GET, "/health/simple", None, None).await;
-    assert_eq!(
-        (status, body),
-        (StatusCode::OK, serde_json::Value::String("ok".into()))
-    );
+    for path in ["/health/live", "/health/simple"] {
+        let (status, body) = app.call(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["instance"], app.config.instance_id.as_str());
+    }
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]

@@ -222,17 +222,18 @@ async fn expiring_tokens_are_refreshed_in_band_or_the_connection_closes(pool: Pg
     let ada = p.gw(0).signup("Ada", "Acme").await;
     let bob = p.gw(0).signup("Bob", "Acme").await;
     let now = chrono::Utc::now().timestamp();
-    let keys = &p.gw(0).state.tokens;
     // Expires in 2 s: inside the warning window at once.
     let short = common::TestUser {
-        token: keys
-            .issue_at(ada.id, ada.workspace_id, "Ada", now, now + 2)
-            .unwrap(),
+        token: p.gw(0).mint(&ada, "Ada", now, now + 2),
         ..ada.clone()
     };
     let mut a = Client::connect(p.gw(0), &short).await;
     let warn = a.expect("token.refresh").await;
-    assert_eq!(warn["payload"]["expiresAt"], now + 2);
+    assert_eq!(
+        warn["payload"]["expiresAt"],
+        fechatter_shared::protocol::rfc3339(now + 2),
+        "timestamps are RFC 3339 strings"
+    );
     // Another user's token is refused.
     let wrong = a
         .send("auth.refresh", json!({ "accessToken": bob.token }))
@@ -253,9 +254,7 @@ async fn expiring_tokens_are_refreshed_in_band_or_the_connection_closes(pool: Pg
     let mut b = Client::connect(
         p.gw(0),
         &common::TestUser {
-            token: keys
-                .issue_at(bob.id, bob.workspace_id, "Bob", now, now + 1)
-                .unwrap(),
+            token: p.gw(0).mint(&bob, "Bob", now, now + 1),
             ..bob.clone()
         },
     )

@@ -15,6 +15,14 @@ use tokio_tungstenite::{tungstenite::Message, MaybeTlsStream, WebSocketStream};
 
 /// A signed-up user.
 #[derive(Debug, Clone)]
+/// Which workspace a sign-up lands in.
+pub enum Join {
+    /// A new workspace of this name (the user owns it).
+    New(String),
+    /// The workspace of this invite token.
+    Invite(String),
+}
+
 pub struct Account {
     pub id: i64,
     pub name: String,
@@ -50,14 +58,15 @@ impl Api {
         Ok(body)
     }
 
-    pub async fn signup(&self, name: &str, email: &str, workspace: &str) -> Result<Account> {
-        let body = self
-            .post(
-                "/api/signup",
-                None,
-                json!({ "fullname": name, "email": email, "password": "demo-password-1", "workspace": workspace }),
-            )
-            .await?;
+    /// Signs up into a new workspace named `workspace`, or with `invite`
+    /// into the workspace it admits to.
+    pub async fn signup(&self, name: &str, email: &str, join: &Join) -> Result<Account> {
+        let mut body = json!({ "fullname": name, "email": email, "password": "demo-password-1" });
+        match join {
+            Join::New(workspace) => body["workspace"] = json!(workspace),
+            Join::Invite(token) => body["inviteToken"] = json!(token),
+        }
+        let body = self.post("/api/signup", None, body).await?;
         Ok(Account {
             id: body["user"]["id"]
                 .as_i64()
@@ -65,6 +74,21 @@ impl Api {
             name: name.to_string(),
             token: body["accessToken"].as_str().unwrap_or_default().to_string(),
         })
+    }
+
+    /// A multi-use invite into `owner`'s workspace, valid for a day.
+    pub async fn invite(&self, owner: &Account) -> Result<String> {
+        let body = self
+            .post(
+                "/api/workspace/invites",
+                Some(&owner.token),
+                json!({ "expiresInSecs": 86_400 }),
+            )
+            .await?;
+        body["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no invite token in {body}"))
     }
 
     /// Creates a chat and returns its id.

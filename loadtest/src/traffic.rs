@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    client::{Account, Api},
+    client::{Account, Api, Join},
     conn::{self, Counters, ReaderStats},
     report::{histogram, Audit, Percentiles, Report},
     target::Target,
@@ -39,25 +39,26 @@ pub struct Plan {
     pub drain: Duration,
 }
 
-/// Signs up `n` users of one new workspace, `concurrency` at a time.
+/// Signs up `n` users of one new workspace: the first creates it, the
+/// others join with the first one's invite, 32 at a time.
 pub async fn signup_many(api: &Api, n: usize, tag: &str) -> Result<Vec<Account>> {
-    let accounts: Vec<Result<Account>> = stream::iter(0..n)
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let email = |i: usize| format!("lt{i}-{tag}@load.test");
+    let owner = api
+        .signup("lt0", &email(0), &Join::New(format!("load-{tag}")))
+        .await?;
+    let invite = Join::Invite(api.invite(&owner).await?);
+    let rest: Vec<Result<Account>> = stream::iter(1..n)
         .map(|i| {
-            let api = api.clone();
-            let tag = tag.to_string();
-            async move {
-                api.signup(
-                    &format!("lt{i}"),
-                    &format!("lt{i}-{tag}@load.test"),
-                    &format!("load-{tag}"),
-                )
-                .await
-            }
+            let (api, invite, email) = (api.clone(), &invite, email(i));
+            async move { api.signup(&format!("lt{i}"), &email, invite).await }
         })
         .buffered(32)
         .collect()
         .await;
-    accounts.into_iter().collect()
+    std::iter::once(Ok(owner)).chain(rest).collect()
 }
 
 /// `fanout`: one private channel of `members`, the first `senders` send.

@@ -50,6 +50,13 @@ pub enum AppError {
     RateLimited { retry_after_ms: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A bounded internal resource is saturated (e.g. password hashing):
+    /// 503 with a retry hint, shed at once rather than queued without bound.
+    #[error("{what} is saturated, retry after {retry_after_ms} ms")]
+    Overloaded {
+        what: &'static str,
+        retry_after_ms: u64,
+    },
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("redis error")]
@@ -90,7 +97,9 @@ impl AppError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Redis(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Redis(_) | Self::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(e) if is_unavailable(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,7 +119,7 @@ impl AppError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable(_) | Self::Redis(_) => "unavailable",
+            Self::Unavailable(_) | Self::Redis(_) | Self::Overloaded { .. } => "unavailable",
             Self::Database(e) if is_unavailable(e) => "unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
@@ -119,6 +128,9 @@ impl AppError {
     /// The message shown to clients: the display text for client errors, a
     /// generic text for server faults.
     pub fn public_message(&self) -> String {
+        if let Self::Overloaded { .. } = self {
+            return "the server is busy, retry later".into();
+        }
         if self.status().is_server_error() {
             match self.status() {
                 StatusCode::SERVICE_UNAVAILABLE => {
@@ -134,7 +146,9 @@ impl AppError {
     /// Milliseconds a client should wait before retrying, when known.
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            Self::RateLimited { retry_after_ms } | Self::Overloaded { retry_after_ms, .. } => {
+                Some(*retry_after_ms)
+            }
             _ => None,
         }
     }
@@ -144,7 +158,7 @@ impl AppError {
     /// on the work.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Redis(_) | Self::Unavailable(_) => true,
+            Self::Redis(_) | Self::Unavailable(_) | Self::Overloaded { .. } => true,
             Self::Database(e) => is_unavailable(e) || is_transient_sqlstate(e),
             _ => false,
         }
@@ -235,6 +249,17 @@ mod tests {
         assert_eq!(e.body()["error"]["retryAfterMs"], 1500);
         let response = e.into_response();
         assert_eq!(response.headers()["retry-after"], "2");
+    }
+
+    #[test]
+    fn overload_is_503_with_retry_after() {
+        let e = AppError::Overloaded {
+            what: "password hashing",
+            retry_after_ms: 1000,
+        };
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.body()["error"]["code"], "unavailable");
+        assert_eq!(e.into_response().headers()["retry-after"], "1");
     }
 
     #[test]

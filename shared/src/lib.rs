@@ -13,6 +13,7 @@ pub mod model;
 pub mod password;
 pub mod protocol;
 pub mod redis;
+pub mod revocation;
 pub mod scripts;
 pub mod shutdown;
 pub mod store;

@@ -15,6 +15,10 @@ pub struct User {
     pub fullname: String,
     pub email: String,
     pub workspace_id: i64,
+    /// Workspace role: `owner`, `admin` or `member`.
+    pub role: String,
+    /// False once an owner or admin deactivated the user.
+    pub active: bool,
 }
 
 /// A user row including the password hash, used only by authentication.
@@ -24,6 +28,8 @@ pub struct UserWithHash {
     pub fullname: String,
     pub email: String,
     pub workspace_id: i64,
+    pub role: String,
+    pub active: bool,
     pub password_hash: String,
 }
 
@@ -34,6 +40,8 @@ impl UserWithHash {
             fullname: self.fullname.clone(),
             email: self.email.clone(),
             workspace_id: self.workspace_id,
+            role: self.role.clone(),
+            active: self.active,
         }
     }
 }
@@ -125,6 +133,8 @@ pub struct AuthResponse {
     pub refresh_token: String,
     /// Access token lifetime in seconds.
     pub expires_in: u64,
+    /// The session (refresh-token family) these tokens belong to.
+    pub session_id: uuid::Uuid,
     pub user: User,
 }
 

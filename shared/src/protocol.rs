@@ -264,6 +264,76 @@ pub fn event_frame_id(chat_id: i64, seq: i64, sub: i64) -> String {
     format!("c{chat_id}:{seq}-{sub}")
 }
 
+/// An RFC 3339 timestamp (UTC, milliseconds) for a Unix time in seconds:
+/// every time in every frame is a string of this form.
+pub fn rfc3339(unix_secs: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix_secs, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `session.ready`: always the first frame of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionReady {
+    pub user_id: i64,
+    pub session_id: uuid::Uuid,
+    pub connection_id: u64,
+    pub instance: String,
+    pub chats: Vec<i64>,
+    pub heartbeat_interval_ms: u64,
+    pub max_frame_bytes: usize,
+    /// When the connection's access token expires (RFC 3339).
+    pub token_expires_at: String,
+}
+
+impl SessionReady {
+    pub const TYPE: &'static str = "session.ready";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
+/// `session.revoked`: the session (or, with no `sessionId`, every session
+/// of the user) was ended; the connection closes with 4401 right after.
+/// Also the notice gateways receive on the user's wake channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRevoked {
+    pub session_id: Option<uuid::Uuid>,
+}
+
+impl SessionRevoked {
+    pub const TYPE: &'static str = "session.revoked";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+
+    /// Reads the payload of a `session.revoked` frame.
+    pub fn parse(frame: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Frame {
+            payload: SessionRevoked,
+        }
+        serde_json::from_str::<Frame>(frame).ok().map(|f| f.payload)
+    }
+}
+
+/// `token.refresh {expiresAt}`: the access token expires soon; answer with
+/// `auth.refresh`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRefresh {
+    pub expires_at: String,
+}
+
+impl TokenRefresh {
+    pub const TYPE: &'static str = "token.refresh";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
 /// `ack {refId, status: "ok", ...extra}`.
 pub fn ack_frame(ref_id: &str, extra: Value) -> String {
     let mut payload = serde_json::json!({ "refId": ref_id, "status": "ok" });
@@ -342,6 +412,15 @@ mod tests {
         let bad =
             parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"x":1}}}"#);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn revocation_notices_round_trip() {
+        for sid in [Some(uuid::Uuid::new_v4()), None] {
+            let f = SessionRevoked { session_id: sid }.frame();
+            assert_eq!(SessionRevoked::parse(&f).unwrap().session_id, sid);
+        }
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -34,6 +34,29 @@ pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client> {
     Ok(client)
 }
 
+/// Records this deployment's `INGEST_SHARDS` in Redis on first start and
+/// refuses to start a process that disagrees: a gateway appending to shard
+/// 7 of 8 while workers read 4 shards would strand writes silently.
+pub async fn check_deployment(client: &Client, keys: &Keys, ingest_shards: u32) -> Result<()> {
+    let key = keys.deployment();
+    let _: i64 = client
+        .hsetnx(&key, "ingest_shards", ingest_shards)
+        .await
+        .context("recording INGEST_SHARDS in Redis")?;
+    let agreed: u32 = client
+        .hget(&key, "ingest_shards")
+        .await
+        .context("reading INGEST_SHARDS from Redis")?;
+    anyhow::ensure!(
+        agreed == ingest_shards,
+        "INGEST_SHARDS={ingest_shards}, but this deployment (REDIS_PREFIX={}) runs with \
+         INGEST_SHARDS={agreed}; every gateway and worker must use the same value (to change \
+         it, stop the pool, let the ingest streams drain, and delete the Redis key {key})",
+        keys.prefix()
+    );
+    Ok(())
+}
+
 /// Builds every Redis key of one deployment.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -55,6 +78,35 @@ impl Keys {
     /// a user's buckets on one cluster slot.
     pub fn rate_limit(&self, user_id: i64, action: &str) -> String {
         format!("{}:rl:{{u{user_id}}}:{action}", self.prefix)
+    }
+
+    /// Token bucket of an unauthenticated action (sign-in, sign-up,
+    /// refresh) for one subject: `ip:<address>` or `acct:<digest>`.
+    pub fn auth_rate_limit(&self, subject: &str) -> String {
+        format!("{}:rl:{{{subject}}}:auth", self.prefix)
+    }
+
+    /// Marks one revoked session (refresh-token family) of a user; lives
+    /// as long as an access token of it could.
+    pub fn revoked_session(&self, user_id: i64, session: &uuid::Uuid) -> String {
+        format!(
+            "{}:revoked:{{u{user_id}}}:s:{}",
+            self.prefix,
+            session.simple()
+        )
+    }
+
+    /// Unix time before which every token of the user is revoked
+    /// (deactivation); shares the user's hash tag with
+    /// [`Keys::revoked_session`] so both are read with one MGET.
+    pub fn revoked_user(&self, user_id: i64) -> String {
+        format!("{}:revoked:{{u{user_id}}}", self.prefix)
+    }
+
+    /// Settings every process of a deployment must agree on (field
+    /// `ingest_shards`), written by the first process to start.
+    pub fn deployment(&self) -> String {
+        format!("{}:deployment", self.prefix)
     }
 
     /// Ingest stream shard that carries client writes for `chat_id`.
@@ -144,6 +196,16 @@ mod tests {
         assert_eq!(keys.rate_limit(42, "send"), "fc:rl:{u42}:send");
         assert_eq!(keys.ingest(17, 8), "fc:ingest:{1}");
         assert_eq!(keys.chat_topic(17), "fc:topic:{c17}");
+        let sid = uuid::Uuid::nil();
+        assert_eq!(
+            keys.revoked_session(5, &sid),
+            "fc:revoked:{u5}:s:00000000000000000000000000000000"
+        );
+        assert_eq!(keys.revoked_user(5), "fc:revoked:{u5}");
+        assert_eq!(
+            keys.auth_rate_limit("ip:1.2.3.4"),
+            "fc:rl:{ip:1.2.3.4}:auth"
+        );
         assert_eq!(keys.parse_channel("fc:wake:c17"), Some(Channel::Chat(17)));
         assert_eq!(keys.parse_channel("fc:wake:u4"), Some(Channel::User(4)));
         assert_eq!(keys.parse_channel("fc:gw:gw1"), Some(Channel::Gateway));

@@ -13,6 +13,7 @@ use fred::{prelude::*, types::scripts::Script};
 struct Scripts {
     token_bucket: Script,
     topic_publish: Script,
+    ingest_append: Script,
     conn_register: Script,
     lease_acquire: Script,
     lease_release: Script,
@@ -21,6 +22,7 @@ struct Scripts {
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     token_bucket: Script::from_lua(include_str!("../../lua/token_bucket.lua")),
     topic_publish: Script::from_lua(include_str!("../../lua/topic_publish.lua")),
+    ingest_append: Script::from_lua(include_str!("../../lua/ingest_append.lua")),
     conn_register: Script::from_lua(include_str!("../../lua/conn_register.lua")),
     lease_acquire: Script::from_lua(include_str!("../../lua/lease_acquire.lua")),
     lease_release: Script::from_lua(include_str!("../../lua/lease_release.lua")),
@@ -32,6 +34,7 @@ pub async fn load_all(client: &Client) -> Result<(), Error> {
     for script in [
         &s.token_bucket,
         &s.topic_publish,
+        &s.ingest_append,
         &s.conn_register,
         &s.lease_acquire,
         &s.lease_release,
@@ -86,6 +89,15 @@ pub async fn take_token(
     })
 }
 
+/// Where and how long a topic stream keeps events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicRetention {
+    /// Approximate MAXLEN the stream is trimmed to.
+    pub max_len: u64,
+    /// The stream expires this long after its last append.
+    pub idle_ttl_ms: u64,
+}
+
 /// Appends `frame` to the topic `stream` with entry id `id` (`"*"` for an
 /// automatic one) and publishes the wake on `channel`
 /// (lua/topic_publish.lua). Returns the entry id, or `None` when an entry
@@ -94,7 +106,7 @@ pub async fn topic_publish(
     client: &Client,
     stream: &str,
     id: &str,
-    max_len: u64,
+    retention: TopicRetention,
     channel: &str,
     frame: &str,
 ) -> Result<Option<String>, Error> {
@@ -105,10 +117,31 @@ pub async fn topic_publish(
             vec![stream.to_string()],
             vec![
                 id.to_string(),
-                max_len.to_string(),
+                retention.max_len.to_string(),
                 channel.to_string(),
                 frame.to_string(),
+                retention.idle_ttl_ms.to_string(),
             ],
+        )
+        .await
+}
+
+/// Appends `entry` under `field` to the ingest shard `stream` unless it
+/// holds `max_len` entries already (lua/ingest_append.lua). Returns the
+/// entry id, or `None` when the shard is full.
+pub async fn ingest_append(
+    client: &Client,
+    stream: &str,
+    max_len: u64,
+    field: &str,
+    entry: &str,
+) -> Result<Option<String>, Error> {
+    SCRIPTS
+        .ingest_append
+        .evalsha_with_reload(
+            client,
+            vec![stream.to_string()],
+            vec![max_len.to_string(), field.to_string(), entry.to_string()],
         )
         .await
 }

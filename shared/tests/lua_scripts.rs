@@ -9,6 +9,11 @@ use fechatter_shared::{
 };
 use fred::prelude::*;
 
+const KEEP: scripts::TopicRetention = scripts::TopicRetention {
+    max_len: 100,
+    idle_ttl_ms: 60_000,
+};
+
 async fn redis() -> (Client, Keys) {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let client = connect(&url, Duration::from_secs(5))
@@ -100,23 +105,23 @@ async fn topic_publish_orders_dedupes_and_wakes() {
     subscriber.subscribe(channel.clone()).await.unwrap();
     let stream = keys.chat_topic(5);
 
-    let first = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}")
+    let first = scripts::topic_publish(&client, &stream, "1-0", KEEP, &channel, "{\"n\":1}")
         .await
         .unwrap();
     assert_eq!(first.as_deref(), Some("1-0"));
-    let again = scripts::topic_publish(&client, &stream, "1-0", 100, &channel, "{\"n\":1}")
+    let again = scripts::topic_publish(&client, &stream, "1-0", KEEP, &channel, "{\"n\":1}")
         .await
         .unwrap();
     assert_eq!(again, None, "same id twice is a no-op");
-    let second = scripts::topic_publish(&client, &stream, "1-1", 100, &channel, "{\"n\":2}")
+    let second = scripts::topic_publish(&client, &stream, "1-1", KEEP, &channel, "{\"n\":2}")
         .await
         .unwrap();
     assert_eq!(second.as_deref(), Some("1-1"));
-    let third = scripts::topic_publish(&client, &stream, "2-0", 100, &channel, "{\"n\":3}")
+    let third = scripts::topic_publish(&client, &stream, "2-0", KEEP, &channel, "{\"n\":3}")
         .await
         .unwrap();
     assert_eq!(third.as_deref(), Some("2-0"));
-    let stale = scripts::topic_publish(&client, &stream, "1-5", 100, &channel, "{}")
+    let stale = scripts::topic_publish(&client, &stream, "1-5", KEEP, &channel, "{}")
         .await
         .unwrap();
     assert_eq!(stale, None, "an id below the last one is refused");
@@ -139,13 +144,19 @@ async fn topic_publish_orders_dedupes_and_wakes() {
     );
     let len: u64 = client.xlen(&stream).await.unwrap();
     assert_eq!(len, 3);
+    // Every append renews the idle lifetime.
+    let ttl: i64 = client.pttl(&stream).await.unwrap();
+    assert!(
+        ttl > 0 && ttl <= 60_000,
+        "topic stream expires when idle: {ttl}"
+    );
 
     // Automatic ids work for topics without explicit ordering.
     let auto = scripts::topic_publish(
         &client,
         &keys.chat_topic(6),
         "*",
-        10,
+        KEEP,
         &keys.chat_channel(6),
         "{}",
     )
@@ -223,4 +234,30 @@ async fn scripts_reload_after_cache_flush() {
     .await
     .unwrap();
     assert_eq!(d, Decision::Allowed);
+}
+
+#[tokio::test]
+async fn ingest_append_refuses_a_full_shard() {
+    let (client, keys) = redis().await;
+    let shard = keys.ingest_shard(0);
+    for i in 0..3 {
+        let id = scripts::ingest_append(&client, &shard, 3, "e", &format!("{{\"n\":{i}}}"))
+            .await
+            .unwrap();
+        assert!(id.is_some(), "entry {i} fits");
+    }
+    let full = scripts::ingest_append(&client, &shard, 3, "e", "{}")
+        .await
+        .unwrap();
+    assert_eq!(full, None, "a full shard refuses instead of growing");
+    let len: u64 = client.xlen(&shard).await.unwrap();
+    assert_eq!(len, 3);
+    // Consumed entries make room again.
+    let first: Vec<(String, std::collections::HashMap<String, String>)> =
+        client.xrange(&shard, "-", "+", Some(1)).await.unwrap();
+    let _: i64 = client.xdel(&shard, &first[0].0).await.unwrap();
+    let again = scripts::ingest_append(&client, &shard, 3, "e", "{}")
+        .await
+        .unwrap();
+    assert!(again.is_some());
 }

@@ -254,9 +254,14 @@ impl Worker {
         {
             return Err(BatchError::InjectedCrash);
         }
-        publish::publish(&self.redis, &self.keys, &effects)
-            .await
-            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        publish::publish(
+            &self.redis,
+            &self.keys,
+            self.config.topic_idle_ttl,
+            &effects,
+        )
+        .await
+        .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
         self.ack(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;

@@ -130,8 +130,10 @@ pub async fn run_with_hooks(
     fechatter_shared::scripts::load_all(&redis)
         .await
         .context("loading Lua scripts")?;
+    let keys = Keys::new(config.redis_prefix.clone());
+    fechatter_shared::redis::check_deployment(&redis, &keys, config.ingest_shards).await?;
     let worker = Arc::new(Worker {
-        keys: Keys::new(config.redis_prefix.clone()),
+        keys,
         metrics: WorkerMetrics::new(),
         config,
         pool,

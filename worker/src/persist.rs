@@ -71,14 +71,10 @@ async fn apply(
     fx: &mut Effects,
 ) -> AppResult<&'static str> {
     if let Some(done) = earlier_event(tx, e).await? {
+        let ack = done.original_ack();
         fx.topic.push(done.event);
-        fx.replies.push(reply(
-            e,
-            protocol::ack_frame(
-                &e.ref_id,
-                json!({ "messageId": done.message_id, "seq": done.message_seq, "duplicate": true }),
-            ),
-        ));
+        fx.replies
+            .push(reply(e, protocol::ack_frame(&e.ref_id, ack)));
         return Ok("duplicate");
     }
     let role = member_role(tx, e.chat_id, e.user_id).await?;
@@ -175,15 +171,30 @@ pub(crate) const MESSAGE_COLUMNS: &str =
      created_at, edited_at, deleted_at";
 
 struct Earlier {
+    kind: String,
     event: TopicEvent,
     message_id: i64,
     message_seq: i64,
 }
 
+impl Earlier {
+    /// The ack the first attempt got, plus `duplicate: true`. A reaction
+    /// only leaves an event when it changed something, so its original ack
+    /// was `{messageId, changed: true}`; every other event's was
+    /// `{messageId, seq}`.
+    fn original_ack(&self) -> serde_json::Value {
+        if self.kind == "message.reaction" {
+            json!({ "messageId": self.message_id, "changed": true, "duplicate": true })
+        } else {
+            json!({ "messageId": self.message_id, "seq": self.message_seq, "duplicate": true })
+        }
+    }
+}
+
 /// The event this user's client frame id already produced in this chat.
 async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Option<Earlier>> {
-    let row: Option<(i64, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT ev.seq, ev.sub, ev.message_id, ev.frame, m.seq FROM chat_events ev
+    let row: Option<(String, i64, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT ev.kind, ev.seq, ev.sub, ev.message_id, ev.frame, m.seq FROM chat_events ev
          JOIN messages m ON m.id = ev.message_id
          WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
     )
@@ -193,7 +204,8 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
     .fetch_optional(&mut *tx)
     .await?;
     Ok(
-        row.map(|(seq, sub, message_id, frame, message_seq)| Earlier {
+        row.map(|(kind, seq, sub, message_id, frame, message_seq)| Earlier {
+            kind,
             event: TopicEvent {
                 chat_id: e.chat_id,
                 seq,

@@ -16,7 +16,16 @@ use crate::persist::Effects;
 /// Entries kept per chat topic stream (approximate, trimmed by Redis).
 pub const TOPIC_MAX_LEN: u64 = 2000;
 
-pub async fn publish(redis: &Client, keys: &Keys, fx: &Effects) -> Result<(), Error> {
+pub async fn publish(
+    redis: &Client,
+    keys: &Keys,
+    topic_idle_ttl: std::time::Duration,
+    fx: &Effects,
+) -> Result<(), Error> {
+    let retention = scripts::TopicRetention {
+        max_len: TOPIC_MAX_LEN,
+        idle_ttl_ms: topic_idle_ttl.as_millis() as u64,
+    };
     // One chat's events must reach its stream in seq order: each chat's
     // events go one after another, different chats concurrently (commands
     // issued concurrently share one pipelined connection).
@@ -34,7 +43,7 @@ pub async fn publish(redis: &Client, keys: &Keys, fx: &Effects) -> Result<(), Er
                 redis,
                 &stream,
                 &format!("{}-{}", ev.seq, ev.sub),
-                TOPIC_MAX_LEN,
+                retention,
                 &channel,
                 &ev.frame,
             )

@@ -102,7 +102,7 @@ async fn create_chat(
             return Ok((StatusCode::OK, Json(existing)));
         }
     }
-    let created = chat::create(
+    let created = match chat::create(
         &state.pool,
         me.workspace_id,
         me.user_id,
@@ -111,7 +111,18 @@ async fn create_chat(
         description.trim(),
         &others,
     )
-    .await?;
+    .await
+    {
+        Err(AppError::Conflict(_)) if req.chat_type == ChatType::Single => {
+            // Lost a race with a concurrent creation of the same pair.
+            let existing =
+                chat::find_single(&state.pool, me.workspace_id, me.user_id, others[0]).await?;
+            return existing
+                .map(|c| (StatusCode::OK, Json(c)))
+                .ok_or_else(|| AppError::conflict("this single chat already exists"));
+        }
+        other => other?,
+    };
     tracing::info!(chat_id = created.id, user_id = me.user_id, "chat created");
     let mut everyone = others.clone();
     everyone.push(me.user_id);

@@ -1,9 +1,11 @@
 //! Liveness, readiness and metrics endpoints.
 //!
-//! `/health/simple` only proves the process answers (liveness: restarting
-//! cannot fix a database outage). `/health` checks each backing service
-//! with a short timeout and answers 503 when one is down, so HAProxy or an
-//! orchestrator stops routing to a gateway that cannot serve.
+//! `/health/live` (alias `/health/simple`) is what HAProxy checks: it
+//! reflects only this process and its drain flag (503 while draining), so
+//! a PostgreSQL or Redis blip, which every gateway sees at once, never
+//! makes the load balancer mark the whole pool down and cut every socket.
+//! `/health` checks each backing service with a short timeout and answers
+//! 503 when one is down: for operators and dashboards, not for routing.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health", get(health))
-        .route("/health/simple", get(|| async { "ok" }))
+        .route("/health/live", get(live))
+        .route("/health/simple", get(live))
         .route("/metrics", get(metrics))
 }
 
@@ -51,6 +54,20 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         "checks": { "postgres": pg, "redis": redis },
     });
     (status, Json(body))
+}
+
+async fn live(State(state): State<AppState>) -> impl IntoResponse {
+    if state.draining.is_cancelled() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "draining", "instance": state.config.instance_id })),
+        )
+    } else {
+        (
+            StatusCode::OK,
+            Json(json!({ "status": "ok", "instance": state.config.instance_id })),
+        )
+    }
 }
 
 async fn check(probe: impl std::future::Future<Output = Result<(), String>>) -> Value {

@@ -3,6 +3,7 @@
 //! Redis under a unique key prefix.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod proxy;
 pub mod realtime;
 pub mod redis_server;
@@ -61,6 +62,13 @@ pub async fn spawn(pool: PgPool) -> TestApp {
 pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(&database_url(&pool));
     tweak(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    spawn_on(pool, config, listener).await
+}
+
+/// A gateway with exactly `config`, serving on `listener` (a test that
+/// restarts a gateway binds the same port again).
+pub async fn spawn_on(pool: PgPool, config: Config, listener: tokio::net::TcpListener) -> TestApp {
     let redis =
         fechatter_shared::redis::connect(&config.redis_url, std::time::Duration::from_secs(5))
             .await
@@ -68,7 +76,6 @@ pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut Config)) -> TestAp
     let state = AppState::connect(config, pool, redis)
         .await
         .expect("gateway state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway::serve(state.clone(), listener, shutdown.clone()));
@@ -88,6 +95,20 @@ pub struct TestUser {
     pub workspace_id: i64,
     pub token: String,
     pub refresh: String,
+    /// The session (refresh-token family) of `token`.
+    pub session: uuid::Uuid,
+}
+
+impl TestUser {
+    pub fn from_auth(body: &Value) -> Self {
+        TestUser {
+            id: body["user"]["id"].as_i64().unwrap(),
+            workspace_id: body["user"]["workspaceId"].as_i64().unwrap(),
+            token: body["accessToken"].as_str().unwrap().to_string(),
+            refresh: body["refreshToken"].as_str().unwrap().to_string(),
+            session: body["sessionId"].as_str().unwrap().parse().unwrap(),
+        }
+    }
 }
 
 impl TestApp {
@@ -126,27 +147,66 @@ impl TestApp {
             .await
     }
 
+    /// Signs up `name`: the first user of a workspace name (in this test's
+    /// database) creates it and owns it, later ones join it through an
+    /// invite of the owner's, as real clients must.
     pub async fn signup(&self, name: &str, workspace: &str) -> TestUser {
+        let email = format!("{}@{}.test", name.to_lowercase(), workspace.to_lowercase());
+        let mut body = json!({
+            "fullname": name,
+            "email": email,
+            "password": "correct horse battery",
+        });
+        match self.invite_into(workspace).await {
+            Some(token) => body["inviteToken"] = token.into(),
+            None => body["workspace"] = workspace.into(),
+        }
         let (status, body) = self
-            .call(
-                Method::POST,
-                "/api/signup",
-                None,
-                Some(json!({
-                    "fullname": name,
-                    "email": format!("{}@{}.test", name.to_lowercase(), workspace.to_lowercase()),
-                    "password": "correct horse battery",
-                    "workspace": workspace,
-                })),
-            )
+            .call(Method::POST, "/api/signup", None, Some(body))
             .await;
         assert_eq!(status, StatusCode::CREATED, "signup failed: {body}");
-        TestUser {
-            id: body["user"]["id"].as_i64().unwrap(),
-            workspace_id: body["user"]["workspaceId"].as_i64().unwrap(),
-            token: body["accessToken"].as_str().unwrap().to_string(),
-            refresh: body["refreshToken"].as_str().unwrap().to_string(),
-        }
+        TestUser::from_auth(&body)
+    }
+
+    /// A fresh invite into the (first) workspace called `name`, if any.
+    pub async fn invite_into(&self, name: &str) -> Option<String> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT w.id, u.id FROM workspaces w JOIN users u ON u.workspace_id = w.id
+             WHERE w.name = $1 AND u.role = 'owner' ORDER BY w.id LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&self.state.pool)
+        .await
+        .unwrap();
+        let (workspace, owner) = row?;
+        let (_, token) = fechatter_shared::store::invite::create(
+            &self.state.pool,
+            workspace,
+            owner,
+            None,
+            true,
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+        Some(token)
+    }
+
+    /// An access token of `user`'s session with explicit times.
+    pub fn mint(&self, user: &TestUser, name: &str, iat: i64, exp: i64) -> String {
+        self.state
+            .tokens
+            .issue_at(
+                &fechatter_shared::token::Subject {
+                    user_id: user.id,
+                    workspace_id: user.workspace_id,
+                    name,
+                    session_id: user.session,
+                },
+                iat,
+                exp,
+            )
+            .unwrap()
     }
 
     /// Creates a chat and returns its JSON, asserting 201.

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use loadtest::client::{Api, Session};
+use loadtest::client::{Api, Join, Session};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -24,15 +24,13 @@ async fn main() -> Result<()> {
         .signup(
             "Alice",
             &format!("alice-{tag}@demo.test"),
-            &format!("demo-{tag}"),
+            &Join::New(format!("demo-{tag}")),
         )
         .await?;
+    // Bob joins Alice's workspace with an invite of hers.
+    let invite = Join::Invite(api.invite(&alice).await?);
     let bob = api
-        .signup(
-            "Bob",
-            &format!("bob-{tag}@demo.test"),
-            &format!("demo-{tag}"),
-        )
+        .signup("Bob", &format!("bob-{tag}@demo.test"), &invite)
         .await?;
     let chat = api.create_chat(&alice, "single", None, &[bob.id]).await?;
     println!(

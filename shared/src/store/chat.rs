@@ -77,17 +77,26 @@ pub async fn create(
     members: &[i64],
 ) -> AppResult<Chat> {
     let mut tx = pool.begin().await?;
+    // A single chat is unique per pair (chats_single_pair): two racing
+    // creations cannot both insert; the loser gets a Conflict and the
+    // caller returns the winner's chat.
+    let single_pair = (chat_type == ChatType::Single).then(|| {
+        let other = members.first().copied().unwrap_or(owner_id);
+        format!("{}:{}", owner_id.min(other), owner_id.max(other))
+    });
     let (chat_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO chats (workspace_id, type, name, description, owner_id)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO chats (workspace_id, type, name, description, owner_id, single_pair)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(workspace_id)
     .bind(chat_type)
     .bind(name)
     .bind(description)
     .bind(owner_id)
+    .bind(single_pair)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| crate::store::conflict_on_unique(e, "this single chat already exists"))?;
     sqlx::query("INSERT INTO chat_members (chat_id, user_id, role) VALUES ($1, $2, 'owner')")
         .bind(chat_id)
         .bind(owner_id)
@@ -113,6 +122,21 @@ async fn insert_members(
     .fetch_all(&mut **tx)
     .await?;
     Ok(added.into_iter().map(|(id,)| id).collect())
+}
+
+/// The chat's last message seq if `user_id` is a member (sync re-checks
+/// membership here rather than trusting a gateway's cache).
+pub async fn member_last_seq(pool: &PgPool, chat_id: i64, user_id: i64) -> AppResult<Option<i64>> {
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT c.last_seq FROM chats c
+         JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2
+         WHERE c.id = $1",
+    )
+    .bind(chat_id)
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(s,)| s))
 }
 
 /// The existing single chat between two users of a workspace, if any.

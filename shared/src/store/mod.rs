@@ -7,6 +7,7 @@
 //! caller's workspace id.
 
 pub mod chat;
+pub mod invite;
 pub mod refresh;
 pub mod user;
 
