@@ -30,6 +30,7 @@ async fn spawn_gateway(p: &Pool, name: &str) -> GatewayProcess {
         .env("INGEST_SHARDS", c.ingest_shards.to_string())
         .env("INSTANCE_ID", name)
         .env("DB_MAX_CONNECTIONS", "4")
+        .env("DRAIN_GRACE_MS", "0")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
