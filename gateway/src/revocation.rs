@@ -11,7 +11,7 @@ use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{protocol::SessionRevoked, revocation};
 
 use crate::{
-    hub::{close, Priority},
+    hub::{close, Conn, Priority},
     state::AppState,
 };
 
@@ -23,15 +23,20 @@ pub fn on_notice(state: &AppState, user: i64, frame: &str) {
     };
     for c in state.hub.conns_of_user(user) {
         if notice.session_id.is_none_or(|s| s == c.session) {
-            c.offer(
-                Utf8Bytes::from(frame.to_string()),
-                Priority::Essential,
-                &state.metrics,
-                SessionRevoked::TYPE,
-            );
-            c.close(close::TOKEN_EXPIRED, "session revoked");
+            end(state, &c, frame.to_string());
         }
     }
+}
+
+/// Sends `session.revoked` and closes the connection with 4401.
+fn end(state: &AppState, c: &Conn, frame: String) {
+    c.offer(
+        Utf8Bytes::from(frame),
+        Priority::Essential,
+        &state.metrics,
+        SessionRevoked::TYPE,
+    );
+    c.close(close::TOKEN_EXPIRED, "session revoked");
 }
 
 /// Closes every local connection whose session was revoked meanwhile.
@@ -43,13 +48,7 @@ pub async fn recheck_all(state: &AppState) {
                 let notice = SessionRevoked {
                     session_id: Some(c.session),
                 };
-                c.offer(
-                    Utf8Bytes::from(notice.frame()),
-                    Priority::Essential,
-                    &state.metrics,
-                    SessionRevoked::TYPE,
-                );
-                c.close(close::TOKEN_EXPIRED, "session revoked");
+                end(state, &c, notice.frame());
             }
             Ok(false) => {}
             Err(e) => {

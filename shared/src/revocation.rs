@@ -89,16 +89,28 @@ async fn announce(
         .await
 }
 
+/// The two revocation marks of a session: whether the session itself was
+/// revoked, and the user-wide cut-off time if any (one MGET, one slot).
+async fn marks(
+    redis: &Client,
+    keys: &Keys,
+    user_id: i64,
+    session: &Uuid,
+) -> Result<(bool, Option<i64>), Error> {
+    let (session, user): (Option<String>, Option<i64>) = redis
+        .mget(vec![
+            keys.revoked_session(user_id, session),
+            keys.revoked_user(user_id),
+        ])
+        .await?;
+    Ok((session.is_some(), user))
+}
+
 /// Whether the identity's session was revoked (Redis errors propagate; the
 /// caller decides how to fail).
 pub async fn is_revoked(redis: &Client, keys: &Keys, who: &Identity) -> Result<bool, Error> {
-    let (session, user): (Option<String>, Option<i64>) = redis
-        .mget(vec![
-            keys.revoked_session(who.user_id, &who.session_id),
-            keys.revoked_user(who.user_id),
-        ])
-        .await?;
-    Ok(session.is_some() || user.is_some_and(|before| who.issued_at <= before))
+    let (session, before) = marks(redis, keys, who.user_id, &who.session_id).await?;
+    Ok(session || before.is_some_and(|before| who.issued_at <= before))
 }
 
 /// Whether a live connection's session (or its whole user) was revoked;
@@ -109,13 +121,8 @@ pub async fn connection_revoked(
     user_id: i64,
     session: &Uuid,
 ) -> Result<bool, Error> {
-    let (session, user): (Option<String>, Option<i64>) = redis
-        .mget(vec![
-            keys.revoked_session(user_id, session),
-            keys.revoked_user(user_id),
-        ])
-        .await?;
-    Ok(session.is_some() || user.is_some())
+    let (session, before) = marks(redis, keys, user_id, session).await?;
+    Ok(session || before.is_some())
 }
 
 /// The check every authenticated request makes: `Unauthorized` when
