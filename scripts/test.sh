@@ -14,6 +14,11 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> docs/openapi.json is what scripts/openapi.py makes"
+fresh=$(mktemp)
+python3 scripts/openapi.py "$fresh" >/dev/null
+cmp -s "$fresh" docs/openapi.json || { rm -f "$fresh"; echo "docs/openapi.json is stale: run scripts/openapi.py" >&2; exit 1; }
+rm -f "$fresh"
 echo "==> haproxy -c"
 HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
 echo "==> docker-compose.yml"
@@ -27,3 +32,5 @@ print("docker-compose.yml is valid YAML with services:", ", ".join(sorted(doc["s
 PY
 echo "==> cargo test"
 cargo test --workspace --locked
+echo "==> REST API fuzzing (schemathesis against docs/openapi.json)"
+scripts/api-fuzz.sh

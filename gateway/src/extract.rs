@@ -16,18 +16,37 @@ use serde::de::DeserializeOwned;
 use crate::state::AppState;
 
 /// JSON body extractor: syntax errors are 400 `invalid_json`, well-formed
-/// JSON of the wrong shape is 422 `validation_failed`, oversized bodies are
-/// 413 `payload_too_large`.
+/// JSON of the wrong shape (or with NUL characters in strings) is 422
+/// `validation_failed`, oversized bodies are 413 `payload_too_large`.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // PostgreSQL text cannot hold NUL: refuse it here, for every route,
+        // instead of failing the INSERT with a 500.
+        if has_nul(&value) {
+            return Err(AppError::validation(
+                "strings must not contain NUL characters",
+            ));
         }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| AppError::validation(format!("Failed to deserialize the JSON body: {e}")))
+    }
+}
+
+fn has_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(has_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -131,6 +150,13 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_characters_are_found_anywhere() {
+        let v = serde_json::json!({ "a": [1, { "b": "x\0y" }] });
+        assert!(has_nul(&v));
+        assert!(!has_nul(&serde_json::json!({ "a": ["fine"] })));
+    }
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_peers() {

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod chat;
 pub mod health;
+pub mod openapi;
 pub mod workspace;
 
 use std::time::Instant;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::router())
         .merge(health::router())
         .merge(workspace::router())
+        .merge(openapi::router())
         .merge(crate::sync::router())
         .merge(crate::session::router())
         .fallback(|| async { AppError::not_found("no such route") })

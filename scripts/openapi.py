@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Writes docs/openapi.json, the OpenAPI 3.1 description of the REST API.
+
+The gateway serves the file at /api/openapi.json (compiled in). The test
+gateway/tests/openapi.rs keeps it in step with the code: every route the
+gateway source registers is described here and every described route is
+served; `make test` also fuzzes a live gateway against it (schemathesis).
+Edit this script, run it, commit both. `scripts/openapi.py PATH` writes
+elsewhere (make test compares).
+"""
+import json
+import pathlib
+
+def ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+def ok(status, schema=None, desc="success", content_type="application/json"):
+    r = {"description": desc}
+    if schema is not None:
+        r["content"] = {content_type: {"schema": schema}}
+    return {str(status): r}
+
+def op(summary, responses, body=None, auth=True, params=None, tag="chats"):
+    o = {"summary": summary, "tags": [tag], "responses": {**responses, "default": {
+        "description": "error (see docs/protocol.md for the codes)",
+        "content": {"application/json": {"schema": ref("Error")}}}}}
+    if body is not None:
+        o["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if not auth:
+        o["security"] = []
+    if params:
+        o["parameters"] = params
+    return o
+
+def path_id(name="id", desc="id"):
+    return {"name": name, "in": "path", "required": True, "description": desc,
+            "schema": {"type": "integer", "format": "int64"}}
+
+def query_int(name, desc):
+    return {"name": name, "in": "query", "required": False, "description": desc,
+            "schema": {"type": "integer", "format": "int64"}}
+
+S = lambda **kw: {"type": "string", **kw}
+I = {"type": "integer", "format": "int64"}
+B = {"type": "boolean"}
+TS = S(format="date-time")
+
+def obj(props, required=None, additional=True):
+    o = {"type": "object", "properties": props,
+         "required": list(props) if required is None else required}
+    if not additional:
+        o["additionalProperties"] = False
+    return o
+
+schemas = {
+    "Error": obj({"error": obj({"code": S(), "message": S(), "retryAfterMs": I},
+                               required=["code", "message"])}),
+    "User": obj({"id": I, "fullname": S(), "email": S(), "workspaceId": I,
+                 "role": S(enum=["owner", "admin", "member"]), "active": B}),
+    "AuthResponse": obj({"accessToken": S(), "refreshToken": S(), "expiresIn": I,
+                         "sessionId": S(format="uuid"), "user": ref("User")}),
+    "Chat": obj({"id": I, "workspaceId": I,
+                 "type": S(enum=["single", "group", "private_channel", "public_channel"]),
+                 "name": {"type": ["string", "null"]}, "description": S(), "ownerId": I,
+                 "lastSeq": I, "memberCount": I, "createdAt": TS, "updatedAt": TS}),
+    "Member": obj({"userId": I, "fullname": S(), "role": S(), "lastReadSeq": I, "joinedAt": TS}),
+    "Message": obj({"id": I, "chatId": I, "seq": I, "senderId": I, "content": S(),
+                    "clientId": S(), "replyTo": {"type": ["integer", "null"]},
+                    "mentions": {"type": "array", "items": I}, "createdAt": TS,
+                    "editedAt": {"type": ["string", "null"], "format": "date-time"},
+                    "deletedAt": {"type": ["string", "null"], "format": "date-time"}}),
+    "Invite": obj({"id": I, "email": {"type": ["string", "null"]}, "singleUse": B, "uses": I,
+                   "createdBy": I, "expiresAt": TS,
+                   "revokedAt": {"type": ["string", "null"], "format": "date-time"},
+                   "createdAt": TS}),
+    "Live": obj({"status": S(enum=["ok", "draining"]), "instance": S()}),
+}
+schemas["CreatedInvite"] = {"allOf": [ref("Invite"), obj({"token": S()})]}
+
+signup = obj({"fullname": S(minLength=1, maxLength=100), "email": S(format="email", maxLength=254),
+              "password": S(minLength=8, maxLength=128), "workspace": S(minLength=1, maxLength=64),
+              "inviteToken": S()}, required=["fullname", "email", "password"])
+member_ids = obj({"userIds": {"type": "array", "items": I, "maxItems": 1000}})
+arr = lambda s: {"type": "array", "items": s}
+
+paths = {
+    "/api/signup": {"post": op("Sign up: a new workspace (owner), or with an invite into its workspace",
+                               ok(201, ref("AuthResponse")), body=signup, auth=False, tag="auth")},
+    "/api/signin": {"post": op("Sign in", ok(200, ref("AuthResponse")), auth=False, tag="auth",
+                               body=obj({"email": S(), "password": S()}))},
+    "/api/refresh": {"post": op("Rotate a refresh token (10 s grace for concurrent use)",
+                                ok(200, ref("AuthResponse")), auth=False, tag="auth",
+                                body=obj({"refreshToken": S()}))},
+    "/api/logout": {"post": op("End the calling session and the refresh token's family",
+                               ok(204, desc="session ended"), tag="auth",
+                               body=obj({"refreshToken": S()}))},
+    "/api/me/password": {"post": op("Change the password; every other session ends",
+                                    ok(204, desc="changed"), tag="auth",
+                                    body=obj({"currentPassword": S(), "newPassword": S(minLength=8, maxLength=128)}))},
+    "/api/users": {"get": op("Users of the caller's workspace", ok(200, arr(ref("User"))), tag="workspace")},
+    "/api/chat": {
+        "get": op("The caller's chats", ok(200, arr(ref("Chat")))),
+        "post": op("Create a chat (an existing single chat of the pair answers 200)",
+                   {**ok(201, ref("Chat")), **ok(200, ref("Chat"), desc="the pair's existing single chat")},
+                   body=obj({"type": S(enum=["single", "group", "private_channel", "public_channel"]),
+                             "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
+                             "members": arr(I)}, required=["type"])),
+    },
+    "/api/chat/{id}": {
+        "get": op("A visible chat", ok(200, ref("Chat")), params=[path_id()]),
+        "patch": op("Rename or describe a chat", ok(200, ref("Chat")), params=[path_id()],
+                    body=obj({"name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]}},
+                             required=[], additional=False)),
+        "delete": op("Delete a chat (owner)", ok(204, desc="deleted"), params=[path_id()]),
+    },
+    "/api/chat/{id}/members": {
+        "get": op("Members of a chat", ok(200, arr(ref("Member"))), params=[path_id()]),
+        "post": op("Add members", ok(200, arr(ref("Member"))), params=[path_id()], body=member_ids),
+        "delete": op("Remove members (or leave)", ok(200, arr(ref("Member"))), params=[path_id()], body=member_ids),
+    },
+    "/api/chat/{id}/members/{user_id}": {
+        "patch": op("Transfer ownership to a member", ok(200, ref("Chat")),
+                    params=[path_id(), path_id("user_id", "the new owner")]),
+    },
+    "/api/chat/{id}/join": {"post": op("Join a public channel", ok(200, ref("Chat")), params=[path_id()])},
+    "/api/chat/{id}/messages": {
+        "get": op("A page of messages in seq order", ok(200, obj({"messages": arr(ref("Message")), "hasMore": B})),
+                  params=[path_id(), query_int("beforeSeq", "page backwards"),
+                          query_int("afterSeq", "page forwards"),
+                          query_int("limit", "1 to 200, default 50")]),
+    },
+    "/api/workspace/me": {"get": op("The caller's user record", ok(200, ref("User")), tag="workspace")},
+    "/api/workspace/invites": {
+        "post": op("Create an invite (owner/admin); the token is shown only here",
+                   ok(201, ref("CreatedInvite")), tag="workspace",
+                   body=obj({"email": {"type": ["string", "null"]}, "singleUse": B,
+                             "expiresInSecs": {"type": ["integer", "null"], "minimum": 60, "maximum": 2592000}},
+                            required=[], additional=False)),
+        "get": op("Invites of the workspace (owner/admin)", ok(200, arr(ref("Invite"))), tag="workspace"),
+    },
+    "/api/workspace/invites/{id}": {
+        "delete": op("Revoke an invite (owner/admin)", ok(204, desc="revoked"), params=[path_id()], tag="workspace"),
+    },
+    "/api/workspace/users/{id}/deactivate": {
+        "post": op("Deactivate a user: sessions end, sockets close with 4401",
+                   ok(204, desc="deactivated"), params=[path_id()], tag="workspace"),
+    },
+    "/api/workspace/users/{id}/role": {
+        "put": op("Set a user's role (owner only)", ok(200, ref("User")), params=[path_id()], tag="workspace",
+                  body=obj({"role": S(enum=["admin", "member"])}, additional=False)),
+    },
+    "/health": {"get": op("Readiness: PostgreSQL and Redis checks",
+                          {**ok(200, {"type": "object"}), **ok(503, {"type": "object"}, desc="a dependency is down")},
+                          auth=False, tag="operations")},
+    "/health/live": {"get": op("Liveness (what HAProxy checks); 503 while draining",
+                               {**ok(200, ref("Live")), **ok(503, ref("Live"), desc="draining")},
+                               auth=False, tag="operations")},
+    "/health/simple": {"get": op("Alias of /health/live",
+                                 {**ok(200, ref("Live")), **ok(503, ref("Live"), desc="draining")},
+                                 auth=False, tag="operations")},
+    "/metrics": {"get": op("Prometheus metrics (not reachable through HAProxy)",
+                           ok(200, S(), content_type="text/plain"), auth=False, tag="operations")},
+    "/api/openapi.json": {"get": op("This document", ok(200, {"type": "object"}), auth=False, tag="operations")},
+    "/ws": {"get": op("WebSocket upgrade (token in `Authorization: Bearer` or `?token=`); frames in docs/protocol.md",
+                      ok(101, desc="switching protocols"), auth=False, tag="realtime",
+                      params=[{"name": "token", "in": "query", "required": False, "schema": S()}])},
+}
+
+doc = {
+    "openapi": "3.1.0",
+    "info": {"title": "Fechatter realtime REST API", "version": "1",
+             "description": "REST routes of the gateway pool. Every error is "
+                            "`{\"error\": {\"code\", \"message\", \"retryAfterMs\"?}}`; codes and the "
+                            "WebSocket protocol are in docs/protocol.md."},
+    "servers": [{"url": "http://127.0.0.1:8080"}, {"url": "https://127.0.0.1:8443"}],
+    "security": [{"bearer": []}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+                   "schemas": schemas},
+    "paths": paths,
+}
+import sys
+out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else \
+    pathlib.Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+out.write_text(json.dumps(doc, indent=2) + "\n")
+print(f"wrote {out}")
