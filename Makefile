@@ -20,8 +20,10 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Two scripted clients chatting through the pool started by `make run`.
+# `make demo URL=https://127.0.0.1:8443` runs them over TLS (wss://),
+# trusting the local CA of `make run`.
 demo:
-	cargo run --release --locked -q -p loadtest --bin chat-demo -- http://127.0.0.1:$${PORT:-8080}
+	cargo run --release --locked -q -p loadtest --bin chat-demo -- $(or $(URL),http://127.0.0.1:$${PORT:-8080}) $(if $(filter https://%,$(URL)),--ca-cert .data/tls/ca.pem)
 
 # The standard load set on a dedicated local pool; writes BENCHMARKS.md.
 bench:

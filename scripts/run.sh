@@ -79,7 +79,7 @@ cat <<MSG
 Fechatter realtime is running:
   API + WebSocket:  http://127.0.0.1:$PORT   (ws://127.0.0.1:$PORT/ws)
   over TLS:         https://127.0.0.1:$TLS_PORT (wss://127.0.0.1:$TLS_PORT/ws)
-                    self-signed: curl --cacert .data/tls/cert.pem ...
+                    local CA: curl --cacert .data/tls/ca.pem ...
   gateways:         http://127.0.0.1:$GW1_PORT  http://127.0.0.1:$GW2_PORT
   HAProxy stats:    http://127.0.0.1:8404
   logs:             .run/*.log

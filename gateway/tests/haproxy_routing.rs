@@ -107,37 +107,45 @@ async fn edge_rules_hold_at_haproxy(pool: PgPool) {
         .unwrap();
     assert_eq!(direct.status().as_u16(), 200, "gateways still serve it");
 
-    // TLS: https and the WebSocket handshake (wss) through the TLS port,
-    // verified against the generated certificate.
+    // TLS: https and wss through the TLS port, verified against the local
+    // CA that signed HAProxy's certificate.
     let proxied = through(&p, h.url()).await;
     let ada = proxied.signup("Ada", "Acme").await;
     let tls = format!("https://127.0.0.1:{}", h.tls_port);
     let out = curl(&[
         "--cacert",
-        h.cert.to_str().unwrap(),
+        h.ca.to_str().unwrap(),
         &format!("{tls}/health/live"),
     ])
     .await;
     assert!(out.contains("\"status\":\"ok\""), "https answered: {out}");
-    let out = curl(&[
-        "--cacert",
-        h.cert.to_str().unwrap(),
-        "-i",
-        "--http1.1",
-        "-H",
-        "Connection: Upgrade",
-        "-H",
-        "Upgrade: websocket",
-        "-H",
-        "Sec-WebSocket-Version: 13",
-        "-H",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        &format!("{tls}/ws?token={}", ada.token),
-    ])
-    .await;
+    // A real wss:// session through the TLS port, trusting only the CA.
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&h.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        format!("wss://127.0.0.1:{}/ws?token={}", h.tls_port, ada.token),
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(
+            tls,
+        ))),
+    )
+    .await
+    .expect("wss:// through HAProxy's TLS port");
+    use futures::StreamExt;
+    let first = ws.next().await.unwrap().unwrap();
     assert!(
-        out.starts_with("HTTP/1.1 101"),
-        "wss handshake through TLS: {out}"
+        first.to_text().unwrap().contains("\"session.ready\""),
+        "{first}"
     );
 }
 

@@ -40,7 +40,7 @@ impl Api {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: crate::tls::http_client(),
         }
     }
 
@@ -132,9 +132,14 @@ pub struct Session {
 impl Session {
     /// Connects and waits for `session.ready`.
     pub async fn connect(api: &Api, account: &Account) -> Result<Self> {
-        let (ws, _) = tokio_tungstenite::connect_async(api.ws_url(&account.token))
-            .await
-            .context("WebSocket connect")?;
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+            api.ws_url(&account.token),
+            None,
+            false,
+            crate::tls::ws_connector(),
+        )
+        .await
+        .context("WebSocket connect")?;
         let mut s = Self {
             ws,
             next: 0,

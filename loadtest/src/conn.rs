@@ -27,12 +27,12 @@ use serde::Deserialize;
 use tokio::{net::TcpSocket, net::TcpStream, sync::watch, time::Instant};
 use tokio_tungstenite::{
     tungstenite::{protocol::WebSocketConfig, Message},
-    WebSocketStream,
+    MaybeTlsStream, WebSocketStream,
 };
 
 use crate::report::histogram;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub type Sink = SplitSink<Ws, Message>;
 pub type Stream = SplitStream<Ws>;
 
@@ -74,9 +74,15 @@ pub async fn connect(url: &str, n: usize) -> Result<(Sink, Stream, u64)> {
     let config = WebSocketConfig::default()
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024);
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
-        .await
-        .context("WebSocket upgrade")?;
+    // `wss://` goes through TLS with the trusted certificates (see tls.rs).
+    let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
+        url,
+        tcp,
+        Some(config),
+        crate::tls::ws_connector(),
+    )
+    .await
+    .context("WebSocket upgrade")?;
     let (sink, mut stream) = ws.split();
     loop {
         match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {

@@ -27,7 +27,7 @@ async fn tokens(target: &Target, n: usize, per_user: usize) -> Result<Vec<String
 
 /// Sum of the gateways' resident memory, from their `/metrics`.
 pub async fn gateway_rss(target: &Target) -> Result<u64> {
-    let http = reqwest::Client::new();
+    let http = crate::tls::http_client();
     let mut total = 0;
     for base in &target.metrics {
         let text = http

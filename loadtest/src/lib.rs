@@ -10,4 +10,5 @@ pub mod connections;
 pub mod report;
 pub mod storm;
 pub mod target;
+pub mod tls;
 pub mod traffic;

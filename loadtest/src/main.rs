@@ -35,6 +35,10 @@ struct Cli {
     /// Print the report as JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Trust the certificates in this PEM file for `https://`/`wss://`
+    /// targets (e.g. `.data/tls/ca.pem`, the local CA of `make run`).
+    #[arg(long = "ca-cert", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
     /// Fail (exit 1) unless this holds, e.g. `p99<25ms`, `lost<1`,
     /// `deliveries_per_sec>20000` (repeatable).
     #[arg(long = "threshold", global = true)]
@@ -141,6 +145,9 @@ async fn main() -> Result<()> {
         .iter()
         .map(|t| Threshold::parse(t))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(path) = &cli.ca_cert {
+        loadtest::tls::trust_pem(path)?;
+    }
     let target = Target::new(&cli.url, &cli.gateways)?;
     let report: Report = match cli.scenario {
         Scenario::Fanout(FanoutArgs {

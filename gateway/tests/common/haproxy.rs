@@ -12,39 +12,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A PEM bundle (certificate + key) for 127.0.0.1, made once per test run.
-pub fn test_certificate() -> PathBuf {
-    static CERT: OnceLock<PathBuf> = OnceLock::new();
+/// The HAProxy bundle and the CA that signed it, made once per test run
+/// by scripts/tls-cert.sh (the script `make run` uses).
+pub fn test_certificate() -> (PathBuf, PathBuf) {
+    static CERT: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     CERT.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("fc-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (key, cert, pem) = (
-            dir.join("key.pem"),
-            dir.join("cert.pem"),
-            dir.join("haproxy.pem"),
-        );
-        let status = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            ])
+        let bundle = dir.join("haproxy.pem");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/tls-cert.sh");
+        let status = std::process::Command::new(script)
+            .env("HAPROXY_CERT", &bundle)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .status()
-            .expect("openssl is installed (make test installs it)");
-        assert!(status.success(), "openssl could not make a certificate");
-        let bundle = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
-        std::fs::write(&pem, bundle).unwrap();
-        pem
+            .expect("scripts/tls-cert.sh runs (openssl is installed by make test)");
+        assert!(status.success(), "scripts/tls-cert.sh failed");
+        (bundle, dir.join("ca.pem"))
     })
     .clone()
 }
@@ -54,7 +36,8 @@ pub struct Haproxy {
     pub tls_port: u16,
     pub stats: u16,
     pub log: PathBuf,
-    pub cert: PathBuf,
+    /// The CA clients trust for the TLS port.
+    pub ca: PathBuf,
     _child: tokio::process::Child,
 }
 
@@ -65,7 +48,7 @@ impl Haproxy {
         let (port, tls_port, stats) = (free_port(), free_port(), free_port());
         let socket = std::env::temp_dir().join(format!("fc-haproxy-{port}.sock"));
         let log = std::env::temp_dir().join(format!("fc-haproxy-{port}.log"));
-        let cert = test_certificate();
+        let (cert, ca) = test_certificate();
         let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/../haproxy.cfg");
         let child = tokio::process::Command::new("haproxy")
             .args(["-f", cfg, "-db"])
@@ -86,7 +69,7 @@ impl Haproxy {
             tls_port,
             stats,
             log,
-            cert,
+            ca,
             _child: child,
         };
         h.wait_for_both().await;

@@ -1,4 +1,5 @@
-//! `chat-demo [URL]`: two browser-free clients chatting through the pool.
+//! `chat-demo [URL] [--ca-cert PEM]`: two browser-free clients chatting
+//! through the pool, over `http://`/`ws://` or `https://`/`wss://`.
 //!
 //! Signs up Alice and Bob in a fresh workspace, opens a single chat, connects
 //! both over WebSocket (through HAProxy with the default URL from
@@ -15,9 +16,23 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let url = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    // chat-demo [URL] [--ca-cert PEM]: `https://` URLs (HAProxy's TLS
+    // port) need the certificate to trust, e.g. .data/tls/cert.pem.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut url = "http://127.0.0.1:8080".to_string();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "--ca-cert" {
+            let path = args
+                .get(i + 1)
+                .ok_or_else(|| anyhow::anyhow!("--ca-cert needs a path"))?;
+            loadtest::tls::trust_pem(std::path::Path::new(path))?;
+            i += 2;
+        } else {
+            url = args[i].clone();
+            i += 1;
+        }
+    }
     let api = Api::new(&url);
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let alice = api
