@@ -1,18 +1,30 @@
--- ingest_append.lua: append a client write to an ingest shard, unless the
--- shard is full.
+-- ingest_append.lua: append a client write to an ingest shard, once, unless
+-- the shard is full.
 --
 -- KEYS[1]  the ingest stream shard, e.g. fc:ingest:{3}
+-- KEYS[2]  the write's pending marker, e.g. fc:ingest:{3}:pending:42:<frame id>
+--          (same hash tag as the shard; the worker deletes it once the
+--          entry is processed)
 -- ARGV[1]  most entries the shard may hold (INGEST_MAX_LEN)
 -- ARGV[2]  the field name of the entry
 -- ARGV[3]  the entry (JSON text)
+-- ARGV[4]  lifetime of the pending marker in seconds (bounds how long a
+--          write whose worker never answers suppresses retries)
 --
--- Returns the new entry id, or false when the shard already holds ARGV[1]
--- entries: workers are behind or down, and the sender is answered
--- `unavailable` (retry later) instead of Redis growing without bound.
+-- Returns the new entry id; "queued" when the same user's write with this
+-- frame id is still waiting in the shard (a client retry: not appended
+-- again, the first entry's answer is the answer); "full" when the shard
+-- already holds ARGV[1] entries (workers are behind or down: the sender
+-- is answered `unavailable` instead of Redis growing without bound).
 -- Trimming is never an option here: an ingest entry is an unacknowledged
 -- write.
 
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
-  return false
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'queued'
 end
-return redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[3])
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 'full'
+end
+local id = redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[3])
+redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
+return id

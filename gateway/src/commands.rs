@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fechatter_shared::{
     ingest::{Command, IngestEntry, ENTRY_FIELD},
     protocol::{self, ClientFrame, Incoming, MAX_CONTENT_CHARS},
-    scripts::{self, Decision, Limit},
+    scripts::{self, Appended, Decision, Limit},
     wake, AppError, AppResult,
 };
 use fred::prelude::*;
@@ -277,17 +277,25 @@ impl Session {
             .state
             .keys
             .ingest(chat_id, self.state.config.ingest_shards);
+        let pending = self
+            .state
+            .keys
+            .ingest_pending(&stream, self.me.user_id, &entry.ref_id);
         let appended = scripts::ingest_append(
             &self.state.redis,
             &stream,
+            &pending,
             self.state.config.ingest_max_len,
             ENTRY_FIELD,
             &body,
         )
         .await?;
         match appended {
-            Some(_) => Ok(()),
-            None => {
+            Appended::Added(_) => Ok(()),
+            // A retry of a write still waiting in the shard: the first
+            // entry's ack or error answers it (same frame id).
+            Appended::AlreadyQueued => Ok(()),
+            Appended::Full => {
                 tracing::warn!(%stream, "ingest shard full; write refused");
                 Err(AppError::Unavailable("ingest shard is full".into()))
             }

@@ -233,3 +233,41 @@ async fn a_process_with_other_ingest_shards_refuses_to_start(pool: PgPool) {
     assert!(format!("{err:#}").contains("JWT_SECRET"), "{err:#}");
     let _ = (assert_error, Method::GET);
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn retries_of_a_queued_write_are_not_appended_again(pool: PgPool) {
+    // No worker yet: the first attempt stays queued in its shard.
+    let mut p = Pool::start_without_worker(pool.clone(), 1, |_| {}).await;
+    let (ada, _bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let send = json!({ "chatId": chat, "content": "only once" });
+    for _ in 0..5 {
+        a.send_with_id("retry-1", "message.send", send.clone())
+            .await;
+    }
+    let ping = a.send("ping", json!({})).await;
+    a.answer(&ping).await; // every retry has been handled by now
+    let state = &p.gw(0).state;
+    let shard = state.keys.ingest(chat, state.config.ingest_shards);
+    let len: u64 = fred::interfaces::StreamsInterface::xlen(&state.redis, &shard)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "five attempts, one entry");
+    // Once a worker runs, the queued attempt is committed and answered.
+    p.add_worker().await;
+    let ack = a.answer("retry-1").await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["payload"]["seq"], 1);
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages WHERE chat_id = $1")
+        .bind(chat)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // After the answer, a late retry reaches the worker again and gets
+    // the original's ack.
+    a.send_with_id("retry-1", "message.send", send).await;
+    let again = a.answer("retry-1").await;
+    assert_eq!(again["payload"]["duplicate"], true, "{again}");
+    assert_eq!(again["payload"]["seq"], 1);
+}

@@ -118,6 +118,13 @@ impl Keys {
         format!("{}:ingest:{{{shard}}}", self.prefix)
     }
 
+    /// Marks a write (user, client frame id) as waiting in ingest shard
+    /// `stream`, so a client retry is not appended twice; shares the
+    /// shard's hash tag.
+    pub fn ingest_pending(&self, stream: &str, user_id: i64, ref_id: &str) -> String {
+        format!("{stream}:pending:{user_id}:{ref_id}")
+    }
+
     /// Where a worker parks entries it could not process after many attempts.
     pub fn dead_letter(&self) -> String {
         format!("{}:ingest:dead", self.prefix)
@@ -195,6 +202,10 @@ mod tests {
         let keys = Keys::new("fc");
         assert_eq!(keys.rate_limit(42, "send"), "fc:rl:{u42}:send");
         assert_eq!(keys.ingest(17, 8), "fc:ingest:{1}");
+        assert_eq!(
+            keys.ingest_pending("fc:ingest:{1}", 4, "f-1"),
+            "fc:ingest:{1}:pending:4:f-1"
+        );
         assert_eq!(keys.chat_topic(17), "fc:topic:{c17}");
         let sid = uuid::Uuid::nil();
         assert_eq!(

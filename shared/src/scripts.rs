@@ -126,25 +126,51 @@ pub async fn topic_publish(
         .await
 }
 
-/// Appends `entry` under `field` to the ingest shard `stream` unless it
-/// holds `max_len` entries already (lua/ingest_append.lua). Returns the
-/// entry id, or `None` when the shard is full.
+/// What [`ingest_append`] did with a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended with this entry id.
+    Added(String),
+    /// The same write (user and frame id) is still waiting in the shard.
+    AlreadyQueued,
+    /// The shard holds its maximum; nothing was appended.
+    Full,
+}
+
+/// Appends `entry` under `field` to the ingest shard `stream`, once per
+/// `pending` marker, unless the shard holds `max_len` entries already
+/// (lua/ingest_append.lua).
 pub async fn ingest_append(
     client: &Client,
     stream: &str,
+    pending: &str,
     max_len: u64,
     field: &str,
     entry: &str,
-) -> Result<Option<String>, Error> {
-    SCRIPTS
+) -> Result<Appended, Error> {
+    let outcome: String = SCRIPTS
         .ingest_append
         .evalsha_with_reload(
             client,
-            vec![stream.to_string()],
-            vec![max_len.to_string(), field.to_string(), entry.to_string()],
+            vec![stream.to_string(), pending.to_string()],
+            vec![
+                max_len.to_string(),
+                field.to_string(),
+                entry.to_string(),
+                PENDING_MARKER_SECS.to_string(),
+            ],
         )
-        .await
+        .await?;
+    Ok(match outcome.as_str() {
+        "queued" => Appended::AlreadyQueued,
+        "full" => Appended::Full,
+        _ => Appended::Added(outcome),
+    })
 }
+
+/// Lifetime of an ingest write's pending marker: retries of a write whose
+/// worker never answers are suppressed for at most this long.
+pub const PENDING_MARKER_SECS: u64 = 60;
 
 /// Registers connection `member` in the user's set `key` and returns the
 /// members evicted beyond `max` (lua/conn_register.lua).

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fechatter_shared::{
     redis::{connect, Keys},
-    scripts::{self, Decision, Limit},
+    scripts::{self, Appended, Decision, Limit},
 };
 use fred::prelude::*;
 
@@ -237,27 +237,41 @@ async fn scripts_reload_after_cache_flush() {
 }
 
 #[tokio::test]
-async fn ingest_append_refuses_a_full_shard() {
+async fn ingest_append_refuses_a_full_shard_and_queues_a_write_once() {
     let (client, keys) = redis().await;
     let shard = keys.ingest_shard(0);
-    for i in 0..3 {
-        let id = scripts::ingest_append(&client, &shard, 3, "e", &format!("{{\"n\":{i}}}"))
-            .await
-            .unwrap();
-        assert!(id.is_some(), "entry {i} fits");
-    }
-    let full = scripts::ingest_append(&client, &shard, 3, "e", "{}")
-        .await
-        .unwrap();
-    assert_eq!(full, None, "a full shard refuses instead of growing");
+    let marker = |n: usize| keys.ingest_pending(&shard, 7, &format!("f{n}"));
+    let append = |n: usize| {
+        let (client, shard, marker) = (client.clone(), shard.clone(), marker(n));
+        async move {
+            scripts::ingest_append(&client, &shard, &marker, 3, "e", &format!("{{\"n\":{n}}}"))
+                .await
+                .unwrap()
+        }
+    };
+    assert!(matches!(append(0).await, Appended::Added(_)));
+    // A retry of the same write (same user and frame id) is not appended.
+    assert_eq!(append(0).await, Appended::AlreadyQueued);
+    assert!(matches!(append(1).await, Appended::Added(_)));
+    assert!(matches!(append(2).await, Appended::Added(_)));
+    assert_eq!(
+        append(3).await,
+        Appended::Full,
+        "a full shard refuses instead of growing"
+    );
     let len: u64 = client.xlen(&shard).await.unwrap();
     assert_eq!(len, 3);
-    // Consumed entries make room again.
+    // The marker expires on its own if no worker ever clears it.
+    let ttl: i64 = client.ttl(marker(0)).await.unwrap();
+    assert!(
+        ttl > 0 && ttl <= scripts::PENDING_MARKER_SECS as i64,
+        "{ttl}"
+    );
+    // A processed entry (deleted, marker cleared) makes room and lets a
+    // retry through again.
     let first: Vec<(String, std::collections::HashMap<String, String>)> =
         client.xrange(&shard, "-", "+", Some(1)).await.unwrap();
     let _: i64 = client.xdel(&shard, &first[0].0).await.unwrap();
-    let again = scripts::ingest_append(&client, &shard, 3, "e", "{}")
-        .await
-        .unwrap();
-    assert!(again.is_some());
+    let _: i64 = client.del(marker(0)).await.unwrap();
+    assert!(matches!(append(0).await, Appended::Added(_)));
 }

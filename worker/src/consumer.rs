@@ -275,15 +275,28 @@ impl Worker {
         Ok(())
     }
 
+    /// Acknowledges and deletes processed entries, then clears their
+    /// pending markers (lua/ingest_append.lua): the writes are answered,
+    /// so a later client retry may be appended again and gets the
+    /// original's answer from PostgreSQL.
     async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
-        let mut by_stream: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+        type Shard<'a> = (Vec<&'a str>, Vec<String>);
+        let mut by_stream: std::collections::BTreeMap<&str, Shard<'_>> = Default::default();
         for p in batch {
-            by_stream.entry(&p.stream).or_default().push(&p.id);
+            let (ids, markers) = by_stream.entry(&p.stream).or_default();
+            ids.push(&p.id);
+            if let Ok(e) = &p.entry {
+                markers.push(self.keys.ingest_pending(&p.stream, e.user_id, &e.ref_id));
+            }
         }
-        for (stream, ids) in by_stream {
+        for (stream, (ids, markers)) in by_stream {
             let ids: Vec<String> = ids.into_iter().map(String::from).collect();
             let _: i64 = self.redis.xack(stream, GROUP, ids.clone()).await?;
             let _: i64 = self.redis.xdel(stream, ids).await?;
+            // A shard's markers share its hash tag: one DEL.
+            if !markers.is_empty() {
+                let _: i64 = self.redis.del(markers).await?;
+            }
         }
         Ok(())
     }
