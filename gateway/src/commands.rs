@@ -18,7 +18,7 @@ use fechatter_shared::{
 use fred::prelude::*;
 use serde_json::json;
 
-use crate::{session::Session, sync};
+use crate::{read_state::PendingRead, session::Session, sync};
 
 /// Seed 002 §7.3: messages (and other writes) 10/s per user.
 pub const SEND_LIMIT: Limit = Limit {
@@ -350,14 +350,6 @@ impl Session {
             self.stop_typing(chat).await;
         }
     }
-}
-
-/// A read mark waiting for a read-limit token.
-#[derive(Debug, Clone)]
-pub struct PendingRead {
-    pub seq: i64,
-    pub ref_id: String,
-    pub due: Instant,
 }
 
 fn valid_content(content: &str) -> AppResult<String> {

@@ -18,6 +18,7 @@ pub mod read_state;
 pub mod revocation;
 pub mod routes;
 pub mod session;
+pub mod startup;
 pub mod state;
 pub mod subscriptions;
 pub mod sync;

@@ -4,6 +4,8 @@
 //! user's own messages; the mention count comes from Redis and moves with
 //! mentioning messages and the worker's recomputation at read marks.
 
+use std::time::Instant;
+
 use crate::outbound::Conn;
 
 /// A user's read watermark and unread mention count in one chat.
@@ -26,4 +28,13 @@ pub struct BadgeUpdate {
     pub unread: i64,
     pub mentions: i64,
     pub conns: Vec<Conn>,
+}
+
+/// A read mark held back by the read rate limit (seed §7.3: coalesced),
+/// waiting for a token: the newest mark of one chat on one connection.
+#[derive(Debug, Clone)]
+pub struct PendingRead {
+    pub seq: i64,
+    pub ref_id: String,
+    pub due: Instant,
 }

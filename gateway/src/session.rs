@@ -101,7 +101,7 @@ pub struct Session {
     pub typing: HashMap<i64, Instant>,
     /// Read marks held back by the rate limit (seed §7.3: coalesced), per
     /// chat: the newest mark and when to retry it.
-    pub pending_reads: HashMap<i64, crate::commands::PendingRead>,
+    pub pending_reads: HashMap<i64, crate::read_state::PendingRead>,
     token_warned: bool,
 }
 

@@ -252,8 +252,7 @@ async fn list_messages(
             "use either beforeSeq or afterSeq, not both",
         ));
     }
-    const COLUMNS: &str = "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
-        created_at, edited_at, deleted_at";
+    use fechatter_shared::store::message::COLUMNS;
     let mut messages: Vec<Message> = if let Some(after) = p.after_seq {
         sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"

@@ -1,6 +1,8 @@
 //! What a committed batch must announce, collected while the transaction
 //! runs and published only after it commits (see [`crate::publish`]).
 
+use fechatter_shared::{ingest::IngestEntry, protocol};
+
 /// An event to append to a chat topic stream, in commit order.
 #[derive(Debug, Clone)]
 pub struct TopicEvent {
@@ -39,4 +41,19 @@ pub struct Effects {
     pub chat_frames: Vec<(i64, i64, String)>,
     /// Count of entries per (kind, outcome) for metrics.
     pub outcomes: Vec<(&'static str, &'static str)>,
+}
+
+/// A frame for the connection that sent `entry`.
+pub fn reply(entry: &IngestEntry, frame: String) -> Reply {
+    Reply {
+        gateway: entry.gateway.clone(),
+        conn: entry.conn,
+        frame,
+    }
+}
+
+/// Queues `ack {refId, status: "ok", ...extra}` for `e`'s sender.
+pub fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
+    fx.replies
+        .push(reply(e, protocol::ack_frame(&e.ref_id, extra)));
 }

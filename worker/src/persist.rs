@@ -21,7 +21,8 @@ use fechatter_shared::{
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-pub use crate::effects::{Badge, Effects, Reply, TopicEvent};
+pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
+use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
 
 /// Applies `entries` in order in one transaction.
 pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
@@ -55,14 +56,6 @@ pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effec
     crate::send_batch::apply_sends(&mut tx, &run, &mut fx).await?;
     tx.commit().await?;
     Ok(fx)
-}
-
-pub(crate) fn reply(entry: &IngestEntry, frame: String) -> Reply {
-    Reply {
-        gateway: entry.gateway.clone(),
-        conn: entry.conn,
-        frame,
-    }
 }
 
 async fn apply(
@@ -165,10 +158,6 @@ async fn apply(
     }
     Ok("applied")
 }
-
-pub(crate) const MESSAGE_COLUMNS: &str =
-    "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
-     created_at, edited_at, deleted_at";
 
 struct Earlier {
     kind: String,
@@ -315,9 +304,4 @@ async fn reactions_of(tx: &mut PgConnection, message_id: i64) -> AppResult<Vec<R
     .bind(message_id)
     .fetch_all(&mut *tx)
     .await?)
-}
-
-pub(crate) fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
-    fx.replies
-        .push(reply(e, protocol::ack_frame(&e.ref_id, extra)));
 }

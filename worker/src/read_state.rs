@@ -9,10 +9,7 @@ use fechatter_shared::{ingest::IngestEntry, protocol, AppResult};
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::{
-    effects::{Badge, Effects},
-    persist::ack,
-};
+use crate::effects::{ack, Badge, Effects};
 
 pub async fn read_mark(
     tx: &mut PgConnection,

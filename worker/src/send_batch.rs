@@ -19,10 +19,9 @@ use fechatter_shared::{
 use serde_json::json;
 use sqlx::PgConnection;
 
-use crate::{
-    effects::{Effects, TopicEvent},
-    persist::{ack, reply, MESSAGE_COLUMNS},
-};
+use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
+
+use crate::effects::{ack, reply, Effects, TopicEvent};
 
 /// An event a frame id of this run already produced in an earlier batch.
 #[derive(sqlx::FromRow)]

@@ -8,6 +8,7 @@
 
 pub mod chat;
 pub mod invite;
+pub mod message;
 pub mod refresh;
 pub mod user;
 

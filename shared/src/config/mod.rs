@@ -6,9 +6,15 @@
 //! README configuration table mirrors [`Config::VARIABLES`].
 //! Secrets (the JWT secret, passwords inside URLs) never appear in `Debug`.
 
+mod cidr;
+mod validation;
+mod variables;
+
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use anyhow::{Context, Result};
+
+pub use cidr::Cidr;
 
 /// Default signing secret for local development only. A gateway refuses to
 /// start with it (or any secret shorter than [`MIN_JWT_SECRET_BYTES`])
@@ -92,60 +98,6 @@ pub struct Config {
     pub topic_idle_ttl: Duration,
 }
 
-/// An address range (`10.0.0.0/8`, `::1/128`, or a bare address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr::{V4, V6};
-        let ip = match ip {
-            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (V4(net), V4(ip)) => prefix_match(&net.octets(), &ip.octets(), self.prefix),
-            (V6(net), V6(ip)) => prefix_match(&net.octets(), &ip.octets(), self.prefix),
-            _ => false,
-        }
-    }
-}
-
-fn prefix_match(net: &[u8], ip: &[u8], prefix: u8) -> bool {
-    let bits = prefix as usize;
-    let (whole, rest) = (bits / 8, bits % 8);
-    if net[..whole] != ip[..whole] {
-        return false;
-    }
-    rest == 0 || (net[whole] ^ ip[whole]) >> (8 - rest) == 0
-}
-
-impl FromStr for Cidr {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let (addr, prefix) = match s.trim().split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
-        };
-        let addr: std::net::IpAddr = addr
-            .parse()
-            .with_context(|| format!("{s:?} is not an address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .with_context(|| format!("{s:?} has an invalid prefix length"))?,
-            None => max,
-        };
-        Ok(Self { addr, prefix })
-    }
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
@@ -200,159 +152,6 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Config {
-    /// `(name, default, meaning)` of every variable, for docs and `--help`.
-    pub const VARIABLES: &'static [(&'static str, &'static str, &'static str)] = &[
-        (
-            "BIND_ADDR",
-            "0.0.0.0:8080",
-            "listen address of the gateway (worker: its /metrics endpoint)",
-        ),
-        (
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/fechatter",
-            "PostgreSQL connection URL",
-        ),
-        (
-            "DB_MAX_CONNECTIONS",
-            "20",
-            "PostgreSQL pool size per process",
-        ),
-        (
-            "REDIS_URL",
-            "redis://127.0.0.1:6379",
-            "Redis connection URL",
-        ),
-        ("REDIS_PREFIX", "fc", "prefix of every Redis key"),
-        (
-            "JWT_SECRET",
-            DEV_JWT_SECRET,
-            "HS256 secret for access tokens, at least 32 bytes; the default is refused unless `DEV_MODE=1`",
-        ),
-        ("ACCESS_TOKEN_TTL_SECS", "900", "access token lifetime"),
-        ("REFRESH_TOKEN_TTL_SECS", "604800", "refresh token lifetime"),
-        (
-            "MAX_BODY_BYTES",
-            "1048576",
-            "largest accepted REST request body",
-        ),
-        (
-            "INSTANCE_ID",
-            "<hostname>-<pid>",
-            "name of this process in logs, metrics and Redis",
-        ),
-        ("LOG_FORMAT", "text", "`json` or `text`"),
-        (
-            "RUST_LOG",
-            "info",
-            "tracing filter, e.g. `info,gateway=debug`",
-        ),
-        (
-            "INGEST_SHARDS",
-            "8",
-            "ingest stream shards; gateways and workers must agree",
-        ),
-        (
-            "HEARTBEAT_INTERVAL_MS",
-            "30000",
-            "server WebSocket ping interval",
-        ),
-        (
-            "HEARTBEAT_TIMEOUT_MS",
-            "90000",
-            "close a connection silent for this long",
-        ),
-        (
-            "IDLE_TIMEOUT_MS",
-            "300000",
-            "close a connection whose client sent nothing for this long",
-        ),
-        (
-            "MAX_CONNECTIONS_PER_USER",
-            "5",
-            "connections per user across the pool; the oldest is closed",
-        ),
-        (
-            "SEND_QUEUE",
-            "1000",
-            "outbound frames queued per connection before backpressure",
-        ),
-        (
-            "DRAIN_TIMEOUT_MS",
-            "10000",
-            "gateway shutdown: wait this long for connections to close",
-        ),
-        (
-            "BATCH_SIZE",
-            "256",
-            "worker: ingest entries per PostgreSQL transaction",
-        ),
-        (
-            "LEASE_TTL_MS",
-            "15000",
-            "worker: ingest shard lease lifetime",
-        ),
-        (
-            "ARGON2_MEMORY_KIB",
-            "19456",
-            "Argon2id memory cost of new password hashes",
-        ),
-        (
-            "ARGON2_ITERATIONS",
-            "2",
-            "Argon2id iterations of new password hashes (1 to 16)",
-        ),
-        (
-            "ARGON2_THREADS",
-            "2",
-            "password hashing threads, each with one reused Argon2 memory buffer",
-        ),
-        (
-            "ARGON2_QUEUE",
-            "64",
-            "hash requests that may wait for a hashing thread; beyond it 503 + Retry-After",
-        ),
-        (
-            "DEV_MODE",
-            "0",
-            "`1` allows the default or a short `JWT_SECRET` (local development only)",
-        ),
-        (
-            "TRUSTED_PROXIES",
-            "127.0.0.1/32,::1/128",
-            "comma-separated peers whose `X-Forwarded-For` is believed",
-        ),
-        (
-            "AUTH_IP_PER_MINUTE",
-            "30",
-            "sign-up/sign-in/refresh requests per client address per minute (also the burst)",
-        ),
-        (
-            "AUTH_ACCOUNT_PER_MINUTE",
-            "10",
-            "sign-in/refresh attempts per account (email or session) per minute",
-        ),
-        (
-            "SEND_QUEUE_BYTES",
-            "4194304",
-            "outbound bytes queued per connection before backpressure",
-        ),
-        (
-            "DRAIN_GRACE_MS",
-            "5000",
-            "gateway shutdown: liveness check fails this long before the listener closes",
-        ),
-        (
-            "INGEST_MAX_LEN",
-            "100000",
-            "entries an ingest shard may hold; beyond it writes answer `unavailable`",
-        ),
-        (
-            "TOPIC_IDLE_TTL_SECS",
-            "604800",
-            "a chat topic stream with no new event for this long expires (PostgreSQL keeps all)",
-        ),
-    ];
-
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -450,123 +249,6 @@ impl Config {
         config.argon2_iterations = 1;
         config
     }
-
-    /// Rejects zero and absurd values with a message naming the variable.
-    fn validated(self) -> Result<Self> {
-        use anyhow::ensure;
-        let secs = |d: Duration| d.as_secs_f64();
-        ensure!(
-            (1..=1024).contains(&self.ingest_shards),
-            "INGEST_SHARDS must be 1 to 1024"
-        );
-        ensure!(self.send_queue >= 8, "SEND_QUEUE must be at least 8");
-        ensure!(
-            self.send_queue_bytes >= 128 * 1024,
-            "SEND_QUEUE_BYTES must be at least 131072 (two of the largest frames)"
-        );
-        ensure!(
-            (1..=10_000).contains(&self.batch_size),
-            "BATCH_SIZE must be 1 to 10000"
-        );
-        ensure!(
-            (1..=1000).contains(&self.db_max_connections),
-            "DB_MAX_CONNECTIONS must be 1 to 1000"
-        );
-        ensure!(
-            (1..=1000).contains(&self.max_connections_per_user),
-            "MAX_CONNECTIONS_PER_USER must be 1 to 1000"
-        );
-        ensure!(
-            secs(self.heartbeat_interval) >= 1.0,
-            "HEARTBEAT_INTERVAL_MS must be at least 1000"
-        );
-        ensure!(
-            self.heartbeat_timeout > self.heartbeat_interval,
-            "HEARTBEAT_TIMEOUT_MS must exceed HEARTBEAT_INTERVAL_MS"
-        );
-        ensure!(
-            secs(self.idle_timeout) >= 1.0,
-            "IDLE_TIMEOUT_MS must be at least 1000"
-        );
-        ensure!(
-            (0.5..=600.0).contains(&secs(self.lease_ttl)),
-            "LEASE_TTL_MS must be 500 to 600000"
-        );
-        ensure!(
-            (60.0..=86_400.0).contains(&secs(self.access_token_ttl)),
-            "ACCESS_TOKEN_TTL_SECS must be 60 to 86400"
-        );
-        ensure!(
-            self.refresh_token_ttl >= self.access_token_ttl,
-            "REFRESH_TOKEN_TTL_SECS must be at least ACCESS_TOKEN_TTL_SECS"
-        );
-        ensure!(
-            self.max_body_bytes >= 1024,
-            "MAX_BODY_BYTES must be at least 1024"
-        );
-        ensure!(
-            (ARGON2_MIN_MEMORY_KIB..=ARGON2_MAX_MEMORY_KIB).contains(&self.argon2_memory_kib),
-            "ARGON2_MEMORY_KIB must be {ARGON2_MIN_MEMORY_KIB} to {ARGON2_MAX_MEMORY_KIB}"
-        );
-        ensure!(
-            (1..=16).contains(&self.argon2_iterations),
-            "ARGON2_ITERATIONS must be 1 to 16"
-        );
-        ensure!(
-            (1..=64).contains(&self.argon2_threads),
-            "ARGON2_THREADS must be 1 to 64"
-        );
-        ensure!(
-            self.argon2_queue <= 100_000,
-            "ARGON2_QUEUE must be at most 100000"
-        );
-        ensure!(
-            self.auth_ip_per_minute >= 1,
-            "AUTH_IP_PER_MINUTE must be at least 1"
-        );
-        ensure!(
-            self.auth_account_per_minute >= 1,
-            "AUTH_ACCOUNT_PER_MINUTE must be at least 1"
-        );
-        ensure!(
-            secs(self.drain_grace) <= 300.0,
-            "DRAIN_GRACE_MS must be at most 300000"
-        );
-        ensure!(
-            self.ingest_max_len >= 1000,
-            "INGEST_MAX_LEN must be at least 1000"
-        );
-        ensure!(
-            self.topic_idle_ttl >= Duration::from_secs(60),
-            "TOPIC_IDLE_TTL_SECS must be at least 60"
-        );
-        Ok(self)
-    }
-
-    pub fn uses_dev_secret(&self) -> bool {
-        self.jwt_secret == DEV_JWT_SECRET
-    }
-
-    /// A gateway refuses to sign tokens with a guessable secret: the
-    /// built-in default or anything shorter than 32 bytes, unless
-    /// `DEV_MODE=1`.
-    pub fn check_jwt_secret(&self) -> Result<()> {
-        if self.dev_mode {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            !self.uses_dev_secret(),
-            "JWT_SECRET is the built-in development default; set a random secret of at least \
-             {MIN_JWT_SECRET_BYTES} bytes (or DEV_MODE=1 for local development)"
-        );
-        anyhow::ensure!(
-            self.jwt_secret.len() >= MIN_JWT_SECRET_BYTES,
-            "JWT_SECRET is {} bytes; it must be at least {MIN_JWT_SECRET_BYTES} \
-             (or DEV_MODE=1 for local development)",
-            self.jwt_secret.len()
-        );
-        Ok(())
-    }
 }
 
 fn default_of(name: &str) -> &'static str {
@@ -620,57 +302,6 @@ mod tests {
     }
 
     #[test]
-    fn weak_secrets_are_refused_unless_dev_mode() {
-        let with = |secret: &'static str, dev: &'static str| {
-            Config::from_lookup(move |name| match name {
-                "JWT_SECRET" => Some(secret.into()),
-                "DEV_MODE" => Some(dev.into()),
-                _ => None,
-            })
-            .unwrap()
-        };
-        assert!(with("short", "0").check_jwt_secret().is_err());
-        assert!(with("short", "1").check_jwt_secret().is_ok());
-        assert!(with(DEV_JWT_SECRET, "1").check_jwt_secret().is_ok());
-        let strong = "0123456789abcdef0123456789abcdef";
-        assert!(with(strong, "0").check_jwt_secret().is_ok());
-    }
-
-    #[test]
-    fn absurd_values_are_refused_with_the_variable_named() {
-        for (name, value) in [
-            ("LEASE_TTL_MS", "0"),
-            ("ARGON2_MEMORY_KIB", "8"),
-            ("ARGON2_ITERATIONS", "0"),
-            ("INGEST_SHARDS", "0"),
-            ("BATCH_SIZE", "0"),
-            ("HEARTBEAT_INTERVAL_MS", "0"),
-            ("ACCESS_TOKEN_TTL_SECS", "0"),
-            ("SEND_QUEUE_BYTES", "10"),
-            ("TRUSTED_PROXIES", "10.0.0.0/99"),
-        ] {
-            let err =
-                Config::from_lookup(|n| (n == name).then(|| value.to_string())).expect_err(name);
-            assert!(format!("{err:#}").contains(name), "{name}: {err:#}");
-        }
-    }
-
-    #[test]
-    fn cidrs_match_addresses() {
-        let net: Cidr = "10.1.0.0/16".parse().unwrap();
-        assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        let host: Cidr = "127.0.0.1".parse().unwrap();
-        assert!(host.contains("::ffff:127.0.0.1".parse().unwrap()));
-        let v6: Cidr = "::1/128".parse().unwrap();
-        assert!(v6.contains("::1".parse().unwrap()));
-        assert!(!v6.contains("127.0.0.1".parse().unwrap()));
-        let odd: Cidr = "192.168.1.128/25".parse().unwrap();
-        assert!(odd.contains("192.168.1.200".parse().unwrap()));
-        assert!(!odd.contains("192.168.1.100".parse().unwrap()));
-    }
-
-    #[test]
     fn invalid_value_names_the_variable() {
         let err = Config::from_lookup(|name| (name == "DB_MAX_CONNECTIONS").then(|| "many".into()))
             .unwrap_err();
@@ -698,7 +329,7 @@ mod docs_tests {
     /// variable read here must be documented there.
     #[test]
     fn readme_documents_every_variable() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         for (name, default, _) in super::Config::VARIABLES {
             let row = format!("| `{name}` | `{default}` |");
             assert!(readme.contains(&row), "README.md lacks the row {row}");

@@ -1,0 +1,85 @@
+//! Assembling a gateway's [`AppState`]: Lua scripts, password hashing,
+//! the deployment check, the Redis subscriber, then the subscription and
+//! delivery tasks. Kept apart from `state.rs` so the state type depends on
+//! nothing that depends on it (fan-out, revocation and the handlers all
+//! take an `AppState`).
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use fechatter_shared::{metrics::Metrics, redis::Keys, token::TokenKeys, Config};
+use fred::prelude::*;
+use sqlx::PgPool;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    fanout,
+    hub::Hub,
+    state::{AppState, Inner},
+    subscriptions,
+};
+
+impl AppState {
+    /// Builds the state and starts the subscription and delivery tasks.
+    pub async fn connect(config: Config, pool: PgPool, redis: Client) -> Result<Self> {
+        fechatter_shared::scripts::load_all(&redis)
+            .await
+            .context("loading Lua scripts")?;
+        fechatter_shared::password::configure(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_threads,
+            config.argon2_queue,
+        )?;
+        let redis_config =
+            fred::prelude::Config::from_url(&config.redis_url).context("parsing REDIS_URL")?;
+        let subscriber = Builder::from_config(redis_config)
+            .with_performance_config(|p| p.broadcast_channel_capacity = 1 << 16)
+            .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build_subscriber_client()
+            .context("building Redis subscriber")?;
+        subscriber
+            .init()
+            .await
+            .context("connecting the Redis subscriber")?;
+        let _resubscriber = subscriber.manage_subscriptions();
+        let keys = Keys::new(config.redis_prefix.clone());
+        fechatter_shared::redis::check_deployment(&redis, &keys, config.ingest_shards).await?;
+        let node = format!(
+            "{}~{}",
+            config.instance_id,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let hub = Arc::new(Hub::default());
+        let background = CancellationToken::new();
+        let subs = subscriptions::spawn_subscriptions(
+            subscriber.clone(),
+            hub.clone(),
+            keys.clone(),
+            keys.gateway_channel(&node),
+            background.clone(),
+        );
+        let state = Self {
+            inner: Arc::new(Inner {
+                tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
+                metrics: Metrics::new("gateway"),
+                node,
+                config,
+                pool,
+                redis,
+                subscriber,
+                subs,
+                keys,
+                hub,
+                sessions: TaskTracker::new(),
+                draining: CancellationToken::new(),
+                closing: CancellationToken::new(),
+                background: background.clone(),
+            }),
+        };
+        fanout::spawn_delivery(state.clone(), background);
+        state.subs.refresh().await;
+        Ok(state)
+    }
+}

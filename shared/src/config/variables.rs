@@ -1,0 +1,160 @@
+//! The table of every environment variable: name, default, meaning. The
+//! single source for defaults ([`Config::from_lookup`]) and for the README
+//! configuration table (checked by a test).
+
+use super::{Config, DEV_JWT_SECRET};
+
+impl Config {
+    /// `(name, default, meaning)` of every variable, for docs and `--help`.
+    pub const VARIABLES: &'static [(&'static str, &'static str, &'static str)] = &[
+        (
+            "BIND_ADDR",
+            "0.0.0.0:8080",
+            "listen address of the gateway (worker: its /metrics endpoint)",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/fechatter",
+            "PostgreSQL connection URL",
+        ),
+        (
+            "DB_MAX_CONNECTIONS",
+            "20",
+            "PostgreSQL pool size per process",
+        ),
+        (
+            "REDIS_URL",
+            "redis://127.0.0.1:6379",
+            "Redis connection URL",
+        ),
+        ("REDIS_PREFIX", "fc", "prefix of every Redis key"),
+        (
+            "JWT_SECRET",
+            DEV_JWT_SECRET,
+            "HS256 secret for access tokens, at least 32 bytes; the default is refused unless `DEV_MODE=1`",
+        ),
+        ("ACCESS_TOKEN_TTL_SECS", "900", "access token lifetime"),
+        ("REFRESH_TOKEN_TTL_SECS", "604800", "refresh token lifetime"),
+        (
+            "MAX_BODY_BYTES",
+            "1048576",
+            "largest accepted REST request body",
+        ),
+        (
+            "INSTANCE_ID",
+            "<hostname>-<pid>",
+            "name of this process in logs, metrics and Redis",
+        ),
+        ("LOG_FORMAT", "text", "`json` or `text`"),
+        (
+            "RUST_LOG",
+            "info",
+            "tracing filter, e.g. `info,gateway=debug`",
+        ),
+        (
+            "INGEST_SHARDS",
+            "8",
+            "ingest stream shards; gateways and workers must agree",
+        ),
+        (
+            "HEARTBEAT_INTERVAL_MS",
+            "30000",
+            "server WebSocket ping interval",
+        ),
+        (
+            "HEARTBEAT_TIMEOUT_MS",
+            "90000",
+            "close a connection silent for this long",
+        ),
+        (
+            "IDLE_TIMEOUT_MS",
+            "300000",
+            "close a connection whose client sent nothing for this long",
+        ),
+        (
+            "MAX_CONNECTIONS_PER_USER",
+            "5",
+            "connections per user across the pool; the oldest is closed",
+        ),
+        (
+            "SEND_QUEUE",
+            "1000",
+            "outbound frames queued per connection before backpressure",
+        ),
+        (
+            "DRAIN_TIMEOUT_MS",
+            "10000",
+            "gateway shutdown: wait this long for connections to close",
+        ),
+        (
+            "BATCH_SIZE",
+            "256",
+            "worker: ingest entries per PostgreSQL transaction",
+        ),
+        (
+            "LEASE_TTL_MS",
+            "15000",
+            "worker: ingest shard lease lifetime",
+        ),
+        (
+            "ARGON2_MEMORY_KIB",
+            "19456",
+            "Argon2id memory cost of new password hashes",
+        ),
+        (
+            "ARGON2_ITERATIONS",
+            "2",
+            "Argon2id iterations of new password hashes (1 to 16)",
+        ),
+        (
+            "ARGON2_THREADS",
+            "2",
+            "password hashing threads, each with one reused Argon2 memory buffer",
+        ),
+        (
+            "ARGON2_QUEUE",
+            "64",
+            "hash requests that may wait for a hashing thread; beyond it 503 + Retry-After",
+        ),
+        (
+            "DEV_MODE",
+            "0",
+            "`1` allows the default or a short `JWT_SECRET` (local development only)",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "127.0.0.1/32,::1/128",
+            "comma-separated peers whose `X-Forwarded-For` is believed",
+        ),
+        (
+            "AUTH_IP_PER_MINUTE",
+            "30",
+            "sign-up/sign-in/refresh requests per client address per minute (also the burst)",
+        ),
+        (
+            "AUTH_ACCOUNT_PER_MINUTE",
+            "10",
+            "sign-in/refresh attempts per account (email or session) per minute",
+        ),
+        (
+            "SEND_QUEUE_BYTES",
+            "4194304",
+            "outbound bytes queued per connection before backpressure",
+        ),
+        (
+            "DRAIN_GRACE_MS",
+            "5000",
+            "gateway shutdown: liveness check fails this long before the listener closes",
+        ),
+        (
+            "INGEST_MAX_LEN",
+            "100000",
+            "entries an ingest shard may hold; beyond it writes answer `unavailable`",
+        ),
+        (
+            "TOPIC_IDLE_TTL_SECS",
+            "604800",
+            "a chat topic stream with no new event for this long expires (PostgreSQL keeps all)",
+        ),
+    ];
+}
