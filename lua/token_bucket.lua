@@ -4,6 +4,9 @@
 -- ARGV[1]  capacity: most tokens the bucket holds (burst size)
 -- ARGV[2]  refill rate in tokens per second (may be fractional)
 -- ARGV[3]  cost: tokens this action takes
+-- ARGV[4]  optional: "probe" to only ask whether `cost` tokens are there
+--          (nothing is taken), e.g. before a sign-in whose failure alone
+--          is charged
 --
 -- Returns {allowed, retry_after_ms}: allowed is 1 or 0; retry_after_ms is how
 -- long until enough tokens exist (0 when allowed).
@@ -33,7 +36,9 @@ tokens = math.min(capacity, tokens + elapsed * rate / 1000)
 local allowed = 0
 local retry_after = 0
 if tokens >= cost then
-  tokens = tokens - cost
+  if ARGV[4] ~= 'probe' then
+    tokens = tokens - cost
+  end
   allowed = 1
 else
   retry_after = math.ceil((cost - tokens) * 1000 / rate)

@@ -24,7 +24,9 @@ if [ ! -s "$CERT" ]; then
             "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" >server.ext
         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
             -extfile server.ext -out cert.pem >/dev/null 2>&1
-        rm -f server.csr server.ext ca.srl
+        # The CA signs this one certificate only: its key is not kept, so
+        # trusting ca.pem trusts nothing else.
+        rm -f server.csr server.ext ca.srl ca.key
         cat cert.pem key.pem >"$(basename "$CERT")"
         chmod 644 ca.pem cert.pem
     )

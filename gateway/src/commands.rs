@@ -150,10 +150,13 @@ impl Session {
             ClientFrame::SyncRequest(req) => {
                 self.limit("sync", SYNC_LIMIT).await?;
                 let mut answered = 0;
+                let mut budget = sync::SYNC_REQUEST_MAX_BYTES;
                 for (chat_id, known) in req.chats {
                     // PostgreSQL decides membership, not the local cache.
-                    let frame =
-                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id).await?;
+                    let (frame, used) =
+                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id, budget)
+                            .await?;
+                    budget = budget.saturating_sub(used);
                     self.send(frame);
                     answered += 1;
                 }

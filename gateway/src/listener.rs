@@ -3,18 +3,17 @@
 //!
 //! Why not `axum::serve`: it cannot bound how long a client may take to
 //! send its request headers, so a slowloris client holds a connection (and
-//! a file descriptor) forever. Here HTTP/1 connections get a header-read
-//! timeout, every request carries its peer address (`ConnectInfo`, for the
+//! a file descriptor) forever. Here connections (HTTP/1.1 only) get a
+//! header-read timeout, also while idle between requests, every request carries its peer address (`ConnectInfo`, for the
 //! client-address rate limits), and shutdown stops accepting, asks every
 //! connection to finish its current request, and returns.
 
 use std::{net::SocketAddr, pin::pin, time::Duration};
 
 use axum::{body::Body, extract::ConnectInfo, Router};
-use hyper::body::Incoming;
+use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto::Builder,
+    rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::net::TcpListener;
@@ -68,13 +67,17 @@ async fn serve_connection(
         req
     });
     let service = TowerToHyperService::new(service);
-    let mut builder = Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only (HAProxy and WebSocket clients speak it): the header
+    // timer then runs from the first byte the connection could send, with
+    // no protocol sniffing ahead of it that would wait without a limit.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(tcp), service));
+    let conn = builder
+        .serve_connection(TokioIo::new(tcp), service)
+        .with_upgrades();
+    let mut conn = pin!(conn);
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {

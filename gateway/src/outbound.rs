@@ -128,19 +128,23 @@ impl Conn {
             return false;
         }
         let len = frame.len();
+        // Counted before the frame is queued: the writer (another task)
+        // subtracts as soon as it takes the frame, and must never see a
+        // frame it has not been counted for.
         let sent = if queued.saturating_add(len) > self.max_bytes {
             Err(mpsc::error::TrySendError::Full(()))
         } else {
-            self.tx
-                .try_send(Outbound::Frame(frame))
-                .map_err(|e| match e {
+            self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+            self.tx.try_send(Outbound::Frame(frame)).map_err(|e| {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                match e {
                     mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
                     mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
-                })
+                }
+            })
         };
         match sent {
             Ok(()) => {
-                self.queued_bytes.fetch_add(len, Ordering::Relaxed);
                 metrics.ws_frames_out.with_label_values(&[kind]).inc();
                 true
             }

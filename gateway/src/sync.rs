@@ -32,96 +32,128 @@ pub const SYNC_MAX_EVENTS: usize = 5000;
 /// Most bytes of events in one `sync.response`; beyond it `hasMore` is set
 /// (at least one event is always included, so paging always progresses).
 pub const SYNC_MAX_BYTES: usize = 256 * 1024;
+pub use fechatter_shared::protocol::SYNC_REQUEST_MAX_BYTES;
 
-/// The `sync.response` of one chat for a client that has seen `known`.
-/// Membership is re-checked in PostgreSQL (not only the gateway's cache):
-/// a user removed from the chat gets the refusal even if the "removed"
-/// notice never reached this gateway, and the cache is corrected.
+/// One committed event: its topic id `<seq>-<sub>` and frame text.
+type Event = (StreamId, String);
+
+/// The `sync.response` of one chat for a client that has every event up
+/// to `known`, with at most `budget` bytes of events; returns the frame
+/// and the bytes of events it carries. Membership is re-checked in
+/// PostgreSQL (not only the gateway's cache): a user removed from the
+/// chat gets the refusal even if the "removed" notice never reached this
+/// gateway, and the cache is corrected.
 pub async fn chat_sync(
     state: &AppState,
     chat_id: i64,
-    known: i64,
+    known: StreamId,
     user_id: i64,
-) -> AppResult<String> {
+    budget: usize,
+) -> AppResult<(String, usize)> {
+    // 1. Membership and the chat's newest seq, from PostgreSQL.
     let Some(last_seq) = chat::member_last_seq(&state.pool, chat_id, user_id).await? else {
         state.hub.remove_membership(user_id, chat_id);
-        return Ok(refused(chat_id));
+        return Ok((refused(chat_id), 0));
     };
     let read = read_state(state, chat_id, user_id, last_seq).await?;
-    let known = known.min(last_seq);
-    if last_seq - known > SYNC_MAX_GAP {
-        return Ok(response(
-            chat_id,
-            last_seq,
-            true,
-            false,
-            "none",
-            Vec::new(),
-            read,
-        ));
+    let known = known.min(StreamId(last_seq as u64, u64::MAX));
+    let page = Page {
+        chat_id,
+        last_seq,
+        known,
+        read,
+    };
+    // 2. Too far behind: the client reloads instead.
+    if last_seq - known.0 as i64 > SYNC_MAX_GAP {
+        return Ok((page.render(true, false, "none", Vec::new()), 0));
     }
-    let from = StreamId(known as u64, 0);
-    let stream = state.keys.chat_topic(chat_id);
-    let first = read_topic(&state.redis, &stream, "-", 1).await?;
-    let complete = match first.first() {
-        Some((id, _)) => *id <= from || (known == 0 && *id == StreamId(1, 0)),
-        None => false,
+    if budget == 0 {
+        return Ok((page.render(false, true, "none", Vec::new()), 0));
+    }
+    // 3. The events after `known`: from the topic stream when it provably
+    //    holds all of them, else from PostgreSQL.
+    let (source, mut events) = match events_from_stream(state, chat_id, known).await? {
+        Some(events) => ("stream", events),
+        None => (
+            "database",
+            events_from_database(state, chat_id, known).await?,
+        ),
     };
-    // The stream serves the gap only if it holds every message after
-    // `known`, contiguously (an entry lost from Redis leaves a hole).
-    let from_stream = if complete {
-        let entries = read_topic(
-            &state.redis,
-            &stream,
-            &format!("({from}"),
-            SYNC_MAX_EVENTS as u64 + 1,
-        )
-        .await?;
-        let contiguous = entries
-            .iter()
-            .try_fold(from, |last, (id, _)| {
-                (!skips_messages(last, *id)).then_some(*id)
-            })
-            .is_some();
-        contiguous.then(|| entries.into_iter().map(|(_, f)| f).collect::<Vec<_>>())
-    } else {
-        None
-    };
-    let (source, mut frames) = match from_stream {
-        Some(frames) => ("stream", frames),
-        None => {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, 0)
-                 ORDER BY seq, sub LIMIT $3",
-            )
-            .bind(chat_id)
-            .bind(known)
-            .bind(SYNC_MAX_EVENTS as i64 + 1)
-            .fetch_all(&state.pool)
-            .await?;
-            ("database", rows.into_iter().map(|(f,)| f).collect())
-        }
-    };
-    let keep = within_byte_budget(&frames, SYNC_MAX_BYTES).min(SYNC_MAX_EVENTS);
-    let has_more = frames.len() > keep;
-    frames.truncate(keep);
-    Ok(response(
-        chat_id, last_seq, false, has_more, source, frames, read,
-    ))
+    // 4. One page: within the byte budget and the event cap.
+    let keep = within_byte_budget(&events, budget.min(SYNC_MAX_BYTES)).min(SYNC_MAX_EVENTS);
+    let has_more = events.len() > keep;
+    events.truncate(keep);
+    let used = events.iter().map(|(_, f)| f.len()).sum();
+    Ok((page.render(false, has_more, source, events), used))
 }
 
-/// How many leading frames fit in `budget` bytes (at least one).
-fn within_byte_budget(frames: &[String], budget: usize) -> usize {
-    let mut used = 0;
-    frames
+/// Events after `known` from the chat's topic stream, if the stream still
+/// reaches back to `known` and holds every message after it contiguously
+/// (an entry lost from Redis leaves a hole); `None` otherwise.
+async fn events_from_stream(
+    state: &AppState,
+    chat_id: i64,
+    known: StreamId,
+) -> AppResult<Option<Vec<Event>>> {
+    let stream = state.keys.chat_topic(chat_id);
+    let first = read_topic(&state.redis, &stream, "-", 1).await?;
+    let reaches_back = match first.first() {
+        Some((id, _)) => *id <= known || (known == StreamId::ZERO && *id == StreamId(1, 0)),
+        None => false,
+    };
+    if !reaches_back {
+        return Ok(None);
+    }
+    let entries = read_topic(
+        &state.redis,
+        &stream,
+        &format!("({known}"),
+        SYNC_MAX_EVENTS as u64 + 1,
+    )
+    .await?;
+    let contiguous = entries
         .iter()
-        .take_while(|f| {
+        .try_fold(known, |last, (id, _)| {
+            (!skips_messages(last, *id)).then_some(*id)
+        })
+        .is_some();
+    Ok(contiguous.then_some(entries))
+}
+
+/// Events after `known` from PostgreSQL's event log.
+async fn events_from_database(
+    state: &AppState,
+    chat_id: i64,
+    known: StreamId,
+) -> AppResult<Vec<Event>> {
+    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
+        "SELECT seq, sub, frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, $3)
+         ORDER BY seq, sub LIMIT $4",
+    )
+    .bind(chat_id)
+    .bind(known.0 as i64)
+    .bind(known.1.min(i64::MAX as u64) as i64)
+    .bind(SYNC_MAX_EVENTS as i64 + 1)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, sub, f)| (StreamId(seq as u64, sub as u64), f))
+        .collect())
+}
+
+/// How many leading events fit in `budget` bytes (at least one).
+fn within_byte_budget(events: &[Event], budget: usize) -> usize {
+    let mut used = 0;
+    events
+        .iter()
+        .take_while(|(_, f)| {
             used += f.len();
             used <= budget
         })
         .count()
         .max(1)
-        .min(frames.len())
+        .min(events.len())
 }
 
 /// Most other members whose read watermarks a sync response lists.
@@ -180,32 +212,38 @@ pub fn refused(chat_id: i64) -> String {
     )
 }
 
-fn response(
+/// What every `sync.response` page of one chat carries.
+struct Page {
     chat_id: i64,
     last_seq: i64,
-    too_large: bool,
-    has_more: bool,
-    source: &str,
-    frames: Vec<String>,
+    known: StreamId,
     read: serde_json::Value,
-) -> String {
-    let events: Vec<Box<RawValue>> = frames
-        .into_iter()
-        .filter_map(|f| RawValue::from_string(f).ok())
-        .collect();
-    protocol::new_frame(
-        "sync.response",
-        &json!({
-            "chatId": chat_id,
-            "lastSeq": last_seq,
-            "tooLarge": too_large,
-            "hasMore": has_more,
-            "source": source,
-            "events": events,
-            "badge": read["badge"],
-            "readReceipts": read["readReceipts"],
-        }),
-    )
+}
+
+impl Page {
+    /// The frame; `cursor` is the id of the last event the client will
+    /// have after this page: the value to send for the next page.
+    fn render(&self, too_large: bool, has_more: bool, source: &str, events: Vec<Event>) -> String {
+        let cursor = events.last().map_or(self.known, |(id, _)| *id);
+        let events: Vec<Box<RawValue>> = events
+            .into_iter()
+            .filter_map(|(_, f)| RawValue::from_string(f).ok())
+            .collect();
+        protocol::new_frame(
+            "sync.response",
+            &json!({
+                "chatId": self.chat_id,
+                "lastSeq": self.last_seq,
+                "tooLarge": too_large,
+                "hasMore": has_more,
+                "cursor": cursor.to_string(),
+                "source": source,
+                "events": events,
+                "badge": self.read["badge"],
+                "readReceipts": self.read["readReceipts"],
+            }),
+        )
+    }
 }
 
 pub fn router() -> Router<AppState> {
@@ -214,12 +252,15 @@ pub fn router() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
+    use fechatter_shared::wake::StreamId;
+
     #[test]
     fn byte_budget_pages_but_always_progresses() {
-        let frames: Vec<String> = (0..10).map(|_| "x".repeat(100)).collect();
-        assert_eq!(super::within_byte_budget(&frames, 350), 3);
-        assert_eq!(super::within_byte_budget(&frames, 10), 1);
-        assert_eq!(super::within_byte_budget(&frames, 1 << 20), 10);
+        let events: Vec<super::Event> =
+            (0..10).map(|i| (StreamId(1, i), "x".repeat(100))).collect();
+        assert_eq!(super::within_byte_budget(&events, 350), 3);
+        assert_eq!(super::within_byte_budget(&events, 10), 1);
+        assert_eq!(super::within_byte_budget(&events, 1 << 20), 10);
         assert_eq!(super::within_byte_budget(&[], 10), 0);
     }
 }

@@ -20,11 +20,20 @@ async fn signin_from(
     forwarded: &str,
     email: &str,
 ) -> (StatusCode, Option<String>) {
+    signin_with(app, forwarded, email, "wrong password!").await
+}
+
+async fn signin_with(
+    app: &common::TestApp,
+    forwarded: &str,
+    email: &str,
+    password: &str,
+) -> (StatusCode, Option<String>) {
     let res = app
         .http
         .post(format!("{}/api/signin", app.base))
         .header("x-forwarded-for", forwarded)
-        .json(&json!({ "email": email, "password": "wrong password!" }))
+        .json(&json!({ "email": email, "password": password }))
         .send()
         .await
         .unwrap();
@@ -54,14 +63,6 @@ async fn auth_routes_are_limited_per_address_and_per_account(pool: PgPool) {
     // Another address has its own bucket.
     let (status, _) = signin_from(&app, "203.0.113.2", "b@x.test").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // Per account: one e-mail from many addresses is limited too.
-    let mut last = StatusCode::OK;
-    for i in 10..20 {
-        last = signin_from(&app, &format!("198.51.100.{i}"), "victim@x.test")
-            .await
-            .0;
-    }
-    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS, "account bucket");
     // Sign-up and refresh take from the same address bucket.
     let (status, body) = app
         .http
@@ -73,6 +74,57 @@ async fn auth_routes_are_limited_per_address_and_per_account(pool: PgPool) {
         .map(|r| (r.status(), ()))
         .unwrap();
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body:?}");
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn failed_signins_are_limited_per_account_without_locking_the_owner_out(pool: PgPool) {
+    let app = spawn_with(pool, |c| {
+        c.auth_ip_per_minute = 1000;
+        c.auth_account_per_minute = 2;
+    })
+    .await;
+    app.signup("Vic", "Acme").await;
+    let email = "vic@acme.test";
+    let right = "correct horse battery";
+    // A guesser from one network: two failures, then refused even with
+    // the right password (the guesser cannot tell it was right).
+    for _ in 0..2 {
+        assert_eq!(
+            signin_from(&app, "198.51.100.1", email).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (status, retry) = signin_with(&app, "198.51.100.1", email, right).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry.is_some());
+    // The owner, elsewhere, signs in; correct sign-ins cost nothing.
+    for _ in 0..5 {
+        assert_eq!(
+            signin_with(&app, "203.0.113.50", email, right).await.0,
+            StatusCode::OK
+        );
+    }
+    // Guessing from many networks runs into the account-wide ceiling
+    // (ten times the per-network limit: 20 failures).
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        for _ in 0..2 {
+            statuses.push(signin_from(&app, &format!("192.0.2.{i}"), email).await.0);
+        }
+    }
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count()
+            <= 20,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
@@ -270,4 +322,94 @@ async fn retries_of_a_queued_write_are_not_appended_again(pool: PgPool) {
     let again = a.answer("retry-1").await;
     assert_eq!(again["payload"]["duplicate"], true, "{again}");
     assert_eq!(again["payload"]["seq"], 1);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn sync_pages_through_many_large_events_on_one_message(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 1).await;
+    let (ada, bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let id = a.say(chat, "first").await;
+    let message_id = a.answer(&id).await["payload"]["messageId"]
+        .as_i64()
+        .unwrap();
+    // 24 edits of ~15 kB: about 360 kB of events all after seq 1, more
+    // than one page; a seq-only cursor could never get past them.
+    for i in 0..24 {
+        let id = a
+            .send(
+                "message.edit",
+                json!({ "messageId": message_id, "content": format!("{i:03}{}", "e".repeat(15_000)) }),
+            )
+            .await;
+        assert_eq!(a.answer(&id).await["type"], "ack");
+        tokio::time::sleep(Duration::from_millis(110)).await;
+    }
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    let mut cursor = json!(0);
+    let mut seen = Vec::new();
+    for page in 0.. {
+        assert!(page < 10, "paging does not end");
+        b.send(
+            "sync.request",
+            json!({ "chats": { chat.to_string(): cursor } }),
+        )
+        .await;
+        let res = b.expect("sync.response").await;
+        for e in res["payload"]["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_string());
+        }
+        cursor = res["payload"]["cursor"].clone();
+        if !res["payload"]["hasMore"].as_bool().unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await; // sync limit
+    }
+    assert_eq!(seen.len(), 25, "the message and its 24 edits: {seen:?}");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), 25, "no event twice");
+    assert_eq!(cursor, json!(format!("1-24")));
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn slow_header_clients_are_disconnected(pool: PgPool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(pool, |_| {}).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    // One connects and says nothing; one trickles a request line forever.
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let trickler = tokio::spawn(async move {
+        for b in b"GET /health/live HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .chain(b"a".repeat(60).iter())
+        {
+            if trickle.write_all(&[*b]).await.is_err() {
+                return (trickle, true);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        (trickle, false)
+    });
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut buf))
+        .await
+        .expect("the silent connection is closed by the gateway")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(15),
+        "closed after {took:?} (header timeout 10 s)"
+    );
+    let (mut trickle, cut) = trickler.await.unwrap();
+    let closed = cut || {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), trickle.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    };
+    assert!(closed, "the trickling connection is closed too");
 }

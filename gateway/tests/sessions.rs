@@ -225,3 +225,21 @@ async fn in_band_refresh_cannot_extend_or_switch_a_session(pool: PgPool) {
         .await;
     assert_eq!(a.answer(&id).await["payload"]["code"], "unauthorized");
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_revocation_that_missed_a_fresh_successor_still_ends_the_family(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 1).await;
+    let ada = p.gw(0).signup("Ada", "Acme").await;
+    let (status, body) = refresh(p.gw(0), &ada.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let successor = body["refreshToken"].as_str().unwrap().to_string();
+    // What a revoking UPDATE racing a rotation leaves behind: the old token
+    // revoked, the successor inserted meanwhile still unrevoked.
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1")
+        .bind(fechatter_shared::token::hash_refresh_token(&ada.refresh))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = refresh(p.gw(0), &successor).await;
+    assert_error(status, &body, 401, "unauthorized");
+}

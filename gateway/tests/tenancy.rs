@@ -226,3 +226,48 @@ async fn two_single_chats_for_one_pair_cannot_be_created_by_a_race(pool: PgPool)
         .collect();
     assert_eq!(ids.len(), 1, "one single chat per pair: {ids:?}");
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn invites_die_with_their_creators_powers(pool: PgPool) {
+    let app = spawn(pool).await;
+    let owner = app.signup("Olga", "Acme").await;
+    let adam = app.signup("Adam", "Acme").await;
+    let promote = json!({ "role": "admin" });
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/workspace/users/{}/role", adam.id),
+            Some(&owner.token),
+            Some(promote),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, kept) = app.post("/api/workspace/invites", &adam, json!({})).await;
+    let (_, later) = app.post("/api/workspace/invites", &adam, json!({})).await;
+    // Still an admin: the invite works.
+    let (status, _) = signup_raw(
+        &app,
+        "one@acme.test",
+        json!({ "inviteToken": kept["token"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Deactivated (e.g. fired): none of Adam's invites admits anyone.
+    let (status, _) = app
+        .post(
+            &format!("/api/workspace/users/{}/deactivate", adam.id),
+            &owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for invite in [&kept, &later] {
+        let (status, body) = signup_raw(
+            &app,
+            "adam-again@evil.test",
+            json!({ "inviteToken": invite["token"] }),
+        )
+        .await;
+        assert_error(status, &body, 403, "forbidden");
+    }
+}

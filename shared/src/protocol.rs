@@ -22,6 +22,11 @@ pub const MAX_CONTENT_CHARS: usize = 16_000;
 pub const MAX_FRAME_ID_LEN: usize = 100;
 /// Sync returns `tooLarge` when more messages than this were missed.
 pub const SYNC_MAX_GAP: i64 = 500;
+/// Most bytes of events answering one `sync.request` (all its chats): a
+/// reconnect naming 200 busy chats must not overflow its own outbound
+/// queue (`SEND_QUEUE_BYTES` must be at least twice this). Chats past the
+/// budget get a page without events and `hasMore`, to be asked again.
+pub const SYNC_REQUEST_MAX_BYTES: usize = 1024 * 1024;
 /// Most chats one `sync.request` may name.
 pub const SYNC_MAX_CHATS: usize = 200;
 
@@ -133,10 +138,12 @@ pub struct AuthRefresh {
     pub access_token: String,
 }
 
-/// `{chats: {"<chatId>": lastKnownSeq}}`.
+/// `{chats: {"<chatId>": cursor}}`: the cursor is the last message seq the
+/// client has (a number), or the `cursor` of the previous `sync.response`
+/// page (`"<seq>-<sub>"`, the id of the last event it has).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRequest {
-    pub chats: BTreeMap<i64, i64>,
+    pub chats: BTreeMap<i64, crate::wake::StreamId>,
 }
 
 /// A frame the server could not accept: the error and, when the envelope
@@ -206,7 +213,7 @@ fn payload_of<T: DeserializeOwned>(payload: Value) -> Result<T, AppError> {
 fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
     #[derive(Deserialize)]
     struct Raw {
-        chats: BTreeMap<String, i64>,
+        chats: BTreeMap<String, Value>,
     }
     let raw: Raw = payload_of(payload)?;
     if raw.chats.len() > SYNC_MAX_CHATS {
@@ -215,16 +222,33 @@ fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
         )));
     }
     let mut chats = BTreeMap::new();
-    for (key, seq) in raw.chats {
+    for (key, cursor) in raw.chats {
         let chat_id: i64 = key
             .parse()
             .map_err(|_| AppError::validation(format!("chat id {key:?} is not a number")))?;
-        if seq < 0 {
-            return Err(AppError::validation("lastKnownSeq must not be negative"));
-        }
-        chats.insert(chat_id, seq);
+        chats.insert(chat_id, sync_cursor(&cursor)?);
     }
     Ok(SyncRequest { chats })
+}
+
+/// A sync cursor: a non-negative seq, or `"<seq>-<sub>"`.
+fn sync_cursor(value: &Value) -> Result<crate::wake::StreamId, AppError> {
+    let invalid = || {
+        AppError::validation("a sync cursor is a non-negative seq or a \"<seq>-<sub>\" event id")
+    };
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .filter(|s| *s <= i64::MAX as u64)
+            .map(|s| crate::wake::StreamId(s, 0))
+            .ok_or_else(invalid),
+        Value::String(s) => s
+            .parse::<crate::wake::StreamId>()
+            .ok()
+            .filter(|id| id.0 <= i64::MAX as u64 && id.1 <= i64::MAX as u64)
+            .ok_or_else(invalid),
+        _ => Err(invalid()),
+    }
 }
 
 #[derive(Serialize)]
@@ -408,7 +432,25 @@ mod tests {
         let ClientFrame::SyncRequest(req) = f.frame else {
             panic!()
         };
-        assert_eq!(req.chats, BTreeMap::from([(4, 10), (9, 0)]));
+        use crate::wake::StreamId;
+        assert_eq!(
+            req.chats,
+            BTreeMap::from([(4, StreamId(10, 0)), (9, StreamId(0, 0))])
+        );
+        let paged = parse_client_frame(
+            r#"{"type":"sync.request","id":"s","payload":{"chats":{"4":"10-3"}}}"#,
+        )
+        .unwrap();
+        let ClientFrame::SyncRequest(req) = paged.frame else {
+            panic!()
+        };
+        assert_eq!(req.chats, BTreeMap::from([(4, StreamId(10, 3))]));
+        for bad in [r#"-1"#, r#""x-1""#, r#""10""#, r#"1.5"#, r#"null"#] {
+            let text = format!(
+                r#"{{"type":"sync.request","id":"s","payload":{{"chats":{{"4":{bad}}}}}}}"#
+            );
+            assert!(parse_client_frame(&text).is_err(), "{bad}");
+        }
         let bad =
             parse_client_frame(r#"{"type":"sync.request","id":"s","payload":{"chats":{"x":1}}}"#);
         assert!(bad.is_err());

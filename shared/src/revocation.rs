@@ -29,6 +29,8 @@ use crate::{protocol::SessionRevoked, redis::Keys, token::Identity, wake, AppErr
 
 /// Extra lifetime of revocation keys beyond the token lifetime (clock skew).
 const SKEW: Duration = Duration::from_secs(30);
+/// How far past "now" a user-wide cut-off reaches (the JWT leeway).
+const CUTOFF_AHEAD_SECS: i64 = 5;
 
 fn ttl_secs(token_ttl: Duration) -> i64 {
     (token_ttl + SKEW).as_secs() as i64
@@ -61,11 +63,14 @@ pub async fn revoke_user(
     user_id: i64,
     token_ttl: Duration,
 ) -> Result<(), Error> {
-    let now = chrono::Utc::now().timestamp();
+    // A few seconds ahead: a token minted by a request that raced the
+    // deactivation (or by a gateway whose clock runs ahead within the JWT
+    // leeway) is still covered.
+    let cutoff = chrono::Utc::now().timestamp() + CUTOFF_AHEAD_SECS;
     let _: () = redis
         .set(
             keys.revoked_user(user_id),
-            now,
+            cutoff,
             Some(Expiration::EX(ttl_secs(token_ttl))),
             None,
             false,

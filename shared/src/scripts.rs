@@ -68,17 +68,37 @@ pub async fn take_token(
     limit: Limit,
     cost: f64,
 ) -> Result<Decision, Error> {
+    bucket(client, key, limit, cost, false).await
+}
+
+/// Whether `cost` tokens are in the bucket at `key`, taking none.
+pub async fn probe_token(
+    client: &Client,
+    key: &str,
+    limit: Limit,
+    cost: f64,
+) -> Result<Decision, Error> {
+    bucket(client, key, limit, cost, true).await
+}
+
+async fn bucket(
+    client: &Client,
+    key: &str,
+    limit: Limit,
+    cost: f64,
+    probe: bool,
+) -> Result<Decision, Error> {
+    let mut args = vec![
+        limit.capacity.to_string(),
+        limit.per_second.to_string(),
+        cost.to_string(),
+    ];
+    if probe {
+        args.push("probe".into());
+    }
     let (allowed, retry_after_ms): (i64, i64) = SCRIPTS
         .token_bucket
-        .evalsha_with_reload(
-            client,
-            vec![key.to_string()],
-            vec![
-                limit.capacity.to_string(),
-                limit.per_second.to_string(),
-                cost.to_string(),
-            ],
-        )
+        .evalsha_with_reload(client, vec![key.to_string()], args)
         .await?;
     Ok(if allowed == 1 {
         Decision::Allowed

@@ -275,3 +275,29 @@ async fn ingest_append_refuses_a_full_shard_and_queues_a_write_once() {
     let _: i64 = client.del(marker(0)).await.unwrap();
     assert!(matches!(append(0).await, Appended::Added(_)));
 }
+
+#[tokio::test]
+async fn a_probe_takes_nothing() {
+    let (client, keys) = redis().await;
+    let key = keys.auth_rate_limit("acct:probe");
+    let limit = Limit {
+        capacity: 1.0,
+        per_second: 0.01,
+    };
+    for _ in 0..3 {
+        let probed = scripts::probe_token(&client, &key, limit, 1.0)
+            .await
+            .unwrap();
+        assert_eq!(probed, Decision::Allowed);
+    }
+    assert_eq!(
+        scripts::take_token(&client, &key, limit, 1.0)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
+    let probed = scripts::probe_token(&client, &key, limit, 1.0)
+        .await
+        .unwrap();
+    assert!(matches!(probed, Decision::Denied { retry_after_ms } if retry_after_ms > 0));
+}

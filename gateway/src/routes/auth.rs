@@ -18,6 +18,8 @@ use fechatter_shared::{
 };
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+
 use uuid::Uuid;
 
 use crate::{
@@ -109,7 +111,18 @@ async fn signin(
     ApiJson(req): ApiJson<SigninRequest>,
 ) -> AppResult<Json<AuthResponse>> {
     let email = req.email.trim();
-    limit_auth(&state, ip, Some(&account_subject(email))).await?;
+    limit_auth(&state, ip, None).await?;
+    // Failed attempts are charged to the account (from this network, and
+    // in total, 10x looser): a correct password never locks anyone out,
+    // and a guesser from one network cannot lock out the owner elsewhere.
+    let account = failure_buckets(&state, email, ip);
+    for (key, limit) in &account {
+        if let Decision::Denied { retry_after_ms } =
+            scripts::probe_token(&state.redis, key, *limit, 1.0).await?
+        {
+            return Err(AppError::RateLimited { retry_after_ms });
+        }
+    }
     let found = user::find_by_email(&state.pool, email).await?;
     let stored = match &found {
         Some(u) => u.password_hash.clone(),
@@ -119,7 +132,12 @@ async fn signin(
     match found {
         Some(u) if matches && !u.active => Err(AppError::forbidden("account deactivated")),
         Some(u) if matches => Ok(Json(issue_tokens(&state, u.public()).await?)),
-        _ => Err(AppError::InvalidCredentials),
+        _ => {
+            for (key, limit) in &account {
+                scripts::take_token(&state.redis, key, *limit, 1.0).await?;
+            }
+            Err(AppError::InvalidCredentials)
+        }
     }
 }
 
@@ -243,26 +261,27 @@ fn auth_response(
     })
 }
 
+fn per_minute(n: u32) -> Limit {
+    Limit {
+        capacity: n as f64,
+        per_second: n as f64 / 60.0,
+    }
+}
+
 /// Takes one token from the client address's bucket and, when given, the
 /// account's; 429 when either is empty (counted by `http_requests_total`
 /// with status 429).
-async fn limit_auth(
-    state: &AppState,
-    ip: std::net::IpAddr,
-    account: Option<&str>,
-) -> AppResult<()> {
-    let per_min = |n: u32| Limit {
-        capacity: n as f64,
-        per_second: n as f64 / 60.0,
-    };
+async fn limit_auth(state: &AppState, ip: IpAddr, account: Option<&str>) -> AppResult<()> {
     let mut buckets = vec![(
-        state.keys.auth_rate_limit(&format!("ip:{ip}")),
-        per_min(state.config.auth_ip_per_minute),
+        state
+            .keys
+            .auth_rate_limit(&format!("ip:{}", network_of(ip))),
+        per_minute(state.config.auth_ip_per_minute),
     )];
     if let Some(a) = account {
         buckets.push((
             state.keys.auth_rate_limit(a),
-            per_min(state.config.auth_account_per_minute),
+            per_minute(state.config.auth_account_per_minute),
         ));
     }
     for (key, limit) in buckets {
@@ -273,6 +292,39 @@ async fn limit_auth(
         }
     }
     Ok(())
+}
+
+/// The sign-in failure buckets of `email`: from the client's network
+/// (`AUTH_ACCOUNT_PER_MINUTE`) and from anywhere (ten times that).
+fn failure_buckets(state: &AppState, email: &str, ip: IpAddr) -> [(String, Limit); 2] {
+    // Their own key space: sign-up draws on `acct:<digest>` per attempt.
+    let account = format!("signin-{}", account_subject(email));
+    let n = state.config.auth_account_per_minute;
+    [
+        (
+            state
+                .keys
+                .auth_rate_limit(&format!("{account}:net:{}", network_of(ip))),
+            per_minute(n),
+        ),
+        (
+            state.keys.auth_rate_limit(&account),
+            per_minute(n.saturating_mul(10)),
+        ),
+    ]
+}
+
+/// The unit a client address is limited as: an IPv4 address, or the /64
+/// of an IPv6 address (one subscriber usually holds a whole /64).
+fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().expect("checked").to_string(),
+        v4 => v4.to_string(),
+    }
 }
 
 /// The per-account bucket subject of an e-mail: a digest, so addresses do
@@ -328,6 +380,20 @@ fn valid_email(email: &str) -> AppResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_limited_per_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_eq!(network_of(a), "2001:db8:1:2::/64");
+        assert_ne!(
+            network_of(a),
+            network_of("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(network_of("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+        assert_eq!(network_of("192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
 
     #[test]
     fn email_validation() {

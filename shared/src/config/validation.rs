@@ -20,8 +20,9 @@ impl Config {
         );
         ensure!(self.send_queue >= 8, "SEND_QUEUE must be at least 8");
         ensure!(
-            self.send_queue_bytes >= 128 * 1024,
-            "SEND_QUEUE_BYTES must be at least 131072 (two of the largest frames)"
+            self.send_queue_bytes >= 2 * crate::protocol::SYNC_REQUEST_MAX_BYTES,
+            "SEND_QUEUE_BYTES must be at least {} (twice the events one sync.request may return)",
+            2 * crate::protocol::SYNC_REQUEST_MAX_BYTES
         );
         ensure!(
             (1..=10_000).contains(&self.batch_size),

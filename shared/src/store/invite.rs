@@ -2,8 +2,10 @@
 //!
 //! An invite is a random secret shown once to the owner or admin who made
 //! it; only its SHA-256 is stored (like refresh tokens). It expires, may be
-//! single-use and may be bound to one e-mail address. Redeeming locks the
-//! row, so a single-use invite admits exactly one user even under races.
+//! single-use and may be bound to one e-mail address. It is only as good
+//! as its creator: once they are deactivated or no longer owner/admin,
+//! their invites admit nobody. Redeeming locks the row, so a single-use
+//! invite admits exactly one user even under races.
 
 use std::time::Duration;
 
@@ -103,10 +105,11 @@ struct Redeemable {
 /// returns the workspace it admits to.
 pub async fn redeem(tx: &mut sqlx::PgConnection, token: &str, email: &str) -> AppResult<i64> {
     let row: Option<Redeemable> = sqlx::query_as(
-        "SELECT id, workspace_id, email,
-                revoked_at IS NULL AND expires_at > now() AND NOT (single_use AND uses > 0)
-                    AS usable
-         FROM workspace_invites WHERE token_hash = $1 FOR UPDATE",
+        "SELECT i.id, i.workspace_id, i.email,
+                i.revoked_at IS NULL AND i.expires_at > now() AND NOT (i.single_use AND i.uses > 0)
+                    AND c.deactivated_at IS NULL AND c.role IN ('owner', 'admin') AS usable
+         FROM workspace_invites i JOIN users c ON c.id = i.created_by
+         WHERE i.token_hash = $1 FOR UPDATE OF i",
     )
     .bind(hash_refresh_token(token.trim()))
     .fetch_optional(&mut *tx)

@@ -89,14 +89,19 @@ pub async fn rotate(
     ttl: Duration,
 ) -> AppResult<Rotation> {
     let mut tx = pool.begin().await?;
+    // A family with any revoked token is dead: a revocation that raced a
+    // rotation (its UPDATE did not see the successor just inserted) still
+    // ends the whole family. The user row is share-locked so a concurrent
+    // deactivation either waits for this rotation or is seen by it.
     let row: Option<Row> = sqlx::query_as(
         "SELECT r.id, r.user_id, r.family_id, r.expires_at < now() AS expired,
                 r.rotated_at IS NOT NULL AS rotated,
                 coalesce(r.rotated_at > now() - make_interval(secs => $2), false) AS in_grace,
-                r.revoked_at IS NOT NULL AS revoked,
+                EXISTS (SELECT 1 FROM refresh_tokens f
+                        WHERE f.family_id = r.family_id AND f.revoked_at IS NOT NULL) AS revoked,
                 u.deactivated_at IS NOT NULL AS deactivated
          FROM refresh_tokens r JOIN users u ON u.id = r.user_id
-         WHERE r.token_hash = $1 FOR UPDATE OF r",
+         WHERE r.token_hash = $1 FOR UPDATE OF r FOR SHARE OF u",
     )
     .bind(hash_refresh_token(presented))
     .bind(REUSE_GRACE.as_secs_f64())
@@ -108,6 +113,7 @@ pub async fn rotate(
     if row.revoked {
         return Err(AppError::unauthorized("refresh token revoked"));
     }
+    // (`revoked` covers the whole family: see the query.)
     if row.deactivated {
         return Err(AppError::unauthorized("account deactivated"));
     }
