@@ -118,6 +118,8 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     // fan-out, so it is always the first frame the client reads.
     let mut chat_ids: Vec<i64> = chats.iter().map(|m| m.chat).collect();
     chat_ids.sort_unstable();
+    // Built and serialized in one statement: nothing of it stays in the
+    // connection's future (which lives as long as the connection).
     let ready = protocol::SessionReady {
         user_id: me.user_id,
         session_id: me.session_id,
@@ -127,9 +129,10 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
         max_frame_bytes: MAX_FRAME_BYTES,
         token_expires_at: protocol::rfc3339(me.expires_at),
-    };
+    }
+    .frame();
     conn.offer(
-        Utf8Bytes::from(ready.frame()),
+        Utf8Bytes::from(ready),
         Priority::Essential,
         &state.metrics,
         protocol::SessionReady::TYPE,

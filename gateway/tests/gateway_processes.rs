@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::realtime::{Client, Pool};
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 struct GatewayProcess {
     child: Child,
@@ -15,40 +15,9 @@ struct GatewayProcess {
 }
 
 async fn spawn_gateway(p: &Pool, name: &str) -> GatewayProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let c = &p.config;
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", &c.database_url)
-        .env("REDIS_URL", &c.redis_url)
-        .env("REDIS_PREFIX", &c.redis_prefix)
-        .env("JWT_SECRET", &c.jwt_secret)
-        .env("INGEST_SHARDS", c.ingest_shards.to_string())
-        .env("INSTANCE_ID", name)
-        .env("DB_MAX_CONNECTIONS", "4")
-        .env("DRAIN_GRACE_MS", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("gateway binary runs");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let common::process::GatewayProcess { child, base } =
+        common::process::start_gateway(c, name, &[]).await;
     // Reuse the harness's client helpers against the process.
     let mut app = common::spawn_with(p.pool.clone(), |cfg| *cfg = c.clone()).await;
     app.shutdown();

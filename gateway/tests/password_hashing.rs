@@ -6,49 +6,29 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
+
+use common::process::{start_gateway, GatewayProcess};
 
 use futures::StreamExt;
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Stated bound: after 1,000 sign-ups the gateway's RSS is under this.
 /// (Before the hashing pool: 250 sign-ups took one gateway to 3.1 GB.)
 const RSS_BOUND_MB: u64 = 150;
 
-struct Gateway {
-    child: Child,
-    base: String,
-}
-
-async fn start(pool: &PgPool, threads: &str, queue: &str) -> Gateway {
-    let port = common::haproxy::free_port();
+async fn start(pool: &PgPool, threads: &str, queue: &str) -> GatewayProcess {
     let c = fechatter_shared::Config::for_tests(&common::database_url(pool));
-    let child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("DATABASE_URL", &c.database_url)
-        .env("REDIS_URL", &c.redis_url)
-        .env("REDIS_PREFIX", &c.redis_prefix)
-        .env("JWT_SECRET", &c.jwt_secret)
-        .env("ARGON2_THREADS", threads)
-        .env("ARGON2_QUEUE", queue)
-        .env("AUTH_IP_PER_MINUTE", "1000000")
-        .env("AUTH_ACCOUNT_PER_MINUTE", "1000000")
-        .env("DB_MAX_CONNECTIONS", "8")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("gateway binary runs");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/health/live")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Gateway { child, base }
+    let extra = [
+        ("ARGON2_THREADS", threads),
+        ("ARGON2_QUEUE", queue),
+        ("AUTH_IP_PER_MINUTE", "1000000"),
+        ("AUTH_ACCOUNT_PER_MINUTE", "1000000"),
+        ("DB_MAX_CONNECTIONS", "8"),
+    ];
+    start_gateway(&c, "hashing", &extra).await
 }
 
 fn rss_mb(child: &Child) -> u64 {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod haproxy;
+pub mod process;
 pub mod proxy;
 pub mod realtime;
 pub mod redis_server;
