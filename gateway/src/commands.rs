@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use fechatter_shared::{
     ingest::{Command, IngestEntry, ENTRY_FIELD},
-    protocol::{self, ClientFrame, Incoming, MAX_CONTENT_CHARS},
+    protocol::{self, ClientFrame, Incoming, SyncRequest, MAX_CONTENT_CHARS},
     scripts::{self, Appended, Decision, Limit},
     wake, AppError, AppResult,
 };
@@ -147,22 +147,7 @@ impl Session {
                 self.send(protocol::ack_frame(&ref_id, json!({})));
                 Ok(())
             }
-            ClientFrame::SyncRequest(req) => {
-                self.limit("sync", SYNC_LIMIT).await?;
-                let mut answered = 0;
-                let mut budget = sync::SYNC_REQUEST_MAX_BYTES;
-                for (chat_id, known) in req.chats {
-                    // PostgreSQL decides membership, not the local cache.
-                    let (frame, used) =
-                        sync::chat_sync(&self.state, chat_id, known, self.me.user_id, budget)
-                            .await?;
-                    budget = budget.saturating_sub(used);
-                    self.send(frame);
-                    answered += 1;
-                }
-                self.send(protocol::ack_frame(&ref_id, json!({ "chats": answered })));
-                Ok(())
-            }
+            ClientFrame::SyncRequest(req) => self.sync_request(req, &ref_id).await,
             ClientFrame::AuthRefresh(a) => {
                 self.refresh_token(a.access_token.trim()).await?;
                 self.send(protocol::ack_frame(
@@ -176,6 +161,24 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// Answers `sync.request`: one `sync.response` per chat within one
+    /// byte budget, then the ack. PostgreSQL decides membership, not the
+    /// local cache.
+    async fn sync_request(&mut self, req: SyncRequest, ref_id: &str) -> AppResult<()> {
+        self.limit("sync", SYNC_LIMIT).await?;
+        let mut answered = 0;
+        let mut budget = sync::SYNC_REQUEST_MAX_BYTES;
+        for (chat_id, known) in req.chats {
+            let (frame, used) =
+                sync::chat_sync(&self.state, chat_id, known, self.me.user_id, budget).await?;
+            budget = budget.saturating_sub(used);
+            self.send(frame);
+            answered += 1;
+        }
+        self.send(protocol::ack_frame(ref_id, json!({ "chats": answered })));
+        Ok(())
     }
 
     /// Sends a read mark, or holds it back while the user is over the read

@@ -105,7 +105,14 @@ pub struct Session {
     token_warned: bool,
 }
 
-async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebSocket) {
+/// A new connection of `me` with `session.ready` already queued: the
+/// ready frame goes in before the connection is registered for fan-out,
+/// so it is always the first frame the client reads.
+fn open_conn(
+    state: &AppState,
+    me: &Identity,
+    chats: &[Membership],
+) -> (Conn, tokio::sync::mpsc::Receiver<crate::outbound::Outbound>) {
     let id = state.hub.next_conn_id();
     let (mut conn, rx) = Conn::with_limits(
         id,
@@ -114,12 +121,8 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         state.config.send_queue_bytes,
     );
     conn.session = me.session_id;
-    // session.ready is queued before the connection is registered for
-    // fan-out, so it is always the first frame the client reads.
     let mut chat_ids: Vec<i64> = chats.iter().map(|m| m.chat).collect();
     chat_ids.sort_unstable();
-    // Built and serialized in one statement: nothing of it stays in the
-    // connection's future (which lives as long as the connection).
     let ready = protocol::SessionReady {
         user_id: me.user_id,
         session_id: me.session_id,
@@ -137,6 +140,12 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         &state.metrics,
         protocol::SessionReady::TYPE,
     );
+    (conn, rx)
+}
+
+async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebSocket) {
+    let (conn, rx) = open_conn(&state, &me, &chats);
+    let id = conn.id;
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
     let member = format!("{}|{id}", state.node);
