@@ -104,7 +104,7 @@ paths = {
                    {**ok(201, ref("Chat")), **ok(200, ref("Chat"), desc="the pair's existing single chat")},
                    body=obj({"type": S(enum=["single", "group", "private_channel", "public_channel"]),
                              "name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
-                             "members": arr(I)}, required=["type"])),
+                             "members": arr(I)}, required=["type"], additional=False)),
     },
     "/api/chat/{id}": {
         "get": op("A visible chat", ok(200, ref("Chat")), params=[path_id()]),

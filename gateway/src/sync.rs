@@ -56,13 +56,14 @@ pub async fn chat_sync(
         return Ok((refused(chat_id), 0));
     };
     let read = read_state(state, chat_id, user_id, last_seq).await?;
-    let known = known.min(StreamId(last_seq as u64, u64::MAX));
     let page = Page {
         chat_id,
         last_seq,
-        known,
+        asked: known,
         read,
     };
+    // A cursor past the newest message asks for nothing newer than it.
+    let known = known.min(StreamId(last_seq as u64, i64::MAX as u64));
     // 2. Too far behind: the client reloads instead.
     if last_seq - known.0 as i64 > SYNC_MAX_GAP {
         return Ok((page.render(true, false, "none", Vec::new()), 0));
@@ -84,6 +85,7 @@ pub async fn chat_sync(
     let has_more = events.len() > keep;
     events.truncate(keep);
     let used = events.iter().map(|(_, f)| f.len()).sum();
+    let source = if events.is_empty() { "none" } else { source };
     Ok((page.render(false, has_more, source, events), used))
 }
 
@@ -216,7 +218,8 @@ pub fn refused(chat_id: i64) -> String {
 struct Page {
     chat_id: i64,
     last_seq: i64,
-    known: StreamId,
+    /// The cursor the client sent, echoed when the page has no events.
+    asked: StreamId,
     read: serde_json::Value,
 }
 
@@ -224,7 +227,7 @@ impl Page {
     /// The frame; `cursor` is the id of the last event the client will
     /// have after this page: the value to send for the next page.
     fn render(&self, too_large: bool, has_more: bool, source: &str, events: Vec<Event>) -> String {
-        let cursor = events.last().map_or(self.known, |(id, _)| *id);
+        let cursor = events.last().map_or(self.asked, |(id, _)| *id);
         let events: Vec<Box<RawValue>> = events
             .into_iter()
             .filter_map(|(_, f)| RawValue::from_string(f).ok())

@@ -369,6 +369,38 @@ async fn sync_pages_through_many_large_events_on_one_message(pool: PgPool) {
     let unique: std::collections::HashSet<_> = seen.iter().collect();
     assert_eq!(unique.len(), 25, "no event twice");
     assert_eq!(cursor, json!(format!("1-24")));
+    // Nothing newer: an empty page echoes the cursor (even one past the
+    // newest message), and that cursor is accepted back.
+    for asked in [json!("1-24"), json!("999-0"), json!("999-0")] {
+        tokio::time::sleep(Duration::from_millis(600)).await; // sync limit
+        b.send(
+            "sync.request",
+            json!({ "chats": { chat.to_string(): asked } }),
+        )
+        .await;
+        let res = b.expect("sync.response").await;
+        assert_eq!(res["payload"]["cursor"], asked, "{res}");
+        assert_eq!(res["payload"]["source"], "none");
+        assert_eq!(res["payload"]["events"], json!([]));
+        assert_eq!(res["payload"]["hasMore"], false);
+    }
+    // Unknown fields are refused when creating a chat (the same body
+    // without it is valid).
+    let channel = |extra: bool| {
+        let mut b = json!({ "type": "public_channel", "name": "news" });
+        if extra {
+            b["bogus"] = json!(1);
+        }
+        b
+    };
+    let (status, body) = p.gw(0).post("/api/chat", &ada, channel(true)).await;
+    assert_error(status, &body, 422, "validation_failed");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("bogus"),
+        "{body}"
+    );
+    let (status, _) = p.gw(0).post("/api/chat", &ada, channel(false)).await;
+    assert_eq!(status, StatusCode::CREATED);
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]

@@ -42,7 +42,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateChat {
     #[serde(rename = "type")]
     chat_type: ChatType,
