@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::{
     model::User,
-    store::user::USER_COLUMNS,
     token::{hash_refresh_token, new_refresh_token},
     AppError, AppResult,
 };
@@ -174,12 +173,9 @@ async fn successor_is_live(
 }
 
 async fn user_in(tx: &mut sqlx::PgConnection, user_id: i64) -> AppResult<User> {
-    Ok(
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(user_id)
-            .fetch_one(tx)
-            .await?,
-    )
+    crate::store::user::find(tx, user_id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("unknown user"))
 }
 
 /// Revokes the family of `presented` if it belongs to `user_id`; returns

@@ -112,11 +112,15 @@ pub async fn find_with_hash(pool: &PgPool, user_id: i64) -> AppResult<Option<Use
     .await?)
 }
 
-pub async fn find(pool: &PgPool, user_id: i64) -> AppResult<Option<User>> {
+/// The user `user_id` (any executor: a pool or an open transaction).
+pub async fn find<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    user_id: i64,
+) -> AppResult<Option<User>> {
     Ok(
         sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(user_id)
-            .fetch_optional(pool)
+            .fetch_optional(executor)
             .await?,
     )
 }
