@@ -13,7 +13,9 @@ use axum::{
 };
 use fechatter_shared::{
     model::Message,
-    protocol::{self, SYNC_MAX_GAP},
+    protocol::{
+        self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
+    },
     store::chat,
     wake::StreamId,
     AppError, AppResult,
@@ -55,12 +57,13 @@ pub async fn chat_sync(
         state.hub.remove_membership(user_id, chat_id);
         return Ok((refused(chat_id), 0));
     };
-    let read = read_state(state, chat_id, user_id, last_seq).await?;
+    let (badge, receipts) = read_state(state, chat_id, user_id, last_seq).await?;
     let page = Page {
         chat_id,
         last_seq,
         asked: known,
-        read,
+        badge,
+        receipts,
     };
     // A cursor past the newest message asks for nothing newer than it.
     let known = known.min(StreamId(last_seq as u64, i64::MAX as u64));
@@ -168,7 +171,7 @@ async fn read_state(
     chat_id: i64,
     user_id: i64,
     last_seq: i64,
-) -> AppResult<serde_json::Value> {
+) -> AppResult<(Badge, Option<Vec<ReadWatermark>>)> {
     let (mine,): (i64,) = sqlx::query_as(
         "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
     )
@@ -196,22 +199,23 @@ async fn read_state(
     let receipts = (others.len() as i64 <= SYNC_MAX_RECEIPTS).then(|| {
         others
             .iter()
-            .map(|(u, seq)| json!({ "userId": u, "seq": seq }))
-            .collect::<Vec<_>>()
+            .map(|&(user_id, seq)| ReadWatermark { user_id, seq })
+            .collect()
     });
-    Ok(json!({
-        "badge": { "unreadCount": (last_seq - mine).max(0), "mentionCount": mentions.unwrap_or(0) },
-        "readReceipts": receipts,
-    }))
+    let badge = Badge {
+        unread_count: (last_seq - mine).max(0),
+        mention_count: mentions.unwrap_or(0),
+    };
+    Ok((badge, receipts))
 }
 
 /// The answer for a chat the caller is not a member of.
 pub fn refused(chat_id: i64) -> String {
-    let error = AppError::not_found("chat not found");
-    protocol::new_frame(
-        "sync.response",
-        &json!({ "chatId": chat_id, "error": { "code": error.code(), "message": error.public_message() } }),
-    )
+    let refusal = SyncRefused {
+        chat_id,
+        error: ErrorBody::of(&AppError::not_found("chat not found")),
+    };
+    protocol::new_frame(SYNC_RESPONSE, &refusal)
 }
 
 /// What every `sync.response` page of one chat carries.
@@ -220,32 +224,36 @@ struct Page {
     last_seq: i64,
     /// The cursor the client sent, echoed when the page has no events.
     asked: StreamId,
-    read: serde_json::Value,
+    badge: Badge,
+    receipts: Option<Vec<ReadWatermark>>,
 }
 
 impl Page {
     /// The frame; `cursor` is the id of the last event the client will
     /// have after this page: the value to send for the next page.
-    fn render(&self, too_large: bool, has_more: bool, source: &str, events: Vec<Event>) -> String {
+    fn render(
+        &self,
+        too_large: bool,
+        has_more: bool,
+        source: &'static str,
+        events: Vec<Event>,
+    ) -> String {
         let cursor = events.last().map_or(self.asked, |(id, _)| *id);
-        let events: Vec<Box<RawValue>> = events
-            .into_iter()
-            .filter_map(|(_, f)| RawValue::from_string(f).ok())
-            .collect();
-        protocol::new_frame(
-            "sync.response",
-            &json!({
-                "chatId": self.chat_id,
-                "lastSeq": self.last_seq,
-                "tooLarge": too_large,
-                "hasMore": has_more,
-                "cursor": cursor.to_string(),
-                "source": source,
-                "events": events,
-                "badge": self.read["badge"],
-                "readReceipts": self.read["readReceipts"],
-            }),
-        )
+        let page = SyncPage {
+            chat_id: self.chat_id,
+            last_seq: self.last_seq,
+            too_large,
+            has_more,
+            cursor: cursor.to_string(),
+            source,
+            events: events
+                .into_iter()
+                .filter_map(|(_, f)| RawValue::from_string(f).ok())
+                .collect(),
+            badge: self.badge,
+            read_receipts: self.receipts.clone(),
+        };
+        protocol::new_frame(SYNC_RESPONSE, &page)
     }
 }
 
