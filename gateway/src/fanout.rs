@@ -31,12 +31,26 @@ use crate::{
 /// Entries read per XRANGE when catching a chat up.
 const CATCH_UP_PAGE: u64 = 500;
 
-/// Runs the delivery loop until `shutdown` fires.
+/// After a Redis reconnect the client re-subscribes in the background; a
+/// wake published before its subscription is back is missed, and the
+/// catch-up right after the reconnect may run too early to see the event.
+/// So the catch-up runs again at these delays after the reconnect (each a
+/// cheap XRANGE per local chat that finds nothing when nothing was missed).
+const RESYNC_AFTER_RECONNECT: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// Runs the delivery loop until `shutdown` fires. Every delivery, live or
+/// catch-up, happens on this one task, so a chat's events go out in order.
 pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
     let mut messages = state.subscriber.message_rx();
     let mut reconnects = state.subscriber.reconnect_rx();
     tokio::spawn(async move {
+        let mut resyncs: Vec<tokio::time::Instant> = Vec::new();
         loop {
+            let next = resyncs.first().copied();
             tokio::select! {
                 m = messages.recv() => match m {
                     Ok(msg) => {
@@ -53,10 +67,15 @@ pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
                 },
                 r = reconnects.recv() => if r.is_ok() {
                     tracing::info!("Redis Pub/Sub reconnected; resynchronizing");
-                    // Give the client a moment to re-subscribe first.
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    resync(&state).await;
+                    let now = tokio::time::Instant::now();
+                    resyncs = RESYNC_AFTER_RECONNECT.iter().map(|d| now + *d).collect();
                 },
+                _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)),
+                    if next.is_some() =>
+                {
+                    resyncs.remove(0);
+                    resync(&state).await;
+                }
                 _ = shutdown.cancelled() => break,
             }
         }
