@@ -53,11 +53,12 @@ pub async fn chat_sync(
     budget: usize,
 ) -> AppResult<(String, usize)> {
     // 1. Membership and the chat's newest seq, from PostgreSQL.
-    let Some(last_seq) = chat::member_last_seq(&state.pool, chat_id, user_id).await? else {
+    let Some((last_seq, watermark)) = chat::member_position(&state.pool, chat_id, user_id).await?
+    else {
         state.hub.remove_membership(user_id, chat_id);
         return Ok((refused(chat_id), 0));
     };
-    let (badge, receipts) = read_state(state, chat_id, user_id, last_seq).await?;
+    let (badge, receipts) = read_state(state, chat_id, user_id, last_seq, watermark).await?;
     let page = Page {
         chat_id,
         last_seq,
@@ -164,22 +165,16 @@ fn within_byte_budget(events: &[Event], budget: usize) -> usize {
 /// Most other members whose read watermarks a sync response lists.
 pub const SYNC_MAX_RECEIPTS: i64 = 100;
 
-/// The caller's badge and, for chats of at most [`SYNC_MAX_RECEIPTS`]
-/// other members, everyone else's read watermark (missed read receipts).
+/// The caller's badge (from their watermark `mine`) and, for chats of at
+/// most [`SYNC_MAX_RECEIPTS`] other members, everyone else's read
+/// watermark (missed read receipts).
 async fn read_state(
     state: &AppState,
     chat_id: i64,
     user_id: i64,
     last_seq: i64,
+    mine: i64,
 ) -> AppResult<(Badge, Option<Vec<ReadWatermark>>)> {
-    let (mine,): (i64,) = sqlx::query_as(
-        "SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2",
-    )
-    .bind(chat_id)
-    .bind(user_id)
-    .fetch_optional(&state.pool)
-    .await?
-    .unwrap_or((last_seq,));
     let others: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT user_id, last_read_seq FROM chat_members
          WHERE chat_id = $1 AND user_id <> $2 ORDER BY user_id LIMIT $3",

@@ -42,7 +42,6 @@ enum Job {
 }
 
 struct Pool {
-    params: Params,
     jobs: mpsc::SyncSender<Job>,
 }
 
@@ -78,7 +77,7 @@ fn start(params: Params, threads: usize, queue: usize) -> Pool {
             .spawn(move || hashing_thread(params, rx))
             .expect("spawning a password hashing thread");
     }
-    Pool { params, jobs }
+    Pool { jobs }
 }
 
 /// One hashing thread: takes jobs until the pool is gone, reusing `blocks`.
@@ -218,11 +217,6 @@ pub async fn dummy_hash() -> Result<String, AppError> {
         .get_or_try_init(|| hash(crate::token::new_refresh_token()))
         .await
         .cloned()
-}
-
-/// The Argon2id parameters of new hashes.
-pub fn current_params() -> Params {
-    pool().params.clone()
 }
 
 #[cfg(test)]

@@ -124,19 +124,23 @@ async fn insert_members(
     Ok(added.into_iter().map(|(id,)| id).collect())
 }
 
-/// The chat's last message seq if `user_id` is a member (sync re-checks
-/// membership here rather than trusting a gateway's cache).
-pub async fn member_last_seq(pool: &PgPool, chat_id: i64, user_id: i64) -> AppResult<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT c.last_seq FROM chats c
+/// The chat's last message seq and `user_id`'s read watermark in it, if
+/// the user is a member (sync re-checks membership here rather than
+/// trusting a gateway's cache).
+pub async fn member_position(
+    pool: &PgPool,
+    chat_id: i64,
+    user_id: i64,
+) -> AppResult<Option<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT c.last_seq, m.last_read_seq FROM chats c
          JOIN chat_members m ON m.chat_id = c.id AND m.user_id = $2
          WHERE c.id = $1",
     )
     .bind(chat_id)
     .bind(user_id)
     .fetch_optional(pool)
-    .await?;
-    Ok(row.map(|(s,)| s))
+    .await?)
 }
 
 /// The existing single chat between two users of a workspace, if any.
