@@ -25,8 +25,9 @@ pub async fn load_memberships(state: &AppState, user_id: i64) -> AppResult<Vec<M
         .unwrap_or_default();
     Ok(rows
         .into_iter()
-        .map(|(_, chat, watermark)| Membership {
+        .map(|(_, chat, watermark, last_seq)| Membership {
             chat,
+            last_seq,
             read: ReadState {
                 watermark,
                 mentions: mentions.get(&format!("{chat}:m")).copied().unwrap_or(0),
@@ -82,7 +83,7 @@ pub async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &s
 pub async fn refresh_memberships(state: &AppState, user_id: i64) {
     match chat::memberships(&state.pool, &[user_id]).await {
         Ok(rows) => {
-            let chats: HashMap<i64, i64> = rows.into_iter().map(|(_, c, w)| (c, w)).collect();
+            let chats: HashMap<i64, i64> = rows.into_iter().map(|(_, c, w, _)| (c, w)).collect();
             state.hub.set_memberships(user_id, &chats);
         }
         Err(e) => tracing::warn!(user_id, error = %e, "re-reading memberships failed"),

@@ -31,15 +31,17 @@ use crate::{
 /// Entries read per XRANGE when catching a chat up.
 const CATCH_UP_PAGE: u64 = 500;
 
-/// After a Redis reconnect the client re-subscribes in the background; a
-/// wake published before its subscription is back is missed, and the
-/// catch-up right after the reconnect may run too early to see the event.
+/// After a Redis reconnect every channel is subscribed again (in the
+/// background: see `Subscriptions::resubscribe_all`); a wake published
+/// before its subscription is back is missed, and the catch-up right after
+/// the reconnect may run too early to see the event.
 /// So the catch-up runs again at these delays after the reconnect (each a
 /// cheap XRANGE per local chat that finds nothing when nothing was missed).
-const RESYNC_AFTER_RECONNECT: [Duration; 3] = [
+const RESYNC_AFTER_RECONNECT: [Duration; 4] = [
     Duration::from_millis(250),
     Duration::from_secs(1),
     Duration::from_secs(3),
+    Duration::from_secs(10),
 ];
 
 /// Runs the delivery loop until `shutdown` fires. Every delivery, live or
@@ -67,6 +69,7 @@ pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
                 },
                 r = reconnects.recv() => if r.is_ok() {
                     tracing::info!("Redis Pub/Sub reconnected; resynchronizing");
+                    state.subs.resubscribe_all();
                     let now = tokio::time::Instant::now();
                     resyncs = RESYNC_AFTER_RECONNECT.iter().map(|d| now + *d).collect();
                 },
@@ -380,8 +383,8 @@ pub async fn resync(state: &AppState) {
             for user in users {
                 let chats: HashMap<i64, i64> = memberships
                     .iter()
-                    .filter(|(u, _, _)| *u == user)
-                    .map(|(_, c, w)| (*c, *w))
+                    .filter(|(u, _, _, _)| *u == user)
+                    .map(|(_, c, w, _)| (*c, *w))
                     .collect();
                 state.hub.set_memberships(user, &chats);
             }

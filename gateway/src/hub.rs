@@ -34,7 +34,11 @@ struct UserEntry {
 struct ChatEntry {
     /// Local users who are members.
     members: HashSet<i64>,
-    /// Id of the last topic entry delivered; None until the first wake.
+    /// Id of the last topic entry delivered (or known to be older than
+    /// any local connection): `<last_seq>-0` as read from PostgreSQL when
+    /// the chat became local at a connect, so a catch-up can fill a wake
+    /// missed before the first delivery; None when the chat became local
+    /// by a membership change, until the first wake.
     last: Option<StreamId>,
 }
 
@@ -74,7 +78,10 @@ impl Hub {
                 let entry = s.users.get_mut(&user).expect("just inserted");
                 entry.chats.insert(m.chat);
                 entry.read.insert(m.chat, m.read);
-                s.chats.entry(m.chat).or_default().members.insert(user);
+                let chat = s.chats.entry(m.chat).or_default();
+                chat.members.insert(user);
+                chat.last
+                    .get_or_insert(StreamId(m.last_seq.max(0) as u64, 0));
             }
         }
     }
@@ -318,6 +325,7 @@ mod tests {
             a,
             &[Membership {
                 chat: 7,
+                last_seq: 0,
                 read: read(3, 0),
             }],
         );
@@ -325,6 +333,7 @@ mod tests {
             b,
             &[Membership {
                 chat: 7,
+                last_seq: 0,
                 read: read(1, 2),
             }],
         );
@@ -351,6 +360,7 @@ mod tests {
         let (b1, _r3) = Conn::new(3, 20, 8);
         let m = |chat| Membership {
             chat,
+            last_seq: 0,
             read: ReadState::default(),
         };
         hub.register(a1, &[m(100), m(200)]);
@@ -376,10 +386,12 @@ mod tests {
             c,
             &[Membership {
                 chat: 5,
+                last_seq: 1,
                 read: ReadState::default(),
             }],
         );
-        assert_eq!(hub.position(5), Some(None));
+        // A chat new to the gateway starts where PostgreSQL said it was.
+        assert_eq!(hub.position(5), Some(Some(StreamId(1, 0))));
         hub.advance(5, StreamId(3, 0));
         hub.advance(5, StreamId(2, 0));
         assert_eq!(hub.position(5), Some(Some(StreamId(3, 0))));

@@ -19,6 +19,9 @@ pub struct ReadState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
     pub chat: i64,
+    /// The chat's newest message seq when the membership was read: where
+    /// the gateway's topic position starts if the chat is new to it.
+    pub last_seq: i64,
     pub read: ReadState,
 }
 

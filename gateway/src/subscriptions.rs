@@ -4,7 +4,14 @@
 //! (a reconnect storm changes thousands of memberships at once) into one
 //! SUBSCRIBE/UNSUBSCRIBE pass, and callers can wait until it is done.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use fred::{clients::SubscriberClient, prelude::*};
 use tokio::sync::{mpsc, oneshot};
@@ -14,9 +21,22 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone)]
 pub struct Subscriptions {
     tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Set after a Redis reconnect: the next pass subscribes to every
+    /// wanted channel again instead of trusting what it did before.
+    resubscribe: Arc<AtomicBool>,
 }
 
 impl Subscriptions {
+    /// After a Redis reconnect: subscribe to every wanted channel again
+    /// (SUBSCRIBE is idempotent), without waiting. The client library
+    /// re-subscribes by itself too, but a subscription lost there would
+    /// silence a chat until the gateway restarts.
+    pub fn resubscribe_all(&self) {
+        self.resubscribe.store(true, Ordering::SeqCst);
+        let (done, _) = oneshot::channel();
+        let _ = self.tx.send(done);
+    }
+
     /// Returns once the subscriptions match the hub as it is now.
     pub async fn refresh(&self) {
         let (done, wait) = oneshot::channel();
@@ -35,6 +55,8 @@ pub fn spawn_subscriptions(
     shutdown: CancellationToken,
 ) -> Subscriptions {
     let (tx, mut rx) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+    let resubscribe = Arc::new(AtomicBool::new(false));
+    let reset = resubscribe.clone();
     tokio::spawn(async move {
         let mut current: HashSet<String> = HashSet::new();
         loop {
@@ -50,6 +72,9 @@ pub fn spawn_subscriptions(
             // Retry until Redis takes it (or shutdown): the waiters are
             // sessions that must not go live before their chats are heard.
             loop {
+                if reset.swap(false, Ordering::SeqCst) {
+                    current.clear();
+                }
                 let mut wanted: HashSet<String> = hub
                     .local_chats()
                     .into_iter()
@@ -88,5 +113,5 @@ pub fn spawn_subscriptions(
             .unsubscribe(current.into_iter().collect::<Vec<_>>())
             .await;
     });
-    Subscriptions { tx }
+    Subscriptions { tx, resubscribe }
 }

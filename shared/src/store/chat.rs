@@ -268,10 +268,13 @@ async fn touch(tx: &mut Transaction<'_, Postgres>, chat_id: i64) -> AppResult<()
     Ok(())
 }
 
-/// (user, chat, read watermark) of the given users' memberships.
-pub async fn memberships(pool: &PgPool, users: &[i64]) -> AppResult<Vec<(i64, i64, i64)>> {
+/// (user, chat, read watermark, the chat's last message seq) of the given
+/// users' memberships.
+pub async fn memberships(pool: &PgPool, users: &[i64]) -> AppResult<Vec<(i64, i64, i64, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT user_id, chat_id, last_read_seq FROM chat_members WHERE user_id = ANY($1)",
+        "SELECT m.user_id, m.chat_id, m.last_read_seq, c.last_seq
+         FROM chat_members m JOIN chats c ON c.id = m.chat_id
+         WHERE m.user_id = ANY($1)",
     )
     .bind(users)
     .fetch_all(pool)
