@@ -26,7 +26,7 @@ export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 export REDIS_PREFIX="fuzz$$"
 export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export AUTH_IP_PER_MINUTE=1000000 AUTH_ACCOUNT_PER_MINUTE=1000000 RUST_LOG=warn
-export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 DRAIN_GRACE_MS=0
+export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 DRAIN_GRACE_MS=0 SIGNUP_MODE=direct
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LOG=$(mktemp)
 

@@ -73,19 +73,29 @@ schemas = {
                    "createdBy": I, "expiresAt": TS,
                    "revokedAt": {"type": ["string", "null"], "format": "date-time"},
                    "createdAt": TS}),
+    "Domains": obj({"domains": {"type": "array", "maxItems": 50,
+                                "items": S(minLength=1, maxLength=253)}}, additional=False),
     "Live": obj({"status": S(enum=["ok", "draining"]), "instance": S()}),
 }
 schemas["CreatedInvite"] = {"allOf": [ref("Invite"), obj({"token": S()})]}
 
 signup = obj({"fullname": S(minLength=1, maxLength=100), "email": S(format="email", maxLength=254),
               "password": S(minLength=8, maxLength=128), "workspace": S(minLength=1, maxLength=64),
-              "inviteToken": S()}, required=["fullname", "email", "password"])
+              "inviteToken": S(), "workspaceId": I}, required=["fullname", "email", "password"])
 member_ids = obj({"userIds": {"type": "array", "items": I, "maxItems": 1000}})
 arr = lambda s: {"type": "array", "items": s}
 
 paths = {
-    "/api/signup": {"post": op("Sign up: a new workspace (owner), or with an invite into its workspace",
-                               ok(201, ref("AuthResponse")), body=signup, auth=False, tag="auth")},
+    "/api/signup": {"post": op("Sign up: exactly one of a new workspace (owner), an invite, or a workspace "
+                               "that allows the e-mail's domain (verified mode). Direct mode answers 201 "
+                               "with tokens; verified mode answers 202 and mails a link",
+                               {**ok(201, ref("AuthResponse"), desc="SIGNUP_MODE=direct"),
+                                **ok(202, obj({"status": S(enum=["verification_sent"]), "expiresInSecs": I}),
+                                     desc="SIGNUP_MODE=verified: the same answer whether or not the e-mail has an account")},
+                               body=signup, auth=False, tag="auth")},
+    "/api/signup/verify": {"post": op("Follow a mailed sign-up link: creates the account",
+                                      ok(201, ref("AuthResponse")), auth=False, tag="auth",
+                                      body=obj({"token": S(minLength=1, maxLength=200)}, additional=False))},
     "/api/signin": {"post": op("Sign in", ok(200, ref("AuthResponse")), auth=False, tag="auth",
                                body=obj({"email": S(), "password": S()}))},
     "/api/refresh": {"post": op("Rotate a refresh token (10 s grace for concurrent use)",
@@ -130,6 +140,12 @@ paths = {
                           query_int("limit", "1 to 200, default 50")]),
     },
     "/api/workspace/me": {"get": op("The caller's user record", ok(200, ref("User")), tag="workspace")},
+    "/api/workspace/domains": {
+        "get": op("E-mail domains whose verified addresses may join without invite (owner/admin)",
+                  ok(200, ref("Domains")), tag="workspace"),
+        "put": op("Replace the domain list (owner; public mailbox providers refused)",
+                  ok(200, ref("Domains")), tag="workspace", body=ref("Domains")),
+    },
     "/api/workspace/invites": {
         "post": op("Create an invite (owner/admin); the token is shown only here",
                    ok(201, ref("CreatedInvite")), tag="workspace",

@@ -29,6 +29,9 @@ if [ -z "${JWT_SECRET:-}" ]; then
     JWT_SECRET=$(cat "$SECRET_FILE")
 fi
 export JWT_SECRET
+# Local pool: sign-ups get tokens at once (SIGNUP_MODE=verified mails a
+# link instead; the worker writes mail to .data/mail either way).
+export SIGNUP_MODE=${SIGNUP_MODE:-direct} MAIL_DIR=${MAIL_DIR:-$ROOT/.data/mail}
 export HAPROXY_CERT=${HAPROXY_CERT:-$ROOT/.data/tls/haproxy.pem}
 scripts/tls-cert.sh >/dev/null
 

@@ -3,7 +3,8 @@
 //! Owns everything that must happen exactly once per event rather than once
 //! per gateway: schema migrations, committing client writes from the ingest
 //! streams to PostgreSQL, numbering each chat's events, announcing them on
-//! the chat topic streams, and maintaining unread counters. Several workers
+//! the chat topic streams, maintaining unread counters, and delivering
+//! the e-mail outbox ([`mailer`]). Several workers
 //! may run: ingest shards are leased, one worker per shard at a time, and a
 //! dead worker's shards move to a live one.
 
@@ -11,6 +12,7 @@ pub mod consumer;
 pub mod effects;
 pub mod entries;
 pub mod lease;
+pub mod mailer;
 pub mod persist;
 pub mod publish;
 pub mod read_state;
@@ -151,6 +153,14 @@ pub async fn run_with_hooks(
         axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
     let http = tokio::spawn(async move { serve.await });
 
+    let mail_stop = CancellationToken::new();
+    let mailer = mailer::Mailer::new(
+        worker.pool.clone(),
+        worker.config.mail.clone(),
+        mailer::MailMetrics::new(&worker.metrics.base),
+    );
+    let mail = tokio::spawn(mailer.run(mail_stop.clone()));
+
     let lease_stop = CancellationToken::new();
     let (owned, leases) = lease::spawn(
         worker.redis.clone(),
@@ -162,6 +172,8 @@ pub async fn run_with_hooks(
     );
     tracing::info!(instance = %worker.config.instance_id, "worker started");
     let outcome = worker.consume(owned, shutdown).await;
+    mail_stop.cancel();
+    let _ = mail.await;
     http_stop.cancel();
     let _ = http.await;
     match outcome {

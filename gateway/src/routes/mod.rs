@@ -5,6 +5,7 @@ pub mod auth;
 pub mod chat;
 pub mod health;
 pub mod openapi;
+pub mod signup;
 pub mod workspace;
 
 use std::time::Instant;
@@ -22,6 +23,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::router())
+        .merge(signup::router())
         .merge(chat::router())
         .merge(health::router())
         .merge(workspace::router())

@@ -1,4 +1,5 @@
-//! Workspace administration: invites, roles, deactivation.
+//! Workspace administration: invites, roles, deactivation and the e-mail
+//! domain allow-list.
 //!
 //! The caller's workspace role is read from PostgreSQL on every call (not
 //! from the token), so a demoted admin loses the power at once. The rules
@@ -16,7 +17,7 @@ use axum::{
 use fechatter_shared::{
     model::User,
     revocation,
-    store::{invite, user},
+    store::{invite, user, workspace_domain},
     AppError, AppResult,
 };
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/workspace/users/{id}/role", put(set_role))
         .route("/api/workspace/me", get(me))
+        .route("/api/workspace/domains", get(list_domains).put(set_domains))
 }
 
 /// Owners and admins manage invites.
@@ -83,6 +85,12 @@ struct CreatedInvite {
     invite: invite::Invite,
     /// The secret to give the invitee; shown only here, stored hashed.
     token: String,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Domains {
+    domains: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +169,48 @@ async fn revoke_invite(
     }
     invite::revoke(&state.pool, actor.workspace_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_domains(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> AppResult<Json<Domains>> {
+    let actor = caller(&state, &me).await?;
+    if !can_manage_invites(&actor.role) {
+        return Err(AppError::forbidden(
+            "only owners and admins see the domain list",
+        ));
+    }
+    let domains = workspace_domain::list(&state.pool, actor.workspace_id).await?;
+    Ok(Json(Domains { domains }))
+}
+
+/// Replaces the list of e-mail domains whose verified addresses may join
+/// without an invite (owner only: it opens the workspace to many people).
+async fn set_domains(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(req): ApiJson<Domains>,
+) -> AppResult<Json<Domains>> {
+    let actor = caller(&state, &me).await?;
+    if actor.role != "owner" {
+        return Err(AppError::forbidden("only the owner sets the domain list"));
+    }
+    let domains = req
+        .domains
+        .iter()
+        .map(|d| workspace_domain::normalize(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(AppError::validation)?;
+    workspace_domain::replace(&state.pool, actor.workspace_id, &domains).await?;
+    tracing::info!(
+        workspace_id = actor.workspace_id,
+        count = domains.len(),
+        by = actor.id,
+        "domain allow-list set"
+    );
+    let domains = workspace_domain::list(&state.pool, actor.workspace_id).await?;
+    Ok(Json(Domains { domains }))
 }
 
 /// Deactivates a user: no more sign-in or refresh, every session ends and

@@ -25,6 +25,13 @@ pub async fn start_gateway(c: &Config, name: &str, extra: &[(&str, &str)]) -> Ga
         .env("JWT_SECRET", &c.jwt_secret)
         .env("INGEST_SHARDS", c.ingest_shards.to_string())
         .env("INSTANCE_ID", name)
+        .env(
+            "SIGNUP_MODE",
+            match c.signup_mode {
+                fechatter_shared::config::SignupMode::Direct => "direct",
+                fechatter_shared::config::SignupMode::Verified => "verified",
+            },
+        )
         .env("DB_MAX_CONNECTIONS", "4")
         .env("DRAIN_GRACE_MS", "0")
         .env("RUST_LOG", "warn");

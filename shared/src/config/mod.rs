@@ -7,6 +7,7 @@
 //! Secrets (the JWT secret, passwords inside URLs) never appear in `Debug`.
 
 mod cidr;
+mod mail;
 mod validation;
 mod variables;
 
@@ -15,6 +16,7 @@ use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 use anyhow::{Context, Result};
 
 pub use cidr::Cidr;
+pub use mail::{MailSettings, MailTransport, SignupMode};
 
 /// Default signing secret for local development only. A gateway refuses to
 /// start with it (or any secret shorter than [`MIN_JWT_SECRET_BYTES`])
@@ -96,6 +98,12 @@ pub struct Config {
     pub ingest_max_len: u64,
     /// A chat topic stream without a new event for this long expires.
     pub topic_idle_ttl: Duration,
+    /// Sign-up admission: direct (tokens at once) or verified by e-mail.
+    pub signup_mode: SignupMode,
+    /// Base URL of the pool as users reach it, for links in e-mails.
+    pub public_url: String,
+    /// Worker: where the e-mail outbox is delivered.
+    pub mail: MailSettings,
 }
 
 impl fmt::Debug for Config {
@@ -133,6 +141,9 @@ impl fmt::Debug for Config {
             .field("drain_grace", &self.drain_grace)
             .field("ingest_max_len", &self.ingest_max_len)
             .field("topic_idle_ttl", &self.topic_idle_ttl)
+            .field("signup_mode", &self.signup_mode)
+            .field("public_url", &self.public_url)
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -223,6 +234,15 @@ impl Config {
                 "TOPIC_IDLE_TTL_SECS",
                 &get("TOPIC_IDLE_TTL_SECS"),
             )?),
+            signup_mode: get("SIGNUP_MODE").parse()?,
+            public_url: get("PUBLIC_URL").trim_end_matches('/').to_string(),
+            mail: MailSettings::from_values(
+                &get("MAIL_TRANSPORT"),
+                &get("MAIL_DIR"),
+                &get("MAIL_API_URL"),
+                get("MAIL_API_TOKEN"),
+                get("MAIL_FROM"),
+            )?,
         }
         .validated()
     }
@@ -247,6 +267,8 @@ impl Config {
         config.auth_account_per_minute = 100_000;
         config.argon2_memory_kib = ARGON2_MIN_MEMORY_KIB;
         config.argon2_iterations = 1;
+        // Most tests sign up directly; the verified flow's tests switch.
+        config.signup_mode = SignupMode::Direct;
         config
     }
 }
@@ -331,7 +353,11 @@ mod docs_tests {
     fn readme_documents_every_variable() {
         let readme = include_str!("../../../README.md");
         for (name, default, _) in super::Config::VARIABLES {
-            let row = format!("| `{name}` | `{default}` |");
+            let row = if default.is_empty() {
+                format!("| `{name}` | (none) |")
+            } else {
+                format!("| `{name}` | `{default}` |")
+            };
             assert!(readme.contains(&row), "README.md lacks the row {row}");
         }
     }

@@ -100,6 +100,11 @@ impl Config {
             self.topic_idle_ttl >= Duration::from_secs(60),
             "TOPIC_IDLE_TTL_SECS must be at least 60"
         );
+        ensure!(
+            (self.public_url.starts_with("http://") || self.public_url.starts_with("https://"))
+                && !self.public_url.contains(['\r', '\n', ' ']),
+            "PUBLIC_URL must be an http:// or https:// URL"
+        );
         Ok(self)
     }
 

@@ -156,5 +156,36 @@ impl Config {
             "604800",
             "a chat topic stream with no new event for this long expires (PostgreSQL keeps all)",
         ),
+        (
+            "SIGNUP_MODE",
+            "verified",
+            "`verified`: sign-up answers 202 and mails a link that creates the account (needed to join by e-mail domain; does not reveal which e-mails exist); `direct`: tokens at once, 409 for a taken e-mail (development)",
+        ),
+        (
+            "PUBLIC_URL",
+            "http://127.0.0.1:8080",
+            "base URL users reach the pool at, for links in e-mails",
+        ),
+        (
+            "MAIL_TRANSPORT",
+            "file",
+            "worker: `file` (one .eml per mail in `MAIL_DIR`) or `http` (POST JSON to `MAIL_API_URL`)",
+        ),
+        ("MAIL_DIR", "mail", "worker: directory of the `file` transport"),
+        (
+            "MAIL_API_URL",
+            "",
+            "worker: HTTP mail API endpoint of the `http` transport",
+        ),
+        (
+            "MAIL_API_TOKEN",
+            "",
+            "worker: bearer token of the `http` transport (secret, never logged)",
+        ),
+        (
+            "MAIL_FROM",
+            "Fechatter <no-reply@fechatter.local>",
+            "sender of every e-mail",
+        ),
     ];
 }

@@ -104,27 +104,49 @@ struct Redeemable {
 /// Checks and uses the invite for `email` inside the sign-up transaction;
 /// returns the workspace it admits to.
 pub async fn redeem(tx: &mut sqlx::PgConnection, token: &str, email: &str) -> AppResult<i64> {
-    let row: Option<Redeemable> = sqlx::query_as(
-        "SELECT i.id, i.workspace_id, i.email,
-                i.revoked_at IS NULL AND i.expires_at > now() AND NOT (i.single_use AND i.uses > 0)
-                    AND c.deactivated_at IS NULL AND c.role IN ('owner', 'admin') AS usable
-         FROM workspace_invites i JOIN users c ON c.id = i.created_by
-         WHERE i.token_hash = $1 FOR UPDATE OF i",
-    )
-    .bind(hash_refresh_token(token.trim()))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(invite) = row.filter(|r| r.usable) else {
-        return Err(unusable());
-    };
-    if let Some(bound) = &invite.email {
-        if !bound.eq_ignore_ascii_case(email) {
-            return Err(unusable());
-        }
-    }
+    redeem_hash(tx, &hash_refresh_token(token.trim()), email).await
+}
+
+/// [`redeem`] by the token's hash (a pending sign-up keeps only the hash).
+pub async fn redeem_hash(tx: &mut sqlx::PgConnection, hash: &[u8], email: &str) -> AppResult<i64> {
+    let invite = usable(&mut *tx, hash, email, true).await?;
     sqlx::query("UPDATE workspace_invites SET uses = uses + 1 WHERE id = $1")
         .bind(invite.id)
         .execute(&mut *tx)
         .await?;
     Ok(invite.workspace_id)
+}
+
+/// Whether the invite would admit `email` now, without using it (a
+/// verified sign-up checks early and redeems when the link is followed).
+pub async fn check(pool: &PgPool, token: &str, email: &str) -> AppResult<()> {
+    let mut conn = pool.acquire().await?;
+    usable(&mut conn, &hash_refresh_token(token.trim()), email, false).await?;
+    Ok(())
+}
+
+async fn usable(
+    conn: &mut sqlx::PgConnection,
+    hash: &[u8],
+    email: &str,
+    lock: bool,
+) -> AppResult<Redeemable> {
+    let row: Option<Redeemable> = sqlx::query_as(&format!(
+        "SELECT i.id, i.workspace_id, i.email,
+                i.revoked_at IS NULL AND i.expires_at > now() AND NOT (i.single_use AND i.uses > 0)
+                    AND c.deactivated_at IS NULL AND c.role IN ('owner', 'admin') AS usable
+         FROM workspace_invites i JOIN users c ON c.id = i.created_by
+         WHERE i.token_hash = $1 {}",
+        if lock { "FOR UPDATE OF i" } else { "" }
+    ))
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(invite) = row.filter(|r| r.usable) else {
+        return Err(unusable());
+    };
+    match &invite.email {
+        Some(bound) if !bound.eq_ignore_ascii_case(email) => Err(unusable()),
+        _ => Ok(invite),
+    }
 }

@@ -7,10 +7,13 @@
 //! caller's workspace id.
 
 pub mod chat;
+pub mod email;
 pub mod invite;
 pub mod message;
 pub mod refresh;
+pub mod signup;
 pub mod user;
+pub mod workspace_domain;
 
 use std::time::Duration;
 

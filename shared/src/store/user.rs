@@ -2,14 +2,15 @@
 //!
 //! Admission rule: a sign-up without an invite creates a new workspace with
 //! the new user as its owner; only a valid invite (see [`super::invite`])
-//! puts a user into an existing workspace. Workspace names are display
-//! names and need not be unique.
+//! or a verified address of a domain the owner allows (see
+//! [`super::workspace_domain`]) puts a user into an existing workspace.
+//! Workspace names are display names and need not be unique.
 
 use sqlx::PgPool;
 
 use crate::{
     model::{User, UserWithHash},
-    store::{conflict_on_unique, invite},
+    store::{conflict_on_unique, invite, workspace_domain},
     AppError, AppResult,
 };
 
@@ -19,56 +20,61 @@ pub const USER_COLUMNS: &str =
 
 const DUPLICATE_EMAIL: &str = "cannot sign up with this email; sign in instead";
 
-/// Creates a new workspace named `workspace` with the user as its owner.
-/// One transaction: a failed sign-up leaves no empty workspace behind.
-pub async fn signup_owner(
+/// How a new account gets into a workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// A new workspace of this name, with the user as its owner.
+    NewWorkspace(String),
+    /// The workspace of the invite whose token hashes to this (redeemed).
+    Invite(Vec<u8>),
+    /// An existing workspace whose owner allows the e-mail's domain; only
+    /// for addresses verified by a mailed link.
+    VerifiedDomain(i64),
+}
+
+/// Creates the user as `admission` says, in one transaction: a failed
+/// sign-up leaves no empty workspace and no used invite behind.
+pub async fn signup(
     pool: &PgPool,
+    admission: &Admission,
     fullname: &str,
     email: &str,
     password_hash: &str,
-    workspace: &str,
 ) -> AppResult<User> {
     let mut tx = pool.begin().await?;
-    let (workspace_id,): (i64,) =
-        sqlx::query_as("INSERT INTO workspaces (name) VALUES ($1) RETURNING id")
-            .bind(workspace)
-            .fetch_one(&mut *tx)
-            .await?;
-    let user = insert(
-        &mut tx,
-        workspace_id,
-        fullname,
-        email,
-        password_hash,
-        "owner",
-    )
-    .await?;
+    let user = create(&mut tx, admission, fullname, email, password_hash).await?;
     tx.commit().await?;
     Ok(user)
 }
 
-/// Creates the user as a member of the invite's workspace, redeeming the
-/// invite in the same transaction.
-pub async fn signup_invited(
-    pool: &PgPool,
+/// [`signup`] inside the caller's transaction.
+pub async fn create(
+    tx: &mut sqlx::PgConnection,
+    admission: &Admission,
     fullname: &str,
     email: &str,
     password_hash: &str,
-    invite_token: &str,
 ) -> AppResult<User> {
-    let mut tx = pool.begin().await?;
-    let workspace_id = invite::redeem(&mut tx, invite_token, email).await?;
-    let user = insert(
-        &mut tx,
-        workspace_id,
-        fullname,
-        email,
-        password_hash,
-        "member",
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(user)
+    let (workspace_id, role) = match admission {
+        Admission::NewWorkspace(name) => {
+            let (id,): (i64,) =
+                sqlx::query_as("INSERT INTO workspaces (name) VALUES ($1) RETURNING id")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            (id, "owner")
+        }
+        Admission::Invite(hash) => (invite::redeem_hash(&mut *tx, hash, email).await?, "member"),
+        Admission::VerifiedDomain(id) => {
+            if !workspace_domain::allows(&mut *tx, *id, email).await? {
+                return Err(AppError::forbidden(
+                    "this e-mail domain may not join that workspace; ask for an invite",
+                ));
+            }
+            (*id, "member")
+        }
+    };
+    insert(tx, workspace_id, fullname, email, password_hash, role).await
 }
 
 async fn insert(
