@@ -41,6 +41,12 @@ pub const SYNC_LIMIT: Limit = Limit {
     capacity: 10.0,
     per_second: 0.5,
 };
+/// `presence.update/subscribe`: burst 20, then 1 per second per user (a
+/// client subscribes once per screen and renews every few minutes).
+pub const PRESENCE_LIMIT: Limit = Limit {
+    capacity: 20.0,
+    per_second: 1.0,
+};
 /// Typing state expires this long after the last `typing.start`.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// Most mentions per message.
@@ -153,6 +159,39 @@ impl Session {
                 self.send(protocol::ack_frame(
                     &ref_id,
                     json!({ "expiresAt": protocol::rfc3339(self.me.expires_at) }),
+                ));
+                Ok(())
+            }
+            ClientFrame::PresenceUpdate(p) => {
+                self.limit("presence", PRESENCE_LIMIT).await?;
+                let status =
+                    crate::presence::set_manual(&self.state, self.me.user_id, &p.status).await?;
+                self.send(protocol::ack_frame(&ref_id, json!({ "status": status })));
+                Ok(())
+            }
+            ClientFrame::PresenceSubscribe(ids) => {
+                self.limit("presence", PRESENCE_LIMIT).await?;
+                let (presence, not_found) = crate::presence::subscribe(
+                    &self.state,
+                    &self.conn,
+                    self.me.workspace_id,
+                    &ids.user_ids,
+                )
+                .await?;
+                let ack = protocol::PresenceSubscribed {
+                    presence,
+                    not_found,
+                    watching: self.state.presence.watching(self.conn.id),
+                };
+                let ack = serde_json::to_value(ack).map_err(anyhow::Error::from)?;
+                self.send(protocol::ack_frame(&ref_id, ack));
+                Ok(())
+            }
+            ClientFrame::PresenceUnsubscribe(ids) => {
+                self.state.presence.unsubscribe(self.conn.id, &ids.user_ids);
+                self.send(protocol::ack_frame(
+                    &ref_id,
+                    json!({ "watching": self.state.presence.watching(self.conn.id) }),
                 ));
                 Ok(())
             }

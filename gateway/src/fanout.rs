@@ -101,6 +101,7 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
             Some(Wake::Ephemeral { frame, .. }) => on_user_frame(state, user, frame).await,
             _ => tracing::warn!(channel, "unreadable user message"),
         },
+        Some(Channel::Presence(_)) => crate::presence::on_announcement(state, text),
         Some(Channel::Gateway) => match GatewayNotice::decode(text) {
             Some(GatewayNotice::Frame { conn, frame }) => {
                 if let Some(c) = state.hub.conn(conn) {

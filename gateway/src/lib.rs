@@ -14,6 +14,8 @@ pub mod hub;
 pub mod listener;
 pub mod membership;
 pub mod outbound;
+pub mod presence;
+pub mod presence_watch;
 pub mod read_state;
 pub mod revocation;
 pub mod routes;
@@ -85,6 +87,8 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(open, "connections still open after the drain timeout");
+    } else {
+        presence::retire(&state).await;
     }
     state.background.cancel();
     tracing::info!(drained = open, "gateway stopped");

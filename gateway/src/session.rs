@@ -102,6 +102,8 @@ pub struct Session {
     /// Read marks held back by the rate limit (seed §7.3: coalesced), per
     /// chat: the newest mark and when to retry it.
     pub pending_reads: HashMap<i64, crate::read_state::PendingRead>,
+    /// Active or idle, for presence.
+    pub activity: crate::presence::Activity,
     token_warned: bool,
 }
 
@@ -162,6 +164,7 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         {
             conn.close(close::TOKEN_EXPIRED, "session revoked");
         }
+        crate::presence::connected(&state, me.user_id, id).await;
     })
     .await;
 
@@ -175,6 +178,7 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
         conn: conn.clone(),
         typing: HashMap::new(),
         pending_reads: HashMap::new(),
+        activity: crate::presence::Activity::new(state.config.presence_away),
         token_warned: false,
     };
     session.read_loop(stream).await;
@@ -188,6 +192,12 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     state.hub.unregister(id);
     state.metrics.ws_connections.dec();
+    Box::pin(crate::presence::disconnected(
+        &state,
+        session.me.user_id,
+        id,
+    ))
+    .await;
     Box::pin(state.subs.refresh()).await;
     let removed: Result<i64, Error> = Box::pin(
         state
@@ -219,6 +229,7 @@ impl Session {
                 last_received + config.heartbeat_timeout,
                 last_client_frame + config.idle_timeout,
                 self.token_due(),
+                self.activity.due(),
             ]
             .into_iter()
             .chain(self.typing.values().copied())
@@ -287,6 +298,10 @@ impl Session {
                     }
                     if self.check_token() {
                         return;
+                    }
+                    if self.activity.check(now) {
+                        let (user, conn) = (self.me.user_id, self.conn.id);
+                        Box::pin(crate::presence::activity(&self.state, user, conn, false)).await;
                     }
                 }
                 _ = self.conn.kill.cancelled() => return,
@@ -396,6 +411,12 @@ impl Session {
                     .with_label_values(&[incoming.frame.kind()])
                     .inc();
                 let ref_id = incoming.id.clone();
+                if !matches!(incoming.frame, protocol::ClientFrame::Ping)
+                    && self.activity.on_frame(Instant::now())
+                {
+                    let (user, conn) = (self.me.user_id, self.conn.id);
+                    crate::presence::activity(&self.state, user, conn, true).await;
+                }
                 if let Err(e) = self.dispatch(incoming).await {
                     self.reply_error(Some(&ref_id), e);
                 }

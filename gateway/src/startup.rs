@@ -15,6 +15,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     fanout,
     hub::Hub,
+    presence,
+    presence_watch::PresenceWatch,
     state::{AppState, Inner},
     subscriptions,
 };
@@ -52,10 +54,12 @@ impl AppState {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let hub = Arc::new(Hub::default());
+        let watch = Arc::new(PresenceWatch::default());
         let background = CancellationToken::new();
         let subs = subscriptions::spawn_subscriptions(
             subscriber.clone(),
             hub.clone(),
+            watch.clone(),
             keys.clone(),
             keys.gateway_channel(&node),
             background.clone(),
@@ -72,13 +76,15 @@ impl AppState {
                 subs,
                 keys,
                 hub,
+                presence: watch,
                 sessions: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 closing: CancellationToken::new(),
                 background: background.clone(),
             }),
         };
-        fanout::spawn_delivery(state.clone(), background);
+        fanout::spawn_delivery(state.clone(), background.clone());
+        presence::spawn(state.clone(), background);
         state.subs.refresh().await;
         Ok(state)
     }

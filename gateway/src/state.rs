@@ -10,7 +10,7 @@ use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{hub::Hub, subscriptions};
+use crate::{hub::Hub, presence_watch::PresenceWatch, subscriptions};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -32,6 +32,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub metrics: Metrics,
     pub hub: Arc<Hub>,
+    /// Which local connections watch whose presence.
+    pub presence: Arc<PresenceWatch>,
     /// Every WebSocket session, so shutdown can wait for them to close.
     pub sessions: TaskTracker,
     /// Cancelled when shutdown begins: the liveness check fails so the

@@ -1,6 +1,7 @@
 //! Keeps the gateway's Redis Pub/Sub subscriptions equal to what its hub
 //! needs: the wake channels of chats with a local member, of local users,
-//! and of the gateway itself. One task applies changes, coalescing bursts
+//! of users whose presence a local connection watches, and of the gateway
+//! itself. One task applies changes, coalescing bursts
 //! (a reconnect storm changes thousands of memberships at once) into one
 //! SUBSCRIBE/UNSUBSCRIBE pass, and callers can wait until it is done.
 
@@ -50,6 +51,7 @@ impl Subscriptions {
 pub fn spawn_subscriptions(
     subscriber: SubscriberClient,
     hub: Arc<crate::hub::Hub>,
+    watch: Arc<crate::presence_watch::PresenceWatch>,
     keys: fechatter_shared::redis::Keys,
     gateway_channel: String,
     shutdown: CancellationToken,
@@ -81,6 +83,12 @@ pub fn spawn_subscriptions(
                     .map(|c| keys.chat_channel(c))
                     .collect();
                 wanted.extend(hub.local_users().into_iter().map(|u| keys.user_channel(u)));
+                wanted.extend(
+                    watch
+                        .watched_users()
+                        .into_iter()
+                        .map(|u| keys.presence_channel(u)),
+                );
                 wanted.insert(gateway_channel.clone());
                 let add: Vec<String> = wanted.difference(&current).cloned().collect();
                 let remove: Vec<String> = current.difference(&wanted).cloned().collect();

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod password;
+pub mod presence;
 pub mod protocol;
 pub mod redis;
 pub mod revocation;

@@ -172,6 +172,35 @@ impl Keys {
         format!("{}:unread:{{u{user_id}}}", self.prefix)
     }
 
+    /// Hash of a user's presence: a field per open connection, the manual
+    /// state, the last announced status and last-seen time
+    /// (lua/presence_update.lua).
+    pub fn presence(&self, user_id: i64) -> String {
+        format!("{}:presence:{{u{user_id}}}", self.prefix)
+    }
+
+    /// Pub/Sub channel announcing a user's presence changes to the
+    /// gateways with a connection watching that user.
+    pub fn presence_channel(&self, user_id: i64) -> String {
+        format!("{}:wake:p{user_id}", self.prefix)
+    }
+
+    /// Sorted set of gateways holding presence, scored by their last lease
+    /// renewal (ms); a worker sweeps those that stopped renewing.
+    pub fn presence_nodes(&self) -> String {
+        format!("{}:presence:nodes", self.prefix)
+    }
+
+    /// Set of users a gateway holds connections of (what a sweep visits).
+    pub fn presence_node_users(&self, node: &str) -> String {
+        format!("{}:presence:node:{{{node}}}", self.prefix)
+    }
+
+    /// Sweep lock of one dead gateway (one worker sweeps it).
+    pub fn presence_sweep_lock(&self, node: &str) -> String {
+        format!("{}:presence:sweep:{{{node}}}", self.prefix)
+    }
+
     /// Which chat a channel name wakes for, or which user.
     pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
@@ -180,6 +209,9 @@ impl Keys {
         }
         if let Some(id) = rest.strip_prefix("wake:u") {
             return id.parse().ok().map(Channel::User);
+        }
+        if let Some(id) = rest.strip_prefix("wake:p") {
+            return id.parse().ok().map(Channel::Presence);
         }
         rest.strip_prefix("gw:").map(|_| Channel::Gateway)
     }
@@ -190,6 +222,8 @@ impl Keys {
 pub enum Channel {
     Chat(i64),
     User(i64),
+    /// A watched user's presence announcements.
+    Presence(i64),
     Gateway,
 }
 
@@ -219,6 +253,8 @@ mod tests {
         );
         assert_eq!(keys.parse_channel("fc:wake:c17"), Some(Channel::Chat(17)));
         assert_eq!(keys.parse_channel("fc:wake:u4"), Some(Channel::User(4)));
+        assert_eq!(keys.parse_channel("fc:wake:p4"), Some(Channel::Presence(4)));
+        assert_eq!(keys.presence(4), "fc:presence:{u4}");
         assert_eq!(keys.parse_channel("fc:gw:gw1"), Some(Channel::Gateway));
         assert_eq!(keys.parse_channel("other:wake:c1"), None);
     }

@@ -17,6 +17,7 @@ struct Scripts {
     conn_register: Script,
     lease_acquire: Script,
     lease_release: Script,
+    presence_update: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -26,6 +27,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     conn_register: Script::from_lua(include_str!("../../lua/conn_register.lua")),
     lease_acquire: Script::from_lua(include_str!("../../lua/lease_acquire.lua")),
     lease_release: Script::from_lua(include_str!("../../lua/lease_release.lua")),
+    presence_update: Script::from_lua(include_str!("../../lua/presence_update.lua")),
 });
 
 /// Loads every script into the Redis script cache.
@@ -38,6 +40,7 @@ pub async fn load_all(client: &Client) -> Result<(), Error> {
         &s.conn_register,
         &s.lease_acquire,
         &s.lease_release,
+        &s.presence_update,
     ] {
         script.load(client).await?;
     }
@@ -236,4 +239,22 @@ pub async fn release_lease(client: &Client, key: &str, holder: &str) -> Result<b
         .evalsha_with_reload(client, vec![key.to_string()], vec![holder.to_string()])
         .await?;
     Ok(released == 1)
+}
+
+/// Runs lua/presence_update.lua on the presence hash `key` with its eight
+/// arguments (see the script header; [`crate::presence::update`] builds
+/// them); returns (status, last seen ms, changed 1/0).
+pub async fn presence_update(
+    client: &Client,
+    key: &str,
+    args: [&str; 8],
+) -> Result<(String, String, i64), Error> {
+    SCRIPTS
+        .presence_update
+        .evalsha_with_reload(
+            client,
+            vec![key.to_string()],
+            args.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        )
+        .await
 }

@@ -3,8 +3,9 @@
 //! Owns everything that must happen exactly once per event rather than once
 //! per gateway: schema migrations, committing client writes from the ingest
 //! streams to PostgreSQL, numbering each chat's events, announcing them on
-//! the chat topic streams, maintaining unread counters, and delivering
-//! the e-mail outbox ([`mailer`]). Several workers
+//! the chat topic streams, maintaining unread counters, delivering the
+//! e-mail outbox ([`mailer`]) and sweeping the presence of dead gateways
+//! ([`presence_sweep`]). Several workers
 //! may run: ingest shards are leased, one worker per shard at a time, and a
 //! dead worker's shards move to a live one.
 
@@ -14,6 +15,7 @@ pub mod entries;
 pub mod lease;
 pub mod mailer;
 pub mod persist;
+pub mod presence_sweep;
 pub mod publish;
 pub mod read_state;
 pub mod send_batch;
@@ -160,6 +162,14 @@ pub async fn run_with_hooks(
         mailer::MailMetrics::new(&worker.metrics.base),
     );
     let mail = tokio::spawn(mailer.run(mail_stop.clone()));
+    let sweeper = presence_sweep::Sweeper {
+        redis: worker.redis.clone(),
+        pool: worker.pool.clone(),
+        keys: worker.keys.clone(),
+        node_ttl: worker.config.presence_node_ttl,
+        instance: worker.config.instance_id.clone(),
+    };
+    let sweep = tokio::spawn(sweeper.run(mail_stop.clone()));
 
     let lease_stop = CancellationToken::new();
     let (owned, leases) = lease::spawn(
@@ -174,6 +184,7 @@ pub async fn run_with_hooks(
     let outcome = worker.consume(owned, shutdown).await;
     mail_stop.cancel();
     let _ = mail.await;
+    let _ = sweep.await;
     http_stop.cancel();
     let _ = http.await;
     match outcome {

@@ -139,6 +139,16 @@ impl Client {
         Self::open(url.into_client_request().unwrap(), user).await
     }
 
+    /// Connects to the gateway at `base` (http://host:port) with `?token=`.
+    pub async fn connect_url(base: &str, user: &TestUser) -> Self {
+        let url = format!(
+            "{}/ws?token={}",
+            base.replacen("http://", "ws://", 1),
+            user.token
+        );
+        Self::open(url.into_client_request().unwrap(), user).await
+    }
+
     /// Connects with the token in the Authorization header.
     pub async fn connect_with_header(app: &TestApp, user: &TestUser) -> Self {
         let mut req = app.ws_url().into_client_request().unwrap();

@@ -104,6 +104,15 @@ pub struct Config {
     pub public_url: String,
     /// Worker: where the e-mail outbox is delivered.
     pub mail: MailSettings,
+    /// A connection whose client sent nothing but pings for this long
+    /// counts as idle (its user shows `away` unless another device is
+    /// active).
+    pub presence_away: Duration,
+    /// A gateway that has not renewed its presence lease for this long is
+    /// considered dead and its users' connections are swept.
+    pub presence_node_ttl: Duration,
+    /// How long a `presence.subscribe` lasts unless renewed.
+    pub presence_sub_ttl: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -144,6 +153,9 @@ impl fmt::Debug for Config {
             .field("signup_mode", &self.signup_mode)
             .field("public_url", &self.public_url)
             .field("mail", &self.mail)
+            .field("presence_away", &self.presence_away)
+            .field("presence_node_ttl", &self.presence_node_ttl)
+            .field("presence_sub_ttl", &self.presence_sub_ttl)
             .finish()
     }
 }
@@ -243,6 +255,9 @@ impl Config {
                 get("MAIL_API_TOKEN"),
                 get("MAIL_FROM"),
             )?,
+            presence_away: millis("PRESENCE_AWAY_MS", &get("PRESENCE_AWAY_MS"))?,
+            presence_node_ttl: millis("PRESENCE_NODE_TTL_MS", &get("PRESENCE_NODE_TTL_MS"))?,
+            presence_sub_ttl: millis("PRESENCE_SUB_TTL_MS", &get("PRESENCE_SUB_TTL_MS"))?,
         }
         .validated()
     }

@@ -105,6 +105,18 @@ impl Config {
                 && !self.public_url.contains(['\r', '\n', ' ']),
             "PUBLIC_URL must be an http:// or https:// URL"
         );
+        ensure!(
+            secs(self.presence_away) >= 1.0,
+            "PRESENCE_AWAY_MS must be at least 1000"
+        );
+        ensure!(
+            (3.0..=600.0).contains(&secs(self.presence_node_ttl)),
+            "PRESENCE_NODE_TTL_MS must be 3000 to 600000"
+        );
+        ensure!(
+            secs(self.presence_sub_ttl) >= 1.0,
+            "PRESENCE_SUB_TTL_MS must be at least 1000"
+        );
         Ok(self)
     }
 

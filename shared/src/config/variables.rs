@@ -183,6 +183,21 @@ impl Config {
             "worker: bearer token of the `http` transport (secret, never logged)",
         ),
         (
+            "PRESENCE_AWAY_MS",
+            "300000",
+            "a connection whose client sent nothing but pings for this long is idle (`away`)",
+        ),
+        (
+            "PRESENCE_NODE_TTL_MS",
+            "30000",
+            "a gateway that stopped renewing its presence lease this long ago is swept: its users go offline",
+        ),
+        (
+            "PRESENCE_SUB_TTL_MS",
+            "600000",
+            "a `presence.subscribe` lapses after this long unless renewed",
+        ),
+        (
             "MAIL_FROM",
             "Fechatter <no-reply@fechatter.local>",
             "sender of every e-mail",

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod email;
 pub mod invite;
 pub mod message;
+pub mod presence;
 pub mod refresh;
 pub mod signup;
 pub mod user;

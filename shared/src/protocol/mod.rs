@@ -14,6 +14,9 @@ use serde_json::Value;
 
 use crate::AppError;
 
+mod presence;
+pub use presence::*;
+
 /// Largest client frame; larger ones are answered with an error and close 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Largest message content, in characters.
@@ -58,6 +61,9 @@ pub enum ClientFrame {
     ReadMark(ReadMark),
     SyncRequest(SyncRequest),
     AuthRefresh(AuthRefresh),
+    PresenceUpdate(PresenceUpdate),
+    PresenceSubscribe(UserIds),
+    PresenceUnsubscribe(UserIds),
     Ping,
 }
 
@@ -74,6 +80,9 @@ impl ClientFrame {
             Self::ReadMark(_) => "read.mark",
             Self::SyncRequest(_) => "sync.request",
             Self::AuthRefresh(_) => "auth.refresh",
+            Self::PresenceUpdate(_) => "presence.update",
+            Self::PresenceSubscribe(_) => "presence.subscribe",
+            Self::PresenceUnsubscribe(_) => "presence.unsubscribe",
             Self::Ping => "ping",
         }
     }
@@ -195,6 +204,11 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
         "read.mark" => ClientFrame::ReadMark(payload_of(payload).map_err(reject)?),
         "sync.request" => ClientFrame::SyncRequest(sync_request(payload).map_err(reject)?),
         "auth.refresh" => ClientFrame::AuthRefresh(payload_of(payload).map_err(reject)?),
+        "presence.update" => ClientFrame::PresenceUpdate(payload_of(payload).map_err(reject)?),
+        "presence.subscribe" => ClientFrame::PresenceSubscribe(user_ids(payload).map_err(reject)?),
+        "presence.unsubscribe" => {
+            ClientFrame::PresenceUnsubscribe(user_ids(payload).map_err(reject)?)
+        }
         "ping" => ClientFrame::Ping,
         other => {
             return Err(reject(AppError::bad_request(format!(
@@ -208,6 +222,16 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
 fn payload_of<T: DeserializeOwned>(payload: Value) -> Result<T, AppError> {
     serde_json::from_value(payload)
         .map_err(|e| AppError::validation(format!("invalid payload: {e}")))
+}
+
+fn user_ids(payload: Value) -> Result<UserIds, AppError> {
+    let ids: UserIds = payload_of(payload)?;
+    if ids.user_ids.len() > MAX_PRESENCE_IDS {
+        return Err(AppError::validation(format!(
+            "at most {MAX_PRESENCE_IDS} userIds per frame"
+        )));
+    }
+    Ok(ids)
 }
 
 fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
@@ -288,8 +312,15 @@ pub fn event_frame_id(chat_id: i64, seq: i64, sub: i64) -> String {
     format!("c{chat_id}:{seq}-{sub}")
 }
 
-/// An RFC 3339 timestamp (UTC, milliseconds) for a Unix time in seconds:
+/// An RFC 3339 timestamp (UTC, milliseconds) for a Unix time in ms:
 /// every time in every frame is a string of this form.
+pub fn rfc3339_ms(unix_ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(unix_ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// [`rfc3339_ms`] for a Unix time in seconds.
 pub fn rfc3339(unix_secs: i64) -> String {
     DateTime::<Utc>::from_timestamp(unix_secs, 0)
         .unwrap_or_default()
