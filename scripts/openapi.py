@@ -77,6 +77,7 @@ schemas = {
                                 "items": S(minLength=1, maxLength=253)}}, additional=False),
     "Live": obj({"status": S(enum=["ok", "draining"]), "instance": S()}),
 }
+schemas["ChatSummary"] = {"allOf": [ref("Chat"), obj({"unreadCount": I, "mentionCount": I})]}
 schemas["CreatedInvite"] = {"allOf": [ref("Invite"), obj({"token": S()})]}
 
 signup = obj({"fullname": S(minLength=1, maxLength=100), "email": S(format="email", maxLength=254),
@@ -109,7 +110,8 @@ paths = {
                                     body=obj({"currentPassword": S(), "newPassword": S(minLength=8, maxLength=128)}))},
     "/api/users": {"get": op("Users of the caller's workspace", ok(200, arr(ref("User"))), tag="workspace")},
     "/api/chat": {
-        "get": op("The caller's chats", ok(200, arr(ref("Chat")))),
+        "get": op("The caller's chats with the caller's unread and mention counts",
+                  ok(200, arr(ref("ChatSummary")))),
         "post": op("Create a chat (an existing single chat of the pair answers 200)",
                    {**ok(201, ref("Chat")), **ok(200, ref("Chat"), desc="the pair's existing single chat")},
                    body=obj({"type": S(enum=["single", "group", "private_channel", "public_channel"]),

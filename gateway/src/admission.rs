@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use fechatter_shared::{scripts, store::chat, AppResult};
+use fechatter_shared::{scripts, store::chat, wake::StreamId, AppResult};
 use fred::prelude::*;
 
 use crate::{
@@ -34,6 +34,19 @@ pub async fn load_memberships(state: &AppState, user_id: i64) -> AppResult<Vec<M
             },
         })
         .collect())
+}
+
+/// The id of the user's newest user-stream event, the position a new
+/// connection starts from (`0-0` when Redis cannot say: the connection
+/// then gets what the stream still holds).
+pub async fn user_stream_head(state: &AppState, user_id: i64) -> StreamId {
+    match fechatter_shared::user_stream::head(&state.redis, &state.keys, user_id).await {
+        Ok(head) => head,
+        Err(e) => {
+            tracing::warn!(user_id, error = %e, "user stream head unknown");
+            StreamId::ZERO
+        }
+    }
 }
 
 /// Registers the connection pool-wide and closes the user's oldest

@@ -166,7 +166,7 @@ impl Session {
                 self.limit("presence", PRESENCE_LIMIT).await?;
                 let status =
                     crate::presence::set_manual(&self.state, self.me.user_id, &p.status).await?;
-                self.send(protocol::ack_frame(&ref_id, json!({ "status": status })));
+                self.send(protocol::ack_frame(&ref_id, json!({ "presence": status })));
                 Ok(())
             }
             ClientFrame::PresenceSubscribe(ids) => {
@@ -216,8 +216,37 @@ impl Session {
             self.send(frame);
             answered += 1;
         }
-        self.send(protocol::ack_frame(ref_id, json!({ "chats": answered })));
+        if let Some(cursor) = req.user {
+            self.send(self.user_sync(cursor, budget).await?);
+        }
+        self.send(protocol::ack_frame(
+            ref_id,
+            json!({ "chats": answered, "user": req.user.is_some() }),
+        ));
         Ok(())
+    }
+
+    /// The `sync.user` page of the caller's events after `cursor`.
+    async fn user_sync(&self, cursor: wake::StreamId, budget: usize) -> AppResult<String> {
+        let page = crate::user_events::page(&self.state, self.me.user_id, cursor, budget).await?;
+        let frame = match page {
+            None => protocol::SyncUser {
+                too_large: true,
+                has_more: false,
+                cursor: cursor.to_string(),
+                events: Vec::new(),
+            },
+            Some((frames, last, has_more)) => protocol::SyncUser {
+                too_large: false,
+                has_more,
+                cursor: last.to_string(),
+                events: frames
+                    .into_iter()
+                    .filter_map(|f| serde_json::value::RawValue::from_string(f).ok())
+                    .collect(),
+            },
+        };
+        Ok(frame.frame())
     }
 
     /// Sends a read mark, or holds it back while the user is over the read

@@ -98,8 +98,10 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
             None => tracing::warn!(channel, "unreadable wake message"),
         },
         Some(Channel::User(user)) => match Wake::parse(text) {
-            Some(Wake::Ephemeral { frame, .. }) => on_user_frame(state, user, frame).await,
-            _ => tracing::warn!(channel, "unreadable user message"),
+            Some(Wake::Event { prev, id, frame }) => {
+                crate::user_events::on_wake(state, user, prev, id, frame).await
+            }
+            _ => tracing::warn!(channel, "unreadable user wake"),
         },
         Some(Channel::Presence(_)) => crate::presence::on_announcement(state, text),
         Some(Channel::Gateway) => match GatewayNotice::decode(text) {
@@ -158,14 +160,20 @@ async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, fra
 async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
     let stream = state.keys.chat_topic(chat);
     loop {
-        let entries =
-            match read_topic(&state.redis, &stream, &format!("({from}"), CATCH_UP_PAGE).await {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(chat, error = %e, "reading chat topic failed");
-                    return;
-                }
-            };
+        let entries = match fechatter_shared::topic::read(
+            &state.redis,
+            &stream,
+            &format!("({from}"),
+            CATCH_UP_PAGE,
+        )
+        .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(chat, error = %e, "reading chat topic failed");
+                return;
+            }
+        };
         let n = entries.len() as u64;
         for (id, frame) in entries {
             if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
@@ -215,36 +223,6 @@ async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before
         }
         Err(e) => tracing::warn!(chat, error = %e, "filling a topic gap failed"),
     }
-}
-
-/// `XRANGE stream start + COUNT n` as (id, frame) pairs.
-pub async fn read_topic(
-    redis: &Client,
-    stream: &str,
-    start: &str,
-    count: u64,
-) -> Result<Vec<(StreamId, String)>, Error> {
-    let reply: Value = redis.xrange(stream, start, "+", Some(count)).await?;
-    let Value::Array(items) = reply else {
-        return Ok(Vec::new());
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|item| {
-            let Value::Array(parts) = item else {
-                return None;
-            };
-            let id: StreamId = parts.first()?.as_str()?.parse().ok()?;
-            let Value::Array(fields) = parts.get(1)? else {
-                return None;
-            };
-            let frame = fields
-                .chunks(2)
-                .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("f"))
-                .and_then(|kv| kv[1].as_string())?;
-            Some((id, frame))
-        })
-        .collect())
 }
 
 /// The fields of a `message.new` that badges need.
@@ -340,42 +318,6 @@ fn note_receipt(state: &AppState, frame: &str) {
     }
 }
 
-async fn on_user_frame(state: &AppState, user: i64, frame: &str) {
-    if frame_kind(frame) == fechatter_shared::protocol::SessionRevoked::TYPE {
-        crate::revocation::on_notice(state, user, frame);
-        return;
-    }
-    if frame_kind(frame) == "notification.badge" {
-        // Absolute counts from a worker (after a read mark).
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
-            if let (Some(chat), Some(m)) = (
-                v["payload"]["chatId"].as_i64(),
-                v["payload"]["mentionCount"].as_i64(),
-            ) {
-                state.hub.set_mentions(user, chat, m);
-            }
-        }
-    }
-    if frame_kind(frame) == "membership.changed" {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
-            let chat = v["payload"]["chatId"].as_i64().unwrap_or_default();
-            match v["payload"]["action"].as_str() {
-                Some("added") => {
-                    state.hub.add_membership(user, chat);
-                }
-                Some("removed") => state.hub.remove_membership(user, chat),
-                _ => {}
-            }
-            state.subs.refresh().await;
-        }
-    }
-    let kind = frame_kind(frame);
-    let bytes = Utf8Bytes::from(frame.to_string());
-    for c in state.hub.conns_of_user(user) {
-        c.offer(bytes.clone(), Priority::Essential, &state.metrics, kind);
-    }
-}
-
 /// Re-reads memberships of local users and catches every chat up.
 pub async fn resync(state: &AppState) {
     let users = state.hub.local_users();
@@ -398,16 +340,15 @@ pub async fn resync(state: &AppState) {
             catch_up(state, chat, last).await;
         }
     }
+    let local = state.hub.local_users();
+    state.user_events.retain(&local);
+    for user in local {
+        crate::user_events::catch_up(state, user).await;
+    }
     crate::revocation::recheck_all(state).await;
 }
 
-/// The `type` of a serialized server frame (they all start with it).
-pub fn frame_kind(frame: &str) -> &str {
-    frame
-        .strip_prefix("{\"type\":\"")
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("unknown")
-}
+pub use fechatter_shared::protocol::frame_kind;
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,7 @@ pub mod startup;
 pub mod state;
 pub mod subscriptions;
 pub mod sync;
+pub mod user_events;
 
 use std::time::Duration;
 

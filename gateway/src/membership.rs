@@ -7,9 +7,7 @@
 //! (Redis down at that moment) is repaired when gateways resynchronize
 //! memberships after their Redis connection comes back.
 
-use fechatter_shared::{protocol, wake};
-use fred::prelude::*;
-use serde_json::json;
+use fechatter_shared::protocol;
 
 use crate::state::AppState;
 
@@ -26,14 +24,14 @@ pub async fn announce(state: &AppState, chat_id: i64, users: &[i64], change: Cha
         Change::Removed => "removed",
     };
     for &user in users {
-        let frame = protocol::new_frame(
-            "membership.changed",
-            &json!({ "chatId": chat_id, "userId": user, "action": action }),
-        );
-        let sent: Result<(), Error> = state
-            .redis
-            .publish(state.keys.user_channel(user), wake::ephemeral(0, &frame))
-            .await;
+        let frame = protocol::MembershipChanged {
+            chat_id,
+            user_id: user,
+            action: action.to_string(),
+        }
+        .frame();
+        let sent =
+            fechatter_shared::user_stream::publish(&state.redis, &state.keys, user, &frame).await;
         if let Err(e) = sent {
             tracing::warn!(chat_id, user, error = %e, "membership change not announced");
         }

@@ -26,6 +26,7 @@ use axum::{
 use fechatter_shared::{
     protocol::{self, MAX_FRAME_BYTES},
     token::Identity,
+    wake::StreamId,
     AppError, AppResult,
 };
 use fred::prelude::*;
@@ -79,6 +80,7 @@ async fn upgrade(
     let me = state.tokens.verify(token.trim())?;
     fechatter_shared::revocation::ensure_live(&state.redis, &state.keys, &me).await?;
     let chats = admission::load_memberships(&state, me.user_id).await?;
+    let head = admission::user_stream_head(&state, me.user_id).await;
     Ok(ws
         .max_message_size(CODEC_LIMIT)
         .max_frame_size(CODEC_LIMIT)
@@ -88,7 +90,7 @@ async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
             let tracker = state.sessions.clone();
-            tracker.track_future(run(state, me, chats, socket))
+            tracker.track_future(run(state, me, chats, head, socket))
         }))
 }
 
@@ -114,6 +116,7 @@ fn open_conn(
     state: &AppState,
     me: &Identity,
     chats: &[Membership],
+    head: StreamId,
 ) -> (Conn, tokio::sync::mpsc::Receiver<crate::outbound::Outbound>) {
     let id = state.hub.next_conn_id();
     let (mut conn, rx) = Conn::with_limits(
@@ -134,6 +137,12 @@ fn open_conn(
         heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
         max_frame_bytes: MAX_FRAME_BYTES,
         token_expires_at: protocol::rfc3339(me.expires_at),
+        user_event_id: head.to_string(),
+        unread_total: chats
+            .iter()
+            .map(|m| (m.last_seq - m.read.watermark).max(0))
+            .sum(),
+        mention_total: chats.iter().map(|m| m.read.mentions).sum(),
     }
     .frame();
     conn.offer(
@@ -145,8 +154,14 @@ fn open_conn(
     (conn, rx)
 }
 
-async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebSocket) {
-    let (conn, rx) = open_conn(&state, &me, &chats);
+async fn run(
+    state: AppState,
+    me: Identity,
+    chats: Vec<Membership>,
+    head: StreamId,
+    socket: WebSocket,
+) {
+    let (conn, rx) = open_conn(&state, &me, &chats, head);
     let id = conn.id;
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
@@ -165,6 +180,7 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
             conn.close(close::TOKEN_EXPIRED, "session revoked");
         }
         crate::presence::connected(&state, me.user_id, id).await;
+        crate::user_events::joined(&state, &conn, me.user_id, head).await;
     })
     .await;
 
@@ -191,6 +207,9 @@ async fn run(state: AppState, me: Identity, chats: Vec<Membership>, socket: WebS
     conn.close(close::NORMAL, "");
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     state.hub.unregister(id);
+    if state.hub.conns_of_user(session.me.user_id).is_empty() {
+        state.user_events.forget(session.me.user_id);
+    }
     state.metrics.ws_connections.dec();
     Box::pin(crate::presence::disconnected(
         &state,

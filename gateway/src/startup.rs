@@ -77,6 +77,7 @@ impl AppState {
                 keys,
                 hub,
                 presence: watch,
+                user_events: Default::default(),
                 sessions: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 closing: CancellationToken::new(),

@@ -10,7 +10,7 @@ use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{hub::Hub, presence_watch::PresenceWatch, subscriptions};
+use crate::{hub::Hub, presence_watch::PresenceWatch, subscriptions, user_events::UserPositions};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -34,6 +34,8 @@ pub struct Inner {
     pub hub: Arc<Hub>,
     /// Which local connections watch whose presence.
     pub presence: Arc<PresenceWatch>,
+    /// The last user-stream event delivered, per local user.
+    pub user_events: UserPositions,
     /// Every WebSocket session, so shutdown can wait for them to close.
     pub sessions: TaskTracker,
     /// Cancelled when shutdown begins: the liveness check fails so the

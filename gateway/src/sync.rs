@@ -25,7 +25,7 @@ use serde_json::{json, value::RawValue};
 
 use crate::{
     extract::{ApiPath, AuthUser},
-    fanout::{read_topic, skips_messages},
+    fanout::skips_messages,
     state::AppState,
 };
 
@@ -102,7 +102,7 @@ async fn events_from_stream(
     known: StreamId,
 ) -> AppResult<Option<Vec<Event>>> {
     let stream = state.keys.chat_topic(chat_id);
-    let first = read_topic(&state.redis, &stream, "-", 1).await?;
+    let first = fechatter_shared::topic::read(&state.redis, &stream, "-", 1).await?;
     let reaches_back = match first.first() {
         Some((id, _)) => *id <= known || (known == StreamId::ZERO && *id == StreamId(1, 0)),
         None => false,
@@ -110,7 +110,7 @@ async fn events_from_stream(
     if !reaches_back {
         return Ok(None);
     }
-    let entries = read_topic(
+    let entries = fechatter_shared::topic::read(
         &state.redis,
         &stream,
         &format!("({known}"),

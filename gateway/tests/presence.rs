@@ -98,7 +98,7 @@ async fn devices_aggregate_across_gateways_idle_turns_away_and_manual_states_per
 
     // A manual state wins over activity and survives reconnects.
     let ack = set_status(&mut laptop, "dnd").await;
-    assert_eq!(ack["payload"]["status"], "dnd", "{ack}");
+    assert_eq!(ack["payload"]["presence"], "dnd", "{ack}");
     assert_eq!(statuses_until(&mut watcher, ada.id, "dnd").await, ["dnd"]);
     laptop.close().await;
     assert_eq!(
@@ -117,7 +117,7 @@ async fn devices_aggregate_across_gateways_idle_turns_away_and_manual_states_per
     let ack = set_status(&mut laptop, "asleep").await;
     assert_eq!(ack["payload"]["code"], "validation_failed", "{ack}");
     assert_eq!(
-        set_status(&mut laptop, "online").await["payload"]["status"],
+        set_status(&mut laptop, "online").await["payload"]["presence"],
         "online"
     );
     assert_eq!(

@@ -240,7 +240,15 @@ async fn members_added_later_receive_without_reconnecting(pool: PgPool) {
         )
         .await;
     assert!(status.is_success());
-    let changed = c.expect("membership.changed").await;
+    let mut changed = c.expect("membership.changed").await;
+    assert!(
+        changed["payload"]["userEventId"].is_string(),
+        "user events carry their stream id: {changed}"
+    );
+    changed["payload"]
+        .as_object_mut()
+        .unwrap()
+        .remove("userEventId");
     assert_eq!(
         changed["payload"],
         json!({ "chatId": chat, "userId": cat.id, "action": "added" })

@@ -20,6 +20,8 @@ pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod topic;
+pub mod user_stream;
 pub mod wake;
 
 pub use config::Config;

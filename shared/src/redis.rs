@@ -151,7 +151,13 @@ impl Keys {
         format!("{}:wake:c{chat_id}", self.prefix)
     }
 
-    /// Pub/Sub channel of one user: badges and membership changes.
+    /// The user's event stream (badges, membership changes, session
+    /// revocations), ids assigned by Redis; see [`crate::user_stream`].
+    pub fn user_stream(&self, user_id: i64) -> String {
+        format!("{}:ustream:{{u{user_id}}}", self.prefix)
+    }
+
+    /// Pub/Sub channel of one user: wakes for the user's event stream.
     pub fn user_channel(&self, user_id: i64) -> String {
         format!("{}:wake:u{user_id}", self.prefix)
     }

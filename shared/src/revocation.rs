@@ -25,7 +25,7 @@ use std::time::Duration;
 use fred::prelude::*;
 use uuid::Uuid;
 
-use crate::{protocol::SessionRevoked, redis::Keys, token::Identity, wake, AppError};
+use crate::{protocol::SessionRevoked, redis::Keys, token::Identity, AppError};
 
 /// Extra lifetime of revocation keys beyond the token lifetime (clock skew).
 const SKEW: Duration = Duration::from_secs(30);
@@ -89,9 +89,7 @@ async fn announce(
         session_id: session,
     }
     .frame();
-    redis
-        .publish(keys.user_channel(user_id), wake::ephemeral(0, &frame))
-        .await
+    crate::user_stream::publish(redis, keys, user_id, &frame).await
 }
 
 /// The two revocation marks of a session: whether the session itself was

@@ -9,7 +9,6 @@
 
 use fechatter_shared::{ingest::GatewayNotice, protocol, redis::Keys, scripts, wake};
 use fred::prelude::*;
-use serde_json::json;
 
 use crate::persist::Effects;
 
@@ -60,7 +59,8 @@ pub async fn publish(
     }))
     .await?;
 
-    // Read marks: store the recomputed counts, tell every session of the user.
+    // Read marks and own sends: store the recomputed counts, tell every
+    // device of the user through the user's event stream.
     futures::future::try_join_all(fx.badges.iter().map(|b| async move {
         let key = keys.unread(b.user_id);
         let _: () = redis
@@ -72,13 +72,13 @@ pub async fn publish(
                 ],
             )
             .await?;
-        let frame = protocol::new_frame(
-            "notification.badge",
-            &json!({ "chatId": b.chat_id, "unreadCount": b.unread, "mentionCount": b.mentions }),
-        );
-        redis
-            .publish::<(), _, _>(keys.user_channel(b.user_id), wake::ephemeral(0, &frame))
-            .await
+        let frame = protocol::NotificationBadge {
+            chat_id: b.chat_id,
+            unread_count: b.unread,
+            mention_count: b.mentions,
+        }
+        .frame();
+        fechatter_shared::user_stream::publish(redis, keys, b.user_id, &frame).await
     }))
     .await?;
 

@@ -346,6 +346,16 @@ pub async fn apply_sends(
     .bind(&marks)
     .execute(&mut *tx)
     .await?;
+    // 8. ... so their other devices get the badge (0 unread, unless later
+    // messages of others are in this batch too).
+    for b in fechatter_shared::store::badge::of_members(tx, &w_chats, &w_users).await? {
+        fx.badges.push(crate::effects::Badge {
+            user_id: b.user_id,
+            chat_id: b.chat_id,
+            unread: b.unread,
+            mentions: b.mentions,
+        });
+    }
 
     for ((s, _), extra) in fresh.iter().zip(&acks) {
         ack(fx, s.entry, extra.clone());

@@ -74,11 +74,47 @@ async fn list_users(
     ))
 }
 
+/// A chat in the caller's sidebar: the chat plus the caller's badge.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatSummary {
+    #[serde(flatten)]
+    chat: Chat,
+    unread_count: i64,
+    mention_count: i64,
+}
+
+/// The caller's chats with unread counts (PostgreSQL watermarks) and
+/// unread mention counts (the Redis counters the badges use; 0 when Redis
+/// is unavailable).
 async fn list_chats(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> AppResult<Json<Vec<Chat>>> {
-    Ok(Json(chat::list_for_user(&state.pool, me.user_id).await?))
+) -> AppResult<Json<Vec<ChatSummary>>> {
+    let chats = chat::list_for_user(&state.pool, me.user_id).await?;
+    let watermarks: std::collections::HashMap<i64, i64> =
+        chat::memberships(&state.pool, &[me.user_id])
+            .await?
+            .into_iter()
+            .map(|(_, c, w, last)| (c, (last - w).max(0)))
+            .collect();
+    let mentions: std::collections::HashMap<String, i64> =
+        fred::prelude::HashesInterface::hgetall(&state.redis, state.keys.unread(me.user_id))
+            .await
+            .unwrap_or_default();
+    Ok(Json(
+        chats
+            .into_iter()
+            .map(|chat| ChatSummary {
+                unread_count: watermarks.get(&chat.id).copied().unwrap_or(0),
+                mention_count: mentions
+                    .get(&format!("{}:m", chat.id))
+                    .copied()
+                    .unwrap_or(0),
+                chat,
+            })
+            .collect(),
+    ))
 }
 
 async fn create_chat(

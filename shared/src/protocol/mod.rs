@@ -153,6 +153,9 @@ pub struct AuthRefresh {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncRequest {
     pub chats: BTreeMap<i64, crate::wake::StreamId>,
+    /// The last `userEventId` the client has, to replay the user's events
+    /// after it (`sync.user`).
+    pub user: Option<crate::wake::StreamId>,
 }
 
 /// A frame the server could not accept: the error and, when the envelope
@@ -237,7 +240,10 @@ fn user_ids(payload: Value) -> Result<UserIds, AppError> {
 fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
     #[derive(Deserialize)]
     struct Raw {
+        #[serde(default)]
         chats: BTreeMap<String, Value>,
+        #[serde(default)]
+        user: Option<String>,
     }
     let raw: Raw = payload_of(payload)?;
     if raw.chats.len() > SYNC_MAX_CHATS {
@@ -252,7 +258,13 @@ fn sync_request(payload: Value) -> Result<SyncRequest, AppError> {
             .map_err(|_| AppError::validation(format!("chat id {key:?} is not a number")))?;
         chats.insert(chat_id, sync_cursor(&cursor)?);
     }
-    Ok(SyncRequest { chats })
+    let user = match raw.user.as_deref() {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<crate::wake::StreamId>().map_err(|_| {
+            AppError::validation("`user` is a userEventId \"<ms>-<n>\" (or \"0-0\")")
+        })?),
+    };
+    Ok(SyncRequest { chats, user })
 }
 
 /// A sync cursor: a non-negative seq, or `"<seq>-<sub>"`.
@@ -300,6 +312,14 @@ pub fn server_frame<P: Serialize + ?Sized>(
     .expect("server payloads serialize")
 }
 
+/// The `type` of a serialized server frame (they all start with it).
+pub fn frame_kind(frame: &str) -> &str {
+    frame
+        .strip_prefix("{\"type\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("unknown")
+}
+
 /// A server frame with a fresh random id, stamped now.
 pub fn new_frame<P: Serialize + ?Sized>(kind: &str, payload: &P) -> String {
     server_frame(kind, &uuid::Uuid::new_v4().to_string(), Utc::now(), payload)
@@ -340,10 +360,50 @@ pub struct SessionReady {
     pub max_frame_bytes: usize,
     /// When the connection's access token expires (RFC 3339).
     pub token_expires_at: String,
+    /// The newest event of the user's event stream when the connection
+    /// opened: the cursor to keep for `sync.request {user}`.
+    pub user_event_id: String,
+    /// Unread messages and unread mentions over all the user's chats.
+    pub unread_total: i64,
+    pub mention_total: i64,
 }
 
 impl SessionReady {
     pub const TYPE: &'static str = "session.ready";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
+/// `membership.changed`: the user was added to or removed from a chat
+/// (delivery of that chat starts or stops at once).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChanged {
+    pub chat_id: i64,
+    pub user_id: i64,
+    /// `added` or `removed`.
+    pub action: String,
+}
+
+impl MembershipChanged {
+    pub const TYPE: &'static str = "membership.changed";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
+/// `notification.badge`: the user's unread and mention counts in a chat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationBadge {
+    pub chat_id: i64,
+    pub unread_count: i64,
+    pub mention_count: i64,
+}
+
+impl NotificationBadge {
+    pub const TYPE: &'static str = "notification.badge";
     pub fn frame(&self) -> String {
         new_frame(Self::TYPE, self)
     }
@@ -407,6 +467,29 @@ pub struct SyncPage {
     pub badge: Badge,
     /// `None` (null) for chats of more than 100 other members.
     pub read_receipts: Option<Vec<ReadWatermark>>,
+}
+
+/// `sync.user`: the user's events after the `user` cursor of a
+/// `sync.request` (badges, membership changes, session revocations).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncUser {
+    /// The cursor is older than what the stream keeps: nothing is replayed;
+    /// reload chats and badges over REST (`GET /api/chat`).
+    pub too_large: bool,
+    pub has_more: bool,
+    /// The `userEventId` of the last event in the page (the cursor asked
+    /// for when the page is empty).
+    pub cursor: String,
+    /// The events' frames, each with its `userEventId`, embedded verbatim.
+    pub events: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl SyncUser {
+    pub const TYPE: &'static str = "sync.user";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
 }
 
 /// `sync.response` for a chat the caller cannot sync: `{chatId, error}`.

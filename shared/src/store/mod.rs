@@ -6,6 +6,7 @@
 //! SQLSTATE codes. Every query that touches tenant data is scoped by the
 //! caller's workspace id.
 
+pub mod badge;
 pub mod chat;
 pub mod email;
 pub mod invite;
