@@ -56,4 +56,5 @@ quick=()
 [ -n "${BENCH_QUICK:-}" ] && quick=(--quick)
 timeout 900 "$BIN/loadtest" --url http://127.0.0.1:18080 \
     --gateway http://127.0.0.1:18081 --gateway http://127.0.0.1:18082 \
-    bench --out "${BENCH_OUT:-BENCHMARKS.md}" --machine "$machine" --commit "$(git rev-parse --short HEAD)" "${quick[@]}"
+    bench --out "${BENCH_OUT:-BENCHMARKS.md}" --machine "$machine" --commit "$(git rev-parse --short HEAD)" \
+    --redis "${REDIS_URL#redis://}" "${quick[@]}"

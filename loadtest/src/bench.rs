@@ -14,6 +14,8 @@ pub struct BenchTargets {
     pub proxy: Target,
     /// Straight to the first gateway (single-gateway figures, memory).
     pub one_gateway: Target,
+    /// The pool's Redis (`host:port`), for command counts.
+    pub redis: Option<String>,
 }
 
 /// Runs every scenario; returns the reports in order.
@@ -76,6 +78,15 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
 
     say("reconnect-storm");
     reports.push(storm::storm(&t.proxy, scale(2_000), scale(50).max(1), 10).await?);
+
+    say("presence");
+    let shape = crate::presence::Shape {
+        users: if quick { 60 } else { 10_000 },
+        watch: if quick { 10 } else { 200 },
+        churn_pct_per_min: if quick { 100.0 } else { 5.0 },
+        duration: secs(30),
+    };
+    reports.push(crate::presence::run(&t.proxy, shape, t.redis.as_deref()).await?);
     Ok(reports)
 }
 
@@ -138,6 +149,16 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         "| zero lost, duplicated, out-of-order deliveries | {audits} anomalies | {} |",
         yes(audits == 0)
     );
+    if let Some(r) = find(reports, "presence") {
+        let p99 = r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
+        let cpu = r
+            .extra
+            .get("gateway_cpu_percent")
+            .copied()
+            .unwrap_or(f64::NAN);
+        let _ = writeln!(s, "| presence: change → watcher p99 ≤ 2,500 ms (2 s batches) and gateways ≤ 25% of one core at {} users × {} watched, {}%/min changing | p99 {p99:.0} ms, gateways {cpu:.1}% | {} |",
+            r.connections, r.params["watchEach"], r.params["churnPctPerMin"], yes(p99 <= 2500.0 && cpu <= 25.0));
+    }
 
     let _ = writeln!(s, "\n## Message traffic\n");
     let _ = writeln!(s, "Latencies in ms, measured from each message's scheduled send time (coordinated-omission aware).\n");
@@ -146,7 +167,10 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         s,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for r in reports.iter().filter(|r| r.latency_ms.is_some()) {
+    for r in reports
+        .iter()
+        .filter(|r| r.latency_ms.is_some() && r.scenario != "presence")
+    {
         let l = r.latency_ms.as_ref().expect("filtered");
         let (a50, a99) = r
             .ack_ms
@@ -200,6 +224,25 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             r.connections,
             r.errors,
             other.join("; ")
+        );
+    }
+    if let Some(r) = find(reports, "presence") {
+        let _ = writeln!(s, "\n## Presence\n");
+        let _ = writeln!(s, "Change → watcher latency includes the 2 s per-connection batch window by design (docs/protocol.md, Presence).\n");
+        let _ = writeln!(s, "| parameters | connections | changes | latency p50 | p99 | max | figures |\n|---|---|---|---|---|---|---|");
+        let (p50, p99, max) = r
+            .latency_ms
+            .as_ref()
+            .map(|l| (l.p50, l.p99, l.max))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let figures: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {p50:.0} | {p99:.0} | {max:.0} | {} |",
+            r.params,
+            r.connections,
+            r.sent,
+            figures.join("; ")
         );
     }
     let _ = writeln!(s, "\n{}", include_str!("../bench-notes.md").trim_end());

@@ -96,6 +96,23 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         gap: usize,
     },
+    /// N users of one workspace watching S others each; a share changes
+    /// state every minute. Presence frames/s, latency, Redis and CPU cost.
+    Presence {
+        #[arg(long, default_value_t = 2_000)]
+        users: usize,
+        /// Users each connection watches (at most 500).
+        #[arg(long, default_value_t = 200)]
+        watch: usize,
+        /// Percent of users changing state per minute.
+        #[arg(long, default_value_t = 5.0)]
+        churn: f64,
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Redis `host:port` to read command counts from (loopback only).
+        #[arg(long)]
+        redis: Option<String>,
+    },
     /// The standard set; writes BENCHMARKS.md (see `make bench`).
     Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -107,6 +124,9 @@ enum Scenario {
         machine: String,
         #[arg(long, default_value = "")]
         commit: String,
+        /// The pool's Redis `host:port` (loopback), for command counts.
+        #[arg(long)]
+        redis: Option<String>,
     },
 }
 
@@ -220,11 +240,27 @@ async fn main() -> Result<()> {
             chats,
             gap,
         } => storm::storm(&target, bounded_count(clients)?, chats, gap).await?,
+        Scenario::Presence {
+            users,
+            watch,
+            churn,
+            duration,
+            redis,
+        } => {
+            let shape = loadtest::presence::Shape {
+                users: bounded_count(users)?,
+                watch,
+                churn_pct_per_min: churn,
+                duration: bounded(duration)?,
+            };
+            loadtest::presence::run(&target, shape, redis.as_deref()).await?
+        }
         Scenario::Bench {
             out,
             quick,
             machine,
             commit,
+            redis,
         } => {
             anyhow::ensure!(
                 !cli.gateways.is_empty(),
@@ -233,6 +269,7 @@ async fn main() -> Result<()> {
             let targets = bench::BenchTargets {
                 proxy: target.clone(),
                 one_gateway: Target::new(&cli.gateways[0], &cli.gateways[..1])?,
+                redis,
             };
             let reports = bench::run(&targets, quick).await?;
             for r in &reports {
