@@ -41,6 +41,11 @@ pub const SYNC_LIMIT: Limit = Limit {
     capacity: 10.0,
     per_second: 0.5,
 };
+/// Seed 002 §3.7: at most 3 urgent messages per sender per hour.
+pub const URGENT_LIMIT: Limit = Limit {
+    capacity: 3.0,
+    per_second: 3.0 / 3600.0,
+};
 /// `presence.update/subscribe`: burst 20, then 1 per second per user (a
 /// client subscribes once per screen and renews every few minutes).
 pub const PRESENCE_LIMIT: Limit = Limit {
@@ -64,12 +69,23 @@ impl Session {
                         "at most {MAX_MENTIONS} mentions"
                     )));
                 }
+                let urgent = match m.priority.as_deref() {
+                    None | Some("normal") => false,
+                    Some("urgent") => true,
+                    Some(_) => {
+                        return Err(AppError::validation("priority must be normal or urgent"))
+                    }
+                };
                 self.limit("send", SEND_LIMIT).await?;
+                if urgent {
+                    self.limit("urgent", URGENT_LIMIT).await?;
+                }
                 self.stop_typing(m.chat_id).await;
                 let command = Command::Send {
                     content,
                     reply_to: m.reply_to,
                     mentions: m.mentions,
+                    urgent,
                 };
                 self.ingest(m.chat_id, ref_id, command).await
             }
@@ -193,6 +209,14 @@ impl Session {
                     &ref_id,
                     json!({ "watching": self.state.presence.watching(self.conn.id) }),
                 ));
+                Ok(())
+            }
+            ClientFrame::ChatFocus(f) => {
+                if let Some(chat) = f.chat_id {
+                    self.ensure_member(chat)?;
+                }
+                self.conn.set_focus(f.chat_id);
+                self.send(protocol::ack_frame(&ref_id, json!({ "chatId": f.chat_id })));
                 Ok(())
             }
             ClientFrame::Ping => {

@@ -275,7 +275,8 @@ fn deliver_event(state: &AppState, chat: i64, frame: &str) {
             mentions = badge.mentions,
         );
         let bytes = Utf8Bytes::from(text);
-        for c in badge.conns {
+        // A device showing the chat does not count it as unread.
+        for c in badge.conns.into_iter().filter(|c| !c.focused_on(chat)) {
             c.offer(
                 bytes.clone(),
                 Priority::Essential,

@@ -50,6 +50,14 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
+/// State of one connection that its clones share.
+#[derive(Default)]
+struct Shared {
+    queued_bytes: AtomicUsize,
+    /// The chat the client shows (`chat.focus`), 0 for none.
+    focus: std::sync::atomic::AtomicI64,
+}
+
 /// A handle on one connection, cloned into the hub and its session.
 #[derive(Clone)]
 pub struct Conn {
@@ -60,7 +68,8 @@ pub struct Conn {
     tx: mpsc::Sender<Outbound>,
     capacity: usize,
     /// Bytes of frames queued and not yet written, and their bound.
-    queued_bytes: Arc<AtomicUsize>,
+    /// Bytes queued and the focused chat, shared by every clone.
+    shared: Arc<Shared>,
     max_bytes: usize,
     /// Cancelled to close the connection; `reason` says how.
     pub kill: CancellationToken,
@@ -87,12 +96,24 @@ impl Conn {
             session: uuid::Uuid::nil(),
             tx,
             capacity,
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            shared: Arc::new(Shared::default()),
             max_bytes,
             kill: CancellationToken::new(),
             reason: Arc::new(Mutex::new(None)),
         };
         (conn, rx)
+    }
+
+    /// Records the chat the client shows (`None`: none).
+    pub fn set_focus(&self, chat: Option<i64>) {
+        self.shared
+            .focus
+            .store(chat.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Whether the client shows `chat`: no toasts or unread badges for it.
+    pub fn focused_on(&self, chat: i64) -> bool {
+        self.shared.focus.load(Ordering::Relaxed) == chat
     }
 
     /// Closes the connection with `code`; the first reason given wins.
@@ -121,7 +142,7 @@ impl Conn {
         metrics: &Metrics,
         kind: &str,
     ) -> bool {
-        let queued = self.queued_bytes.load(Ordering::Relaxed);
+        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
         let half_full = self.tx.capacity() <= self.capacity / 2 || queued > self.max_bytes / 2;
         if priority == Priority::Droppable && half_full {
             metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
@@ -134,9 +155,9 @@ impl Conn {
         let sent = if queued.saturating_add(len) > self.max_bytes {
             Err(mpsc::error::TrySendError::Full(()))
         } else {
-            self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+            self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
             self.tx.try_send(Outbound::Frame(frame)).map_err(|e| {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 match e {
                     mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
                     mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
@@ -222,7 +243,9 @@ async fn write_batch(
     for m in batch {
         let msg = match m {
             Outbound::Frame(text) => {
-                conn.queued_bytes.fetch_sub(text.len(), Ordering::Relaxed);
+                conn.shared
+                    .queued_bytes
+                    .fetch_sub(text.len(), Ordering::Relaxed);
                 Message::Text(text)
             }
             Outbound::Ping => Message::Ping(Default::default()),

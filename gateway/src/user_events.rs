@@ -7,13 +7,16 @@
 //!
 //! A few event kinds also change this gateway's own state before they are
 //! delivered: a badge sets the cached mention count, `membership.changed`
-//! starts or stops a chat's delivery, `session.revoked` closes sockets.
+//! starts or stops a chat's delivery, `session.revoked` closes sockets; a
+//! toast skips the devices that show its chat (`chat.focus`).
 
 use std::{collections::HashMap, sync::Mutex};
 
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
-    protocol::{frame_kind, MembershipChanged, NotificationBadge, SessionRevoked},
+    protocol::{
+        frame_kind, MembershipChanged, NotificationBadge, NotificationToast, SessionRevoked,
+    },
     user_stream::{self, Replay},
     wake::StreamId,
 };
@@ -148,6 +151,19 @@ async fn deliver(state: &AppState, user: i64, id: StreamId, frame: &str) {
                 }
                 // The chat's channel is heard before the client learns.
                 state.subs.refresh().await;
+            }
+        }
+        NotificationToast::TYPE => {
+            // No toast on a device that shows the chat (seed §3.4).
+            if let Some(t) = payload::<NotificationToast>(frame) {
+                let conns: Vec<Conn> = state
+                    .hub
+                    .conns_of_user(user)
+                    .into_iter()
+                    .filter(|c| !c.focused_on(t.chat_id))
+                    .collect();
+                offer(state, &conns, id, frame);
+                return;
             }
         }
         _ => {}

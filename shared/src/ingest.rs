@@ -38,6 +38,9 @@ pub enum Command {
         content: String,
         reply_to: Option<i64>,
         mentions: Vec<i64>,
+        /// Urgent messages bypass DND and mute (seed §3.7).
+        #[serde(default)]
+        urgent: bool,
     },
     #[serde(rename_all = "camelCase")]
     Edit { message_id: i64, content: String },

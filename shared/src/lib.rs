@@ -8,6 +8,7 @@
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod mention;
 pub mod metrics;
 pub mod model;
 pub mod password;

@@ -151,6 +151,8 @@ pub struct Message {
     pub client_id: String,
     pub reply_to: Option<i64>,
     pub mentions: Vec<i64>,
+    /// `normal` or `urgent`.
+    pub priority: String,
     pub created_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,

@@ -207,6 +207,12 @@ impl Keys {
         format!("{}:presence:sweep:{{{node}}}", self.prefix)
     }
 
+    /// Counter of the toasts of one chat to one user in the current
+    /// grouping window (expires with the window).
+    pub fn toast_group(&self, user_id: i64, chat_id: i64) -> String {
+        format!("{}:toastgrp:{{u{user_id}}}:{chat_id}", self.prefix)
+    }
+
     /// Which chat a channel name wakes for, or which user.
     pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;

@@ -246,7 +246,8 @@ impl Worker {
     async fn try_batch(&self, batch: &[Pending]) -> Result<(), BatchError> {
         let entries: Vec<IngestEntry> = batch.iter().filter_map(|p| p.entry.clone().ok()).collect();
         let timer = self.metrics.batch_seconds.start_timer();
-        let effects = persist::apply_batch(&self.pool, &entries).await?;
+        let here = self.connected_for_here(&entries).await?;
+        let effects = persist::apply_batch_with(&self.pool, &entries, &here).await?;
         if self
             .hooks
             .crash_after_commit
@@ -266,6 +267,10 @@ impl Worker {
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
         timer.observe_duration();
+        if let Err(e) = self.toasts(&effects).await {
+            self.metrics.toast_failures.inc();
+            tracing::warn!(error = %e, "toasts of a committed batch not sent");
+        }
         for (kind, outcome) in &effects.outcomes {
             self.metrics
                 .entries

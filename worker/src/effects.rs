@@ -29,9 +29,24 @@ pub struct Badge {
     pub mentions: i64,
 }
 
+/// A message committed in the batch, for the notification evaluator.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub sender_id: i64,
+    pub content: String,
+    /// Resolved mentions (never the sender).
+    pub mentions: Vec<i64>,
+    pub urgent: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Everything to announce after the batch committed.
 #[derive(Debug, Default)]
 pub struct Effects {
+    /// New messages, for toasts (see `crate::notify`).
+    pub messages: Vec<NewMessage>,
     pub topic: Vec<TopicEvent>,
     pub replies: Vec<Reply>,
     pub badges: Vec<Badge>,

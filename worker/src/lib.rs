@@ -12,8 +12,10 @@
 pub mod consumer;
 pub mod effects;
 pub mod entries;
+pub mod evaluator;
 pub mod lease;
 pub mod mailer;
+pub mod notify;
 pub mod persist;
 pub mod presence_sweep;
 pub mod publish;
@@ -57,6 +59,9 @@ pub struct WorkerMetrics {
     pub batch_failures: IntCounterVec,
     pub dead_letters: IntCounter,
     pub shards_owned: IntGauge,
+    pub toasts: prometheus::IntCounter,
+    pub toast_failures: prometheus::IntCounter,
+    pub evaluator_seconds: Histogram,
 }
 
 impl WorkerMetrics {
@@ -89,6 +94,24 @@ impl WorkerMetrics {
                     "ingest_dead_letters_total",
                     "entries moved to the dead-letter stream",
                 )
+                .expect("valid metric"),
+            ),
+            toasts: base.register(
+                IntCounter::new("notification_toasts_total", "toasts sent to user streams")
+                    .expect("valid metric"),
+            ),
+            toast_failures: base.register(
+                IntCounter::new(
+                    "notification_toast_failures_total",
+                    "batches whose toasts were lost to an error",
+                )
+                .expect("valid metric"),
+            ),
+            evaluator_seconds: base.register(
+                Histogram::with_opts(HistogramOpts::new(
+                    "notification_evaluator_seconds",
+                    "time to evaluate a batch's new messages for toasts",
+                ))
                 .expect("valid metric"),
             ),
             shards_owned: base.register(

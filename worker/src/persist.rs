@@ -26,6 +26,15 @@ use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
 
 /// Applies `entries` in order in one transaction.
 pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
+    apply_batch_with(pool, entries, &std::collections::HashSet::new()).await
+}
+
+/// [`apply_batch`], with the users connected now (for `@here`).
+pub async fn apply_batch_with(
+    pool: &PgPool,
+    entries: &[IngestEntry],
+    here: &std::collections::HashSet<i64>,
+) -> Result<Effects, AppError> {
     let mut tx = pool.begin().await?;
     let mut fx = Effects::default();
     // Consecutive sends are applied together (crate::send_batch); any
@@ -36,7 +45,7 @@ pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effec
             run.push(entry);
             continue;
         }
-        crate::send_batch::apply_sends(&mut tx, &run, &mut fx).await?;
+        crate::send_batch::apply_sends(&mut tx, &run, here, &mut fx).await?;
         run.clear();
         match apply(&mut tx, entry, &mut fx).await {
             Ok(outcome) => fx.outcomes.push((entry.command.kind(), outcome)),
@@ -53,7 +62,7 @@ pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effec
             }
         }
     }
-    crate::send_batch::apply_sends(&mut tx, &run, &mut fx).await?;
+    crate::send_batch::apply_sends(&mut tx, &run, here, &mut fx).await?;
     tx.commit().await?;
     Ok(fx)
 }

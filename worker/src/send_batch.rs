@@ -41,12 +41,15 @@ struct Send<'a> {
     content: &'a str,
     reply_to: Option<i64>,
     mentions: Vec<i64>,
+    urgent: bool,
 }
 
 /// Applies a run of sends; records outcomes, replies and topic events.
+/// `here` holds the members connected now (for `@here`).
 pub async fn apply_sends(
     tx: &mut PgConnection,
     run: &[&IngestEntry],
+    here: &HashSet<i64>,
     fx: &mut Effects,
 ) -> AppResult<()> {
     let sends: Vec<Send> = run
@@ -56,11 +59,13 @@ pub async fn apply_sends(
                 content,
                 reply_to,
                 mentions,
+                urgent,
             } => Some(Send {
                 entry: e,
                 content,
                 reply_to: *reply_to,
                 mentions: mentions.clone(),
+                urgent: *urgent,
             }),
             _ => None,
         })
@@ -209,6 +214,8 @@ pub async fn apply_sends(
     if fresh.is_empty() {
         return Ok(());
     }
+    // 3b. `@name`, `@channel` and `@here` in the text mention members too.
+    resolve_mentions(tx, &mut fresh, here).await?;
 
     // 4. Reserve each chat's seqs in one statement.
     let mut per_chat: Vec<(i64, i64)> = Vec::new();
@@ -258,11 +265,12 @@ pub async fn apply_sends(
             m.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         )
     });
+    let priorities = col(&|s, _| if s.urgent { "urgent" } else { "normal" }.to_string());
     let inserted: Vec<Message> = sqlx::query_as(&format!(
-        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions)
-         SELECT chat_id, seq, sender_id, content, client_id, reply_to, mentions::bigint[]
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[])
-           AS v(chat_id, seq, sender_id, content, client_id, reply_to, mentions)
+        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
+         SELECT chat_id, seq, sender_id, content, client_id, reply_to, mentions::bigint[], priority
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+           AS v(chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
          RETURNING {MESSAGE_COLUMNS}"
     ))
     .bind(&chat_ids)
@@ -272,6 +280,7 @@ pub async fn apply_sends(
     .bind(&clients)
     .bind(&reply_tos)
     .bind(&mention_lists)
+    .bind(&priorities)
     .fetch_all(&mut *tx)
     .await?;
     let mut by_seq: HashMap<(i64, i64), Message> = inserted
@@ -305,6 +314,21 @@ pub async fn apply_sends(
         });
         fx.mentions
             .extend(mentioned.iter().map(|&u| (u, e.chat_id)));
+        if s.urgent {
+            fechatter_shared::store::notification::audit_urgent(
+                tx, message.id, e.chat_id, e.user_id,
+            )
+            .await?;
+        }
+        fx.messages.push(crate::effects::NewMessage {
+            chat_id: e.chat_id,
+            message_id: message.id,
+            sender_id: e.user_id,
+            content: s.content.to_string(),
+            mentions: mentioned.clone(),
+            urgent: s.urgent,
+            created_at: message.created_at,
+        });
         frames.push(frame);
         message_ids.push(message.id);
         acks.push(json!({ "messageId": message.id, "seq": seq }));
@@ -366,6 +390,45 @@ pub async fn apply_sends(
         extra["duplicate"] = json!(true);
         ack(fx, e, extra);
         fx.outcomes.push(("send", "duplicate"));
+    }
+    Ok(())
+}
+
+/// Replaces each send's mentions by those its text names (`@name`,
+/// `@channel`, `@here`) plus the client's checked hints
+/// (`fechatter_shared::mention`). Only chats with an `@` in a message are
+/// read.
+async fn resolve_mentions(
+    tx: &mut PgConnection,
+    fresh: &mut [(&Send<'_>, Vec<i64>)],
+    here: &HashSet<i64>,
+) -> AppResult<()> {
+    let mut chats: Vec<i64> = fresh
+        .iter()
+        .filter(|(s, _)| s.content.contains('@'))
+        .map(|(s, _)| s.entry.chat_id)
+        .collect();
+    if chats.is_empty() {
+        return Ok(());
+    }
+    chats.sort_unstable();
+    chats.dedup();
+    let mut members: HashMap<i64, Vec<fechatter_shared::mention::Member>> = HashMap::new();
+    for (chat, m) in fechatter_shared::store::notification::member_names(tx, &chats).await? {
+        members.entry(chat).or_default().push(m);
+    }
+    for (s, mentioned) in fresh.iter_mut().filter(|(s, _)| s.content.contains('@')) {
+        let of_chat = members
+            .get(&s.entry.chat_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        *mentioned = fechatter_shared::mention::resolve(
+            s.content,
+            of_chat,
+            &|u| here.contains(&u),
+            mentioned,
+            s.entry.user_id,
+        );
     }
     Ok(())
 }

@@ -65,6 +65,7 @@ fn send(content: &str, mentions: Vec<i64>) -> Command {
         content: content.into(),
         reply_to: None,
         mentions,
+        urgent: false,
     }
 }
 

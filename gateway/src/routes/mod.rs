@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod chat;
 pub mod health;
+pub mod notification;
 pub mod openapi;
 pub mod signup;
 pub mod workspace;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(signup::router())
         .merge(chat::router())
         .merge(health::router())
+        .merge(notification::router())
         .merge(workspace::router())
         .merge(openapi::router())
         .merge(crate::sync::router())

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use crate::AppError;
 
+mod notification;
 mod presence;
+pub use notification::*;
 pub use presence::*;
 
 /// Largest client frame; larger ones are answered with an error and close 1009.
@@ -64,6 +66,7 @@ pub enum ClientFrame {
     PresenceUpdate(PresenceUpdate),
     PresenceSubscribe(UserIds),
     PresenceUnsubscribe(UserIds),
+    ChatFocus(ChatFocus),
     Ping,
 }
 
@@ -83,6 +86,7 @@ impl ClientFrame {
             Self::PresenceUpdate(_) => "presence.update",
             Self::PresenceSubscribe(_) => "presence.subscribe",
             Self::PresenceUnsubscribe(_) => "presence.unsubscribe",
+            Self::ChatFocus(_) => "chat.focus",
             Self::Ping => "ping",
         }
     }
@@ -97,6 +101,9 @@ pub struct MessageSend {
     /// User ids mentioned; ids that are not members are ignored.
     #[serde(default)]
     pub mentions: Vec<i64>,
+    /// `normal` (default) or `urgent`.
+    #[serde(default)]
+    pub priority: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -208,6 +215,7 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
         "sync.request" => ClientFrame::SyncRequest(sync_request(payload).map_err(reject)?),
         "auth.refresh" => ClientFrame::AuthRefresh(payload_of(payload).map_err(reject)?),
         "presence.update" => ClientFrame::PresenceUpdate(payload_of(payload).map_err(reject)?),
+        "chat.focus" => ClientFrame::ChatFocus(payload_of(payload).map_err(reject)?),
         "presence.subscribe" => ClientFrame::PresenceSubscribe(user_ids(payload).map_err(reject)?),
         "presence.unsubscribe" => {
             ClientFrame::PresenceUnsubscribe(user_ids(payload).map_err(reject)?)
@@ -574,7 +582,8 @@ mod tests {
                 chat_id: 3,
                 content: "hi".into(),
                 reply_to: None,
-                mentions: vec![2]
+                mentions: vec![2],
+                priority: None,
             })
         );
     }

@@ -4,4 +4,4 @@
 
 /// The columns of [`crate::model::Message`], in its field order.
 pub const COLUMNS: &str = "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
-     created_at, edited_at, deleted_at";
+     priority, created_at, edited_at, deleted_at";

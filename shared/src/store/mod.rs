@@ -11,6 +11,7 @@ pub mod chat;
 pub mod email;
 pub mod invite;
 pub mod message;
+pub mod notification;
 pub mod presence;
 pub mod refresh;
 pub mod signup;
