@@ -86,6 +86,8 @@ schemas = {
                        required=["level", "desktop", "sound"]),
     "ChatSettings": obj({"chatId": I, "level": {"type": ["string", "null"], "enum": ["all", "mentions_only", "off", None]},
                          "mutedUntil": {"type": ["string", "null"], "format": "date-time"}, "pinned": B}),
+    "Device": obj({"id": I, "platform": S(enum=["fcm", "apns", "webpush", "webhook"]), "token": S(),
+                   "p256dh": S(), "auth": S(), "createdAt": TS}, required=["id", "platform", "token", "createdAt"]),
     "Live": obj({"status": S(enum=["ok", "draining"]), "instance": S()}),
 }
 schemas["ChatSummary"] = {"allOf": [ref("Chat"), obj({"unreadCount": I, "mentionCount": I})]}
@@ -165,6 +167,18 @@ paths = {
                   body=obj({"level": {"type": ["string", "null"], "enum": ["all", "mentions_only", "off", None]},
                             "mutedUntil": {"type": ["string", "null"], "format": "date-time"}, "pinned": B},
                            required=[], additional=False)),
+    },
+    "/api/me/devices": {
+        "get": op("The caller's push devices", ok(200, arr(ref("Device"))), tag="notifications"),
+        "post": op("Register a push device (registering it again answers 200 with the same device)",
+                   {**ok(201, ref("Device")), **ok(200, ref("Device"), desc="already registered")},
+                   tag="notifications",
+                   body=obj({"platform": S(enum=["fcm", "apns", "webpush", "webhook"]),
+                             "token": S(minLength=1, maxLength=4096),
+                             "keys": obj({"p256dh": S(), "auth": S()}, additional=False)},
+                            required=["platform", "token"], additional=False)),
+        "delete": op("Unregister a push device", ok(204, desc="unregistered"), tag="notifications",
+                     body=obj({"platform": S(), "token": S()}, additional=False)),
     },
     "/api/workspace/me": {"get": op("The caller's user record", ok(200, ref("User")), tag="workspace")},
     "/api/workspace/domains": {

@@ -268,3 +268,110 @@ async fn preferences_reach_every_device_and_dnd_schedules_follow_time_zones(pool
     say(&mut a, chat, "good morning", json!({})).await;
     assert_eq!(toasts(&mut b, 2000).await.len(), 1);
 }
+
+/// A local webhook receiver: every request's JSON body.
+async fn hook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let s = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn users_without_an_active_connection_get_pushes(pool: PgPool) {
+    let p = Pool::start_with(pool, 1, |c| {
+        c.push.webhook_secret = "s3cret".into();
+        c.push.webhook_allow_http = true;
+        c.presence_away = Duration::from_secs(2);
+    })
+    .await;
+    let (ada, bob, chat) = p.pair().await;
+    let (url, pushes) = hook_receiver().await;
+    let register = json!({ "platform": "webhook", "token": url });
+    let (status, device) = p
+        .gw(0)
+        .post("/api/me/devices", &bob, register.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{device}");
+    let (status, _) = p
+        .gw(0)
+        .post("/api/me/devices", &bob, register.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "registering again is idempotent");
+    let (status, body) = p
+        .gw(0)
+        .post(
+            "/api/me/devices",
+            &bob,
+            json!({ "platform": "pager", "token": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let mut a = Client::connect(p.gw(0), &ada).await;
+
+    // Offline: a push, with the toast's title and body.
+    say(&mut a, chat, "are you there?", json!({})).await;
+    let wait = |n: usize| {
+        let pushes = pushes.clone();
+        async move {
+            for _ in 0..50 {
+                if pushes.lock().unwrap().len() >= n {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            pushes.lock().unwrap().clone()
+        }
+    };
+    let got = wait(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        (got[0]["title"].as_str(), got[0]["body"].as_str()),
+        (Some("Ada"), Some("are you there?"))
+    );
+    assert_eq!(got[0]["collapseKey"], format!("c{chat}"));
+
+    // Connected and active: a toast, no push.
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    say(&mut a, chat, "hello again", json!({})).await;
+    b.expect("notification.toast").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(pushes.lock().unwrap().len(), 1, "no push while active");
+
+    // Connected but idle (away): the toast and a push.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    say(&mut a, chat, "wake up", json!({})).await;
+    b.expect_where("notification.toast", |f| {
+        f["payload"]["count"].as_i64() >= Some(1)
+    })
+    .await;
+    assert_eq!(wait(2).await.len(), 2, "pushed while idle");
+
+    // Unregistered: nothing more.
+    let (status, _) = p
+        .gw(0)
+        .call(
+            Method::DELETE,
+            "/api/me/devices",
+            Some(&bob.token),
+            Some(register),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    b.close().await;
+    say(&mut a, chat, "gone?", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(pushes.lock().unwrap().len(), 2);
+}

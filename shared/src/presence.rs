@@ -216,6 +216,36 @@ pub async fn current(
         .collect())
 }
 
+/// How many connections each user has open, and how many of them are
+/// active (not idle): what decides between a toast and a push.
+pub async fn connections(
+    client: &Client,
+    keys: &Keys,
+    users: &[i64],
+) -> Result<Vec<(usize, usize)>, Error> {
+    let count = |fields: std::collections::HashMap<String, String>| {
+        let conns = fields.iter().filter(|(k, _)| k.starts_with("c:"));
+        let (mut open, mut active) = (0, 0);
+        for (_, v) in conns {
+            open += 1;
+            active += usize::from(v == "a");
+        }
+        (open, active)
+    };
+    let replies: Vec<std::collections::HashMap<String, String>> = match users {
+        [] => Vec::new(),
+        [user] => vec![client.hgetall(keys.presence(*user)).await?],
+        _ => {
+            let pipeline = client.pipeline();
+            for &user in users {
+                let _: () = pipeline.hgetall(keys.presence(user)).await?;
+            }
+            pipeline.all().await?
+        }
+    };
+    Ok(replies.into_iter().map(count).collect())
+}
+
 /// Renews this gateway's lease on its connections' presence.
 pub async fn renew_node(client: &Client, keys: &Keys, node: &str) -> Result<(), Error> {
     let now = chrono::Utc::now().timestamp_millis();

@@ -213,6 +213,17 @@ impl Keys {
         format!("{}:toastgrp:{{u{user_id}}}:{chat_id}", self.prefix)
     }
 
+    /// The push queue: one entry per (message, user) to push to the user's
+    /// devices; consumer group `pushers`.
+    pub fn push_queue(&self) -> String {
+        format!("{}:push:queue", self.prefix)
+    }
+
+    /// Push deliveries that failed for good, for inspection.
+    pub fn push_dead(&self) -> String {
+        format!("{}:push:dead", self.prefix)
+    }
+
     /// Which chat a channel name wakes for, or which user.
     pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;

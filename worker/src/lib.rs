@@ -19,6 +19,7 @@ pub mod notify;
 pub mod persist;
 pub mod presence_sweep;
 pub mod publish;
+pub mod push;
 pub mod read_state;
 pub mod send_batch;
 
@@ -62,6 +63,8 @@ pub struct WorkerMetrics {
     pub toasts: prometheus::IntCounter,
     pub toast_failures: prometheus::IntCounter,
     pub evaluator_seconds: Histogram,
+    pub push: push::PushMetrics,
+    pub push_jobs: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -114,6 +117,14 @@ impl WorkerMetrics {
                 ))
                 .expect("valid metric"),
             ),
+            push: push::PushMetrics::new(&base),
+            push_jobs: base.register(
+                IntCounter::new(
+                    "push_jobs_queued_total",
+                    "push jobs queued by the evaluator",
+                )
+                .expect("valid metric"),
+            ),
             shards_owned: base.register(
                 IntGauge::new("ingest_shards_owned", "ingest shards leased by this worker")
                     .expect("valid metric"),
@@ -121,6 +132,62 @@ impl WorkerMetrics {
             base,
         }
     }
+}
+
+/// The push worker of this process (see [`push`]), with its own
+/// connection for blocking reads (a blocked connection delays every other
+/// command on it, and the ingest consumer has its own).
+async fn push_worker(worker: &Worker) -> Result<push::PushWorker> {
+    let blocking =
+        fechatter_shared::redis::connect(&worker.config.redis_url, Duration::from_secs(10)).await?;
+    Ok(push::PushWorker {
+        redis: worker.redis.clone(),
+        blocking,
+        pool: worker.pool.clone(),
+        keys: worker.keys.clone(),
+        consumer: worker.config.instance_id.clone(),
+        providers: push::providers(&worker.config.push)?,
+        metrics: worker.metrics.push.clone(),
+    })
+}
+
+/// `worker push`: only the push worker (and `/metrics`), to scale push
+/// delivery apart from message persistence.
+pub async fn run_push(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let pool = fechatter_shared::store::connect(&config).await?;
+    let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
+    let blocking =
+        fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
+    fechatter_shared::scripts::load_all(&redis)
+        .await
+        .context("loading Lua scripts")?;
+    let worker = Worker {
+        keys: Keys::new(config.redis_prefix.clone()),
+        metrics: WorkerMetrics::new(),
+        config,
+        pool,
+        redis,
+        blocking,
+        hooks: Arc::new(Hooks::default()),
+    };
+    let metrics = worker.metrics.base.clone();
+    let app = Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/health/simple", get(|| async { "ok" }));
+    let http_stop = CancellationToken::new();
+    let serve =
+        axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
+    let http = tokio::spawn(async move { serve.await });
+    tracing::info!(instance = %worker.config.instance_id, "push worker started");
+    push_worker(&worker).await?.run(shutdown).await;
+    http_stop.cancel();
+    let _ = http.await;
+    tracing::info!("push worker stopped");
+    Ok(())
 }
 
 /// A running worker's connections and settings.
@@ -193,6 +260,8 @@ pub async fn run_with_hooks(
         instance: worker.config.instance_id.clone(),
     };
     let sweep = tokio::spawn(sweeper.run(mail_stop.clone()));
+    let pusher = push_worker(&worker).await?;
+    let pushing = tokio::spawn(pusher.run(mail_stop.clone()));
 
     let lease_stop = CancellationToken::new();
     let (owned, leases) = lease::spawn(
@@ -208,6 +277,7 @@ pub async fn run_with_hooks(
     mail_stop.cancel();
     let _ = mail.await;
     let _ = sweep.await;
+    let _ = pushing.await;
     http_stop.cancel();
     let _ = http.await;
     match outcome {

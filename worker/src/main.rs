@@ -1,6 +1,8 @@
-//! `worker [run|migrate]`: loads configuration, installs tracing and signal
-//! handling, and hands over to the library. `migrate` applies the schema
-//! and exits (used by `make run` and deployments before gateways start).
+//! `worker [run|push|migrate]`: loads configuration, installs tracing and
+//! signal handling, and hands over to the library. `run` does everything
+//! (persistence, mail, presence sweeps, push); `push` only delivers pushes
+//! (scaled apart); `migrate` applies the schema and exits (used by `make
+//! run` and deployments before gateways start).
 
 use anyhow::Context;
 use fechatter_shared::{shutdown, telemetry, Config};
@@ -16,7 +18,15 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.bind_addr))?;
             worker::run(config, listener, shutdown::on_signal()).await
         }
+        Some("push") => {
+            let listener = tokio::net::TcpListener::bind(config.bind_addr)
+                .await
+                .with_context(|| format!("binding {}", config.bind_addr))?;
+            worker::run_push(config, listener, shutdown::on_signal()).await
+        }
         Some("migrate") => worker::migrate(&fechatter_shared::store::connect(&config).await?).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `run` or `migrate`"),
+        Some(other) => {
+            anyhow::bail!("unknown command {other:?}; expected `run`, `push` or `migrate`")
+        }
     }
 }

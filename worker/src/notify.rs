@@ -121,21 +121,24 @@ impl Worker {
                 due.push((m, r.user_id));
             }
         }
-        // 3. Only connected recipients get toasts (push is for the others).
+        // 3. Connected recipients get toasts; those without an active
+        // connection (none, or all idle) get a push.
         let mut users: Vec<i64> = due.iter().map(|(_, u)| *u).collect();
         users.sort_unstable();
         users.dedup();
-        let states = presence::current(&self.redis, &self.keys, &users).await?;
-        let online: std::collections::HashSet<i64> = users
-            .iter()
-            .zip(states)
-            .filter(|(_, s)| s.is_some_and(|(status, _)| status != Status::Offline))
-            .map(|(u, _)| *u)
-            .collect();
+        let conns = presence::connections(&self.redis, &self.keys, &users).await?;
+        let by_user: HashMap<i64, (usize, usize)> = users.iter().copied().zip(conns).collect();
         timer.observe_duration();
         // 4. Group and send.
         let mut sent = 0;
-        for (m, user) in due.into_iter().filter(|(_, u)| online.contains(u)) {
+        for (m, user) in due {
+            let (open, active) = by_user.get(&user).copied().unwrap_or((0, 0));
+            if active == 0 {
+                self.queue_push(m, user, &titles).await?;
+            }
+            if open == 0 {
+                continue;
+            }
             let count = self.group_count(user, m.chat_id).await?;
             let (title, sender) = titles.of(m);
             let body = match count {
@@ -159,6 +162,28 @@ impl Worker {
         }
         self.metrics.toasts.inc_by(sent as u64);
         Ok(sent)
+    }
+
+    /// Queues the push of `m` to `user`'s devices (`crate::push`).
+    async fn queue_push(&self, m: &NewMessage, user: i64, titles: &Titles) -> Result<(), Error> {
+        let (title, sender) = titles.of(m);
+        let body = if title == sender {
+            preview(&m.content)
+        } else {
+            preview(&format!("{sender}: {}", m.content))
+        };
+        let job = crate::push::PushJob {
+            user_id: user,
+            message_id: m.message_id,
+            chat_id: m.chat_id,
+            title,
+            body,
+            priority: if m.urgent { "urgent" } else { "normal" }.into(),
+            collapse_key: format!("c{}", m.chat_id),
+            sent_at: rfc3339_ms(m.created_at.timestamp_millis()),
+        };
+        self.metrics.push_jobs.inc();
+        crate::push::enqueue(&self.redis, &self.keys, &job).await
     }
 
     /// Messages of `chat` toasted to `user` in the current group window,

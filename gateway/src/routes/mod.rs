@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod device;
 pub mod health;
 pub mod notification;
 pub mod openapi;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(signup::router())
         .merge(chat::router())
+        .merge(device::router())
         .merge(health::router())
         .merge(notification::router())
         .merge(workspace::router())

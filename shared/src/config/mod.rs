@@ -8,6 +8,7 @@
 
 mod cidr;
 mod mail;
+mod push;
 mod validation;
 mod variables;
 
@@ -17,6 +18,7 @@ use anyhow::{Context, Result};
 
 pub use cidr::Cidr;
 pub use mail::{MailSettings, MailTransport, SignupMode};
+pub use push::PushSettings;
 
 /// Default signing secret for local development only. A gateway refuses to
 /// start with it (or any secret shorter than [`MIN_JWT_SECRET_BYTES`])
@@ -113,6 +115,8 @@ pub struct Config {
     pub presence_node_ttl: Duration,
     /// How long a `presence.subscribe` lasts unless renewed.
     pub presence_sub_ttl: Duration,
+    /// Worker: push providers.
+    pub push: PushSettings,
 }
 
 impl fmt::Debug for Config {
@@ -156,6 +160,7 @@ impl fmt::Debug for Config {
             .field("presence_away", &self.presence_away)
             .field("presence_node_ttl", &self.presence_node_ttl)
             .field("presence_sub_ttl", &self.presence_sub_ttl)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -258,6 +263,22 @@ impl Config {
             presence_away: millis("PRESENCE_AWAY_MS", &get("PRESENCE_AWAY_MS"))?,
             presence_node_ttl: millis("PRESENCE_NODE_TTL_MS", &get("PRESENCE_NODE_TTL_MS"))?,
             presence_sub_ttl: millis("PRESENCE_SUB_TTL_MS", &get("PRESENCE_SUB_TTL_MS"))?,
+            push: PushSettings {
+                fcm_endpoint: get("PUSH_FCM_ENDPOINT"),
+                fcm_credentials: get("PUSH_FCM_CREDENTIALS"),
+                apns_endpoint: get("PUSH_APNS_ENDPOINT"),
+                apns_key: get("PUSH_APNS_KEY"),
+                apns_key_id: get("PUSH_APNS_KEY_ID"),
+                apns_team_id: get("PUSH_APNS_TEAM_ID"),
+                apns_topic: get("PUSH_APNS_TOPIC"),
+                vapid_private_key: get("PUSH_VAPID_PRIVATE_KEY"),
+                vapid_subject: get("PUSH_VAPID_SUBJECT"),
+                webhook_secret: get("PUSH_WEBHOOK_SECRET"),
+                webhook_allow_http: matches!(
+                    get("PUSH_WEBHOOK_ALLOW_HTTP").as_str(),
+                    "1" | "true" | "yes"
+                ),
+            },
         }
         .validated()
     }

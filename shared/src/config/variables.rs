@@ -198,6 +198,61 @@ impl Config {
             "a `presence.subscribe` lapses after this long unless renewed",
         ),
         (
+            "PUSH_FCM_ENDPOINT",
+            "https://fcm.googleapis.com",
+            "worker: FCM HTTP v1 base URL",
+        ),
+        (
+            "PUSH_FCM_CREDENTIALS",
+            "",
+            "worker: Google service account JSON file for FCM (none: FCM deliveries fail as not configured)",
+        ),
+        (
+            "PUSH_APNS_ENDPOINT",
+            "https://api.push.apple.com",
+            "worker: APNs base URL (HTTP/2)",
+        ),
+        (
+            "PUSH_APNS_KEY",
+            "",
+            "worker: APNs `.p8` token-signing key file (none: APNs deliveries fail as not configured)",
+        ),
+        (
+            "PUSH_APNS_KEY_ID",
+            "",
+            "worker: the APNs key's id (`kid`)",
+        ),
+        (
+            "PUSH_APNS_TEAM_ID",
+            "",
+            "worker: the Apple team id (`iss`)",
+        ),
+        (
+            "PUSH_APNS_TOPIC",
+            "",
+            "worker: the app's bundle id (`apns-topic`)",
+        ),
+        (
+            "PUSH_VAPID_PRIVATE_KEY",
+            "",
+            "worker: PKCS#8 PEM file of the VAPID P-256 key for Web Push (none: Web Push deliveries fail as not configured)",
+        ),
+        (
+            "PUSH_VAPID_SUBJECT",
+            "mailto:ops@fechatter.local",
+            "worker: VAPID contact (`sub`)",
+        ),
+        (
+            "PUSH_WEBHOOK_SECRET",
+            "",
+            "worker: HMAC-SHA256 secret of webhook signatures (secret; none: webhook deliveries fail as not configured)",
+        ),
+        (
+            "PUSH_WEBHOOK_ALLOW_HTTP",
+            "0",
+            "`1` accepts `http://` webhook URLs (local setups and tests; otherwise `https://` only)",
+        ),
+        (
             "MAIL_FROM",
             "Fechatter <no-reply@fechatter.local>",
             "sender of every e-mail",

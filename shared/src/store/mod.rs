@@ -13,6 +13,7 @@ pub mod invite;
 pub mod message;
 pub mod notification;
 pub mod presence;
+pub mod push;
 pub mod refresh;
 pub mod signup;
 pub mod user;
