@@ -27,6 +27,8 @@ export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 MAX_CONNECTIONS_PER_USER=100 R
 # hashing queue; a random secret (gateways refuse the default).
 export AUTH_IP_PER_MINUTE=10000000 AUTH_ACCOUNT_PER_MINUTE=10000000 ARGON2_QUEUE=100000
 export SIGNUP_MODE=direct
+# Pushes of the notify scenario go to a webhook receiver on loopback.
+export PUSH_WEBHOOK_SECRET=bench-webhook-secret PUSH_WEBHOOK_ALLOW_HTTP=1
 export JWT_SECRET=${JWT_SECRET:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}
 export HAPROXY_CERT=$(scripts/tls-cert.sh) HAPROXY_TLS_BIND=127.0.0.1:18443
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -46,12 +46,6 @@ pub const URGENT_LIMIT: Limit = Limit {
     capacity: 3.0,
     per_second: 3.0 / 3600.0,
 };
-/// `presence.update/subscribe`: burst 20, then 1 per second per user (a
-/// client subscribes once per screen and renews every few minutes).
-pub const PRESENCE_LIMIT: Limit = Limit {
-    capacity: 20.0,
-    per_second: 1.0,
-};
 /// Typing state expires this long after the last `typing.start`.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// Most mentions per message.
@@ -178,47 +172,10 @@ impl Session {
                 ));
                 Ok(())
             }
-            ClientFrame::PresenceUpdate(p) => {
-                self.limit("presence", PRESENCE_LIMIT).await?;
-                let status =
-                    crate::presence::set_manual(&self.state, self.me.user_id, &p.status).await?;
-                self.send(protocol::ack_frame(&ref_id, json!({ "presence": status })));
-                Ok(())
-            }
-            ClientFrame::PresenceSubscribe(ids) => {
-                self.limit("presence", PRESENCE_LIMIT).await?;
-                let (presence, not_found) = crate::presence::subscribe(
-                    &self.state,
-                    &self.conn,
-                    self.me.workspace_id,
-                    &ids.user_ids,
-                )
-                .await?;
-                let ack = protocol::PresenceSubscribed {
-                    presence,
-                    not_found,
-                    watching: self.state.presence.watching(self.conn.id),
-                };
-                let ack = serde_json::to_value(ack).map_err(anyhow::Error::from)?;
-                self.send(protocol::ack_frame(&ref_id, ack));
-                Ok(())
-            }
-            ClientFrame::PresenceUnsubscribe(ids) => {
-                self.state.presence.unsubscribe(self.conn.id, &ids.user_ids);
-                self.send(protocol::ack_frame(
-                    &ref_id,
-                    json!({ "watching": self.state.presence.watching(self.conn.id) }),
-                ));
-                Ok(())
-            }
-            ClientFrame::ChatFocus(f) => {
-                if let Some(chat) = f.chat_id {
-                    self.ensure_member(chat)?;
-                }
-                self.conn.set_focus(f.chat_id);
-                self.send(protocol::ack_frame(&ref_id, json!({ "chatId": f.chat_id })));
-                Ok(())
-            }
+            frame @ (ClientFrame::PresenceUpdate(_)
+            | ClientFrame::PresenceSubscribe(_)
+            | ClientFrame::PresenceUnsubscribe(_)
+            | ClientFrame::ChatFocus(_)) => self.attention_frame(frame, &ref_id).await,
             ClientFrame::Ping => {
                 self.send(protocol::ack_frame(&ref_id, json!({})));
                 Ok(())
@@ -241,36 +198,13 @@ impl Session {
             answered += 1;
         }
         if let Some(cursor) = req.user {
-            self.send(self.user_sync(cursor, budget).await?);
+            self.send(sync::user_sync(&self.state, self.me.user_id, cursor, budget).await?);
         }
         self.send(protocol::ack_frame(
             ref_id,
             json!({ "chats": answered, "user": req.user.is_some() }),
         ));
         Ok(())
-    }
-
-    /// The `sync.user` page of the caller's events after `cursor`.
-    async fn user_sync(&self, cursor: wake::StreamId, budget: usize) -> AppResult<String> {
-        let page = crate::user_events::page(&self.state, self.me.user_id, cursor, budget).await?;
-        let frame = match page {
-            None => protocol::SyncUser {
-                too_large: true,
-                has_more: false,
-                cursor: cursor.to_string(),
-                events: Vec::new(),
-            },
-            Some((frames, last, has_more)) => protocol::SyncUser {
-                too_large: false,
-                has_more,
-                cursor: last.to_string(),
-                events: frames
-                    .into_iter()
-                    .filter_map(|f| serde_json::value::RawValue::from_string(f).ok())
-                    .collect(),
-            },
-        };
-        Ok(frame.frame())
     }
 
     /// Sends a read mark, or holds it back while the user is over the read
@@ -328,7 +262,7 @@ impl Session {
         }
     }
 
-    fn ensure_member(&self, chat_id: i64) -> AppResult<()> {
+    pub(crate) fn ensure_member(&self, chat_id: i64) -> AppResult<()> {
         if self.state.hub.is_member(self.me.user_id, chat_id) {
             Ok(())
         } else {
@@ -353,7 +287,7 @@ impl Session {
         Ok(scripts::take_token(&self.state.redis, &key, limit, 1.0).await?)
     }
 
-    async fn limit(&self, action: &str, limit: Limit) -> AppResult<()> {
+    pub(crate) async fn limit(&self, action: &str, limit: Limit) -> AppResult<()> {
         match self.take(action, limit).await? {
             Decision::Allowed => Ok(()),
             Decision::Denied { retry_after_ms } => Err(AppError::RateLimited { retry_after_ms }),

@@ -6,6 +6,7 @@
 //! tests start real gateways in-process on port 0.
 
 pub mod admission;
+pub mod attention;
 pub mod chat_policy;
 pub mod commands;
 pub mod extract;
@@ -25,6 +26,7 @@ pub mod state;
 pub mod subscriptions;
 pub mod sync;
 pub mod user_events;
+pub mod user_positions;
 
 use std::time::Duration;
 

@@ -10,7 +10,9 @@ use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{hub::Hub, presence_watch::PresenceWatch, subscriptions, user_events::UserPositions};
+use crate::{
+    hub::Hub, presence_watch::PresenceWatch, subscriptions, user_positions::UserPositions,
+};
 
 #[derive(Clone)]
 pub struct AppState {

@@ -204,6 +204,34 @@ async fn read_state(
     Ok((badge, receipts))
 }
 
+/// The `sync.user` page of the caller's events after `cursor`.
+pub async fn user_sync(
+    state: &AppState,
+    user_id: i64,
+    cursor: fechatter_shared::wake::StreamId,
+    budget: usize,
+) -> AppResult<String> {
+    let page = crate::user_events::page(state, user_id, cursor, budget).await?;
+    let frame = match page {
+        None => protocol::SyncUser {
+            too_large: true,
+            has_more: false,
+            cursor: cursor.to_string(),
+            events: Vec::new(),
+        },
+        Some((frames, last, has_more)) => protocol::SyncUser {
+            too_large: false,
+            has_more,
+            cursor: last.to_string(),
+            events: frames
+                .into_iter()
+                .filter_map(|f| serde_json::value::RawValue::from_string(f).ok())
+                .collect(),
+        },
+    };
+    Ok(frame.frame())
+}
+
 /// The answer for a chat the caller is not a member of.
 pub fn refused(chat_id: i64) -> String {
     let refusal = SyncRefused {

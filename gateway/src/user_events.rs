@@ -10,8 +10,6 @@
 //! starts or stops a chat's delivery, `session.revoked` closes sockets; a
 //! toast skips the devices that show its chat (`chat.focus`).
 
-use std::{collections::HashMap, sync::Mutex};
-
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
     protocol::{
@@ -28,43 +26,6 @@ use crate::{
 
 /// Entries read per XRANGE when catching a user up.
 const PAGE: u64 = 200;
-
-/// The last user-stream entry delivered, per local user.
-#[derive(Default)]
-pub struct UserPositions(Mutex<HashMap<i64, StreamId>>);
-
-impl UserPositions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, StreamId>> {
-        self.0.lock().expect("user positions lock")
-    }
-
-    pub fn get(&self, user: i64) -> Option<StreamId> {
-        self.lock().get(&user).copied()
-    }
-
-    /// Sets the position unless the user has one; returns the position.
-    fn start(&self, user: i64, at: StreamId) -> StreamId {
-        *self.lock().entry(user).or_insert(at)
-    }
-
-    fn advance(&self, user: i64, id: StreamId) {
-        if let Some(p) = self.lock().get_mut(&user) {
-            *p = (*p).max(id);
-        }
-    }
-
-    /// Forgets a user whose last local connection closed: a later
-    /// connection starts from its own `session.ready` position, never
-    /// from a stale one (which would replay old badges as new).
-    pub fn forget(&self, user: i64) {
-        self.lock().remove(&user);
-    }
-
-    /// Forgets users without local connections.
-    pub fn retain(&self, local: &[i64]) {
-        self.lock().retain(|u, _| local.contains(u));
-    }
-}
 
 /// A wake on `user`'s channel for entry `id` after `prev`.
 pub async fn on_wake(state: &AppState, user: i64, prev: StreamId, id: StreamId, frame: &str) {

@@ -79,6 +79,14 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     say("reconnect-storm");
     reports.push(storm::storm(&t.proxy, scale(2_000), scale(50).max(1), 10).await?);
 
+    say("notify");
+    let shape = crate::notify::Shape {
+        pairs: if quick { 10 } else { 200 },
+        rate: 2.0,
+        duration: secs(10),
+    };
+    reports.push(crate::notify::run(&t.proxy, shape).await?);
+
     say("presence");
     let shape = crate::presence::Shape {
         users: if quick { 60 } else { 10_000 },
@@ -149,6 +157,11 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         "| zero lost, duplicated, out-of-order deliveries | {audits} anomalies | {} |",
         yes(audits == 0)
     );
+    if let Some(r) = find(reports, "notify") {
+        let p99 = r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
+        let pps = r.extra.get("pushes_per_sec").copied().unwrap_or(f64::NAN);
+        let _ = writeln!(s, "| toasts: send → toast p99 < 100 ms; pushes: ≥ 200/s through one push worker to a local receiver | toast p99 {p99:.1} ms, {pps:.0} pushes/s | {} |", yes(p99 < 100.0 && pps >= 200.0));
+    }
     if let Some(r) = find(reports, "presence") {
         let p99 = r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
         let cpu = r
@@ -167,10 +180,9 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         s,
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
-    for r in reports
-        .iter()
-        .filter(|r| r.latency_ms.is_some() && r.scenario != "presence")
-    {
+    for r in reports.iter().filter(|r| {
+        r.latency_ms.is_some() && !["presence", "notify"].contains(&r.scenario.as_str())
+    }) {
         let l = r.latency_ms.as_ref().expect("filtered");
         let (a50, a99) = r
             .ack_ms
@@ -224,6 +236,24 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             r.connections,
             r.errors,
             other.join("; ")
+        );
+    }
+    if let Some(r) = find(reports, "notify") {
+        let _ = writeln!(s, "\n## Notifications\n");
+        let _ = writeln!(s, "Direct-message pairs; half the recipients connected (toast latency: scheduled send → `notification.toast`), half offline with a webhook device on a local receiver (push: scheduled send → webhook request, through the push worker).\n");
+        let _ = writeln!(s, "| parameters | sent | toast p50 | toast p99 | toast max | figures |\n|---|---|---|---|---|---|");
+        let (p50, p99, max) = r
+            .latency_ms
+            .as_ref()
+            .map(|l| (l.p50, l.p99, l.max))
+            .unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+        let figures: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {p50:.1} | {p99:.1} | {max:.1} | {} |",
+            r.params,
+            r.sent,
+            figures.join("; ")
         );
     }
     if let Some(r) = find(reports, "presence") {

@@ -44,7 +44,7 @@ impl Api {
         }
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod client;
 pub mod conn;
 pub mod connections;
+pub mod notify;
 pub mod presence;
 pub mod report;
 pub mod storm;

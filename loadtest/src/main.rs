@@ -113,6 +113,17 @@ enum Scenario {
         #[arg(long)]
         redis: Option<String>,
     },
+    /// Direct-message pairs: toast latency to connected recipients and
+    /// push throughput to a local webhook for offline ones.
+    Notify {
+        #[arg(long, default_value_t = 200)]
+        pairs: usize,
+        /// Messages per second per sender.
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+    },
     /// The standard set; writes BENCHMARKS.md (see `make bench`).
     Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -254,6 +265,18 @@ async fn main() -> Result<()> {
                 duration: bounded(duration)?,
             };
             loadtest::presence::run(&target, shape, redis.as_deref()).await?
+        }
+        Scenario::Notify {
+            pairs,
+            rate,
+            duration,
+        } => {
+            let shape = loadtest::notify::Shape {
+                pairs: bounded_count(pairs)?,
+                rate,
+                duration: bounded(duration)?,
+            };
+            loadtest::notify::run(&target, shape).await?
         }
         Scenario::Bench {
             out,

@@ -255,6 +255,9 @@ impl Worker {
         {
             return Err(BatchError::InjectedCrash);
         }
+        self.clear_markers(batch)
+            .await
+            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
         publish::publish(
             &self.redis,
             &self.keys,
@@ -280,28 +283,37 @@ impl Worker {
         Ok(())
     }
 
-    /// Acknowledges and deletes processed entries, then clears their
-    /// pending markers (lua/ingest_append.lua): the writes are answered,
-    /// so a later client retry may be appended again and gets the
-    /// original's answer from PostgreSQL.
-    async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
-        type Shard<'a> = (Vec<&'a str>, Vec<String>);
-        let mut by_stream: std::collections::BTreeMap<&str, Shard<'_>> = Default::default();
+    /// Clears the pending markers of a committed batch's writes
+    /// (lua/ingest_append.lua) *before* their answers are published: a
+    /// client that retries the moment it gets its answer must be appended
+    /// again (and answered from PostgreSQL), not taken for a write still
+    /// waiting, whose answer already went out and would never come again.
+    async fn clear_markers(&self, batch: &[Pending]) -> Result<(), Error> {
+        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         for p in batch {
-            let (ids, markers) = by_stream.entry(&p.stream).or_default();
-            ids.push(&p.id);
             if let Ok(e) = &p.entry {
-                markers.push(self.keys.ingest_pending(&p.stream, e.user_id, &e.ref_id));
+                by_stream
+                    .entry(&p.stream)
+                    .or_default()
+                    .push(self.keys.ingest_pending(&p.stream, e.user_id, &e.ref_id));
             }
         }
-        for (stream, (ids, markers)) in by_stream {
-            let ids: Vec<String> = ids.into_iter().map(String::from).collect();
+        // A shard's markers share its hash tag: one DEL per shard.
+        for (_, markers) in by_stream {
+            let _: i64 = self.redis.del(markers).await?;
+        }
+        Ok(())
+    }
+
+    /// Acknowledges and deletes processed entries.
+    async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
+        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for p in batch {
+            by_stream.entry(&p.stream).or_default().push(p.id.clone());
+        }
+        for (stream, ids) in by_stream {
             let _: i64 = self.redis.xack(stream, GROUP, ids.clone()).await?;
             let _: i64 = self.redis.xdel(stream, ids).await?;
-            // A shard's markers share its hash tag: one DEL.
-            if !markers.is_empty() {
-                let _: i64 = self.redis.del(markers).await?;
-            }
         }
         Ok(())
     }
@@ -358,7 +370,8 @@ impl Worker {
                 .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
                 .await;
         }
-        let acked = self.ack(std::slice::from_ref(p)).await.is_ok();
+        let one = std::slice::from_ref(p);
+        let acked = self.clear_markers(one).await.is_ok() && self.ack(one).await.is_ok();
         if acked {
             self.metrics.dead_letters.inc();
         }
