@@ -105,6 +105,22 @@ pub fn alerts(r: &Recipient, m: &Facts) -> bool {
     }
 }
 
+/// Where an alert goes, given the recipient's connections (presence):
+/// a toast when any is open (the gateway skips the ones focused on the
+/// chat), a push when none is active (none open, or all idle).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub toast: bool,
+    pub push: bool,
+}
+
+pub fn route(alerted: bool, open: usize, active: usize) -> Route {
+    Route {
+        toast: alerted && open > 0,
+        push: alerted && active == 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +186,26 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 2 * 4 * 2 * 2);
+    }
+
+    /// Alerted or not x offline / idle only / active: toast, push or both.
+    #[test]
+    fn routes_follow_connections() {
+        let table = [
+            // alerted, open, active -> toast, push
+            (false, 0, 0, false, false),
+            (false, 2, 1, false, false),
+            (true, 0, 0, false, true),
+            (true, 2, 0, true, true),
+            (true, 2, 1, true, false),
+        ];
+        for (alerted, open, active, toast, push) in table {
+            assert_eq!(
+                route(alerted, open, active),
+                Route { toast, push },
+                "{alerted} {open} {active}"
+            );
+        }
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! Toasts for the messages a batch committed (seed 002 §3.2-3.4): after
 //! the batch is announced and acknowledged, every recipient the evaluator
 //! ([`crate::evaluator`]) says should be alerted and who is connected gets
-//! a `notification.toast` through their user stream; their gateways skip
-//! devices that show the chat.
+//! a `notification.toast` through their user stream (their gateways skip
+//! devices that show the chat), and every alerted recipient without an
+//! active connection gets a push job ([`crate::push`]).
 //!
 //! Rapid messages from one chat are grouped per recipient: the first
 //! message in a [`GROUP_WINDOW`] opens a group, later ones update it
 //! (`count`, "3 new messages in #general", same `groupId`).
 //!
-//! Failure handling: toasts are best effort and at most once. They are
-//! computed after the batch was acknowledged, so a Redis or PostgreSQL
-//! error here loses the toasts of that batch (logged, counted) but never
-//! the messages, their badges or a retry of the batch.
+//! Failure handling: toasts and push jobs are best effort and at most
+//! once. They are computed after the batch was acknowledged, so a Redis or
+//! PostgreSQL error here loses the alerts of that batch (logged, counted)
+//! but never the messages, their badges or a retry of the batch.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -133,10 +134,11 @@ impl Worker {
         let mut sent = 0;
         for (m, user) in due {
             let (open, active) = by_user.get(&user).copied().unwrap_or((0, 0));
-            if active == 0 {
+            let to = evaluator::route(true, open, active);
+            if to.push {
                 self.queue_push(m, user, &titles).await?;
             }
-            if open == 0 {
+            if !to.toast {
                 continue;
             }
             let count = self.group_count(user, m.chat_id).await?;
