@@ -15,6 +15,7 @@ pub mod entries;
 pub mod evaluator;
 pub mod lease;
 pub mod mailer;
+pub mod metrics;
 pub mod notify;
 pub mod persist;
 pub mod presence_sweep;
@@ -30,8 +31,8 @@ use std::{
 
 use anyhow::{Context, Result};
 use axum::{routing::get, Router};
-use fechatter_shared::{metrics::Metrics, redis::Keys, Config, MIGRATOR};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use fechatter_shared::{redis::Keys, Config, MIGRATOR};
+pub use metrics::WorkerMetrics;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -50,88 +51,6 @@ pub struct Hooks {
     /// Die right after the next batch commits: no publish, no ack, leases
     /// left to expire — what a killed process leaves behind.
     pub crash_after_commit: AtomicBool,
-}
-
-/// Worker-specific metrics, registered in the process registry.
-pub struct WorkerMetrics {
-    pub base: Metrics,
-    pub entries: IntCounterVec,
-    pub batch_seconds: Histogram,
-    pub batch_failures: IntCounterVec,
-    pub dead_letters: IntCounter,
-    pub shards_owned: IntGauge,
-    pub toasts: prometheus::IntCounter,
-    pub toast_failures: prometheus::IntCounter,
-    pub evaluator_seconds: Histogram,
-    pub push: push::PushMetrics,
-    pub push_jobs: IntCounter,
-}
-
-impl WorkerMetrics {
-    fn new() -> Self {
-        let base = Metrics::new("worker");
-        Self {
-            entries: base.register(
-                IntCounterVec::new(
-                    Opts::new("ingest_entries_total", "ingest entries by kind and outcome"),
-                    &["kind", "outcome"],
-                )
-                .expect("valid metric"),
-            ),
-            batch_seconds: base.register(
-                Histogram::with_opts(HistogramOpts::new(
-                    "ingest_batch_seconds",
-                    "commit + publish + ack time of one batch",
-                ))
-                .expect("valid metric"),
-            ),
-            batch_failures: base.register(
-                IntCounterVec::new(
-                    Opts::new("ingest_batch_failures_total", "failed batch attempts"),
-                    &["reason"],
-                )
-                .expect("valid metric"),
-            ),
-            dead_letters: base.register(
-                IntCounter::new(
-                    "ingest_dead_letters_total",
-                    "entries moved to the dead-letter stream",
-                )
-                .expect("valid metric"),
-            ),
-            toasts: base.register(
-                IntCounter::new("notification_toasts_total", "toasts sent to user streams")
-                    .expect("valid metric"),
-            ),
-            toast_failures: base.register(
-                IntCounter::new(
-                    "notification_toast_failures_total",
-                    "batches whose toasts were lost to an error",
-                )
-                .expect("valid metric"),
-            ),
-            evaluator_seconds: base.register(
-                Histogram::with_opts(HistogramOpts::new(
-                    "notification_evaluator_seconds",
-                    "time to evaluate a batch's new messages for toasts",
-                ))
-                .expect("valid metric"),
-            ),
-            push: push::PushMetrics::new(&base),
-            push_jobs: base.register(
-                IntCounter::new(
-                    "push_jobs_queued_total",
-                    "push jobs queued by the evaluator",
-                )
-                .expect("valid metric"),
-            ),
-            shards_owned: base.register(
-                IntGauge::new("ingest_shards_owned", "ingest shards leased by this worker")
-                    .expect("valid metric"),
-            ),
-            base,
-        }
-    }
 }
 
 /// The push worker of this process (see [`push`]), with its own
@@ -158,36 +77,66 @@ pub async fn run_push(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let pool = fechatter_shared::store::connect(&config).await?;
-    let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
-    let blocking =
-        fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
-    fechatter_shared::scripts::load_all(&redis)
-        .await
-        .context("loading Lua scripts")?;
-    let worker = Worker {
-        keys: Keys::new(config.redis_prefix.clone()),
-        metrics: WorkerMetrics::new(),
-        config,
-        pool,
-        redis,
-        blocking,
-        hooks: Arc::new(Hooks::default()),
-    };
-    let metrics = worker.metrics.base.clone();
+    let worker = Worker::connect(config, Arc::new(Hooks::default())).await?;
+    let http = serve_metrics(listener, &worker.metrics.base);
+    tracing::info!(instance = %worker.config.instance_id, "push worker started");
+    push_worker(&worker).await?.run(shutdown).await;
+    http.stop().await;
+    tracing::info!("push worker stopped");
+    Ok(())
+}
+
+/// `/metrics` and `/health/simple` on `listener`, until stopped.
+struct MetricsServer {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl MetricsServer {
+    async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+fn serve_metrics(
+    listener: TcpListener,
+    metrics: &fechatter_shared::metrics::Metrics,
+) -> MetricsServer {
+    let metrics = metrics.clone();
     let app = Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))
         .route("/health/simple", get(|| async { "ok" }));
-    let http_stop = CancellationToken::new();
-    let serve =
-        axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
-    let http = tokio::spawn(async move { serve.await });
-    tracing::info!(instance = %worker.config.instance_id, "push worker started");
-    push_worker(&worker).await?.run(shutdown).await;
-    http_stop.cancel();
-    let _ = http.await;
-    tracing::info!("push worker stopped");
-    Ok(())
+    let stop = CancellationToken::new();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    MetricsServer {
+        stop,
+        task: tokio::spawn(async move { serve.await }),
+    }
+}
+
+impl Worker {
+    /// Connects PostgreSQL and two Redis clients (commands; blocking
+    /// reads) and loads the Lua scripts.
+    async fn connect(config: Config, hooks: Arc<Hooks>) -> Result<Self> {
+        let pool = fechatter_shared::store::connect(&config).await?;
+        let redis =
+            fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
+        let blocking =
+            fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
+        fechatter_shared::scripts::load_all(&redis)
+            .await
+            .context("loading Lua scripts")?;
+        Ok(Self {
+            keys: Keys::new(config.redis_prefix.clone()),
+            metrics: WorkerMetrics::new(),
+            config,
+            pool,
+            redis,
+            blocking,
+            hooks,
+        })
+    }
 }
 
 /// A running worker's connections and settings.
@@ -216,34 +165,16 @@ pub async fn run_with_hooks(
     shutdown: CancellationToken,
     hooks: Arc<Hooks>,
 ) -> Result<()> {
-    let pool = fechatter_shared::store::connect(&config).await?;
-    migrate(&pool).await?;
-    let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
-    let blocking =
-        fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(10)).await?;
-    fechatter_shared::scripts::load_all(&redis)
-        .await
-        .context("loading Lua scripts")?;
-    let keys = Keys::new(config.redis_prefix.clone());
-    fechatter_shared::redis::check_deployment(&redis, &keys, config.ingest_shards).await?;
-    let worker = Arc::new(Worker {
-        keys,
-        metrics: WorkerMetrics::new(),
-        config,
-        pool,
-        redis,
-        blocking,
-        hooks,
-    });
-
-    let http_stop = CancellationToken::new();
-    let metrics = worker.metrics.base.clone();
-    let app = Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route("/health/simple", get(|| async { "ok" }));
-    let serve =
-        axum::serve(listener, app).with_graceful_shutdown(http_stop.clone().cancelled_owned());
-    let http = tokio::spawn(async move { serve.await });
+    let worker = Worker::connect(config, hooks).await?;
+    migrate(&worker.pool).await?;
+    fechatter_shared::redis::check_deployment(
+        &worker.redis,
+        &worker.keys,
+        worker.config.ingest_shards,
+    )
+    .await?;
+    let worker = Arc::new(worker);
+    let http = serve_metrics(listener, &worker.metrics.base);
 
     let mail_stop = CancellationToken::new();
     let mailer = mailer::Mailer::new(
@@ -278,8 +209,7 @@ pub async fn run_with_hooks(
     let _ = mail.await;
     let _ = sweep.await;
     let _ = pushing.await;
-    http_stop.cancel();
-    let _ = http.await;
+    http.stop().await;
     match outcome {
         Ok(()) => {
             // Finished the current batch: hand the shards over at once.
