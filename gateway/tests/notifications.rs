@@ -190,6 +190,31 @@ async fn channels_alert_on_mentions_levels_mute_and_grouping(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     say(&mut a, chat, "@bob muted?", json!({})).await;
     assert!(toasts(&mut b, 1000).await.is_empty());
+    // A partial update keeps what it leaves out; null clears.
+    let settings = |body: Value| {
+        let (app, token) = (p.gw(0), bob.token.clone());
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/api/chat/{chat}/notification-settings"),
+                Some(&token),
+                Some(body),
+            )
+            .await
+        }
+    };
+    let (_, s) = settings(json!({ "pinned": true })).await;
+    assert_eq!(
+        (s["level"].as_str(), s["pinned"].as_bool()),
+        (Some("all"), Some(true)),
+        "{s}"
+    );
+    assert!(s["mutedUntil"].is_string(), "still muted: {s}");
+    let (_, s) = settings(json!({ "mutedUntil": null })).await;
+    assert!(
+        s["mutedUntil"].is_null() && s["level"] == "all" && s["pinned"] == true,
+        "{s}"
+    );
     // Non-members cannot set a chat's settings.
     let eve = p.gw(0).signup("Eve", "Evil").await;
     let (status, _) = p
@@ -358,6 +383,30 @@ async fn users_without_an_active_connection_get_pushes(pool: PgPool) {
     })
     .await;
     assert_eq!(wait(2).await.len(), 2, "pushed while idle");
+
+    // A device belongs to one user: registered by Ada, it leaves Bob.
+    let (status, _) = p
+        .gw(0)
+        .post("/api/me/devices", &ada, register.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, bobs) = p.gw(0).get("/api/me/devices", &bob).await;
+    assert_eq!(bobs, json!([]), "moved to Ada");
+    let (status, _) = p
+        .gw(0)
+        .call(
+            Method::DELETE,
+            "/api/me/devices",
+            Some(&ada.token),
+            Some(register.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = p
+        .gw(0)
+        .post("/api/me/devices", &bob, register.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
 
     // Unregistered: nothing more.
     let (status, _) = p

@@ -150,6 +150,19 @@ async fn an_offline_device_replays_its_missed_user_events(pool: PgPool) {
     let mut dan_ws = Client::connect(p.gw(0), &dan).await;
     let old = user_sync(&mut dan_ws, "5-0").await;
     assert_eq!(old["tooLarge"], true, "{old}");
+    // Trimmed: the stream keeps about the last 1000 events; a cursor from
+    // before them cannot be served.
+    let keys = fechatter_shared::redis::Keys::new(p.config.redis_prefix.clone());
+    let redis = &p.gw(0).state.redis;
+    for i in 0..1100 {
+        let frame = fechatter_shared::protocol::new_frame("x.filler", &json!({ "i": i }));
+        fechatter_shared::user_stream::publish(redis, &keys, ada.id, &frame)
+            .await
+            .unwrap();
+    }
+    let trimmed = user_sync(&mut phone, &cursor).await;
+    assert_eq!(trimmed["tooLarge"], true, "{}", trimmed["cursor"]);
+    assert_eq!(trimmed["events"], json!([]));
     // Bad cursors are refused.
     let id = phone
         .send("sync.request", json!({ "user": "latest" }))

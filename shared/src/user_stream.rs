@@ -90,30 +90,15 @@ pub async fn read_after(
             Replay::TooOld
         });
     }
-    if after < max_deleted(client, &stream).await? {
+    // Every id a client can hold was an entry of this stream: a cursor
+    // older than the oldest entry left means entries after it may have
+    // been trimmed away.
+    let oldest = crate::topic::read(client, &stream, "-", 1).await?;
+    if after != StreamId::ZERO && oldest.first().is_some_and(|(first, _)| after < *first) {
         return Ok(Replay::TooOld);
     }
     let events = crate::topic::read(client, &stream, &format!("({after}"), count).await?;
     Ok(Replay::Events(events))
-}
-
-/// The newest id trimmed away from `stream` (XINFO STREAM, Redis 7).
-async fn max_deleted(client: &Client, stream: &str) -> Result<StreamId, Error> {
-    let info: Value = client.xinfo_stream(stream, false, None).await?;
-    let pairs: Vec<Value> = match info {
-        Value::Array(v) => v,
-        Value::Map(m) => m
-            .inner()
-            .into_iter()
-            .flat_map(|(k, v)| [Value::String(k.as_str().unwrap_or_default().into()), v])
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(pairs
-        .chunks(2)
-        .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("max-deleted-entry-id"))
-        .and_then(|kv| kv[1].as_str()?.parse().ok())
-        .unwrap_or(StreamId::ZERO))
 }
 
 /// `frame` with `"userEventId":"<id>"` as the first field of its payload.

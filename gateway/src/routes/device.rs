@@ -47,8 +47,8 @@ struct DeviceRef {
 }
 
 /// Checks a registration: a known platform, a token of 1 to 4096
-/// characters; for `webpush` and `webhook` the token is an `https://` URL
-/// (`http://` too when `allow_http`); `webpush` needs its subscription
+/// characters; for `webpush` and `webhook` the token is a URL that
+/// [`push::check_target`] accepts; `webpush` needs its subscription
 /// keys (65-byte P-256 point, 16-byte secret, base64url), others none.
 pub fn valid_device(d: &NewDevice, allow_http: bool) -> AppResult<()> {
     let bad = |m: &str| Err(AppError::validation(m.to_string()));
@@ -58,12 +58,12 @@ pub fn valid_device(d: &NewDevice, allow_http: bool) -> AppResult<()> {
     if d.token.trim().is_empty() || d.token.len() > 4096 || d.token.trim() != d.token {
         return bad("token must be 1 to 4096 characters without surrounding spaces");
     }
-    let url = matches!(d.platform.as_str(), "webpush" | "webhook");
-    if url && !(d.token.starts_with("https://") || (allow_http && d.token.starts_with("http://"))) {
-        return bad("a webpush endpoint or webhook is an https:// URL");
-    }
-    if url && reqwest_free_url_check(&d.token).is_err() {
-        return bad("token is not a valid URL");
+    if matches!(d.platform.as_str(), "webpush" | "webhook") {
+        if let Err(why) = push::check_target(&d.token, allow_http) {
+            return Err(AppError::validation(format!(
+                "a webpush endpoint or webhook {why}"
+            )));
+        }
     }
     match (&d.platform[..], &d.keys) {
         ("webpush", Some(k)) => {
@@ -82,16 +82,6 @@ pub fn valid_device(d: &NewDevice, allow_http: bool) -> AppResult<()> {
         (_, Some(_)) => bad("keys are for webpush subscriptions only"),
         _ => Ok(()),
     }
-}
-
-/// A URL has a scheme, a host and no spaces or control characters.
-fn reqwest_free_url_check(url: &str) -> Result<(), ()> {
-    let rest = url.split_once("://").map(|(_, r)| r).ok_or(())?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(());
-    }
-    Ok(())
 }
 
 async fn list_devices(

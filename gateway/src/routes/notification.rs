@@ -145,16 +145,27 @@ async fn get_chat_settings(
     ))
 }
 
+/// A partial update: a field left out keeps its value, an explicit
+/// `null` clears it (`level`: follow the global level; `mutedUntil`: not
+/// muted).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ChatSettingsUpdate {
-    /// `null`: follow the global level.
+    #[serde(default, deserialize_with = "present")]
+    level: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    muted_until: Option<Option<chrono::DateTime<chrono::Utc>>>,
     #[serde(default)]
-    level: Option<String>,
-    #[serde(default)]
-    muted_until: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
-    pinned: bool,
+    pinned: Option<bool>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 async fn put_chat_settings(
@@ -164,14 +175,15 @@ async fn put_chat_settings(
     ApiJson(req): ApiJson<ChatSettingsUpdate>,
 ) -> AppResult<Json<ChatSettings>> {
     member_of(&state, &me, id).await?;
-    if let Some(level) = &req.level {
+    if let Some(Some(level)) = &req.level {
         valid_level(level)?;
     }
+    let current = notification::chat_settings(&state.pool, me.user_id, id).await?;
     let settings = ChatSettings {
         chat_id: id,
-        level: req.level,
-        muted_until: req.muted_until,
-        pinned: req.pinned,
+        level: req.level.unwrap_or(current.level),
+        muted_until: req.muted_until.unwrap_or(current.muted_until),
+        pinned: req.pinned.unwrap_or(current.pinned),
     };
     let stored = notification::set_chat_settings(&state.pool, me.user_id, &settings).await?;
     announce(
@@ -226,6 +238,8 @@ mod tests {
         assert!(valid_preferences(prefs("all", Some(("22:00", "22:00")), &[])).is_err());
         assert!(valid_preferences(prefs("all", Some(("25:00", "08:00")), &[])).is_err());
         assert!(valid_preferences(prefs("all", Some(("10pm", "08:00")), &[])).is_err());
+        assert!(valid_preferences(prefs("all", Some(("22:00", "7:00")), &[])).is_err());
+        assert!(valid_preferences(prefs("all", Some(("22:00", "07:5")), &[])).is_err());
         let p = valid_preferences(prefs("off", None, &[" Deploy ", "deploy", ""])).unwrap();
         assert_eq!(p.keywords, vec!["deploy"]);
         let many: Vec<String> = (0..21).map(|i| format!("k{i}")).collect();

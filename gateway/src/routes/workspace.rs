@@ -196,12 +196,14 @@ async fn set_domains(
     if actor.role != "owner" {
         return Err(AppError::forbidden("only the owner sets the domain list"));
     }
-    let domains = req
+    let mut domains = req
         .domains
         .iter()
         .map(|d| workspace_domain::normalize(d))
         .collect::<Result<Vec<_>, _>>()
         .map_err(AppError::validation)?;
+    domains.sort();
+    domains.dedup();
     workspace_domain::replace(&state.pool, actor.workspace_id, &domains).await?;
     tracing::info!(
         workspace_id = actor.workspace_id,

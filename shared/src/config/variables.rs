@@ -250,7 +250,7 @@ impl Config {
         (
             "PUSH_WEBHOOK_ALLOW_HTTP",
             "0",
-            "`1` accepts `http://` webhook URLs (local setups and tests; otherwise `https://` only)",
+            "`1` accepts `http://` and local/private hosts as webhook and Web Push URLs (local setups and tests; otherwise `https://` public hosts only)",
         ),
         (
             "MAIL_FROM",

@@ -64,8 +64,18 @@ pub async fn preferences(pool: &PgPool, user_id: i64) -> AppResult<Preferences> 
     .await?)
 }
 
-/// Parses `HH:MM`.
+/// Parses exactly `HH:MM` (two digits each, 24 h).
 pub fn parse_time(s: &str) -> Option<NaiveTime> {
+    let b = s.as_bytes();
+    if b.len() != 5
+        || b[2] != b':'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+    {
+        return None;
+    }
     NaiveTime::parse_from_str(s, "%H:%M").ok()
 }
 

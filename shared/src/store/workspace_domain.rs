@@ -44,7 +44,11 @@ pub fn normalize(domain: &str) -> Result<String, String> {
             && !l.ends_with('-')
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     });
-    if d.len() > 253 || !d.contains('.') || !labels_ok {
+    let numeric_tld = d
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
+    if d.len() > 253 || !d.contains('.') || !labels_ok || numeric_tld {
         return Err(format!("{domain:?} is not a domain name like example.com"));
     }
     if PUBLIC_PROVIDERS.contains(&d.as_str()) {
@@ -122,6 +126,8 @@ mod tests {
         assert_eq!(normalize(" Acme.COM. ").unwrap(), "acme.com");
         assert_eq!(normalize("mail.acme.co.uk").unwrap(), "mail.acme.co.uk");
         for bad in [
+            "1.2.3.4",
+            "acme.123",
             "acme",
             "",
             "a..b",

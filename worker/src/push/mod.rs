@@ -431,6 +431,7 @@ pub fn providers(
         Arc::new(webpush::WebPush {
             http: http.clone(),
             vapid,
+            allow_local: settings.webhook_allow_http,
         }),
         Arc::new(webhook::Webhook {
             http,

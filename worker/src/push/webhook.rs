@@ -38,10 +38,10 @@ impl Provider for Webhook {
             if self.secret.is_empty() {
                 return Delivery::Failed("PUSH_WEBHOOK_SECRET is not set".into());
             }
-            if !(device.token.starts_with("https://")
-                || (self.allow_http && device.token.starts_with("http://")))
+            if let Err(why) =
+                fechatter_shared::store::push::check_target(&device.token, self.allow_http)
             {
-                return Delivery::Failed("webhook URLs must be https://".into());
+                return Delivery::Failed(format!("webhook URL {why}"));
             }
             let body = serde_json::to_string(job).unwrap_or_default();
             let ts = chrono::Utc::now().timestamp();

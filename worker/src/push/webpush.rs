@@ -95,6 +95,8 @@ pub fn encrypt(plaintext: &[u8], p256dh: &str, auth: &str) -> Result<Vec<u8>, St
 pub struct WebPush {
     pub http: reqwest::Client,
     pub vapid: Option<Vapid>,
+    /// Accept `http://` and local endpoints (tests).
+    pub allow_local: bool,
 }
 
 impl WebPush {
@@ -134,6 +136,11 @@ impl Provider for WebPush {
                     "Web Push is not configured (PUSH_VAPID_PRIVATE_KEY)".into(),
                 );
             };
+            if let Err(why) =
+                fechatter_shared::store::push::check_target(&device.token, self.allow_local)
+            {
+                return Delivery::Failed(format!("endpoint {why}"));
+            }
             let (Some(p256dh), Some(auth)) = (&device.p256dh, &device.auth) else {
                 return Delivery::Failed("subscription without keys".into());
             };
