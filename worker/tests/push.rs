@@ -410,6 +410,8 @@ async fn web_push_is_encrypted_for_the_subscription_and_vapid_signed(pool: PgPoo
     let settings = PushSettings {
         vapid_private_key: format!("{FIXTURES}/vapid-test-key.pem"),
         vapid_subject: "mailto:ops@test.local".into(),
+        // The receiver is a local http:// endpoint.
+        webhook_allow_http: true,
         ..Default::default()
     };
     let (w, keys) = worker_with(&pool, settings).await;
