@@ -105,9 +105,7 @@ impl Worker {
         chats.dedup();
         let senders: Vec<i64> = fx.messages.iter().map(|m| m.sender_id).collect();
         let mut conn = self.pool.acquire().await?;
-        let rows = notification::recipients(&mut conn, &chats).await?;
         let (chat_rows, sender_rows) = notification::titles(&mut conn, &chats, &senders).await?;
-        drop(conn);
         let titles = Titles {
             chats: chat_rows
                 .into_iter()
@@ -115,6 +113,19 @@ impl Worker {
                 .collect(),
             senders: sender_rows.into_iter().collect(),
         };
+        // Every member can be alerted in direct and group chats and by
+        // messages with mentions or urgency; otherwise (a plain channel
+        // message) only members whose level is `all` or who watch
+        // keywords: a 500-member channel costs a handful of rows, not 500.
+        let (every, some): (Vec<i64>, Vec<i64>) = chats.iter().partition(|&&c| {
+            titles.direct(c)
+                || fx
+                    .messages
+                    .iter()
+                    .any(|m| m.chat_id == c && (m.urgent || !m.mentions.is_empty()))
+        });
+        let rows = notification::recipients(&mut conn, &every, &some).await?;
+        drop(conn);
         // 2. The evaluator's verdicts.
         let mut due: Vec<(&NewMessage, i64)> = Vec::new();
         for m in &fx.messages {

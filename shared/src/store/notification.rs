@@ -180,8 +180,14 @@ pub struct RecipientRow {
     pub keywords: Vec<String>,
 }
 
-/// Every active member of `chat_ids` with their effective settings.
-pub async fn recipients(tx: &mut PgConnection, chat_ids: &[i64]) -> AppResult<Vec<RecipientRow>> {
+/// The active members of `every` chat, and of `some` chats those whose
+/// effective level is `all` or who watch keywords (the only ones a plain
+/// channel message can alert), with their effective settings.
+pub async fn recipients(
+    tx: &mut PgConnection,
+    every: &[i64],
+    some: &[i64],
+) -> AppResult<Vec<RecipientRow>> {
     Ok(sqlx::query_as(
         "SELECT m.chat_id, m.user_id,
                 coalesce(s.level, p.level, 'mentions_only') AS level,
@@ -195,9 +201,12 @@ pub async fn recipients(tx: &mut PgConnection, chat_ids: &[i64]) -> AppResult<Ve
          JOIN users u ON u.id = m.user_id AND u.deactivated_at IS NULL
          LEFT JOIN notification_preferences p ON p.user_id = m.user_id
          LEFT JOIN chat_notification_settings s ON s.chat_id = m.chat_id AND s.user_id = m.user_id
-         WHERE m.chat_id = ANY($1)",
+         WHERE m.chat_id = ANY($1)
+            OR (m.chat_id = ANY($2)
+                AND (coalesce(s.level, p.level) = 'all' OR cardinality(p.keywords) > 0))",
     )
-    .bind(chat_ids)
+    .bind(every)
+    .bind(some)
     .fetch_all(tx)
     .await?)
 }
