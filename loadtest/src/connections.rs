@@ -27,8 +27,13 @@ async fn tokens(target: &Target, n: usize, per_user: usize) -> Result<Vec<String
 
 /// Sum of the gateways' resident memory, from their `/metrics`.
 pub async fn gateway_rss(target: &Target) -> Result<u64> {
+    Ok(gateway_metric(target, "process_resident_memory_bytes").await? as u64)
+}
+
+/// Sum over the gateways of one unlabelled metric on their `/metrics`.
+pub async fn gateway_metric(target: &Target, name: &str) -> Result<f64> {
     let http = crate::tls::http_client();
-    let mut total = 0;
+    let mut total = 0.0;
     for base in &target.metrics {
         let text = http
             .get(format!("{base}/metrics"))
@@ -38,10 +43,9 @@ pub async fn gateway_rss(target: &Target) -> Result<u64> {
             .await?;
         let line = text
             .lines()
-            .find(|l| l.contains("process_resident_memory_bytes ") && !l.starts_with('#'))
-            .with_context(|| format!("{base}/metrics has no process_resident_memory_bytes"))?;
-        let value: f64 = line.rsplit(' ').next().unwrap_or("0").parse()?;
-        total += value as u64;
+            .find(|l| l.contains(&format!("{name} ")) && !l.starts_with('#'))
+            .with_context(|| format!("{base}/metrics has no {name}"))?;
+        total += line.rsplit(' ').next().unwrap_or("0").parse::<f64>()?;
     }
     Ok(total)
 }

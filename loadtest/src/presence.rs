@@ -249,21 +249,7 @@ async fn gateway_cpu(target: &Target) -> Option<f64> {
     if target.metrics.is_empty() {
         return None;
     }
-    let http = crate::tls::http_client();
-    let mut total = 0.0;
-    for base in &target.metrics {
-        let text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let line = text
-            .lines()
-            .find(|l| l.contains("process_cpu_seconds_total ") && !l.starts_with('#'))?;
-        total += line.rsplit(' ').next()?.parse::<f64>().ok()?;
-    }
-    Some(total)
+    crate::connections::gateway_metric(target, "process_cpu_seconds_total")
+        .await
+        .ok()
 }

@@ -20,7 +20,7 @@
 //!   offline. Users who reconnected elsewhere meanwhile keep their status,
 //!   so a gateway crash does not flap them.
 
-use std::{fmt, str::FromStr};
+use std::{collections::HashMap, fmt, str::FromStr};
 
 use fred::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,26 @@ impl Announcement {
     }
 }
 
+/// Every user's presence hash, in one round trip.
+async fn hashes(
+    client: &Client,
+    keys: &Keys,
+    users: &[i64],
+) -> Result<Vec<HashMap<String, String>>, Error> {
+    Ok(match users {
+        [] => Vec::new(),
+        // A one-command pipeline answers unwrapped: ask directly.
+        [user] => vec![client.hgetall(keys.presence(*user)).await?],
+        _ => {
+            let pipeline = client.pipeline();
+            for &user in users {
+                let _: () = pipeline.hgetall(keys.presence(user)).await?;
+            }
+            pipeline.all().await?
+        }
+    })
+}
+
 /// The announced status and last-seen time of each user (`None` for a
 /// user Redis knows nothing about: offline, last seen per PostgreSQL).
 pub async fn current(
@@ -190,29 +210,14 @@ pub async fn current(
     keys: &Keys,
     users: &[i64],
 ) -> Result<Vec<Option<(Status, i64)>>, Error> {
-    let replies: Vec<Vec<Option<String>>> = match users {
-        [] => Vec::new(),
-        // A one-command pipeline answers unwrapped: ask directly.
-        [user] => vec![client.hmget(keys.presence(*user), vec!["s", "t"]).await?],
-        _ => {
-            let pipeline = client.pipeline();
-            for &user in users {
-                let _: () = pipeline.hmget(keys.presence(user), vec!["s", "t"]).await?;
-            }
-            pipeline.all().await?
-        }
-    };
-    Ok(replies
+    Ok(hashes(client, keys, users)
+        .await?
         .into_iter()
-        .map(
-            |r| match (r.first().cloned().flatten(), r.get(1).cloned().flatten()) {
-                (Some(s), t) => Some((
-                    s.parse().unwrap_or(Status::Offline),
-                    t.and_then(|t| t.parse().ok()).unwrap_or(0),
-                )),
-                _ => None,
-            },
-        )
+        .map(|h| {
+            let status = h.get("s")?.parse().unwrap_or(Status::Offline);
+            let seen = h.get("t").and_then(|t| t.parse().ok()).unwrap_or(0);
+            Some((status, seen))
+        })
         .collect())
 }
 
@@ -223,27 +228,16 @@ pub async fn connections(
     keys: &Keys,
     users: &[i64],
 ) -> Result<Vec<(usize, usize)>, Error> {
-    let count = |fields: std::collections::HashMap<String, String>| {
-        let conns = fields.iter().filter(|(k, _)| k.starts_with("c:"));
-        let (mut open, mut active) = (0, 0);
-        for (_, v) in conns {
-            open += 1;
-            active += usize::from(v == "a");
-        }
-        (open, active)
-    };
-    let replies: Vec<std::collections::HashMap<String, String>> = match users {
-        [] => Vec::new(),
-        [user] => vec![client.hgetall(keys.presence(*user)).await?],
-        _ => {
-            let pipeline = client.pipeline();
-            for &user in users {
-                let _: () = pipeline.hgetall(keys.presence(user)).await?;
-            }
-            pipeline.all().await?
-        }
-    };
-    Ok(replies.into_iter().map(count).collect())
+    Ok(hashes(client, keys, users)
+        .await?
+        .into_iter()
+        .map(|h| {
+            let conns = h.iter().filter(|(k, _)| k.starts_with("c:"));
+            conns.fold((0, 0), |(open, active), (_, v)| {
+                (open + 1, active + usize::from(v == "a"))
+            })
+        })
+        .collect())
 }
 
 /// Renews this gateway's lease on its connections' presence.

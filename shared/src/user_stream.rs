@@ -82,19 +82,11 @@ pub async fn read_after(
     count: u64,
 ) -> Result<Replay, Error> {
     let stream = keys.user_stream(user);
-    let exists: i64 = client.exists(&stream).await?;
-    if exists == 0 {
-        return Ok(if after == StreamId::ZERO {
-            Replay::Events(Vec::new())
-        } else {
-            Replay::TooOld
-        });
-    }
     // Every id a client can hold was an entry of this stream: a cursor
-    // older than the oldest entry left means entries after it may have
-    // been trimmed away.
+    // older than the oldest entry left (or any cursor once the stream has
+    // expired) means entries after it may be gone.
     let oldest = crate::topic::read(client, &stream, "-", 1).await?;
-    if after != StreamId::ZERO && oldest.first().is_some_and(|(first, _)| after < *first) {
+    if after != StreamId::ZERO && oldest.first().is_none_or(|(first, _)| after < *first) {
         return Ok(Replay::TooOld);
     }
     let events = crate::topic::read(client, &stream, &format!("({after}"), count).await?;
