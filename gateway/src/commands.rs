@@ -10,21 +10,16 @@
 use std::time::{Duration, Instant};
 
 use fechatter_shared::{
-    ingest::{Command, IngestEntry, ENTRY_FIELD},
-    protocol::{self, ClientFrame, Incoming, SyncRequest, MAX_CONTENT_CHARS},
-    scripts::{self, Appended, Decision, Limit},
+    ingest::{Command, IngestEntry},
+    protocol::{self, ClientFrame, Incoming, SyncRequest},
+    scripts::{Decision, Limit},
     wake, AppError, AppResult,
 };
 use fred::prelude::*;
 use serde_json::json;
 
-use crate::{read_state::PendingRead, session::Session, sync};
+use crate::{read_state::PendingRead, session::Session, sync, writes};
 
-/// Seed 002 §7.3: messages (and other writes) 10/s per user.
-pub const SEND_LIMIT: Limit = Limit {
-    capacity: 10.0,
-    per_second: 10.0,
-};
 /// Seed 002 §7.3: typing 1/s per user per chat.
 pub const TYPING_LIMIT: Limit = Limit {
     capacity: 1.0,
@@ -41,15 +36,8 @@ pub const SYNC_LIMIT: Limit = Limit {
     capacity: 10.0,
     per_second: 0.5,
 };
-/// Seed 002 §3.7: at most 3 urgent messages per sender per hour.
-pub const URGENT_LIMIT: Limit = Limit {
-    capacity: 3.0,
-    per_second: 3.0 / 3600.0,
-};
 /// Typing state expires this long after the last `typing.start`.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
-/// Most mentions per message.
-const MAX_MENTIONS: usize = 100;
 
 impl Session {
     pub async fn dispatch(&mut self, incoming: Incoming) -> AppResult<()> {
@@ -57,36 +45,20 @@ impl Session {
         match incoming.frame {
             ClientFrame::MessageSend(m) => {
                 self.ensure_member(m.chat_id)?;
-                let content = valid_content(&m.content)?;
-                if m.mentions.len() > MAX_MENTIONS {
-                    return Err(AppError::validation(format!(
-                        "at most {MAX_MENTIONS} mentions"
-                    )));
-                }
-                let urgent = match m.priority.as_deref() {
-                    None | Some("normal") => false,
-                    Some("urgent") => true,
-                    Some(_) => {
-                        return Err(AppError::validation("priority must be normal or urgent"))
-                    }
-                };
-                self.limit("send", SEND_LIMIT).await?;
-                if urgent {
-                    self.limit("urgent", URGENT_LIMIT).await?;
-                }
-                self.stop_typing(m.chat_id).await;
-                let command = Command::Send {
-                    content,
+                let (command, urgent) = writes::send_command(writes::Draft {
+                    content: m.content,
                     reply_to: m.reply_to,
                     mentions: m.mentions,
-                    urgent,
-                };
+                    priority: m.priority,
+                })?;
+                writes::limit_send(&self.state, self.me.user_id, urgent).await?;
+                self.stop_typing(m.chat_id).await;
                 self.ingest(m.chat_id, ref_id, command).await
             }
             ClientFrame::MessageEdit(m) => {
                 let chat_id = self.chat_of_message(m.message_id).await?;
-                let content = valid_content(&m.content)?;
-                self.limit("send", SEND_LIMIT).await?;
+                let content = writes::valid_content(&m.content)?;
+                self.limit("send", writes::SEND_LIMIT).await?;
                 self.ingest(
                     chat_id,
                     ref_id,
@@ -99,7 +71,7 @@ impl Session {
             }
             ClientFrame::MessageDelete(m) => {
                 let chat_id = self.chat_of_message(m.message_id).await?;
-                self.limit("send", SEND_LIMIT).await?;
+                self.limit("send", writes::SEND_LIMIT).await?;
                 self.ingest(
                     chat_id,
                     ref_id,
@@ -120,7 +92,7 @@ impl Session {
                         "emoji must be 1-64 bytes without spaces",
                     ));
                 }
-                self.limit("send", SEND_LIMIT).await?;
+                self.limit("send", writes::SEND_LIMIT).await?;
                 let command = Command::React {
                     message_id: m.message_id,
                     emoji: emoji.to_string(),
@@ -176,6 +148,14 @@ impl Session {
             | ClientFrame::PresenceSubscribe(_)
             | ClientFrame::PresenceUnsubscribe(_)
             | ClientFrame::ChatFocus(_)) => self.attention_frame(frame, &ref_id).await,
+            ClientFrame::SearchQuery(req) => {
+                let mut results = crate::search::run(&self.state, &self.me, req).await?;
+                let count = results.results.len();
+                results.ref_id = Some(ref_id.clone());
+                self.send(results.frame());
+                self.send(protocol::ack_frame(&ref_id, json!({ "results": count })));
+                Ok(())
+            }
             ClientFrame::Ping => {
                 self.send(protocol::ack_frame(&ref_id, json!({})));
                 Ok(())
@@ -283,15 +263,11 @@ impl Session {
     }
 
     async fn take(&self, action: &str, limit: Limit) -> AppResult<Decision> {
-        let key = self.state.keys.rate_limit(self.me.user_id, action);
-        Ok(scripts::take_token(&self.state.redis, &key, limit, 1.0).await?)
+        writes::take(&self.state, self.me.user_id, action, limit).await
     }
 
     pub(crate) async fn limit(&self, action: &str, limit: Limit) -> AppResult<()> {
-        match self.take(action, limit).await? {
-            Decision::Allowed => Ok(()),
-            Decision::Denied { retry_after_ms } => Err(AppError::RateLimited { retry_after_ms }),
-        }
+        writes::limit(&self.state, self.me.user_id, action, limit).await
     }
 
     /// Appends a write to the chat's ingest shard; the worker answers.
@@ -304,34 +280,7 @@ impl Session {
             ref_id,
             command,
         };
-        let body = serde_json::to_string(&entry).map_err(|e| AppError::Internal(e.into()))?;
-        let stream = self
-            .state
-            .keys
-            .ingest(chat_id, self.state.config.ingest_shards);
-        let pending = self
-            .state
-            .keys
-            .ingest_pending(&stream, self.me.user_id, &entry.ref_id);
-        let appended = scripts::ingest_append(
-            &self.state.redis,
-            &stream,
-            &pending,
-            self.state.config.ingest_max_len,
-            ENTRY_FIELD,
-            &body,
-        )
-        .await?;
-        match appended {
-            Appended::Added(_) => Ok(()),
-            // A retry of a write still waiting in the shard: the first
-            // entry's ack or error answers it (same frame id).
-            Appended::AlreadyQueued => Ok(()),
-            Appended::Full => {
-                tracing::warn!(%stream, "ingest shard full; write refused");
-                Err(AppError::Unavailable("ingest shard is full".into()))
-            }
-        }
+        writes::append(&self.state, &entry).await
     }
 
     async fn publish_typing(&self, chat_id: i64, active: bool) -> AppResult<()> {
@@ -381,33 +330,5 @@ impl Session {
         for chat in chats {
             self.stop_typing(chat).await;
         }
-    }
-}
-
-fn valid_content(content: &str) -> AppResult<String> {
-    if content.trim().is_empty() {
-        return Err(AppError::validation("content must not be empty"));
-    }
-    if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(AppError::validation(format!(
-            "content exceeds {MAX_CONTENT_CHARS} characters"
-        )));
-    }
-    if content.contains('\0') {
-        return Err(AppError::validation(
-            "content must not contain NUL characters",
-        ));
-    }
-    Ok(content.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn content_rules() {
-        assert!(super::valid_content(" ").is_err());
-        assert!(super::valid_content("a\0b").is_err());
-        assert!(super::valid_content(&"x".repeat(16_001)).is_err());
-        assert_eq!(super::valid_content(" hi ").unwrap(), " hi ");
     }
 }

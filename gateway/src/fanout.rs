@@ -105,8 +105,8 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
         },
         Some(Channel::Presence(_)) => crate::presence::on_announcement(state, text),
         Some(Channel::Gateway) => match GatewayNotice::decode(text) {
-            Some(GatewayNotice::Frame { conn, frame }) => {
-                if let Some(c) = state.hub.conn(conn) {
+            Some(GatewayNotice::Frame { conn, frame }) => match state.hub.conn(conn) {
+                Some(c) => {
                     let kind = frame_kind(&frame).to_string();
                     c.offer(
                         Utf8Bytes::from(frame),
@@ -115,7 +115,11 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
                         &kind,
                     );
                 }
-            }
+                // Not a socket: perhaps a REST write waiting (crate::replies).
+                None => {
+                    state.replies.deliver(conn, frame);
+                }
+            },
             Some(GatewayNotice::Evict { conn }) => {
                 if let Some(c) = state.hub.conn(conn) {
                     c.close(

@@ -18,8 +18,10 @@ pub mod outbound;
 pub mod presence;
 pub mod presence_watch;
 pub mod read_state;
+pub mod replies;
 pub mod revocation;
 pub mod routes;
+pub mod search;
 pub mod session;
 pub mod startup;
 pub mod state;
@@ -27,6 +29,7 @@ pub mod subscriptions;
 pub mod sync;
 pub mod user_events;
 pub mod user_positions;
+pub mod writes;
 
 use std::time::Duration;
 

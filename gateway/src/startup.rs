@@ -64,6 +64,7 @@ impl AppState {
             keys.gateway_channel(&node),
             background.clone(),
         );
+        let search = crate::search::backend(&config, &pool)?;
         let state = Self {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
@@ -78,6 +79,8 @@ impl AppState {
                 hub,
                 presence: watch,
                 user_events: Default::default(),
+                replies: Default::default(),
+                search,
                 sessions: TaskTracker::new(),
                 draining: CancellationToken::new(),
                 closing: CancellationToken::new(),

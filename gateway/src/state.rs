@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use fechatter_shared::{metrics::Metrics, redis::Keys, token::TokenKeys, Config};
+use fechatter_shared::{
+    metrics::Metrics, redis::Keys, search::MessageIndex, token::TokenKeys, Config,
+};
 use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    hub::Hub, presence_watch::PresenceWatch, subscriptions, user_positions::UserPositions,
+    hub::Hub, presence_watch::PresenceWatch, replies::Replies, subscriptions,
+    user_positions::UserPositions,
 };
 
 #[derive(Clone)]
@@ -38,6 +41,10 @@ pub struct Inner {
     pub presence: Arc<PresenceWatch>,
     /// The last user-stream event delivered, per local user.
     pub user_events: UserPositions,
+    /// REST writes waiting for the worker's answer.
+    pub replies: Replies,
+    /// The message search backend (PostgreSQL unless configured otherwise).
+    pub search: Arc<dyn MessageIndex>,
     /// Every WebSocket session, so shutdown can wait for them to close.
     pub sessions: TaskTracker,
     /// Cancelled when shutdown begins: the liveness check fails so the

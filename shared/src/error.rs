@@ -85,6 +85,28 @@ impl AppError {
         Self::Validation(msg.into())
     }
 
+    /// The error an answer from another process carries (a worker's
+    /// `error` frame relayed as a REST response): the inverse of
+    /// [`AppError::code`] for client errors; server faults keep their
+    /// class, never their detail.
+    pub fn relayed(code: &str, message: String, retry_after_ms: Option<u64>) -> Self {
+        match code {
+            "bad_request" => Self::BadRequest(message),
+            "invalid_json" => Self::InvalidJson(message),
+            "unauthorized" => Self::Unauthorized(message),
+            "forbidden" => Self::Forbidden(message),
+            "not_found" => Self::NotFound(message),
+            "conflict" => Self::Conflict(message),
+            "payload_too_large" => Self::PayloadTooLarge(message),
+            "validation_failed" => Self::Validation(message),
+            "rate_limited" => Self::RateLimited {
+                retry_after_ms: retry_after_ms.unwrap_or(1000),
+            },
+            "unavailable" => Self::Unavailable(message),
+            other => Self::Internal(anyhow::anyhow!("relayed error {other}: {message}")),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::InvalidJson(_) => StatusCode::BAD_REQUEST,

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod redis;
 pub mod revocation;
 pub mod scripts;
+pub mod search;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -5,8 +5,10 @@ pub mod auth;
 pub mod chat;
 pub mod device;
 pub mod health;
+pub mod message;
 pub mod notification;
 pub mod openapi;
+pub mod search;
 pub mod signup;
 pub mod workspace;
 
@@ -29,9 +31,11 @@ pub fn router(state: AppState) -> Router {
         .merge(chat::router())
         .merge(device::router())
         .merge(health::router())
+        .merge(message::router())
         .merge(notification::router())
         .merge(workspace::router())
         .merge(openapi::router())
+        .merge(search::router())
         .merge(crate::sync::router())
         .merge(crate::session::router())
         .fallback(|| async { AppError::not_found("no such route") })

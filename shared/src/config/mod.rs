@@ -9,6 +9,7 @@
 mod cidr;
 mod mail;
 mod push;
+mod search;
 mod validation;
 mod variables;
 
@@ -19,6 +20,7 @@ use anyhow::{Context, Result};
 pub use cidr::Cidr;
 pub use mail::{MailSettings, MailTransport, SignupMode};
 pub use push::PushSettings;
+pub use search::{SearchBackend, SearchSettings};
 
 /// Default signing secret for local development only. A gateway refuses to
 /// start with it (or any secret shorter than [`MIN_JWT_SECRET_BYTES`])
@@ -117,6 +119,11 @@ pub struct Config {
     pub presence_sub_ttl: Duration,
     /// Worker: push providers.
     pub push: PushSettings,
+    /// Gateway: how long a REST write waits for its commit before it is
+    /// answered 503 (the write may still commit; a retry is safe).
+    pub write_timeout: Duration,
+    /// Message search backend (PostgreSQL by default, or Meilisearch).
+    pub search: SearchSettings,
 }
 
 impl fmt::Debug for Config {
@@ -161,6 +168,8 @@ impl fmt::Debug for Config {
             .field("presence_node_ttl", &self.presence_node_ttl)
             .field("presence_sub_ttl", &self.presence_sub_ttl)
             .field("push", &self.push)
+            .field("write_timeout", &self.write_timeout)
+            .field("search", &self.search)
             .finish()
     }
 }
@@ -279,6 +288,13 @@ impl Config {
                     "1" | "true" | "yes"
                 ),
             },
+            write_timeout: millis("WRITE_TIMEOUT_MS", &get("WRITE_TIMEOUT_MS"))?,
+            search: SearchSettings::from_values(
+                &get("SEARCH_BACKEND"),
+                &get("MEILI_URL"),
+                get("MEILI_KEY"),
+                &get("MEILI_INDEX"),
+            )?,
         }
         .validated()
     }

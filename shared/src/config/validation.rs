@@ -20,6 +20,10 @@ impl Config {
         );
         ensure!(self.send_queue >= 8, "SEND_QUEUE must be at least 8");
         ensure!(
+            (0.1..=120.0).contains(&secs(self.write_timeout)),
+            "WRITE_TIMEOUT_MS must be 100 to 120000"
+        );
+        ensure!(
             self.send_queue_bytes >= 2 * crate::protocol::SYNC_REQUEST_MAX_BYTES,
             "SEND_QUEUE_BYTES must be at least {} (twice the events one sync.request may return)",
             2 * crate::protocol::SYNC_REQUEST_MAX_BYTES

@@ -253,6 +253,31 @@ impl Config {
             "`1` accepts `http://` and local/private hosts as webhook and Web Push URLs (local setups and tests; otherwise `https://` public hosts only)",
         ),
         (
+            "WRITE_TIMEOUT_MS",
+            "10000",
+            "gateway: how long `POST /api/chat/{id}/messages` waits for the commit before answering 503 with Retry-After (a retry with the same `clientId` is safe)",
+        ),
+        (
+            "SEARCH_BACKEND",
+            "postgres",
+            "`postgres` (full-text search in PostgreSQL, nothing to install) or `meilisearch` (needs `MEILI_URL`; the worker indexes committed messages)",
+        ),
+        (
+            "MEILI_URL",
+            "",
+            "Meilisearch base URL, e.g. `http://127.0.0.1:7700` (only with `SEARCH_BACKEND=meilisearch`)",
+        ),
+        (
+            "MEILI_KEY",
+            "",
+            "Meilisearch API key (secret; none for an unprotected development server)",
+        ),
+        (
+            "MEILI_INDEX",
+            "messages",
+            "name of the Meilisearch index of messages",
+        ),
+        (
             "MAIL_FROM",
             "Fechatter <no-reply@fechatter.local>",
             "sender of every e-mail",

@@ -14,10 +14,14 @@ use serde_json::Value;
 
 use crate::AppError;
 
+mod answer;
 mod notification;
 mod presence;
+mod search;
+pub use answer::Answer;
 pub use notification::*;
 pub use presence::*;
+pub use search::*;
 
 /// Largest client frame; larger ones are answered with an error and close 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -67,6 +71,7 @@ pub enum ClientFrame {
     PresenceSubscribe(UserIds),
     PresenceUnsubscribe(UserIds),
     ChatFocus(ChatFocus),
+    SearchQuery(SearchQuery),
     Ping,
 }
 
@@ -87,6 +92,7 @@ impl ClientFrame {
             Self::PresenceSubscribe(_) => "presence.subscribe",
             Self::PresenceUnsubscribe(_) => "presence.unsubscribe",
             Self::ChatFocus(_) => "chat.focus",
+            Self::SearchQuery(_) => "search.query",
             Self::Ping => "ping",
         }
     }
@@ -216,6 +222,7 @@ pub fn parse_client_frame(text: &str) -> Result<Incoming, Rejected> {
         "auth.refresh" => ClientFrame::AuthRefresh(payload_of(payload).map_err(reject)?),
         "presence.update" => ClientFrame::PresenceUpdate(payload_of(payload).map_err(reject)?),
         "chat.focus" => ClientFrame::ChatFocus(payload_of(payload).map_err(reject)?),
+        "search.query" => ClientFrame::SearchQuery(payload_of(payload).map_err(reject)?),
         "presence.subscribe" => ClientFrame::PresenceSubscribe(user_ids(payload).map_err(reject)?),
         "presence.unsubscribe" => {
             ClientFrame::PresenceUnsubscribe(user_ids(payload).map_err(reject)?)

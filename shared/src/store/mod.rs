@@ -15,6 +15,7 @@ pub mod notification;
 pub mod presence;
 pub mod push;
 pub mod refresh;
+pub mod search;
 pub mod signup;
 pub mod user;
 pub mod workspace_domain;

@@ -1,0 +1,170 @@
+//! The write rules both transports share: what a valid message is, which
+//! rate limits a write takes, and how it is appended to its chat's ingest
+//! shard.
+//!
+//! A `message.send` frame and `POST /api/chat/{id}/messages` must accept
+//! exactly the same messages, count against the same token buckets and end
+//! in the same durable pipeline (ingest stream -> worker commit -> topic);
+//! keeping those steps here, as functions of their inputs, is what keeps the
+//! two from drifting apart.
+
+use fechatter_shared::{
+    ingest::{Command, IngestEntry, ENTRY_FIELD},
+    protocol::MAX_CONTENT_CHARS,
+    scripts::{self, Appended, Decision, Limit},
+    AppError, AppResult,
+};
+
+use crate::state::AppState;
+
+/// Seed 002 §7.3: messages (and other writes) 10/s per user.
+pub const SEND_LIMIT: Limit = Limit {
+    capacity: 10.0,
+    per_second: 10.0,
+};
+/// Seed 002 §3.7: at most 3 urgent messages per sender per hour.
+pub const URGENT_LIMIT: Limit = Limit {
+    capacity: 3.0,
+    per_second: 3.0 / 3600.0,
+};
+/// Most mentions per message.
+pub const MAX_MENTIONS: usize = 100;
+
+/// A message as a client asked for it, before validation.
+pub struct Draft {
+    pub content: String,
+    pub reply_to: Option<i64>,
+    pub mentions: Vec<i64>,
+    pub priority: Option<String>,
+}
+
+/// Validates a draft into the ingest command (no I/O). Returns the command
+/// and whether it is urgent (it then also takes the urgent budget).
+pub fn send_command(draft: Draft) -> AppResult<(Command, bool)> {
+    let content = valid_content(&draft.content)?;
+    if draft.mentions.len() > MAX_MENTIONS {
+        return Err(AppError::validation(format!(
+            "at most {MAX_MENTIONS} mentions"
+        )));
+    }
+    let urgent = match draft.priority.as_deref() {
+        None | Some("normal") => false,
+        Some("urgent") => true,
+        Some(_) => return Err(AppError::validation("priority must be normal or urgent")),
+    };
+    let command = Command::Send {
+        content,
+        reply_to: draft.reply_to,
+        mentions: draft.mentions,
+        urgent,
+    };
+    Ok((command, urgent))
+}
+
+/// Message text rules: not blank, at most [`MAX_CONTENT_CHARS`], no NUL.
+pub fn valid_content(content: &str) -> AppResult<String> {
+    if content.trim().is_empty() {
+        return Err(AppError::validation("content must not be empty"));
+    }
+    if content.chars().count() > MAX_CONTENT_CHARS {
+        return Err(AppError::validation(format!(
+            "content exceeds {MAX_CONTENT_CHARS} characters"
+        )));
+    }
+    if content.contains('\0') {
+        return Err(AppError::validation(
+            "content must not contain NUL characters",
+        ));
+    }
+    Ok(content.to_string())
+}
+
+/// Takes one token of `user`'s `action` bucket.
+pub async fn take(state: &AppState, user: i64, action: &str, limit: Limit) -> AppResult<Decision> {
+    let key = state.keys.rate_limit(user, action);
+    Ok(scripts::take_token(&state.redis, &key, limit, 1.0).await?)
+}
+
+/// Like [`take`], but a refusal is the `rate_limited` error.
+pub async fn limit(state: &AppState, user: i64, action: &str, limit: Limit) -> AppResult<()> {
+    match take(state, user, action, limit).await? {
+        Decision::Allowed => Ok(()),
+        Decision::Denied { retry_after_ms } => Err(AppError::RateLimited { retry_after_ms }),
+    }
+}
+
+/// The rate limits of a send: the write budget, plus the urgent budget.
+pub async fn limit_send(state: &AppState, user: i64, urgent: bool) -> AppResult<()> {
+    limit(state, user, "send", SEND_LIMIT).await?;
+    if urgent {
+        limit(state, user, "urgent", URGENT_LIMIT).await?;
+    }
+    Ok(())
+}
+
+/// Appends a write to its chat's ingest shard; the worker that owns the
+/// shard commits it and answers `entry.conn` on `entry.gateway`. A retry
+/// of a write still waiting in the shard is not queued again: the first
+/// entry's answer (same ref id) answers it.
+pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<()> {
+    let body = serde_json::to_string(entry).map_err(|e| AppError::Internal(e.into()))?;
+    let stream = state.keys.ingest(entry.chat_id, state.config.ingest_shards);
+    let pending = state
+        .keys
+        .ingest_pending(&stream, entry.user_id, &entry.ref_id);
+    let appended = scripts::ingest_append(
+        &state.redis,
+        &stream,
+        &pending,
+        state.config.ingest_max_len,
+        ENTRY_FIELD,
+        &body,
+    )
+    .await?;
+    match appended {
+        Appended::Added(_) | Appended::AlreadyQueued => Ok(()),
+        Appended::Full => {
+            tracing::warn!(%stream, "ingest shard full; write refused");
+            Err(AppError::Unavailable("ingest shard is full".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(content: &str, priority: Option<&str>, mentions: usize) -> Draft {
+        Draft {
+            content: content.into(),
+            reply_to: None,
+            mentions: (0..mentions as i64).collect(),
+            priority: priority.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn content_rules() {
+        assert!(valid_content(" ").is_err());
+        assert!(valid_content("a\0b").is_err());
+        assert!(valid_content(&"x".repeat(16_001)).is_err());
+        assert_eq!(valid_content(" hi ").unwrap(), " hi ");
+    }
+
+    #[test]
+    fn send_rules() {
+        let (command, urgent) = send_command(draft("hi", None, 2)).unwrap();
+        assert!(!urgent);
+        assert!(matches!(command, Command::Send { ref mentions, .. } if mentions.len() == 2));
+        assert!(send_command(draft("hi", Some("urgent"), 0)).unwrap().1);
+        assert!(!send_command(draft("hi", Some("normal"), 0)).unwrap().1);
+        let bad = [
+            draft("hi", Some("loud"), 0),
+            draft("hi", None, MAX_MENTIONS + 1),
+            draft("  ", None, 0),
+        ];
+        for d in bad {
+            assert_eq!(send_command(d).unwrap_err().code(), "validation_failed");
+        }
+    }
+}
