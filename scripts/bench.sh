@@ -59,4 +59,4 @@ quick=()
 timeout 900 "$BIN/loadtest" --url http://127.0.0.1:18080 \
     --gateway http://127.0.0.1:18081 --gateway http://127.0.0.1:18082 \
     bench --out "${BENCH_OUT:-BENCHMARKS.md}" --machine "$machine" --commit "$(git rev-parse --short HEAD)" \
-    --redis "${REDIS_URL#redis://}" "${quick[@]}"
+    --redis "${REDIS_URL#redis://}" --database "$DATABASE_URL" "${quick[@]}"

@@ -36,6 +36,10 @@ def path_id(name="id", desc="id"):
     return {"name": name, "in": "path", "required": True, "description": desc,
             "schema": {"type": "integer", "format": "int64"}}
 
+def query_str(name, desc, required=False):
+    return {"name": name, "in": "query", "required": required, "description": desc,
+            "schema": {"type": "string", **({"minLength": 1} if required else {})}}
+
 def query_int(name, desc):
     return {"name": name, "in": "query", "required": False, "description": desc,
             "schema": {"type": "integer", "format": "int64"}}
@@ -52,7 +56,24 @@ def obj(props, required=None, additional=True):
         o["additionalProperties"] = False
     return o
 
+N = {"type": "number"}
+
 schemas = {
+    "Posted": obj({"messageId": I, "seq": I, "duplicate": B}, required=["messageId", "seq"]),
+    "SearchResults": obj({"scope": S(enum=["messages", "people", "chats"]),
+                          "results": {"type": "array", "items": {"$ref": "#/components/schemas/SearchResult"}},
+                          "cursor": {"type": ["string", "null"]}}),
+    "SearchResult": obj({
+        "type": S(enum=["message", "person", "channel"]), "score": N,
+        "highlight": obj({"content": {"type": "array", "items": S()},
+                          "senderName": {"type": "array", "items": S()}}, required=[]),
+        "message": obj({"messageId": I, "chatId": I, "seq": I, "senderId": I, "senderName": S(),
+                        "content": S(), "timestamp": TS}),
+        "person": obj({"userId": I, "displayName": S(), "email": S(),
+                       "avatar": {"type": ["string", "null"]}, "status": S()}),
+        "channel": obj({"channelId": I, "teamId": I, "name": S(), "description": S(),
+                        "chatType": S(), "member": B}),
+    }, required=["type", "score", "highlight"]),
     "Error": obj({"error": obj({"code": S(), "message": S(), "retryAfterMs": I},
                                required=["code", "message"])}),
     "User": obj({"id": I, "fullname": S(), "email": S(), "workspaceId": I,
@@ -153,6 +174,32 @@ paths = {
                   params=[path_id(), query_int("beforeSeq", "page backwards"),
                           query_int("afterSeq", "page forwards"),
                           query_int("limit", "1 to 200, default 50")]),
+        "post": op("Post a message through the durable pipeline; answered after commit, idempotent by clientId",
+                   {**ok(201, ref("Posted"))}, params=[path_id()],
+                   body=obj({"content": S(minLength=1, maxLength=16000), "clientId": S(minLength=1, maxLength=100),
+                             "mentions": arr(I), "replyTo": {"type": ["integer", "null"], "format": "int64"},
+                             "priority": {"type": ["string", "null"], "enum": ["normal", "urgent", None]}},
+                            required=["content", "clientId"], additional=False)),
+    },
+    "/api/search/messages": {
+        "get": op("Search messages of the caller's chats (query language in docs/protocol.md)",
+                  ok(200, ref("SearchResults")), tag="search",
+                  params=[query_str("q", "the query, 1-512 characters", required=True),
+                          query_int("chatId", "only this chat"),
+                          query_str("cursor", "from the previous page"),
+                          query_int("limit", "1 to 50, default 20"),
+                          {"name": "includePublic", "in": "query", "required": False,
+                           "description": "also public channels not joined", "schema": B}]),
+    },
+    "/api/search/people": {
+        "get": op("People of the workspace by name or e-mail prefix", ok(200, ref("SearchResults")), tag="search",
+                  params=[query_str("q", "prefix, 1-512 characters", required=True),
+                          query_int("limit", "1 to 50, default 20")]),
+    },
+    "/api/search/chats": {
+        "get": op("The caller's chats and public channels by name", ok(200, ref("SearchResults")), tag="search",
+                  params=[query_str("q", "part of the name, 1-512 characters", required=True),
+                          query_int("limit", "1 to 50, default 20")]),
     },
     "/api/me/notification-preferences": {
         "get": op("The caller's notification preferences (defaults when never set)", ok(200, ref("Preferences")), tag="notifications"),

@@ -48,6 +48,12 @@ pub fn backend(config: &Config, pool: &PgPool) -> anyhow::Result<Arc<dyn Message
     }
 }
 
+#[cfg(feature = "meilisearch")]
+fn meilisearch(config: &Config) -> anyhow::Result<Arc<dyn MessageIndex>> {
+    Ok(Arc::new(search::meili::MeiliIndex::new(&config.search)?))
+}
+
+#[cfg(not(feature = "meilisearch"))]
 fn meilisearch(_: &Config) -> anyhow::Result<Arc<dyn MessageIndex>> {
     anyhow::bail!("SEARCH_BACKEND=meilisearch, but this build lacks the `meilisearch` feature")
 }

@@ -16,6 +16,8 @@ pub struct BenchTargets {
     pub one_gateway: Target,
     /// The pool's Redis (`host:port`), for command counts.
     pub redis: Option<String>,
+    /// The pool's PostgreSQL URL, for the search fixture.
+    pub database: Option<String>,
 }
 
 /// Runs every scenario; returns the reports in order.
@@ -95,6 +97,22 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         duration: secs(30),
     };
     reports.push(crate::presence::run(&t.proxy, shape, t.redis.as_deref()).await?);
+
+    // Last: the fixture leaves a million messages in the database.
+    match &t.database {
+        Some(db) => {
+            say("search (1M-message fixture)");
+            let shape = crate::search::Shape {
+                messages: if quick { 20_000 } else { 1_000_000 },
+                chats: if quick { 20 } else { 200 },
+                other_chats: if quick { 5 } else { 50 },
+                samples: if quick { 10 } else { 200 },
+                searchers: 10,
+            };
+            reports.push(crate::search::run(&t.proxy, db, shape).await?);
+        }
+        None => say("search skipped: no --database"),
+    }
     Ok(reports)
 }
 
@@ -174,6 +192,9 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         let _ = writeln!(s, "| presence: change → watcher p99 ≤ 2,500 ms (2 s batches) and gateways ≤ 25% of one core at {} users × {} watched, {}%/min changing | p99 {p99:.0} ms, gateways {cpu:.1}% | {} |",
             r.connections, r.params["watchEach"], r.params["churnPctPerMin"], yes(p99 <= 2500.0 && cpu <= 25.0));
     }
+    if let Some(r) = find(reports, "search") {
+        let _ = writeln!(s, "{}", crate::search::target_row(r));
+    }
 
     let _ = writeln!(s, "\n## Message traffic\n");
     let _ = writeln!(s, "Latencies in ms, measured from each message's scheduled send time (coordinated-omission aware).\n");
@@ -183,7 +204,7 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in reports.iter().filter(|r| {
-        r.latency_ms.is_some() && !["presence", "notify"].contains(&r.scenario.as_str())
+        r.latency_ms.is_some() && !["presence", "notify", "search"].contains(&r.scenario.as_str())
     }) {
         let l = r.latency_ms.as_ref().expect("filtered");
         let (a50, a99) = r
@@ -276,6 +297,9 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             r.sent,
             figures.join("; ")
         );
+    }
+    if let Some(r) = find(reports, "search") {
+        s.push_str(&crate::search::section(r));
     }
     let _ = writeln!(s, "\n{}", include_str!("../bench-notes.md").trim_end());
     s

@@ -44,6 +44,11 @@ impl Api {
         }
     }
 
+    /// The underlying HTTP client (for requests the helpers do not cover).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Value> {
         let mut req = self.http.post(format!("{}{path}", self.base)).json(&body);
         if let Some(t) = token {

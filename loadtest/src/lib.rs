@@ -10,6 +10,7 @@ pub mod connections;
 pub mod notify;
 pub mod presence;
 pub mod report;
+pub mod search;
 pub mod storm;
 pub mod target;
 pub mod tls;

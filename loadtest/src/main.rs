@@ -16,6 +16,8 @@ use loadtest::{
 
 /// Longest sending window a scenario may ask for.
 const MAX_DURATION: u64 = 120;
+/// Most messages the search fixture may write.
+const MAX_MESSAGES: usize = 2_000_000;
 /// Most connections a scenario may open.
 const MAX_CONNECTIONS: usize = 60_000;
 
@@ -124,6 +126,24 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         duration: u64,
     },
+    /// Search latency over a large message table written by a fixture
+    /// straight into the pool's PostgreSQL (loopback only).
+    Search {
+        /// PostgreSQL of the pool under test.
+        #[arg(long)]
+        database: String,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 200)]
+        chats: usize,
+        #[arg(long, default_value_t = 50)]
+        other_chats: usize,
+        /// Queries per kind.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        #[arg(long, default_value_t = 10)]
+        searchers: usize,
+    },
     /// The standard set; writes BENCHMARKS.md (see `make bench`).
     Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -138,6 +158,10 @@ enum Scenario {
         /// The pool's Redis `host:port` (loopback), for command counts.
         #[arg(long)]
         redis: Option<String>,
+        /// The pool's PostgreSQL (loopback), for the search fixture; the
+        /// search scenario is skipped without it.
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
@@ -278,12 +302,42 @@ async fn main() -> Result<()> {
             };
             loadtest::notify::run(&target, shape).await?
         }
+        Scenario::Search {
+            database,
+            messages,
+            chats,
+            other_chats,
+            samples,
+            searchers,
+        } => {
+            anyhow::ensure!(
+                (1..=MAX_MESSAGES).contains(&messages),
+                "messages must be 1..={MAX_MESSAGES}"
+            );
+            anyhow::ensure!(
+                (1..=1000).contains(&chats) && other_chats <= 1000,
+                "chats must be 1..=1000, other chats at most 1000"
+            );
+            anyhow::ensure!(
+                (1..=10_000).contains(&samples) && (1..=100).contains(&searchers),
+                "samples must be 1..=10000, searchers 1..=100"
+            );
+            let shape = loadtest::search::Shape {
+                messages,
+                chats,
+                other_chats,
+                samples,
+                searchers,
+            };
+            loadtest::search::run(&target, &database, shape).await?
+        }
         Scenario::Bench {
             out,
             quick,
             machine,
             commit,
             redis,
+            database,
         } => {
             anyhow::ensure!(
                 !cli.gateways.is_empty(),
@@ -293,6 +347,7 @@ async fn main() -> Result<()> {
                 proxy: target.clone(),
                 one_gateway: Target::new(&cli.gateways[0], &cli.gateways[..1])?,
                 redis,
+                database,
             };
             let reports = bench::run(&targets, quick).await?;
             for r in &reports {

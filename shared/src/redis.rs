@@ -224,6 +224,19 @@ impl Keys {
         format!("{}:push:dead", self.prefix)
     }
 
+    /// Stream of messages whose search document changed (one entry per
+    /// message.new / .updated / .deleted, field `m`: the message id),
+    /// written only with the Meilisearch backend; consumer group `indexers`.
+    pub fn search_index(&self) -> String {
+        format!("{}:search-index", self.prefix)
+    }
+
+    /// Lease of the search indexer (one worker indexes at a time, so a
+    /// message's documents reach Meilisearch in the order they were read).
+    pub fn search_index_lease(&self) -> String {
+        format!("{}:lease:{{search-index}}", self.prefix)
+    }
+
     /// Which chat a channel name wakes for, or which user.
     pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;

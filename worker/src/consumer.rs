@@ -15,6 +15,7 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use fechatter_shared::{
+    config::SearchBackend,
     ingest::{IngestEntry, GROUP},
     protocol, AppError,
 };
@@ -262,6 +263,7 @@ impl Worker {
             &self.redis,
             &self.keys,
             self.config.topic_idle_ttl,
+            self.config.search.backend == SearchBackend::Meilisearch,
             &effects,
         )
         .await

@@ -10,6 +10,12 @@ pub struct TopicEvent {
     pub seq: i64,
     pub sub: i64,
     pub frame: String,
+    /// The message the event is about.
+    pub message_id: i64,
+    /// True when the event changes what search finds for the message
+    /// (message.new, message.updated, message.deleted), false for
+    /// reactions: only those reach the search index stream.
+    pub indexed: bool,
 }
 
 /// A frame for one connection on one gateway.

@@ -4,8 +4,9 @@
 //! per gateway: schema migrations, committing client writes from the ingest
 //! streams to PostgreSQL, numbering each chat's events, announcing them on
 //! the chat topic streams, maintaining unread counters, delivering the
-//! e-mail outbox ([`mailer`]) and sweeping the presence of dead gateways
-//! ([`presence_sweep`]). Several workers
+//! e-mail outbox ([`mailer`]), sweeping the presence of dead gateways
+//! ([`presence_sweep`]) and, with the Meilisearch search backend, keeping
+//! its index current (`indexer`, feature `meilisearch`). Several workers
 //! may run: ingest shards are leased, one worker per shard at a time, and a
 //! dead worker's shards move to a live one.
 
@@ -13,6 +14,8 @@ pub mod consumer;
 pub mod effects;
 pub mod entries;
 pub mod evaluator;
+#[cfg(feature = "meilisearch")]
+pub mod indexer;
 pub mod lease;
 pub mod mailer;
 pub mod metrics;
@@ -22,6 +25,7 @@ pub mod presence_sweep;
 pub mod publish;
 pub mod push;
 pub mod read_state;
+pub mod search_events;
 pub mod send_batch;
 
 use std::{
@@ -31,7 +35,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use axum::{routing::get, Router};
-use fechatter_shared::{redis::Keys, Config, MIGRATOR};
+use fechatter_shared::{config::SearchBackend, redis::Keys, Config, MIGRATOR};
 pub use metrics::WorkerMetrics;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -68,6 +72,69 @@ async fn push_worker(worker: &Worker) -> Result<push::PushWorker> {
         providers: push::providers(&worker.config.push)?,
         metrics: worker.metrics.push.clone(),
     })
+}
+
+/// The search indexer of this process (see `indexer`), started only with
+/// the Meilisearch backend, with its own connection for blocking reads.
+#[cfg(feature = "meilisearch")]
+async fn spawn_indexer(
+    worker: &Worker,
+    stop: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    if worker.config.search.backend != SearchBackend::Meilisearch {
+        return Ok(None);
+    }
+    let blocking =
+        fechatter_shared::redis::connect(&worker.config.redis_url, Duration::from_secs(10)).await?;
+    let indexer = indexer::Indexer {
+        redis: worker.redis.clone(),
+        blocking,
+        pool: worker.pool.clone(),
+        keys: worker.keys.clone(),
+        consumer: worker.config.instance_id.clone(),
+        index: fechatter_shared::search::meili::MeiliIndex::new(&worker.config.search)?,
+        lease_ttl: worker.config.lease_ttl,
+        metrics: indexer::IndexerMetrics::new(&worker.metrics.base),
+    };
+    Ok(Some(tokio::spawn(indexer.run(stop))))
+}
+
+#[cfg(not(feature = "meilisearch"))]
+async fn spawn_indexer(
+    worker: &Worker,
+    _: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<()>>> {
+    anyhow::ensure!(
+        worker.config.search.backend != SearchBackend::Meilisearch,
+        "{NO_MEILISEARCH}"
+    );
+    Ok(None)
+}
+
+#[cfg(not(feature = "meilisearch"))]
+const NO_MEILISEARCH: &str = "SEARCH_BACKEND=meilisearch, but this worker was built without the \
+     `meilisearch` feature (build it with `cargo build --release -p worker --features meilisearch`)";
+
+/// `worker reindex`: rebuilds the Meilisearch index from PostgreSQL (see
+/// `indexer::reindex`); an error with the PostgreSQL backend or in a
+/// build without the `meilisearch` feature.
+pub async fn reindex(config: Config) -> Result<()> {
+    anyhow::ensure!(
+        config.search.backend == SearchBackend::Meilisearch,
+        "SEARCH_BACKEND is postgres: PostgreSQL search reads the messages table itself and has \
+         no index to rebuild (set SEARCH_BACKEND=meilisearch and MEILI_URL)"
+    );
+    rebuild_index(config).await
+}
+
+#[cfg(feature = "meilisearch")]
+async fn rebuild_index(config: Config) -> Result<()> {
+    indexer::reindex(config).await
+}
+
+#[cfg(not(feature = "meilisearch"))]
+async fn rebuild_index(_: Config) -> Result<()> {
+    anyhow::bail!("{NO_MEILISEARCH}")
 }
 
 /// `worker push`: only the push worker (and `/metrics`), to scale push
@@ -174,9 +241,10 @@ pub async fn run_with_hooks(
     )
     .await?;
     let worker = Arc::new(worker);
+    let mail_stop = CancellationToken::new();
+    let indexing = spawn_indexer(&worker, mail_stop.clone()).await?;
     let http = serve_metrics(listener, &worker.metrics.base);
 
-    let mail_stop = CancellationToken::new();
     let mailer = mailer::Mailer::new(
         worker.pool.clone(),
         worker.config.mail.clone(),
@@ -209,6 +277,9 @@ pub async fn run_with_hooks(
     let _ = mail.await;
     let _ = sweep.await;
     let _ = pushing.await;
+    if let Some(indexing) = indexing {
+        let _ = indexing.await;
+    }
     http.stop().await;
     match outcome {
         Ok(()) => {

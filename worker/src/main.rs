@@ -1,8 +1,11 @@
-//! `worker [run|push|migrate]`: loads configuration, installs tracing and
-//! signal handling, and hands over to the library. `run` does everything
-//! (persistence, mail, presence sweeps, push); `push` only delivers pushes
+//! `worker [run|push|migrate|reindex]`: loads configuration, installs
+//! tracing and signal handling, and hands over to the library. `run` does
+//! everything (persistence, mail, presence sweeps, push, and the search
+//! indexer with `SEARCH_BACKEND=meilisearch`); `push` only delivers pushes
 //! (scaled apart); `migrate` applies the schema and exits (used by `make
-//! run` and deployments before gateways start).
+//! run` and deployments before gateways start); `reindex` rebuilds the
+//! Meilisearch index from PostgreSQL and exits (needs the `meilisearch`
+//! feature and `SEARCH_BACKEND=meilisearch`).
 
 use anyhow::Context;
 use fechatter_shared::{shutdown, telemetry, Config};
@@ -25,8 +28,11 @@ async fn main() -> anyhow::Result<()> {
             worker::run_push(config, listener, shutdown::on_signal()).await
         }
         Some("migrate") => worker::migrate(&fechatter_shared::store::connect(&config).await?).await,
+        Some("reindex") => worker::reindex(config).await,
         Some(other) => {
-            anyhow::bail!("unknown command {other:?}; expected `run`, `push` or `migrate`")
+            anyhow::bail!(
+                "unknown command {other:?}; expected `run`, `push`, `migrate` or `reindex`"
+            )
         }
     }
 }

@@ -203,13 +203,15 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
     .await?;
     Ok(
         row.map(|(kind, seq, sub, message_id, frame, message_seq)| Earlier {
-            kind,
             event: TopicEvent {
                 chat_id: e.chat_id,
                 seq,
                 sub,
                 frame,
+                message_id,
+                indexed: kind != "message.reaction",
             },
+            kind,
             message_id,
             message_seq,
         }),
@@ -275,6 +277,8 @@ async fn record_event(
         seq,
         sub,
         frame,
+        message_id,
+        indexed: kind != "message.reaction",
     });
     Ok(())
 }

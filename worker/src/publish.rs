@@ -1,5 +1,6 @@
 //! Announces a committed batch: topic streams first (recipients), then
-//! unread badges and receipts, then the senders' acks.
+//! unread badges and receipts, then (with the Meilisearch backend) the
+//! search index stream ([`crate::search_events`]), then the senders' acks.
 //!
 //! Every step is safe to repeat: if Redis fails half-way the batch is not
 //! acknowledged, is processed again, finds its events already in
@@ -15,10 +16,13 @@ use crate::persist::Effects;
 /// Entries kept per chat topic stream (approximate, trimmed by Redis).
 pub const TOPIC_MAX_LEN: u64 = 2000;
 
+/// `search_index`: append the batch's message changes to the search index
+/// stream (only with the Meilisearch backend).
 pub async fn publish(
     redis: &Client,
     keys: &Keys,
     topic_idle_ttl: std::time::Duration,
+    search_index: bool,
     fx: &Effects,
 ) -> Result<(), Error> {
     let retention = scripts::TopicRetention {
@@ -81,6 +85,10 @@ pub async fn publish(
         fechatter_shared::user_stream::publish(redis, keys, b.user_id, &frame).await
     }))
     .await?;
+
+    if search_index {
+        crate::search_events::append(redis, keys, &fx.topic).await?;
+    }
 
     for (chat_id, exclude, frame) in &fx.chat_frames {
         let _: () = redis

@@ -112,6 +112,10 @@ pub async fn apply_sends(
                             seq,
                             sub,
                             frame,
+                            message_id,
+                            // A send's frame id only ever produced its
+                            // message.new.
+                            indexed: true,
                         },
                         message_id,
                         message_seq,
@@ -311,6 +315,8 @@ pub async fn apply_sends(
             seq,
             sub: 0,
             frame: frame.clone(),
+            message_id: message.id,
+            indexed: true,
         });
         fx.mentions
             .extend(mentioned.iter().map(|&u| (u, e.chat_id)));

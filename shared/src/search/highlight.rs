@@ -5,9 +5,9 @@
 //! by a backend: both backends then highlight the same words the same
 //! way, and the output is safe to insert as HTML. Everything but the
 //! `<mark>` tags is HTML-escaped, because message text is user input.
-//! A word matches when it (or a part of it between `. - _ @ /`) starts
-//! with a search term, or equals a word of a quoted phrase: the same
-//! matching the PostgreSQL backend does.
+//! A word matches when it (or a part of it between `. - _ @ /`) equals a
+//! search term or a word of a quoted phrase, or starts with the last
+//! term: the same matching the PostgreSQL backend does.
 
 use super::query::{is_word_char, Query};
 
@@ -35,8 +35,15 @@ pub fn mark_all(text: &str, query: &Query) -> Option<String> {
 
 /// Byte ranges of the words the query matches, in order.
 fn matches(text: &str, query: &Query) -> Vec<(usize, usize)> {
-    let prefixes: Vec<&str> = query.terms.iter().map(String::as_str).collect();
-    let exact: Vec<&str> = query.phrases.iter().flatten().map(String::as_str).collect();
+    // The last term matches as a prefix, the others as whole words.
+    let (prefixes, whole) = query.terms.split_at(query.terms.len().saturating_sub(1));
+    let (prefixes, whole) = (whole, prefixes);
+    let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let exact: Vec<&str> = whole
+        .iter()
+        .chain(query.phrases.iter().flatten())
+        .map(String::as_str)
+        .collect();
     if prefixes.is_empty() && exact.is_empty() {
         return Vec::new();
     }
@@ -215,7 +222,7 @@ mod tests {
             assert!(f.contains("<mark>budget</mark>"));
             assert!(f.chars().count() < 2 * CONTEXT_CHARS + 30, "{f}");
         }
-        let many = format!("{}", "budget ".repeat(100) + &filler.repeat(3));
+        let many = "budget ".repeat(100) + &filler.repeat(3);
         assert!(fragments(&many, &q("budget")).len() <= MAX_FRAGMENTS);
     }
 

@@ -12,6 +12,8 @@
 
 pub mod cursor;
 pub mod highlight;
+#[cfg(feature = "meilisearch")]
+pub mod meili;
 pub mod postgres;
 pub mod query;
 

@@ -43,7 +43,8 @@ const MAX_CHAT_NAME_CHARS: usize = 80;
 /// A parsed search query.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Query {
-    /// Free words (lowercase), matched as word prefixes by the backend.
+    /// Free words (lowercase), in input order; backends match them as
+    /// whole words, the last one as a prefix (the word being typed).
     pub terms: Vec<String>,
     /// "exact phrases": each phrase is its words in order (lowercase); a
     /// quoted text yielding no word is dropped.
@@ -96,11 +97,21 @@ impl Query {
     }
 
     /// PostgreSQL `to_tsquery('simple', ...)` text for the positive part:
-    /// terms as `'w':*`, phrases as `('a' <-> 'b')` (one word: `'a'`), joined
+    /// terms as `'w'`, the last one as a prefix `'w':*` (the word being
+    /// typed, as Meilisearch matches too), phrases as `('a' <-> 'b')` (one word: `'a'`), joined
     /// with ` & `, then ` & !'x'` per excluded word. None without a term or
     /// phrase. Safe only for words produced by [`parse`].
     pub fn tsquery(&self) -> Option<String> {
-        let mut parts: Vec<String> = self.terms.iter().map(|t| format!("'{t}':*")).collect();
+        let last = self.terms.len().saturating_sub(1);
+        let mut parts: Vec<String> = self
+            .terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match i == last {
+                true => format!("'{t}':*"),
+                false => format!("'{t}'"),
+            })
+            .collect();
         parts.extend(self.phrases.iter().filter_map(|p| phrase_tsquery(p)));
         if parts.is_empty() {
             return None;
@@ -855,7 +866,7 @@ mod tests {
     #[test]
     fn tsquery_text() {
         let cases: &[(&str, Option<&str>, Option<&str>)] = &[
-            ("budget meeting", Some("'budget':* & 'meeting':*"), None),
+            ("budget meeting", Some("'budget' & 'meeting':*"), None),
             (
                 "\"project plan\" q3 -draft",
                 Some("'q3':* & ('project' <-> 'plan') & !'draft'"),
@@ -864,7 +875,7 @@ mod tests {
             ("\"solo\"", Some("'solo'"), None),
             ("\"a b c\" \"d\"", Some("('a' <-> 'b' <-> 'c') & 'd'"), None),
             ("-spam -ham", None, Some("'spam' | 'ham'")),
-            ("don't", Some("'don':* & 't':*"), None),
+            ("don't", Some("'don' & 't':*"), None),
             ("from:me has:link", None, None),
         ];
         for (input, positive, negative) in cases {

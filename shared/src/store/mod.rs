@@ -16,6 +16,7 @@ pub mod presence;
 pub mod push;
 pub mod refresh;
 pub mod search;
+pub mod search_index;
 pub mod signup;
 pub mod user;
 pub mod workspace_domain;

@@ -1,0 +1,85 @@
+//! The search migrations on a database that already holds messages: the
+//! backfill fills every existing row in committed batches, the GIN index
+//! is built, and new or edited rows are kept by the trigger from then on.
+
+use std::borrow::Cow;
+
+use fechatter_shared::MIGRATOR;
+use sqlx::{migrate::Migrator, PgPool};
+
+/// The migrations before search existed.
+fn before_search() -> Migrator {
+    let migrations: Vec<_> = MIGRATOR
+        .migrations
+        .iter()
+        .filter(|m| m.version < 20261127000009)
+        .cloned()
+        .collect();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn search_migrations_backfill_existing_messages(pool: PgPool) {
+    before_search().run(&pool).await.unwrap();
+    // 12,345 messages written before search existed (more than two batches).
+    sqlx::query(
+        "WITH w AS (INSERT INTO workspaces (name) VALUES ('Acme') RETURNING id),
+              u AS (INSERT INTO users (workspace_id, fullname, email, password_hash)
+                    SELECT id, 'Ada', 'ada@acme.test', 'x' FROM w RETURNING id, workspace_id),
+              c AS (INSERT INTO chats (workspace_id, type, name, owner_id)
+                    SELECT workspace_id, 'group', 'g', id FROM u RETURNING id, owner_id)
+         INSERT INTO messages (chat_id, seq, sender_id, content, client_id)
+         SELECT c.id, n, c.owner_id, 'message number ' || n || CASE WHEN n = 7777 THEN ' needle' ELSE '' END, 'k' || n
+         FROM c, generate_series(1, 12345) AS n",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    MIGRATOR.run(&pool).await.unwrap();
+
+    let (missing,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM messages WHERE search_tsv IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(missing, 0, "every existing row was backfilled");
+    let (valid,): (bool,) = sqlx::query_as(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid, "the concurrently built index is valid");
+    let seqs: Vec<(i64,)> = sqlx::query_as(
+        "SELECT seq FROM messages WHERE search_tsv @@ to_tsquery('simple', 'needle')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(seqs, [(7777,)]);
+
+    // The trigger keeps new and edited rows.
+    sqlx::query("UPDATE messages SET content = 'replaced words' WHERE seq = 7777")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let hits = |q: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM messages WHERE search_tsv @@ to_tsquery('simple', $1)",
+            )
+            .bind(q)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            n
+        }
+    };
+    assert_eq!(hits("needle").await, 0);
+    assert_eq!(hits("replaced").await, 1);
+}

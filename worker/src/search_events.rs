@@ -1,0 +1,49 @@
+//! The search index stream: with the Meilisearch backend, every committed
+//! message.new, message.updated and message.deleted event adds one entry
+//! (field [`MESSAGE_FIELD`]: the message id) to
+//! [`Keys::search_index`](fechatter_shared::redis::Keys::search_index),
+//! which the indexer (`crate::indexer`, feature `meilisearch`) applies to
+//! Meilisearch. With the PostgreSQL backend nothing is written.
+//!
+//! Entries are appended by [`crate::publish`] before the batch's acks are
+//! sent and before its ingest entries are acknowledged: a crash in
+//! between leaves the ingest entries pending, the batch is processed
+//! again (as duplicates, whose events are announced again) and the
+//! entries are appended again. An entry may therefore repeat; the indexer
+//! loads each message's current state, so repeats are harmless.
+
+use fechatter_shared::redis::Keys;
+use fred::{
+    prelude::*,
+    types::streams::{XCapKind, XCapTrim},
+};
+
+use crate::effects::TopicEvent;
+
+/// The field of an entry holding the message id.
+pub const MESSAGE_FIELD: &str = "m";
+/// Entries kept on the stream (approximately): an indexer stopped for
+/// longer than this many changes loses the oldest ones; `worker reindex`
+/// then rebuilds the index.
+pub const STREAM_MAX_LEN: u64 = 100_000;
+
+/// Appends one entry per indexed event of `events` (issued concurrently,
+/// so they share the pipelined connection instead of waiting in turn).
+pub async fn append(redis: &Client, keys: &Keys, events: &[TopicEvent]) -> Result<(), Error> {
+    let key = keys.search_index();
+    futures::future::try_join_all(events.iter().filter(|ev| ev.indexed).map(|ev| {
+        redis.xadd::<String, _, _, _, _>(
+            &key,
+            false,
+            (
+                XCapKind::MaxLen,
+                XCapTrim::AlmostExact,
+                STREAM_MAX_LEN as i64,
+            ),
+            "*",
+            vec![(MESSAGE_FIELD, ev.message_id.to_string())],
+        )
+    }))
+    .await?;
+    Ok(())
+}
