@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Instant};
 
 use chrono::Utc;
 use fechatter_shared::search::MessageIndex;
-use fechatter_shared::{config::SearchBackend, search::postgres::PostgresIndex};
+use fechatter_shared::{config::SearchBackend, store::search::PostgresIndex};
 use fechatter_shared::{
     presence,
     protocol::{

@@ -15,6 +15,8 @@ pub mod effects;
 pub mod entries;
 pub mod evaluator;
 #[cfg(feature = "meilisearch")]
+pub mod index_rebuild;
+#[cfg(feature = "meilisearch")]
 pub mod indexer;
 pub mod lease;
 pub mod mailer;
@@ -116,7 +118,7 @@ const NO_MEILISEARCH: &str = "SEARCH_BACKEND=meilisearch, but this worker was bu
      `meilisearch` feature (build it with `cargo build --release -p worker --features meilisearch`)";
 
 /// `worker reindex`: rebuilds the Meilisearch index from PostgreSQL (see
-/// `indexer::reindex`); an error with the PostgreSQL backend or in a
+/// `index_rebuild::reindex`); an error with the PostgreSQL backend or in a
 /// build without the `meilisearch` feature.
 pub async fn reindex(config: Config) -> Result<()> {
     anyhow::ensure!(
@@ -129,7 +131,7 @@ pub async fn reindex(config: Config) -> Result<()> {
 
 #[cfg(feature = "meilisearch")]
 async fn rebuild_index(config: Config) -> Result<()> {
-    indexer::reindex(config).await
+    index_rebuild::reindex(config).await
 }
 
 #[cfg(not(feature = "meilisearch"))]

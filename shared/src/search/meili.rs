@@ -56,7 +56,7 @@ use meilisearch_sdk::{
 use serde::{Deserialize, Serialize};
 
 use super::{MessageHit, MessageIndex, MessageSearch, Page, Position, Query, SearchFuture};
-use crate::{config::SearchSettings, store::search_index::IndexedMessage, AppError, AppResult};
+use crate::{config::SearchSettings, search::IndexedMessage, AppError, AppResult};
 
 /// The documents' primary key.
 pub const PRIMARY_KEY: &str = "id";

@@ -14,7 +14,6 @@ pub mod cursor;
 pub mod highlight;
 #[cfg(feature = "meilisearch")]
 pub mod meili;
-pub mod postgres;
 pub mod query;
 
 use std::{future::Future, pin::Pin};
@@ -82,4 +81,19 @@ pub trait MessageIndex: Send + Sync {
     fn name(&self) -> &'static str;
     /// One page of hits for `search`.
     fn search<'a>(&'a self, search: &'a MessageSearch) -> SearchFuture<'a, Page<MessageHit>>;
+}
+
+/// One live message with what its search document needs.
+/// (Read by [`crate::store::search_index`].)
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct IndexedMessage {
+    pub id: i64,
+    pub chat_id: i64,
+    pub seq: i64,
+    pub sender_id: i64,
+    pub sender_name: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub mentions: Vec<i64>,
+    pub has_link: bool,
 }

@@ -1,6 +1,8 @@
 //! Search SQL: PostgreSQL full-text search over messages (the default
-//! backend, see [`crate::search::postgres`]), the access-control lists
-//! every backend is given, and the people and chat directories.
+//! backend, [`PostgresIndex`]: messages searched where they are stored,
+//! so search works with nothing else installed and a message is
+//! searchable the moment its transaction commits), the access-control
+//! lists every backend is given, and the people and chat directories.
 //!
 //! Messages carry `search_tsv` (the `simple` configuration: lowercased
 //! tokens without stemming, like the seed's `standard` analyzer), kept by
@@ -13,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::{
-    search::{MessageHit, MessageSearch, Page, Position},
+    search::{MessageHit, MessageIndex, MessageSearch, Page, Position, SearchFuture},
     AppResult,
 };
 
@@ -21,6 +23,28 @@ use crate::{
 /// weight never falls below a quarter, so an old exact match still beats
 /// a new weak one.
 const RECENCY_HALF_LIFE_SECS: f64 = 30.0 * 86_400.0;
+
+/// The default [`MessageIndex`]: PostgreSQL full-text search.
+#[derive(Clone)]
+pub struct PostgresIndex {
+    pool: PgPool,
+}
+
+impl PostgresIndex {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+impl MessageIndex for PostgresIndex {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn search<'a>(&'a self, search: &'a MessageSearch) -> SearchFuture<'a, Page<MessageHit>> {
+        Box::pin(messages(&self.pool, search))
+    }
+}
 
 /// Up to this many chats, the (chat, seq) index may drive the search.
 const FEW_CHATS: usize = 8;

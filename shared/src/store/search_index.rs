@@ -8,24 +8,10 @@
 //! row, and `has_link` uses the PostgreSQL backend's rule (`content ~*
 //! 'https?://'`), so both backends agree on `has:link`.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+pub use crate::search::IndexedMessage;
 use crate::AppResult;
-
-/// One live message with what its search document needs.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct IndexedMessage {
-    pub id: i64,
-    pub chat_id: i64,
-    pub seq: i64,
-    pub sender_id: i64,
-    pub sender_name: String,
-    pub content: String,
-    pub created_at: DateTime<Utc>,
-    pub mentions: Vec<i64>,
-    pub has_link: bool,
-}
 
 const SELECT: &str = "SELECT m.id, m.chat_id, m.seq, m.sender_id, u.fullname AS sender_name,
         m.content, m.created_at, m.mentions, m.content ~* 'https?://' AS has_link
