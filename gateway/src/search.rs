@@ -58,6 +58,22 @@ fn meilisearch(_: &Config) -> anyhow::Result<Arc<dyn MessageIndex>> {
     anyhow::bail!("SEARCH_BACKEND=meilisearch, but this build lacks the `meilisearch` feature")
 }
 
+/// `fechatter_search_duration_seconds{scope, backend}`: validation to
+/// results, rate-limit wait excluded, on REST and the socket alike.
+pub fn latency_histogram(metrics: &fechatter_shared::metrics::Metrics) -> prometheus::HistogramVec {
+    metrics.register(
+        prometheus::HistogramVec::new(
+            prometheus::HistogramOpts::new(
+                "search_duration_seconds",
+                "searches by scope and backend",
+            )
+            .buckets(vec![0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
+            &["scope", "backend"],
+        )
+        .expect("valid metric"),
+    )
+}
+
 /// Answers one search for `me`.
 pub async fn run(state: &AppState, me: &Identity, req: SearchQuery) -> AppResult<SearchResults> {
     let q = req.q.trim();
@@ -86,9 +102,8 @@ pub async fn run(state: &AppState, me: &Identity, req: SearchQuery) -> AppResult
         SearchScope::Chats => ("postgres", (chats(state, me, q, limit).await?, None)),
     };
     state
-        .metrics
-        .http_latency
-        .with_label_values(&[&format!("search:{}:{backend}", req.scope.as_str())])
+        .search_latency
+        .with_label_values(&[req.scope.as_str(), backend])
         .observe(started.elapsed().as_secs_f64());
     Ok(SearchResults {
         ref_id: None,

@@ -65,10 +65,12 @@ impl AppState {
             background.clone(),
         );
         let search = crate::search::backend(&config, &pool)?;
+        let metrics = Metrics::new("gateway");
         let state = Self {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
-                metrics: Metrics::new("gateway"),
+                search_latency: crate::search::latency_histogram(&metrics),
+                metrics,
                 node,
                 config,
                 pool,

@@ -45,6 +45,8 @@ pub struct Inner {
     pub replies: Replies,
     /// The message search backend (PostgreSQL unless configured otherwise).
     pub search: Arc<dyn MessageIndex>,
+    /// `search_duration_seconds{scope, backend}`.
+    pub search_latency: prometheus::HistogramVec,
     /// Every WebSocket session, so shutdown can wait for them to close.
     pub sessions: TaskTracker,
     /// Cancelled when shutdown begins: the liveness check fails so the
