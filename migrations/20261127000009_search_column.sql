@@ -7,11 +7,15 @@
 -- catalog change only; the next two migrations backfill in small
 -- committed batches and build the GIN index CONCURRENTLY, so sends keep
 -- committing while a large table is converted.
+--
+-- `<` and `>` become spaces first: PostgreSQL's parser would otherwise
+-- read `<b>` or `x<y>z` as markup and leave it out of the index, and
+-- chat text is not HTML.
 ALTER TABLE messages ADD COLUMN search_tsv tsvector;
 
 CREATE FUNCTION messages_search_tsv() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.search_tsv := to_tsvector('simple', NEW.content);
+    NEW.search_tsv := to_tsvector('simple', translate(NEW.content, '<>', '  '));
     RETURN NEW;
 END
 $$;

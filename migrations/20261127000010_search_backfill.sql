@@ -12,7 +12,7 @@ BEGIN
             SELECT id FROM messages WHERE id > last_id ORDER BY id LIMIT 5000
         ) batch;
         EXIT WHEN batch_end IS NULL;
-        UPDATE messages SET search_tsv = to_tsvector('simple', content)
+        UPDATE messages SET search_tsv = to_tsvector('simple', translate(content, '<>', '  '))
         WHERE id > last_id AND id <= batch_end AND search_tsv IS NULL;
         last_id := batch_end;
         COMMIT;

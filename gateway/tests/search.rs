@@ -315,6 +315,15 @@ async fn operators(p: &Pool, w: &World) {
         set(&["the quarterly budget is done https://example.com/q3"])
     );
     assert_eq!(found("\"budget quarterly\"").await, set(&[]));
+    // `-"phrase"` excludes the phrase only; a pasted URL finds its message.
+    assert_eq!(
+        found("budget -\"budget meeting\" -party").await,
+        set(&["the quarterly budget is done https://example.com/q3"])
+    );
+    assert_eq!(
+        found("https://example.com/q3").await,
+        set(&["the quarterly budget is done https://example.com/q3"])
+    );
     // Unknown operators are text, never an error.
     assert_eq!(found("colour:blue").await, set(&[]));
     // Dates: one message moved 10 days back.
@@ -335,6 +344,15 @@ async fn operators(p: &Pool, w: &World) {
         let got = contents(&search(app, &w.ada, "messages", &[("q", &before)]).await);
         assert_eq!(got, set(&["budget for the party"]));
     }
+    // A score ranks by the positive words, exclusions do not flatten it.
+    let with = search(app, &w.ada, "messages", &[("q", "budget")]).await;
+    let without = search(app, &w.ada, "messages", &[("q", "budget -zzz")]).await;
+    let (a, b) = (
+        with["results"][0]["score"].as_f64().unwrap(),
+        without["results"][0]["score"].as_f64().unwrap(),
+    );
+    // (Equal but for the recency of two requests a few ms apart.)
+    assert!(a > 0.01 && (a - b).abs() < a * 1e-3, "{a} vs {b}");
     // Prefixes match, and the match is highlighted, HTML-escaped.
     let body = search(app, &w.ada, "messages", &[("q", "budg")]).await;
     assert_eq!(body["results"].as_array().unwrap().len(), 3);
@@ -429,6 +447,13 @@ async fn paging_and_shape(p: &Pool, w: &World) {
 async fn edits_deletes_and_removal(p: &Pool, w: &World) {
     let app = p.gw(0);
     let lunch = post(app, &w.bob, w.single, "lunch at noon?").await;
+    post(
+        app,
+        &w.bob,
+        w.single,
+        "markup <b>bold</b> x<y>z stays searchable",
+    )
+    .await;
     let party = post(app, &w.bob, w.general, "farewell party friday").await;
     let mut bob = Client::connect(app, &w.bob).await;
     let id = bob
@@ -452,6 +477,9 @@ async fn edits_deletes_and_removal(p: &Pool, w: &World) {
         "an edit drops the old words"
     );
     assert_eq!(found("dinner").await, set(&["dinner at eight?"]));
+    let markup = set(&["markup <b>bold</b> x<y>z stays searchable"]);
+    assert_eq!(found("bold").await, markup);
+    assert_eq!(found("y").await, markup);
     assert_eq!(
         found("farewell").await,
         set(&[]),

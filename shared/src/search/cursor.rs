@@ -76,10 +76,15 @@ impl Cursor {
                 "cursor belongs to another search; start again without it",
             ));
         }
+        // A cursor is made from a past instant: anything outside 2000 ..
+        // now + 1 day is not one of ours (and would overflow dates later).
         let as_of = micros
             .parse()
             .ok()
             .and_then(DateTime::<Utc>::from_timestamp_micros)
+            .filter(|t| {
+                t.timestamp() >= 946_684_800 && *t <= Utc::now() + chrono::Duration::days(1)
+            })
             .ok_or_else(invalid)?;
         let position = match rest {
             ["k", bits, id] => Position::Keyset {
@@ -131,11 +136,21 @@ mod tests {
         let other = fingerprint(&["messages", "b"]);
         assert!(Cursor::decode(&text, &other).is_err());
         let print = fingerprint(&["messages", "a"]);
-        for bad in ["", "!!", "MS4", &URL_SAFE_NO_PAD.encode("1.x.1.k.zz.1")] {
+        let far = URL_SAFE_NO_PAD.encode(format!("1.{print}.9999999999999999.o.1"));
+        let early = URL_SAFE_NO_PAD.encode(format!("1.{print}.-210866803200000001.o.1"));
+        for bad in [
+            "",
+            "!!",
+            "MS4",
+            &URL_SAFE_NO_PAD.encode("1.x.1.k.zz.1"),
+            &far,
+            &early,
+        ] {
             let e = Cursor::decode(bad, &print).unwrap_err();
             assert_eq!(e.code(), "validation_failed", "{bad}");
         }
-        let nan = URL_SAFE_NO_PAD.encode(format!("1.{print}.1.k.{:x}.1", f64::NAN.to_bits()));
+        let now = Utc::now().timestamp_micros();
+        let nan = URL_SAFE_NO_PAD.encode(format!("1.{print}.{now}.k.{:x}.1", f64::NAN.to_bits()));
         assert!(Cursor::decode(&nan, &print).is_err());
     }
 }

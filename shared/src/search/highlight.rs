@@ -15,6 +15,8 @@ use super::query::{is_word_char, Query};
 pub const MAX_FRAGMENTS: usize = 3;
 /// Characters of context kept on each side of a match.
 const CONTEXT_CHARS: usize = 60;
+/// How far a window edge may move to fall between words.
+const SNAP_CHARS: usize = 15;
 
 /// The highlighted fragments of `content`; empty when nothing matches.
 pub fn fragments(content: &str, query: &Query) -> Vec<String> {
@@ -49,7 +51,12 @@ fn matches(text: &str, query: &Query) -> Vec<(usize, usize)> {
     }
     words(text)
         .filter(|&(s, e)| {
-            let word = text[s..e].to_lowercase();
+            // Lowercased as the parser does (`İ` -> `i`, marks dropped).
+            let word: String = text[s..e]
+                .to_lowercase()
+                .chars()
+                .filter(|&c| is_word_char(c))
+                .collect();
             let parts = std::iter::once(word.as_str()).chain(word.split(['.', '-', '_', '@', '/']));
             parts
                 .clone()
@@ -104,7 +111,8 @@ fn windows(text: &str, marks: &[(usize, usize)]) -> Vec<(usize, usize)> {
 }
 
 /// A byte offset up to `chars` characters before `at`, moved forward to
-/// the start of a word so fragments do not begin mid-word.
+/// the start of a word (when one starts within [`SNAP_CHARS`]) so
+/// fragments do not begin mid-word.
 fn back(text: &str, at: usize, chars: usize) -> usize {
     let start = text[..at]
         .char_indices()
@@ -116,6 +124,7 @@ fn back(text: &str, at: usize, chars: usize) -> usize {
     }
     text[start..at]
         .char_indices()
+        .take(SNAP_CHARS)
         .find(|(_, c)| c.is_whitespace())
         .map_or(start, |(i, c)| start + i + c.len_utf8())
 }
@@ -131,8 +140,11 @@ fn forward(text: &str, at: usize, chars: usize) -> usize {
         return end;
     }
     text[at..end]
-        .rfind(char::is_whitespace)
-        .map_or(end, |i| at + i)
+        .char_indices()
+        .rev()
+        .take(SNAP_CHARS)
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(end, |(i, _)| at + i)
 }
 
 fn render(text: &str, start: usize, end: usize, marks: &[(usize, usize)]) -> String {
@@ -224,6 +236,20 @@ mod tests {
         }
         let many = "budget ".repeat(100) + &filler.repeat(3);
         assert!(fragments(&many, &q("budget")).len() <= MAX_FRAGMENTS);
+    }
+
+    #[test]
+    fn context_survives_long_runs_without_spaces() {
+        let text = format!("{} needle {}", "‹".repeat(100), "&".repeat(100));
+        let got = fragments(&text, &q("needle"));
+        assert!(
+            got[0].contains("‹‹‹‹ <mark>needle</mark> &amp;&amp;"),
+            "{got:?}"
+        );
+        assert_eq!(
+            fragments("İstanbul trip", &q("istanbul")),
+            ["<mark>İstanbul</mark> trip"]
+        );
     }
 
     proptest! {

@@ -433,6 +433,12 @@ pub fn query_text(query: &Query) -> String {
         .collect();
     parts.extend(
         query
+            .excluded_phrases
+            .iter()
+            .map(|p| format!("-\"{}\"", p.join(" "))),
+    );
+    parts.extend(
+        query
             .phrases
             .iter()
             .filter(|p| !p.is_empty())

@@ -10,7 +10,9 @@
 //! Rules, briefly:
 //! - Input is cut to [`MAX_INPUT_CHARS`]; tokens split on whitespace; a `"`
 //!   opens a phrase up to the next `"` (or the end). `-token` excludes each
-//!   of its words; a lone `-` is nothing (`-"a b"` is the phrase `a b`).
+//!   of its words, `-"a b"` the phrase; a lone `-` is nothing (`- "a b"`
+//!   is the phrase `a b`). A pasted URL (`scheme://rest`) is searched
+//!   without its scheme (the index has no word for it).
 //! - Words: split on chars neither alphanumeric nor `. - _ @ /`, trimmed to
 //!   alphanumeric ends, lowercased, cut to [`MAX_WORD_CHARS`]; so `'word'`
 //!   is always safe inside `to_tsquery` text.
@@ -51,6 +53,8 @@ pub struct Query {
     pub phrases: Vec<Vec<String>>,
     /// -excluded words (lowercase).
     pub excluded: Vec<String>,
+    /// -"excluded phrases" of two or more words (one word joins `excluded`).
+    pub excluded_phrases: Vec<Vec<String>>,
     /// `from:@name` / `from:name` / `from:me` / `from:@me` / `from:<digits>`
     /// (several = any of them)
     pub from: Vec<Person>,
@@ -93,7 +97,10 @@ pub enum ChatRef {
 impl Query {
     /// True when no word, phrase or excluded word is present (filters only).
     pub fn is_text_free(&self) -> bool {
-        self.terms.is_empty() && self.phrases.is_empty() && self.excluded.is_empty()
+        self.terms.is_empty()
+            && self.phrases.is_empty()
+            && self.excluded.is_empty()
+            && self.excluded_phrases.is_empty()
     }
 
     /// PostgreSQL `to_tsquery('simple', ...)` text for the positive part:
@@ -118,13 +125,35 @@ impl Query {
         }
         let mut out = parts.join(" & ");
         out.extend(self.excluded.iter().map(|w| format!(" & !'{w}'")));
+        out.extend(
+            self.excluded_phrases
+                .iter()
+                .filter_map(|p| phrase_tsquery(p))
+                .map(|p| format!(" & !{p}")),
+        );
         Some(out)
+    }
+
+    /// [`Query::tsquery`] without the exclusions: what relevance is ranked
+    /// by (PostgreSQL ranks a query with `!` near zero).
+    pub fn rank_tsquery(&self) -> Option<String> {
+        Query {
+            excluded: Vec::new(),
+            excluded_phrases: Vec::new(),
+            ..self.clone()
+        }
+        .tsquery()
     }
 
     /// `'x' | 'y'` of the excluded words, for `NOT (tsv @@ to_tsquery(...))`
     /// when there is no positive part. None without excluded words.
     pub fn excluded_tsquery(&self) -> Option<String> {
-        let parts: Vec<String> = self.excluded.iter().map(|w| format!("'{w}'")).collect();
+        let mut parts: Vec<String> = self.excluded.iter().map(|w| format!("'{w}'")).collect();
+        parts.extend(
+            self.excluded_phrases
+                .iter()
+                .filter_map(|p| phrase_tsquery(p)),
+        );
         (!parts.is_empty()).then(|| parts.join(" | "))
     }
 
@@ -161,6 +190,10 @@ pub fn parse(input: &str, today: NaiveDate) -> Query {
                 builder.add_phrase(text);
                 continue;
             }
+            Token::ExcludedQuoted(text) => {
+                builder.add_excluded_phrase(text);
+                continue;
+            }
             Token::Bare(text) => text,
         };
         match tokens.peek().and_then(|next| last_span_days(text, *next)) {
@@ -180,6 +213,8 @@ enum Token<'a> {
     Bare(&'a str),
     /// The inside of a quoted phrase.
     Quoted(&'a str),
+    /// The inside of a quoted phrase right after a `-`: `-"a b"`.
+    ExcludedQuoted(&'a str),
 }
 
 fn tokenize(input: &str) -> Vec<Token<'_>> {
@@ -187,7 +222,11 @@ fn tokenize(input: &str) -> Vec<Token<'_>> {
     let mut rest = input;
     loop {
         rest = rest.trim_start();
-        if let Some(body) = rest.strip_prefix('"') {
+        if let Some(body) = rest.strip_prefix("-\"") {
+            let end = body.find('"').unwrap_or(body.len());
+            tokens.push(Token::ExcludedQuoted(&body[..end]));
+            rest = body.get(end + 1..).unwrap_or("");
+        } else if let Some(body) = rest.strip_prefix('"') {
             let end = body.find('"').unwrap_or(body.len());
             tokens.push(Token::Quoted(&body[..end]));
             rest = body.get(end + 1..).unwrap_or("");
@@ -326,10 +365,27 @@ impl Builder {
             }
         } else if let Some(day) = relative_day(text, self.today) {
             self.on(day);
+        } else if let Some((_, rest)) = text.split_once("://") {
+            // A pasted URL: its scheme is not indexed as a word.
+            for word in words(rest) {
+                push_limited(&mut self.query.terms, &mut self.words, MAX_WORDS, word);
+            }
         } else if !self.try_operator(text) {
             for word in words(text) {
                 push_limited(&mut self.query.terms, &mut self.words, MAX_WORDS, word);
             }
+        }
+    }
+
+    fn add_excluded_phrase(&mut self, text: &str) {
+        let budget = MAX_WORDS.saturating_sub(self.words);
+        let mut phrase: Vec<String> = words(text).take(budget).collect();
+        if phrase.len() == 1 {
+            let word = phrase.remove(0);
+            push_limited(&mut self.query.excluded, &mut self.words, MAX_WORDS, word);
+        } else if !phrase.is_empty() && !self.query.excluded_phrases.contains(&phrase) {
+            self.words += phrase.len();
+            self.query.excluded_phrases.push(phrase);
         }
     }
 
@@ -494,8 +550,8 @@ mod tests {
     fn unknown_operators_are_text() {
         assert_terms(&[
             ("foo:bar", &["foo", "bar"]),
-            ("https://example.com/a", &["https", "example.com/a"]),
-            ("http://x", &["http", "x"]),
+            ("https://example.com/a", &["example.com/a"]),
+            ("http://x", &["x"]),
             (":x", &["x"]),
             ("during:2024", &["during", "2024"]),
             ("from:", &["from"]),
@@ -555,10 +611,27 @@ mod tests {
         assert_eq!(q.excluded, strings(&["from", "alice"]));
         assert!(q.from.is_empty());
 
-        // A lone `-` before a quote is nothing: the phrase stays a phrase.
+        // `-"a b"` excludes the phrase; `- "a b"` (a lone `-`) does not.
+        let q = p("-\"a b\" c");
+        assert_eq!(q.excluded_phrases, vec![strings(&["a", "b"])]);
+        assert!(q.phrases.is_empty() && q.excluded.is_empty());
+        assert_eq!(q.tsquery().as_deref(), Some("'c':* & !('a' <-> 'b')"));
+        assert_eq!(q.rank_tsquery().as_deref(), Some("'c':*"));
         let q = p("-\"a b\"");
+        assert_eq!(q.tsquery(), None);
+        assert_eq!(q.excluded_tsquery().as_deref(), Some("('a' <-> 'b')"));
+        assert!(!q.is_text_free());
+        assert_eq!(p("-\"solo\"").excluded, strings(&["solo"]));
+        let q = p("- \"a b\"");
         assert_eq!(q.phrases, vec![strings(&["a", "b"])]);
-        assert!(q.excluded.is_empty());
+        assert!(q.excluded_phrases.is_empty());
+    }
+
+    #[test]
+    fn pasted_urls_lose_their_scheme() {
+        let q = p("https://example.com/report budget");
+        assert_eq!(q.terms, strings(&["example.com/report", "budget"]));
+        assert_eq!(p("-https://x.org").excluded, strings(&["https", "x.org"]));
     }
 
     #[test]

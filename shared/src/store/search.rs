@@ -59,10 +59,10 @@ pub async fn messages(pool: &PgPool, s: &MessageSearch) -> AppResult<Page<Messag
     //    with 15k matches, and chat messages are too short for proximity
     //    to matter much.
     let positive = s.query.tsquery();
-    match &positive {
+    match s.query.rank_tsquery() {
         Some(q) => {
             sql.push("(ts_rank(m.search_tsv, to_tsquery('simple', ")
-                .push_bind(q.clone())
+                .push_bind(q)
                 .push("), 32) * (0.25 + 0.75 * power(2::float8, -extract(epoch FROM (")
                 .push_bind(s.as_of)
                 .push(" - m.created_at))::float8 / ")
