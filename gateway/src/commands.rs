@@ -280,7 +280,9 @@ impl Session {
             ref_id,
             command,
         };
-        writes::append(&self.state, &entry).await
+        // A retry of a queued write is answered by the first attempt's
+        // answer, which reaches this user's socket(s) by the same frame id.
+        writes::append(&self.state, &entry).await.map(|_| ())
     }
 
     async fn publish_typing(&self, chat_id: i64, active: bool) -> AppResult<()> {

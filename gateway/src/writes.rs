@@ -104,9 +104,9 @@ pub async fn limit_send(state: &AppState, user: i64, urgent: bool) -> AppResult<
 
 /// Appends a write to its chat's ingest shard; the worker that owns the
 /// shard commits it and answers `entry.conn` on `entry.gateway`. A retry
-/// of a write still waiting in the shard is not queued again: the first
-/// entry's answer (same ref id) answers it.
-pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<()> {
+/// of a write still waiting in the shard is not queued again (false): the
+/// first entry's answer (same ref id) goes to the first attempt's address.
+pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<bool> {
     let body = serde_json::to_string(entry).map_err(|e| AppError::Internal(e.into()))?;
     let stream = state.keys.ingest(entry.chat_id, state.config.ingest_shards);
     let pending = state
@@ -122,7 +122,8 @@ pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<()> {
     )
     .await?;
     match appended {
-        Appended::Added(_) | Appended::AlreadyQueued => Ok(()),
+        Appended::Added(_) => Ok(true),
+        Appended::AlreadyQueued => Ok(false),
         Appended::Full => {
             tracing::warn!(%stream, "ingest shard full; write refused");
             Err(AppError::Unavailable("ingest shard is full".into()))

@@ -53,6 +53,23 @@ async fn a_rest_post_is_acked_after_commit_and_delivered(pool: PgPool) {
         .unwrap();
     assert_eq!(count, 1);
 
+    // Two concurrent posts with one clientId: one message, both answered.
+    let body = json!({"content": "racing", "clientId": "bot-2"});
+    let started = std::time::Instant::now();
+    let (first, second) = tokio::join!(
+        p.gw(0).post(&path, &ada, body.clone()),
+        p.gw(1).post(&path, &ada, body.clone())
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no timeout wait"
+    );
+    for (status, v) in [&first, &second] {
+        assert_eq!(*status, StatusCode::CREATED, "{v}");
+    }
+    assert_eq!(first.1["messageId"], second.1["messageId"]);
+    assert_eq!(first.1["seq"], 2);
+
     // The listing (GET on the same path) still works beside the POST.
     let (status, page) = p.gw(0).get(&path, &ada).await;
     assert_eq!(status, StatusCode::OK);

@@ -82,10 +82,12 @@ async fn post_message(
         ref_id: client_id,
         command,
     };
-    writes::append(&state, &entry).await?;
+    let deadline = tokio::time::Instant::now() + state.config.write_timeout;
+    queue(&state, &entry, deadline).await?;
     // 5. The worker's answer, or 503: the commit may still happen, and a
     //    retry with the same clientId is answered from it.
-    let Some(frame) = waiter.answer(state.config.write_timeout).await else {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let Some(frame) = waiter.answer(left).await else {
         tracing::warn!(chat_id, "REST post not answered in time");
         return Err(AppError::Overloaded {
             what: "message commit",
@@ -94,6 +96,30 @@ async fn post_message(
     };
     posted(&frame).map(|p| (StatusCode::CREATED, Json(p)))
 }
+
+/// Appends `entry`. While an earlier attempt with the same clientId still
+/// waits in the shard, its answer goes to that attempt's address, not to
+/// this request: wait for it to be processed, then append again, and the
+/// worker answers this request from the commit (`duplicate: true`).
+async fn queue(
+    state: &AppState,
+    entry: &IngestEntry,
+    deadline: tokio::time::Instant,
+) -> AppResult<()> {
+    while !writes::append(state, entry).await? {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AppError::Overloaded {
+                what: "message commit",
+                retry_after_ms: 1000,
+            });
+        }
+        tokio::time::sleep(REQUEUE_PAUSE).await;
+    }
+    Ok(())
+}
+
+/// How often a retry looks whether the earlier attempt was processed.
+const REQUEUE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The worker's answer frame as the response.
 fn posted(frame: &str) -> AppResult<Posted> {
