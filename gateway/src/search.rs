@@ -149,7 +149,10 @@ async fn messages(
         after: cursor.map(|c| c.position),
         limit,
     };
-    let page = state.search.search(&search).await?;
+    let mut page = state.search.search(&search).await?;
+    if backend != "postgres" {
+        current_hits(state, &mut page.hits).await?;
+    }
     let next = page
         .next
         .map(|position: Position| Cursor { as_of, position }.encode(&print));
@@ -159,6 +162,28 @@ async fn messages(
         .map(|hit| message_result(hit, &search.query))
         .collect();
     Ok((backend, (results, next)))
+}
+
+/// An external index may lag behind an edit or a delete: its hits are
+/// shown with their current text and sender name, and deleted ones are
+/// dropped (the page may then be shorter than the limit).
+async fn current_hits(state: &AppState, hits: &mut Vec<MessageHit>) -> AppResult<()> {
+    let ids: Vec<i64> = hits.iter().map(|h| h.message_id).collect();
+    let live: std::collections::HashMap<i64, (String, String)> =
+        store::search::live_messages(&state.pool, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, content, sender)| (id, (content, sender)))
+            .collect();
+    hits.retain_mut(|hit| match live.get(&hit.message_id) {
+        Some((content, sender)) => {
+            hit.content.clone_from(content);
+            hit.sender_name.clone_from(sender);
+            true
+        }
+        None => false,
+    });
+    Ok(())
 }
 
 /// The chats this search may return messages of (see the module doc).
@@ -265,7 +290,6 @@ async fn people(
     let rows = store::search::people(&state.pool, me.workspace_id, &prefix, limit).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let statuses = presence::current(&state.redis, &state.keys, &ids).await?;
-    let query = search::parse(&prefix, Utc::now().date_naive());
     let total = rows.len().max(1) as f64;
     Ok(rows
         .into_iter()
@@ -277,7 +301,7 @@ async fn people(
             score: 1.0 - rank as f64 / total,
             highlight: Highlight {
                 content: Vec::new(),
-                sender_name: highlight::mark_all(&row.fullname, &query)
+                sender_name: highlight::mark_prefix(&row.fullname, &prefix)
                     .into_iter()
                     .collect(),
             },

@@ -111,7 +111,7 @@ pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<bool> {
     let stream = state.keys.ingest(entry.chat_id, state.config.ingest_shards);
     let pending = state
         .keys
-        .ingest_pending(&stream, entry.user_id, &entry.ref_id);
+        .ingest_pending(&stream, entry.chat_id, entry.user_id, &entry.ref_id);
     let appended = scripts::ingest_append(
         &state.redis,
         &stream,

@@ -118,11 +118,11 @@ impl Keys {
         format!("{}:ingest:{{{shard}}}", self.prefix)
     }
 
-    /// Marks a write (user, client frame id) as waiting in ingest shard
-    /// `stream`, so a client retry is not appended twice; shares the
-    /// shard's hash tag.
-    pub fn ingest_pending(&self, stream: &str, user_id: i64, ref_id: &str) -> String {
-        format!("{stream}:pending:{user_id}:{ref_id}")
+    /// Marks a write (chat, user, client frame id: the idempotency key of
+    /// the database) as waiting in ingest shard `stream`, so a client
+    /// retry is not appended twice; shares the shard's hash tag.
+    pub fn ingest_pending(&self, stream: &str, chat_id: i64, user_id: i64, ref_id: &str) -> String {
+        format!("{stream}:pending:{chat_id}:{user_id}:{ref_id}")
     }
 
     /// Where a worker parks entries it could not process after many attempts.
@@ -273,8 +273,8 @@ mod tests {
         assert_eq!(keys.rate_limit(42, "send"), "fc:rl:{u42}:send");
         assert_eq!(keys.ingest(17, 8), "fc:ingest:{1}");
         assert_eq!(
-            keys.ingest_pending("fc:ingest:{1}", 4, "f-1"),
-            "fc:ingest:{1}:pending:4:f-1"
+            keys.ingest_pending("fc:ingest:{1}", 9, 4, "f-1"),
+            "fc:ingest:{1}:pending:9:4:f-1"
         );
         assert_eq!(keys.chat_topic(17), "fc:topic:{c17}");
         let sid = uuid::Uuid::nil();

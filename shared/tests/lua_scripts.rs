@@ -240,7 +240,7 @@ async fn scripts_reload_after_cache_flush() {
 async fn ingest_append_refuses_a_full_shard_and_queues_a_write_once() {
     let (client, keys) = redis().await;
     let shard = keys.ingest_shard(0);
-    let marker = |n: usize| keys.ingest_pending(&shard, 7, &format!("f{n}"));
+    let marker = |n: usize| keys.ingest_pending(&shard, 1, 7, &format!("f{n}"));
     let append = |n: usize| {
         let (client, shard, marker) = (client.clone(), shard.clone(), marker(n));
         async move {

@@ -1,6 +1,9 @@
 //! The search migrations on a database that already holds messages: the
 //! backfill fills every existing row in committed batches, the GIN index
-//! is built, and new or edited rows are kept by the trigger from then on.
+//! is built (after the migrations, by `ensure_index`), and new or edited
+//! rows are kept by the trigger from then on. An invalid index (an
+//! interrupted concurrent build) is rebuilt, and concurrent builders do
+//! not deadlock.
 
 use std::borrow::Cow;
 
@@ -40,6 +43,9 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     .unwrap();
 
     MIGRATOR.run(&pool).await.unwrap();
+    assert!(fechatter_shared::store::search::ensure_index(&pool)
+        .await
+        .unwrap());
 
     let (missing,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM messages WHERE search_tsv IS NULL")
@@ -82,4 +88,59 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     };
     assert_eq!(hits("needle").await, 0);
     assert_eq!(hits("replaced").await, 1);
+
+    // Valid already: nothing to do.
+    assert!(!fechatter_shared::store::search::ensure_index(&pool)
+        .await
+        .unwrap());
+    // Marked invalid (what an interrupted CONCURRENTLY build leaves): rebuilt.
+    sqlx::query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'messages_search'::regclass",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(fechatter_shared::store::search::ensure_index(&pool)
+        .await
+        .unwrap());
+    let (valid,): (bool,) = sqlx::query_as(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn concurrent_migrators_build_one_valid_index(pool: PgPool) {
+    sqlx::query("DROP INDEX IF EXISTS messages_search")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                MIGRATOR.run(&pool).await.unwrap();
+                fechatter_shared::store::search::ensure_index(&pool)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut built = Vec::new();
+    for run in runs {
+        built.push(run.await.unwrap());
+    }
+    assert!(built.iter().filter(|b| **b).count() <= 1, "{built:?}");
+    // Whoever did not build went on; the index is there and valid once
+    // the builder finished (join_all waited for it).
+    let (valid,): (bool,) = sqlx::query_as(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid);
 }

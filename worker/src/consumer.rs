@@ -294,10 +294,10 @@ impl Worker {
         let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         for p in batch {
             if let Ok(e) = &p.entry {
-                by_stream
-                    .entry(&p.stream)
-                    .or_default()
-                    .push(self.keys.ingest_pending(&p.stream, e.user_id, &e.ref_id));
+                by_stream.entry(&p.stream).or_default().push(
+                    self.keys
+                        .ingest_pending(&p.stream, e.chat_id, e.user_id, &e.ref_id),
+                );
             }
         }
         // A shard's markers share its hash tag: one DEL per shard.

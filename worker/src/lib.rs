@@ -43,11 +43,32 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Applies pending migrations; safe to run concurrently from several
-/// processes (sqlx takes an advisory lock) and repeatedly (idempotent).
+/// `worker migrate`: applies pending migrations, then builds the search
+/// index if it is missing or invalid; safe to run concurrently from
+/// several processes (sqlx takes an advisory lock; one process builds the
+/// index) and repeatedly (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await.context("running migrations")?;
+    fechatter_shared::store::search::ensure_index(pool)
+        .await
+        .context("building the search index")?;
     tracing::info!("database schema is up to date");
+    Ok(())
+}
+
+/// The migrations for `worker run`: the schema at once, the search index
+/// in the background (on a large table a concurrent build takes minutes,
+/// and messages must flow meanwhile; search works without the index,
+/// only slower).
+async fn migrate_for_run(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await.context("running migrations")?;
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = fechatter_shared::store::search::ensure_index(&pool).await {
+            e.log();
+            tracing::error!("the search index could not be built; `worker migrate` retries");
+        }
+    });
     Ok(())
 }
 
@@ -235,7 +256,7 @@ pub async fn run_with_hooks(
     hooks: Arc<Hooks>,
 ) -> Result<()> {
     let worker = Worker::connect(config, hooks).await?;
-    migrate(&worker.pool).await?;
+    migrate_for_run(&worker.pool).await?;
     fechatter_shared::redis::check_deployment(
         &worker.redis,
         &worker.keys,

@@ -22,10 +22,13 @@ use crate::effects::TopicEvent;
 
 /// The field of an entry holding the message id.
 pub const MESSAGE_FIELD: &str = "m";
-/// Entries kept on the stream (approximately): an indexer stopped for
-/// longer than this many changes loses the oldest ones; `worker reindex`
-/// then rebuilds the index.
-pub const STREAM_MAX_LEN: u64 = 100_000;
+/// Entries kept on the stream (approximately; applied entries are deleted,
+/// so it holds only the backlog): an indexer stopped for longer than this
+/// many changes (about 80 MB of Redis memory) loses the oldest ones, and
+/// `worker reindex` must then rebuild the index. Hits are checked against
+/// PostgreSQL by the gateway, so such a loss shows stale or missing
+/// results, never deleted messages or old text.
+pub const STREAM_MAX_LEN: u64 = 1_000_000;
 
 /// Appends one entry per indexed event of `events` (issued concurrently,
 /// so they share the pipelined connection instead of waiting in turn).

@@ -9,7 +9,7 @@
 //! search term or a word of a quoted phrase, or starts with the last
 //! term: the same matching the PostgreSQL backend does.
 
-use super::query::{is_word_char, Query};
+use super::query::{is_word_char, Query, MIN_PREFIX_CHARS};
 
 /// Most fragments per message.
 pub const MAX_FRAGMENTS: usize = 3;
@@ -35,17 +35,36 @@ pub fn mark_all(text: &str, query: &Query) -> Option<String> {
     (!marks.is_empty()).then(|| render(text, 0, text.len(), &marks))
 }
 
+/// `name` with every word starting with `prefix` marked (directory
+/// searches match names by prefix, however short), or None.
+pub fn mark_prefix(name: &str, prefix: &str) -> Option<String> {
+    let prefix = prefix.to_lowercase();
+    let marks = matching_words(name, &[prefix.as_str()], &[]);
+    (!marks.is_empty() && !prefix.is_empty()).then(|| render(name, 0, name.len(), &marks))
+}
+
 /// Byte ranges of the words the query matches, in order.
 fn matches(text: &str, query: &Query) -> Vec<(usize, usize)> {
-    // The last term matches as a prefix, the others as whole words.
-    let (prefixes, whole) = query.terms.split_at(query.terms.len().saturating_sub(1));
-    let (prefixes, whole) = (whole, prefixes);
+    // The last term matches as a prefix (when long enough), the others
+    // as whole words.
+    let prefix_last = query
+        .terms
+        .last()
+        .is_some_and(|t| t.chars().count() >= MIN_PREFIX_CHARS);
+    let split = query.terms.len() - usize::from(prefix_last);
+    let (whole, prefixes) = query.terms.split_at(split);
     let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
     let exact: Vec<&str> = whole
         .iter()
         .chain(query.phrases.iter().flatten())
         .map(String::as_str)
         .collect();
+    matching_words(text, &prefixes, &exact)
+}
+
+/// Byte ranges of the words that start with one of `prefixes` or equal
+/// one of `exact`.
+fn matching_words(text: &str, prefixes: &[&str], exact: &[&str]) -> Vec<(usize, usize)> {
     if prefixes.is_empty() && exact.is_empty() {
         return Vec::new();
     }

@@ -414,6 +414,9 @@ pub fn filter(s: &MessageSearch) -> String {
     parts.join(" AND ")
 }
 
+/// Query words Meilisearch takes into account.
+const MEILI_MAX_WORDS: usize = 10;
+
 /// The `q` text of `query`: excluded words (`-word`), phrases (`"a b"`),
 /// then terms, so the last word (matched as a prefix) is a term when there
 /// is one. Words with a `-` are quoted (a one-word phrase) so Meilisearch
@@ -426,17 +429,26 @@ pub fn query_text(query: &Query) -> String {
             w.clone()
         }
     };
+    // Meilisearch reads the first ten words only: excluded words get what
+    // the positive words leave, so they never push those out.
+    let positive = query.terms.len() + query.phrases.iter().map(Vec::len).sum::<usize>();
+    let mut budget = MEILI_MAX_WORDS.saturating_sub(positive);
     let mut parts: Vec<String> = query
         .excluded
         .iter()
-        .map(|w| format!("-{}", word(w)))
+        .map(|w| vec![w.clone()])
+        .chain(query.excluded_phrases.iter().cloned())
+        .filter(|p| {
+            let fits = p.len() <= budget;
+            budget = budget.saturating_sub(p.len());
+            fits
+        })
+        .map(|p| match p.as_slice() {
+            [w] => format!("-{}", word(w)),
+            _ => format!("-\"{}\"", p.join(" ")),
+        })
         .collect();
-    parts.extend(
-        query
-            .excluded_phrases
-            .iter()
-            .map(|p| format!("-\"{}\"", p.join(" "))),
-    );
+
     parts.extend(
         query
             .phrases

@@ -38,6 +38,9 @@ pub const MAX_WORDS: usize = 16;
 pub const MAX_WORD_CHARS: usize = 64;
 /// Total of `from`, `mentions` and `chats` entries; the first ones are kept.
 pub const MAX_FILTERS: usize = 16;
+/// The last word matches as a prefix only from this length on: `m` or
+/// `th` as a prefix would match (and rank) most of the table.
+pub const MIN_PREFIX_CHARS: usize = 3;
 
 const MAX_NAME_CHARS: usize = 64;
 const MAX_CHAT_NAME_CHARS: usize = 80;
@@ -114,10 +117,12 @@ impl Query {
             .terms
             .iter()
             .enumerate()
-            .map(|(i, t)| match i == last {
-                true => format!("'{t}':*"),
-                false => format!("'{t}'"),
-            })
+            .map(
+                |(i, t)| match i == last && t.chars().count() >= MIN_PREFIX_CHARS {
+                    true => format!("'{t}':*"),
+                    false => format!("'{t}'"),
+                },
+            )
             .collect();
         parts.extend(self.phrases.iter().filter_map(|p| phrase_tsquery(p)));
         if parts.is_empty() {
@@ -615,8 +620,8 @@ mod tests {
         let q = p("-\"a b\" c");
         assert_eq!(q.excluded_phrases, vec![strings(&["a", "b"])]);
         assert!(q.phrases.is_empty() && q.excluded.is_empty());
-        assert_eq!(q.tsquery().as_deref(), Some("'c':* & !('a' <-> 'b')"));
-        assert_eq!(q.rank_tsquery().as_deref(), Some("'c':*"));
+        assert_eq!(q.tsquery().as_deref(), Some("'c' & !('a' <-> 'b')"));
+        assert_eq!(q.rank_tsquery().as_deref(), Some("'c'"));
         let q = p("-\"a b\"");
         assert_eq!(q.tsquery(), None);
         assert_eq!(q.excluded_tsquery().as_deref(), Some("('a' <-> 'b')"));
@@ -942,13 +947,15 @@ mod tests {
             ("budget meeting", Some("'budget' & 'meeting':*"), None),
             (
                 "\"project plan\" q3 -draft",
-                Some("'q3':* & ('project' <-> 'plan') & !'draft'"),
+                Some("'q3' & ('project' <-> 'plan') & !'draft'"),
                 Some("'draft'"),
             ),
             ("\"solo\"", Some("'solo'"), None),
             ("\"a b c\" \"d\"", Some("('a' <-> 'b' <-> 'c') & 'd'"), None),
             ("-spam -ham", None, Some("'spam' | 'ham'")),
-            ("don't", Some("'don' & 't':*"), None),
+            ("don't", Some("'don' & 't'"), None),
+            ("budget mee", Some("'budget' & 'mee':*"), None),
+            ("budget me", Some("'budget' & 'me'"), None),
             ("from:me has:link", None, None),
         ];
         for (input, positive, negative) in cases {
@@ -997,11 +1004,21 @@ mod tests {
     fn check_invariants(input: &str, today: NaiveDate) {
         let q = parse(input, today);
         assert_eq!(q, parse(input, today), "deterministic");
-        let phrase_words: usize = q.phrases.iter().map(Vec::len).sum();
+        let phrase_words: usize = q
+            .phrases
+            .iter()
+            .chain(&q.excluded_phrases)
+            .map(Vec::len)
+            .sum();
         assert!(q.terms.len() + phrase_words + q.excluded.len() <= MAX_WORDS);
+        assert!(q.excluded_phrases.iter().all(|p| p.len() >= 2));
         assert!(q.from.len() + q.mentions.len() + q.chats.len() <= MAX_FILTERS);
         assert!(q.phrases.iter().all(|p| !p.is_empty()));
-        let all_words = q.terms.iter().chain(q.phrases.iter().flatten());
+        let all_words = q
+            .terms
+            .iter()
+            .chain(q.phrases.iter().flatten())
+            .chain(q.excluded_phrases.iter().flatten());
         all_words.chain(&q.excluded).for_each(|w| check_word(w));
         for person in q.from.iter().chain(&q.mentions) {
             match person {
@@ -1023,7 +1040,10 @@ mod tests {
             positive.is_none(),
             q.terms.is_empty() && q.phrases.is_empty()
         );
-        assert_eq!(q.excluded_tsquery().is_none(), q.excluded.is_empty());
+        assert_eq!(
+            q.excluded_tsquery().is_none(),
+            q.excluded.is_empty() && q.excluded_phrases.is_empty()
+        );
         positive
             .iter()
             .chain(&q.excluded_tsquery())

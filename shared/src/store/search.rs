@@ -16,7 +16,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::{
     search::{MessageHit, MessageIndex, MessageSearch, Page, Position, SearchFuture},
-    AppResult,
+    AppError, AppResult,
 };
 
 /// Seconds after which recency halves a message's weight (30 days); the
@@ -63,11 +63,13 @@ pub async fn messages(pool: &PgPool, s: &MessageSearch) -> AppResult<Page<Messag
         Some(q) => {
             sql.push("(ts_rank(m.search_tsv, to_tsquery('simple', ")
                 .push_bind(q)
-                .push("), 32) * (0.25 + 0.75 * power(2::float8, -extract(epoch FROM (")
+                .push(
+                    "), 32) * (0.25 + 0.75 * power(2::float8, greatest(-60, -extract(epoch FROM (",
+                )
                 .push_bind(s.as_of)
                 .push(" - m.created_at))::float8 / ")
                 .push_bind(RECENCY_HALF_LIFE_SECS)
-                .push(")))::float8 AS score");
+                .push("))))::float8 AS score");
         }
         None => {
             sql.push("0::float8 AS score");
@@ -111,8 +113,50 @@ pub async fn messages(pool: &PgPool, s: &MessageSearch) -> AppResult<Page<Messag
     sql.push(" ORDER BY score DESC, id DESC LIMIT ")
         .push_bind(s.limit as i64 + 1)
         .push(") page JOIN users u ON u.id = page.sender_id ORDER BY score DESC, page.id DESC");
-    let rows: Vec<HitRow> = sql.build_query_as().fetch_all(pool).await?;
+    // 4. Bounded: a search that would take longer is refused (503), it
+    //    never holds a pooled connection for long.
+    let mut tx = pool.begin().await?;
+    sqlx::query(&format!(
+        "SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<HitRow> = sql
+        .build_query_as()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(timed_out)?;
+    tx.commit().await?;
     Ok(page(rows, s.limit))
+}
+
+/// Longest a message search may run.
+pub const SEARCH_TIMEOUT_MS: u64 = 3000;
+
+/// `query_canceled` (the statement timeout) is a 503 with a retry hint.
+fn timed_out(e: sqlx::Error) -> AppError {
+    match &e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            AppError::Overloaded {
+                what: "search",
+                retry_after_ms: 2000,
+            }
+        }
+        _ => AppError::Database(e),
+    }
+}
+
+/// The current content and sender name of the live messages among `ids`:
+/// what an external index's hits are checked against (it may lag behind
+/// an edit or a delete).
+pub async fn live_messages(pool: &PgPool, ids: &[i64]) -> AppResult<Vec<(i64, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT m.id, m.content, u.fullname FROM messages m JOIN users u ON u.id = m.sender_id
+         WHERE m.id = ANY($1) AND m.deleted_at IS NULL",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
 }
 
 fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, s: &MessageSearch) {
@@ -308,4 +352,58 @@ pub async fn chats(
     .bind(limit as i64)
     .fetch_all(pool)
     .await?)
+}
+
+/// Session advisory lock of [`ensure_index`] (any constant unique here).
+const INDEX_LOCK: i64 = 0x5EA4_C41D;
+
+/// Builds the GIN index of message search (`messages_search`) when it is
+/// missing or invalid, without blocking writes (`CREATE INDEX
+/// CONCURRENTLY`). Run after the migrations by `worker migrate` and
+/// `worker run`, not as a migration: a concurrent build inside sqlx's
+/// migrator deadlocks against a second migrator waiting for its lock and
+/// leaves an invalid index that `IF NOT EXISTS` would then skip forever.
+/// One process builds at a time (a try-lock: the others go on without
+/// waiting); an invalid index left by a failed build is dropped and
+/// rebuilt. Returns whether this call built it.
+pub async fn ensure_index(pool: &PgPool) -> AppResult<bool> {
+    let mut conn = pool.acquire().await?;
+    let (locked,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(INDEX_LOCK)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok(false);
+    }
+    let built = build_index(&mut conn).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(INDEX_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    built
+}
+
+async fn build_index(conn: &mut sqlx::PgConnection) -> AppResult<bool> {
+    let state: Option<(bool,)> = sqlx::query_as(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+         WHERE c.relname = 'messages_search' AND c.relnamespace = current_schema()::regnamespace",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match state {
+        Some((true,)) => return Ok(false),
+        Some((false,)) => {
+            tracing::warn!(
+                "search index messages_search is invalid (an interrupted build); rebuilding"
+            );
+            sqlx::query("DROP INDEX CONCURRENTLY IF EXISTS messages_search")
+                .execute(&mut *conn)
+                .await?;
+        }
+        None => tracing::info!("building the search index messages_search"),
+    }
+    sqlx::query("CREATE INDEX CONCURRENTLY messages_search ON messages USING gin (search_tsv)")
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
 }
