@@ -82,6 +82,10 @@ pub async fn run(state: &AppState, me: &Identity, req: SearchQuery) -> AppResult
             "q must be 1 to {MAX_Q_CHARS} characters"
         )));
     }
+    // PostgreSQL text cannot hold NUL (the directories match `q` as is).
+    if q.contains('\0') {
+        return Err(AppError::validation("q must not contain NUL characters"));
+    }
     let limit = req.limit.unwrap_or(search::DEFAULT_LIMIT);
     if !(1..=search::MAX_LIMIT).contains(&limit) {
         return Err(AppError::validation(format!(

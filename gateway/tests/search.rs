@@ -435,6 +435,7 @@ async fn paging_and_shape(p: &Pool, w: &World) {
         vec![("q", "x"), ("limit", "51")],
         vec![("q", "x"), ("cursor", "garbage")],
         vec![("q", "x"), ("colour", "red")],
+        vec![("q", "a\0b")],
     ] {
         let (status, body) = search_raw(app, &w.ada, "messages", &params).await;
         assert_error(status, &body, 422, "validation_failed");
