@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Property-based fuzzing of the REST API against docs/openapi.json
-# (schemathesis), on a live gateway with a fresh database, for a bounded
+# (schemathesis), on a live gateway and worker (REST posts are answered
+# after the worker's commit) with a fresh database, for a bounded
 # time (API_FUZZ_SECS, default 60). Fails on any 5xx, an undocumented
 # status, or a response that does not match its schema. Part of `make test`.
 # (The "coverage" phase is not run: on this Python it crashes inside
@@ -27,11 +28,14 @@ export REDIS_PREFIX="fuzz$$"
 export JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 export AUTH_IP_PER_MINUTE=1000000 AUTH_ACCOUNT_PER_MINUTE=1000000 RUST_LOG=warn
 export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 DRAIN_GRACE_MS=0 SIGNUP_MODE=direct
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+WORKER_PORT=$(free_port)
 LOG=$(mktemp)
 
 cleanup() {
     [ -n "${GW:-}" ] && kill "$GW" 2>/dev/null && wait "$GW" 2>/dev/null
+    [ -n "${WK:-}" ] && kill "$WK" 2>/dev/null && wait "$WK" 2>/dev/null
     psql "$PG" -qc "drop database if exists $DB" >/dev/null 2>&1 || true
     redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_PREFIX:*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null || true
     rm -f "$LOG"
@@ -39,7 +43,9 @@ cleanup() {
 trap cleanup EXIT
 
 "$BIN/worker" migrate
-BIND_ADDR=127.0.0.1:$PORT "$BIN/gateway" >"$LOG" 2>&1 &
+BIND_ADDR=127.0.0.1:$WORKER_PORT INSTANCE_ID=fuzz-worker "$BIN/worker" run >>"$LOG" 2>&1 &
+WK=$!
+BIND_ADDR=127.0.0.1:$PORT "$BIN/gateway" >>"$LOG" 2>&1 &
 GW=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.1; done
 

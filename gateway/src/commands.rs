@@ -252,12 +252,9 @@ impl Session {
 
     /// The chat of a message the caller can see.
     async fn chat_of_message(&self, message_id: i64) -> AppResult<i64> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT chat_id FROM messages WHERE id = $1")
-            .bind(message_id)
-            .fetch_optional(&self.state.pool)
-            .await?;
-        match row {
-            Some((chat_id,)) if self.state.hub.is_member(self.me.user_id, chat_id) => Ok(chat_id),
+        let chat = fechatter_shared::store::message::chat_of(&self.state.pool, message_id).await?;
+        match chat {
+            Some(chat_id) if self.state.hub.is_member(self.me.user_id, chat_id) => Ok(chat_id),
             _ => Err(AppError::not_found("message not found")),
         }
     }

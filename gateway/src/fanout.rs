@@ -206,17 +206,12 @@ pub fn skips_messages(last: StreamId, next: StreamId) -> bool {
 /// from PostgreSQL's event log.
 async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before: StreamId) {
     tracing::warn!(chat, %after, %before, "chat topic stream has a gap; filling it from PostgreSQL");
-    let rows: Result<Vec<(i64, i64, String)>, sqlx::Error> = sqlx::query_as(
-        "SELECT seq, sub, frame FROM chat_events
-         WHERE chat_id = $1 AND (seq, sub) > ($2, $3) AND (seq, sub) < ($4, $5)
-         ORDER BY seq, sub",
+    let rows = fechatter_shared::store::event::between(
+        &state.pool,
+        chat,
+        (after.0 as i64, after.1 as i64),
+        (before.0 as i64, before.1 as i64),
     )
-    .bind(chat)
-    .bind(after.0 as i64)
-    .bind(after.1 as i64)
-    .bind(before.0 as i64)
-    .bind(before.1 as i64)
-    .fetch_all(&state.pool)
     .await;
     match rows {
         Ok(rows) => {

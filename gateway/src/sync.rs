@@ -12,7 +12,6 @@ use axum::{
     Json, Router,
 };
 use fechatter_shared::{
-    model::Message,
     protocol::{
         self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
     },
@@ -132,15 +131,13 @@ async fn events_from_database(
     chat_id: i64,
     known: StreamId,
 ) -> AppResult<Vec<Event>> {
-    let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-        "SELECT seq, sub, frame FROM chat_events WHERE chat_id = $1 AND (seq, sub) > ($2, $3)
-         ORDER BY seq, sub LIMIT $4",
+    let known = (known.0 as i64, known.1.min(i64::MAX as u64) as i64);
+    let rows = fechatter_shared::store::event::after(
+        &state.pool,
+        chat_id,
+        known,
+        SYNC_MAX_EVENTS as i64 + 1,
     )
-    .bind(chat_id)
-    .bind(known.0 as i64)
-    .bind(known.1.min(i64::MAX as u64) as i64)
-    .bind(SYNC_MAX_EVENTS as i64 + 1)
-    .fetch_all(&state.pool)
     .await?;
     Ok(rows
         .into_iter()
@@ -175,15 +172,8 @@ async fn read_state(
     last_seq: i64,
     mine: i64,
 ) -> AppResult<(Badge, Option<Vec<ReadWatermark>>)> {
-    let others: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT user_id, last_read_seq FROM chat_members
-         WHERE chat_id = $1 AND user_id <> $2 ORDER BY user_id LIMIT $3",
-    )
-    .bind(chat_id)
-    .bind(user_id)
-    .bind(SYNC_MAX_RECEIPTS + 1)
-    .fetch_all(&state.pool)
-    .await?;
+    let others =
+        chat::read_watermarks(&state.pool, chat_id, user_id, SYNC_MAX_RECEIPTS + 1).await?;
     let mentions: Option<i64> = fred::prelude::HashesInterface::hget(
         &state.redis,
         state.keys.unread(user_id),
@@ -327,35 +317,11 @@ async fn list_messages(
             "use either beforeSeq or afterSeq, not both",
         ));
     }
-    use fechatter_shared::store::message::COLUMNS;
-    let mut messages: Vec<Message> = if let Some(after) = p.after_seq {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(id)
-        .bind(after)
-        .bind(limit + 1)
-        .fetch_all(&state.pool)
-        .await?
-    } else {
-        let mut page: Vec<Message> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-        ))
-        .bind(id)
-        .bind(p.before_seq.unwrap_or(i64::MAX))
-        .bind(limit + 1)
-        .fetch_all(&state.pool)
-        .await?;
-        page.reverse();
-        page
+    use fechatter_shared::store::message::{self, PageFrom};
+    let from = match p.after_seq {
+        Some(after) => PageFrom::After(after),
+        None => PageFrom::Before(p.before_seq.unwrap_or(i64::MAX)),
     };
-    let has_more = messages.len() as i64 > limit;
-    if has_more {
-        if p.after_seq.is_some() {
-            messages.truncate(limit as usize);
-        } else {
-            messages.remove(0);
-        }
-    }
+    let (messages, has_more) = message::page(&state.pool, id, from, limit).await?;
     Ok(Json(json!({ "messages": messages, "hasMore": has_more })))
 }

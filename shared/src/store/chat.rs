@@ -280,3 +280,22 @@ pub async fn memberships(pool: &PgPool, users: &[i64]) -> AppResult<Vec<(i64, i6
     .fetch_all(pool)
     .await?)
 }
+
+/// Up to `limit` `(user, last read seq)` of the members of `chat` other
+/// than `user`, by user id (missed read receipts for a sync).
+pub async fn read_watermarks(
+    pool: &PgPool,
+    chat: i64,
+    user: i64,
+    limit: i64,
+) -> AppResult<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT user_id, last_read_seq FROM chat_members
+         WHERE chat_id = $1 AND user_id <> $2 ORDER BY user_id LIMIT $3",
+    )
+    .bind(chat)
+    .bind(user)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

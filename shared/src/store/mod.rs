@@ -9,6 +9,7 @@
 pub mod badge;
 pub mod chat;
 pub mod email;
+pub mod event;
 pub mod invite;
 pub mod message;
 pub mod notification;
