@@ -199,3 +199,34 @@ async fn curl(args: &[&str]) -> String {
     }
     text
 }
+
+/// WebSocket affinity follows the user, not the token: the hash key is the
+/// `sub` inside the access token, so a refreshed token (and the header
+/// form) reaches the same gateway, while users spread over both.
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_users_sockets_stay_on_one_gateway_across_token_refresh(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 2).await;
+    let h = Haproxy::start(&host(p.gw(0)), &host(p.gw(1))).await;
+    h.wait_for_both().await;
+    let proxied = through(&p, h.url()).await;
+    let mut gateways = std::collections::HashSet::new();
+    for i in 0..12 {
+        let user = proxied.signup(&format!("U{i}"), "Acme").await;
+        let first = Client::connect(&proxied, &user).await;
+        let gateway = first.ready["payload"]["instance"].clone();
+        assert!(gateway.is_string(), "{}", first.ready);
+        gateways.insert(gateway.to_string());
+        // Another token of the same session, as a refresh issues (the API
+        // would give an identical token within the same second).
+        let now = chrono::Utc::now().timestamp();
+        let mut renewed = user.clone();
+        renewed.token = proxied.mint(&user, &format!("U{i}"), now - 60, now + 600);
+        assert_ne!(renewed.token, user.token);
+        let by_query = Client::connect(&proxied, &renewed).await;
+        let by_header = Client::connect_with_header(&proxied, &renewed).await;
+        for c in [&by_query, &by_header] {
+            assert_eq!(c.ready["payload"]["instance"], gateway, "user {i}");
+        }
+    }
+    assert_eq!(gateways.len(), 2, "users are spread over both gateways");
+}

@@ -123,6 +123,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Client {
     pub ws: Socket,
     pub user: TestUser,
+    /// The `session.ready` frame this connection began with.
+    pub ready: Value,
     next: u64,
     /// Every ack/error seen, by refId, so `answer` finds answers that
     /// arrived while waiting for something else.
@@ -169,10 +171,11 @@ impl Client {
         let mut c = Self {
             ws,
             user: user.clone(),
+            ready: Value::Null,
             next: 0,
             answers: Default::default(),
         };
-        c.expect("session.ready").await;
+        c.ready = c.expect("session.ready").await;
         c
     }
 
