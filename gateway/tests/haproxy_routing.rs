@@ -230,3 +230,37 @@ async fn a_users_sockets_stay_on_one_gateway_across_token_refresh(pool: PgPool) 
     }
     assert_eq!(gateways.len(), 2, "users are spread over both gateways");
 }
+
+/// Consistent hashing: a third gateway added through the Runtime API (no
+/// config edit, no reload) takes about a third of the users, and only
+/// users moving to it move at all.
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn adding_a_gateway_moves_only_its_share(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 3).await;
+    let h = Haproxy::start(&host(p.gw(0)), &host(p.gw(1))).await;
+    let proxied = through(&p, h.url()).await;
+    let mut users = Vec::new();
+    for i in 0..60 {
+        users.push(proxied.signup(&format!("M{i}"), "Acme").await);
+    }
+    let instance = |c: &Client| c.ready["payload"]["instance"].as_str().unwrap().to_string();
+    let mut before = Vec::new();
+    for u in &users {
+        before.push(instance(&Client::connect(&proxied, u).await));
+    }
+    let added = h
+        .runtime(&format!("add server ws/gw3 {}", host(p.gw(2))))
+        .await;
+    assert!(added.contains("New server registered"), "{added}");
+    h.runtime("enable server ws/gw3").await;
+    let mut moved = 0;
+    for (u, was) in users.iter().zip(&before) {
+        let now = instance(&Client::connect(&proxied, u).await);
+        if &now != was {
+            assert_eq!(now, "gw2", "a user moved between the old gateways");
+            moved += 1;
+        }
+    }
+    let share = moved as f64 / users.len() as f64;
+    assert!((0.15..=0.55).contains(&share), "{moved} of 60 moved");
+}

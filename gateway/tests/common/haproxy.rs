@@ -38,6 +38,8 @@ pub struct Haproxy {
     pub log: PathBuf,
     /// The CA clients trust for the TLS port.
     pub ca: PathBuf,
+    /// The Runtime API (admin) socket.
+    pub socket: PathBuf,
     _child: tokio::process::Child,
 }
 
@@ -70,6 +72,7 @@ impl Haproxy {
             stats,
             log,
             ca,
+            socket: socket.clone(),
             _child: child,
         };
         h.wait_for_both().await;
@@ -100,6 +103,20 @@ impl Haproxy {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Runs one Runtime API command; returns HAProxy's answer.
+    pub async fn runtime(&self, command: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .expect("the stats socket is up");
+        s.write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
     }
 
     pub fn log_text(&self) -> String {
