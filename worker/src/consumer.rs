@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    entries::{decode, parse_autoclaim, parse_xread},
+    entries::{decode, parse_xread},
     persist, publish, Worker,
 };
 
@@ -127,39 +127,18 @@ impl Worker {
     /// the shard: whoever read them before no longer holds the lease.
     async fn take_over(&self, shard: u32) -> Result<Vec<Pending>, Error> {
         let stream = self.keys.ingest_shard(shard);
-        let created: Result<(), Error> = self.redis.xgroup_create(&stream, GROUP, "0", true).await;
-        if let Err(e) = created {
-            if !e.details().contains("BUSYGROUP") {
-                return Err(e);
-            }
-        }
-        let mut pending = Vec::new();
-        let mut cursor = "0-0".to_string();
-        loop {
-            let reply: Value = self
-                .redis
-                .xautoclaim(
-                    &stream,
-                    GROUP,
-                    &self.config.instance_id,
-                    0,
-                    cursor.as_str(),
-                    Some(1000),
-                    false,
-                )
+        crate::entries::ensure_group(&self.redis, &stream, GROUP).await?;
+        let claimed =
+            crate::entries::claim_all(&self.redis, &stream, GROUP, &self.config.instance_id, 1000)
                 .await?;
-            let (next, entries) = parse_autoclaim(reply);
-            pending.extend(entries.into_iter().map(|e| Pending {
+        Ok(claimed
+            .into_iter()
+            .map(|e| Pending {
                 stream: stream.clone(),
                 id: e.id,
                 entry: decode(e.fields),
-            }));
-            if next == "0-0" || next.is_empty() {
-                break;
-            }
-            cursor = next;
-        }
-        Ok(pending)
+            })
+            .collect())
     }
 
     async fn read(&self, streams: &[String]) -> Result<Vec<Pending>, Error> {

@@ -1,4 +1,6 @@
-//! Decoding Redis stream replies into ingest entries.
+//! Redis stream consumer groups as every worker consumer uses them
+//! (ingest, push, search index): creating a group, claiming what others
+//! left pending, and decoding replies into entries.
 //!
 //! fred's typed stream helpers do not cover Redis 7's three-part XAUTOCLAIM
 //! reply, so replies are read as plain values here, in one place, and
@@ -7,6 +9,48 @@
 
 use fechatter_shared::ingest::{IngestEntry, ENTRY_FIELD};
 use fred::prelude::*;
+
+/// Creates consumer group `group` on `stream` (and the stream) unless it
+/// exists already.
+pub async fn ensure_group(redis: &Client, stream: &str, group: &str) -> Result<(), Error> {
+    let created: Result<(), Error> = redis.xgroup_create(stream, group, "0", true).await;
+    match created {
+        Err(e) if !e.details().contains("BUSYGROUP") => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Claims for `consumer` every entry pending in `group` on `stream`,
+/// whoever read it, `page` entries per XAUTOCLAIM.
+pub async fn claim_all(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    page: u64,
+) -> Result<Vec<RawEntry>, Error> {
+    let mut pending = Vec::new();
+    let mut cursor = "0-0".to_string();
+    loop {
+        let reply: Value = redis
+            .xautoclaim(
+                stream,
+                group,
+                consumer,
+                0,
+                cursor.as_str(),
+                Some(page),
+                false,
+            )
+            .await?;
+        let (next, entries) = parse_autoclaim(reply);
+        pending.extend(entries);
+        if next == "0-0" || next.is_empty() {
+            return Ok(pending);
+        }
+        cursor = next;
+    }
+}
 
 /// Field/value pairs of one stream entry.
 pub type Fields = Vec<(String, String)>;

@@ -51,7 +51,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    entries::{parse_autoclaim, parse_xread, RawEntry},
+    entries::{parse_xread, RawEntry},
     search_events::MESSAGE_FIELD,
 };
 
@@ -299,42 +299,15 @@ impl Indexer {
     }
 
     async fn ensure_group(&self) -> Result<(), Error> {
-        let created: Result<(), Error> = self
-            .redis
-            .xgroup_create(self.keys.search_index(), GROUP, "0", true)
-            .await;
-        match created {
-            Err(e) if !e.details().contains("BUSYGROUP") => Err(e),
-            _ => Ok(()),
-        }
+        crate::entries::ensure_group(&self.redis, &self.keys.search_index(), GROUP).await
     }
 
     /// Every entry pending in the group, whoever read it: the lease says
     /// its reader is no longer indexing.
     async fn claim_pending(&self) -> Result<Vec<RawEntry>, Error> {
         self.ensure_group().await?;
-        let mut pending = Vec::new();
-        let mut cursor = "0-0".to_string();
-        loop {
-            let reply: Value = self
-                .redis
-                .xautoclaim(
-                    self.keys.search_index(),
-                    GROUP,
-                    &self.consumer,
-                    0,
-                    cursor.as_str(),
-                    Some(BATCH as u64),
-                    false,
-                )
-                .await?;
-            let (next, entries) = parse_autoclaim(reply);
-            pending.extend(entries);
-            if next == "0-0" || next.is_empty() {
-                return Ok(pending);
-            }
-            cursor = next;
-        }
+        let stream = self.keys.search_index();
+        crate::entries::claim_all(&self.redis, &stream, GROUP, &self.consumer, BATCH as u64).await
     }
 
     async fn read(&self) -> Result<Vec<RawEntry>, Error> {

@@ -161,14 +161,7 @@ impl PushWorker {
     }
 
     async fn ensure_group(&self) -> Result<(), Error> {
-        let created: Result<(), Error> = self
-            .redis
-            .xgroup_create(self.keys.push_queue(), GROUP, "0", true)
-            .await;
-        match created {
-            Err(e) if !e.details().contains("BUSYGROUP") => Err(e),
-            _ => Ok(()),
-        }
+        crate::entries::ensure_group(&self.redis, &self.keys.push_queue(), GROUP).await
     }
 
     async fn read(&self) -> AppResult<Vec<RawEntry>> {
