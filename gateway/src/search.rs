@@ -154,7 +154,7 @@ async fn messages(
         limit,
     };
     let mut page = state.search.search(&search).await?;
-    if backend != "postgres" {
+    if !state.search.is_current() {
         current_hits(state, &mut page.hits).await?;
     }
     let next = page

@@ -209,7 +209,7 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
                 sub,
                 frame,
                 message_id,
-                indexed: kind != "message.reaction",
+                indexed: crate::search_events::changes_search(&kind),
             },
             kind,
             message_id,
@@ -278,7 +278,7 @@ async fn record_event(
         sub,
         frame,
         message_id,
-        indexed: kind != "message.reaction",
+        indexed: crate::search_events::changes_search(kind),
     });
     Ok(())
 }

@@ -30,6 +30,12 @@ pub const MESSAGE_FIELD: &str = "m";
 /// results, never deleted messages or old text.
 pub const STREAM_MAX_LEN: u64 = 1_000_000;
 
+/// Whether an event of this kind changes what search finds for its
+/// message (new, edited, deleted); reactions do not.
+pub fn changes_search(kind: &str) -> bool {
+    kind != "message.reaction"
+}
+
 /// Appends one entry per indexed event of `events` (issued concurrently,
 /// so they share the pipelined connection instead of waiting in turn).
 pub async fn append(redis: &Client, keys: &Keys, events: &[TopicEvent]) -> Result<(), Error> {

@@ -89,10 +89,7 @@ async fn post_message(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let Some(frame) = waiter.answer(left).await else {
         tracing::warn!(chat_id, "REST post not answered in time");
-        return Err(AppError::Overloaded {
-            what: "message commit",
-            retry_after_ms: 1000,
-        });
+        return Err(not_committed_in_time());
     };
     posted(&frame).map(|p| (StatusCode::CREATED, Json(p)))
 }
@@ -108,14 +105,20 @@ async fn queue(
 ) -> AppResult<()> {
     while !writes::append(state, entry).await? {
         if tokio::time::Instant::now() >= deadline {
-            return Err(AppError::Overloaded {
-                what: "message commit",
-                retry_after_ms: 1000,
-            });
+            return Err(not_committed_in_time());
         }
         tokio::time::sleep(REQUEUE_PAUSE).await;
     }
     Ok(())
+}
+
+/// 503 with a retry hint: the write may still commit, and a retry with
+/// the same clientId is answered from it.
+fn not_committed_in_time() -> AppError {
+    AppError::Overloaded {
+        what: "message commit",
+        retry_after_ms: 1000,
+    }
 }
 
 /// How often a retry looks whether the earlier attempt was processed.

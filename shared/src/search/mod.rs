@@ -79,6 +79,12 @@ pub type SearchFuture<'a, T> = Pin<Box<dyn Future<Output = AppResult<T>> + Send 
 pub trait MessageIndex: Send + Sync {
     /// `postgres` or `meilisearch`, for logs and metrics.
     fn name(&self) -> &'static str;
+    /// True when hits are read from the messages table itself (current by
+    /// construction); false for a copy that may lag edits and deletes,
+    /// whose hits the caller checks against PostgreSQL.
+    fn is_current(&self) -> bool {
+        false
+    }
     /// One page of hits for `search`.
     fn search<'a>(&'a self, search: &'a MessageSearch) -> SearchFuture<'a, Page<MessageHit>>;
 }

@@ -41,6 +41,10 @@ impl MessageIndex for PostgresIndex {
         "postgres"
     }
 
+    fn is_current(&self) -> bool {
+        true
+    }
+
     fn search<'a>(&'a self, search: &'a MessageSearch) -> SearchFuture<'a, Page<MessageHit>> {
         Box::pin(messages(&self.pool, search))
     }
