@@ -4,11 +4,16 @@
 -- ARGV[1]  the holder's id (worker instance id)
 -- ARGV[2]  lease lifetime in milliseconds
 --
--- Returns 1 when ARGV[1] holds the lease afterwards (newly taken or renewed),
--- 0 when another holder has it.
+-- Returns 2 when ARGV[1] newly took the lease (nobody held it: first take,
+-- expired, or Redis forgot it), 1 when ARGV[1] renewed it, 0 when another
+-- holder has it. A new take is when a fenced holder draws a new epoch.
 
 local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+  return 2
+end
+if holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
   return 1
 end

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 
 scripts/ensure-services.sh
 
+# Incremental artefacts only help repeated local builds; in a one-shot run
+# they double the target directory. Say how much disk there is, because a
+# full disk shows up as an obscure linker crash.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+df -h . | sed 's/^/disk: /'
+
 # #[sqlx::test] creates one fresh database per test through this server.
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}

@@ -146,6 +146,13 @@ impl Keys {
         format!("{}:topic:{{c{chat_id}}}", self.prefix)
     }
 
+    /// Bookkeeping of the chat topic stream (same hash tag): the last
+    /// eventSeq appended and the highest fencing epoch that appended
+    /// (lua/chat_publish.lua).
+    pub fn chat_topic_meta(&self, chat_id: i64) -> String {
+        format!("{}:topic:{{c{chat_id}}}:meta", self.prefix)
+    }
+
     /// Pub/Sub channel that wakes gateways with members of the chat.
     pub fn chat_channel(&self, chat_id: i64) -> String {
         format!("{}:wake:c{chat_id}", self.prefix)
@@ -277,6 +284,7 @@ mod tests {
             "fc:ingest:{1}:pending:9:4:f-1"
         );
         assert_eq!(keys.chat_topic(17), "fc:topic:{c17}");
+        assert_eq!(keys.chat_topic_meta(17), "fc:topic:{c17}:meta");
         let sid = uuid::Uuid::nil();
         assert_eq!(
             keys.revoked_session(5, &sid),

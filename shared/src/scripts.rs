@@ -13,6 +13,7 @@ use fred::{prelude::*, types::scripts::Script};
 struct Scripts {
     token_bucket: Script,
     topic_publish: Script,
+    chat_publish: Script,
     ingest_append: Script,
     conn_register: Script,
     lease_acquire: Script,
@@ -23,6 +24,7 @@ struct Scripts {
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     token_bucket: Script::from_lua(include_str!("../../lua/token_bucket.lua")),
     topic_publish: Script::from_lua(include_str!("../../lua/topic_publish.lua")),
+    chat_publish: Script::from_lua(include_str!("../../lua/chat_publish.lua")),
     ingest_append: Script::from_lua(include_str!("../../lua/ingest_append.lua")),
     conn_register: Script::from_lua(include_str!("../../lua/conn_register.lua")),
     lease_acquire: Script::from_lua(include_str!("../../lua/lease_acquire.lua")),
@@ -36,6 +38,7 @@ pub async fn load_all(client: &Client) -> Result<(), Error> {
     for script in [
         &s.token_bucket,
         &s.topic_publish,
+        &s.chat_publish,
         &s.ingest_append,
         &s.conn_register,
         &s.lease_acquire,
@@ -149,6 +152,69 @@ pub async fn topic_publish(
         .await
 }
 
+/// One committed chat event to append to its topic (lua/chat_publish.lua).
+#[derive(Debug, Clone, Copy)]
+pub struct ChatEvent<'a> {
+    /// Entry id `"<seq>-<sub>"`.
+    pub id: &'a str,
+    /// Contiguous per-chat event number.
+    pub event_seq: i64,
+    /// The frame text.
+    pub frame: &'a str,
+}
+
+/// What [`chat_publish`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatPublished {
+    /// Appended and published.
+    Appended,
+    /// The stream already has it (its last eventSeq is given).
+    Duplicate(i64),
+    /// Events after the given eventSeq and before this one are missing.
+    Gap(i64),
+    /// A holder with this newer fencing epoch published here.
+    Fenced(i64),
+}
+
+/// Appends a chat event to the topic `stream` (bookkeeping in `meta`, same
+/// hash tag), in eventSeq order and only for the newest fencing `epoch`,
+/// and wakes `channel` (lua/chat_publish.lua).
+pub async fn chat_publish(
+    client: &Client,
+    (stream, meta): (&str, &str),
+    event: ChatEvent<'_>,
+    epoch: i64,
+    retention: TopicRetention,
+    channel: &str,
+) -> Result<ChatPublished, Error> {
+    let (status, n): (String, i64) = SCRIPTS
+        .chat_publish
+        .evalsha_with_reload(
+            client,
+            vec![stream.to_string(), meta.to_string()],
+            vec![
+                event.id.to_string(),
+                retention.max_len.to_string(),
+                channel.to_string(),
+                event.frame.to_string(),
+                retention.idle_ttl_ms.to_string(),
+                event.event_seq.to_string(),
+                epoch.to_string(),
+            ],
+        )
+        .await?;
+    match status.as_str() {
+        "ok" => Ok(ChatPublished::Appended),
+        "duplicate" => Ok(ChatPublished::Duplicate(n)),
+        "gap" => Ok(ChatPublished::Gap(n)),
+        "fenced" => Ok(ChatPublished::Fenced(n)),
+        other => Err(Error::new(
+            ErrorKind::Parse,
+            format!("chat_publish.lua answered {other:?}"),
+        )),
+    }
+}
+
 /// What [`ingest_append`] did with a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
@@ -221,6 +287,27 @@ pub async fn acquire_lease(
     holder: &str,
     ttl_ms: u64,
 ) -> Result<bool, Error> {
+    Ok(take_lease(client, key, holder, ttl_ms).await? != LeaseGrant::Refused)
+}
+
+/// What [`take_lease`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseGrant {
+    /// Nobody held the lease; the caller holds it now.
+    Taken,
+    /// The caller held it and renewed it.
+    Renewed,
+    /// Another holder has it.
+    Refused,
+}
+
+/// [`acquire_lease`], telling a new take from a renewal.
+pub async fn take_lease(
+    client: &Client,
+    key: &str,
+    holder: &str,
+    ttl_ms: u64,
+) -> Result<LeaseGrant, Error> {
     let held: i64 = SCRIPTS
         .lease_acquire
         .evalsha_with_reload(
@@ -229,7 +316,11 @@ pub async fn acquire_lease(
             vec![holder.to_string(), ttl_ms.to_string()],
         )
         .await?;
-    Ok(held == 1)
+    Ok(match held {
+        2 => LeaseGrant::Taken,
+        1 => LeaseGrant::Renewed,
+        _ => LeaseGrant::Refused,
+    })
 }
 
 /// Releases the lease `key` if `holder` has it (lua/lease_release.lua).

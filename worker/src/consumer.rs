@@ -11,8 +11,17 @@
 //! * A poison entry (unparsable, or failing the same way every time): it is
 //!   isolated from its batch, retried alone, then moved to the dead-letter
 //!   stream with an `internal` error to its sender.
+//! * This worker lost a shard without noticing (Redis restarted and another
+//!   worker took the lease, or this one stalled past the lease lifetime):
+//!   its commit fails the shard's fencing epoch, or its topic publish meets
+//!   a newer epoch ([`BatchError::Fenced`]). Nothing is acked; it stops
+//!   processing the shard until the lease task hands it a new epoch, and
+//!   the new holder claims the entries.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use fechatter_shared::{
     config::SearchBackend,
@@ -32,6 +41,10 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub stream: String,
+    /// The ingest shard of `stream`, and the fencing epoch this worker held
+    /// it with when it read the entry.
+    pub shard: u32,
+    pub epoch: i64,
     pub id: String,
     pub entry: Result<IngestEntry, String>,
 }
@@ -45,6 +58,8 @@ pub enum BatchError {
     Permanent(AppError),
     #[error("injected crash after commit (test hook)")]
     InjectedCrash,
+    #[error("shards {0:?} are held by a newer epoch")]
+    Fenced(Vec<u32>),
 }
 
 impl From<AppError> for BatchError {
@@ -61,14 +76,19 @@ impl Worker {
     /// Consumes until `shutdown`; returns early only on an injected crash.
     pub async fn consume(
         &self,
-        mut owned: watch::Receiver<BTreeSet<u32>>,
+        mut owned: watch::Receiver<BTreeMap<u32, i64>>,
         shutdown: CancellationToken,
     ) -> Result<(), BatchError> {
-        let mut claimed: BTreeSet<u32> = BTreeSet::new();
+        // Shard -> epoch, taken over (pending entries claimed) with it.
+        let mut claimed: BTreeMap<u32, i64> = BTreeMap::new();
+        // Shard -> epoch found stale: not processed until a new epoch.
+        let mut fenced: BTreeMap<u32, i64> = BTreeMap::new();
         while !shutdown.is_cancelled() {
-            let shards = owned.borrow_and_update().clone();
+            let mut shards = owned.borrow_and_update().clone();
+            fenced.retain(|s, e| shards.get(s) == Some(e));
+            shards.retain(|s, _| !fenced.contains_key(s));
             self.metrics.shards_owned.set(shards.len() as i64);
-            claimed.retain(|s| shards.contains(s));
+            claimed.retain(|s, e| shards.get(s) == Some(e));
             if shards.is_empty() {
                 tokio::select! {
                     _ = owned.changed() => {}
@@ -77,8 +97,13 @@ impl Worker {
                 }
                 continue;
             }
-            for &shard in shards.difference(&claimed.clone()) {
-                match self.take_over(shard).await {
+            let new: Vec<(u32, i64)> = shards
+                .iter()
+                .filter(|(s, _)| !claimed.contains_key(s))
+                .map(|(&s, &e)| (s, e))
+                .collect();
+            for (shard, epoch) in new {
+                match self.take_over(shard, epoch).await {
                     Ok(pending) => {
                         if !pending.is_empty() {
                             tracing::info!(
@@ -88,9 +113,10 @@ impl Worker {
                             );
                         }
                         for chunk in pending.chunks(self.config.batch_size) {
-                            self.process(chunk.to_vec(), &shutdown).await?;
+                            self.process_fenced(chunk.to_vec(), &shutdown, &mut fenced)
+                                .await?;
                         }
-                        claimed.insert(shard);
+                        claimed.insert(shard, epoch);
                     }
                     Err(e) => {
                         tracing::warn!(shard, error = %e, "taking over shard failed; retrying");
@@ -98,16 +124,18 @@ impl Worker {
                     }
                 }
             }
-            let streams: Vec<String> = claimed.iter().map(|&s| self.keys.ingest_shard(s)).collect();
-            if streams.is_empty() {
+            claimed.retain(|s, _| !fenced.contains_key(s));
+            if claimed.is_empty() {
                 continue;
             }
             let batch = tokio::select! {
-                r = self.read(&streams) => r,
+                r = self.read(&claimed) => r,
                 _ = shutdown.cancelled() => break,
             };
             match batch {
-                Ok(batch) if !batch.is_empty() => self.process(batch, &shutdown).await?,
+                Ok(batch) if !batch.is_empty() => {
+                    self.process_fenced(batch, &shutdown, &mut fenced).await?
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "reading ingest streams failed");
@@ -123,9 +151,32 @@ impl Worker {
         Ok(())
     }
 
+    /// [`Self::process`], noting the shards found held by a newer epoch.
+    async fn process_fenced(
+        &self,
+        batch: Vec<Pending>,
+        shutdown: &CancellationToken,
+        fenced: &mut BTreeMap<u32, i64>,
+    ) -> Result<(), BatchError> {
+        let epochs: BTreeMap<u32, i64> = batch.iter().map(|p| (p.shard, p.epoch)).collect();
+        match self.process(batch, shutdown).await {
+            Err(BatchError::Fenced(shards)) => {
+                self.metrics.fenced_batches.inc();
+                tracing::warn!(?shards, "lost shards to a newer holder; not acking, not processing them until a new lease");
+                for shard in shards {
+                    if let Some(&epoch) = epochs.get(&shard) {
+                        fenced.insert(shard, epoch);
+                    }
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Ensures the consumer group exists and claims every entry pending on
     /// the shard: whoever read them before no longer holds the lease.
-    async fn take_over(&self, shard: u32) -> Result<Vec<Pending>, Error> {
+    async fn take_over(&self, shard: u32, epoch: i64) -> Result<Vec<Pending>, Error> {
         let stream = self.keys.ingest_shard(shard);
         crate::entries::ensure_group(&self.redis, &stream, GROUP).await?;
         let claimed =
@@ -135,13 +186,20 @@ impl Worker {
             .into_iter()
             .map(|e| Pending {
                 stream: stream.clone(),
+                shard,
+                epoch,
                 id: e.id,
                 entry: decode(e.fields),
             })
             .collect())
     }
 
-    async fn read(&self, streams: &[String]) -> Result<Vec<Pending>, Error> {
+    async fn read(&self, shards: &BTreeMap<u32, i64>) -> Result<Vec<Pending>, Error> {
+        let by_stream: HashMap<String, (u32, i64)> = shards
+            .iter()
+            .map(|(&s, &e)| (self.keys.ingest_shard(s), (s, e)))
+            .collect();
+        let streams: Vec<String> = by_stream.keys().cloned().collect();
         let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
         let reply: Value = self
             .blocking
@@ -151,14 +209,20 @@ impl Worker {
                 Some(self.config.batch_size as u64),
                 Some(500),
                 false,
-                streams.to_vec(),
+                streams,
                 ids,
             )
             .await?;
         Ok(parse_xread(reply)
             .into_iter()
-            .map(|(stream, e)| Pending {
+            .filter_map(|(stream, e)| {
+                let &(shard, epoch) = by_stream.get(&stream)?;
+                Some((stream, shard, epoch, e))
+            })
+            .map(|(stream, shard, epoch, e)| Pending {
                 stream,
+                shard,
+                epoch,
                 id: e.id,
                 entry: decode(e.fields),
             })
@@ -186,6 +250,7 @@ impl Worker {
             match self.try_batch(&good).await {
                 Ok(()) => return Ok(()),
                 Err(BatchError::InjectedCrash) => return Err(BatchError::InjectedCrash),
+                Err(BatchError::Fenced(shards)) => return Err(BatchError::Fenced(shards)),
                 Err(BatchError::Transient(e)) => {
                     self.metrics
                         .batch_failures
@@ -227,7 +292,17 @@ impl Worker {
         let entries: Vec<IngestEntry> = batch.iter().filter_map(|p| p.entry.clone().ok()).collect();
         let timer = self.metrics.batch_seconds.start_timer();
         let here = self.connected_for_here(&entries).await?;
-        let effects = persist::apply_batch_with(&self.pool, &entries, &here).await?;
+        let fences: Vec<(u32, i64)> = batch
+            .iter()
+            .map(|p| (p.shard, p.epoch))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        let effects = match persist::apply_fenced(&self.pool, &entries, &here, &fences).await {
+            Ok(fx) => fx,
+            Err(persist::CommitError::Fenced(shards)) => return Err(BatchError::Fenced(shards)),
+            Err(persist::CommitError::App(e)) => return Err(e.into()),
+        };
         if self
             .hooks
             .crash_after_commit
@@ -238,15 +313,32 @@ impl Worker {
         self.clear_markers(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
-        publish::publish(
-            &self.redis,
-            &self.keys,
-            self.config.topic_idle_ttl,
-            self.config.search.backend == SearchBackend::Meilisearch,
-            &effects,
-        )
-        .await
-        .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        let epochs: HashMap<i64, i64> = batch
+            .iter()
+            .filter_map(|p| Some((p.entry.as_ref().ok()?.chat_id, p.epoch)))
+            .collect();
+        let target = publish::Target {
+            redis: &self.redis,
+            keys: &self.keys,
+            pool: &self.pool,
+            topic_idle_ttl: self.config.topic_idle_ttl,
+            search_index: self.config.search.backend == SearchBackend::Meilisearch,
+        };
+        match publish::publish(&target, &epochs, &effects).await {
+            Ok(()) => {}
+            Err(publish::PublishError::Fenced { chat, newer }) => {
+                tracing::warn!(chat, newer, "a newer holder publishes this chat");
+                let shard = batch
+                    .iter()
+                    .find(|p| p.entry.as_ref().is_ok_and(|e| e.chat_id == chat))
+                    .map(|p| p.shard);
+                return Err(BatchError::Fenced(shard.into_iter().collect()));
+            }
+            Err(publish::PublishError::Redis(e)) => {
+                return Err(BatchError::Transient(AppError::Redis(e)))
+            }
+            Err(e) => return Err(BatchError::Transient(AppError::Internal(e.into()))),
+        }
         self.ack(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;

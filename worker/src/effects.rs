@@ -9,6 +9,8 @@ pub struct TopicEvent {
     pub chat_id: i64,
     pub seq: i64,
     pub sub: i64,
+    /// Contiguous per-chat event number (`chat_events.event_seq`).
+    pub event_seq: i64,
     pub frame: String,
     /// The message the event is about.
     pub message_id: i64,

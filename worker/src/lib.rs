@@ -287,11 +287,15 @@ pub async fn run_with_hooks(
 
     let lease_stop = CancellationToken::new();
     let (owned, leases) = lease::spawn(
-        worker.redis.clone(),
-        worker.keys.clone(),
-        worker.config.ingest_shards,
-        worker.config.instance_id.clone(),
-        worker.config.lease_ttl,
+        lease::Leases {
+            redis: worker.redis.clone(),
+            pool: worker.pool.clone(),
+            keys: worker.keys.clone(),
+            shards: worker.config.ingest_shards,
+            holder: worker.config.instance_id.clone(),
+            ttl: worker.config.lease_ttl,
+            takes: worker.metrics.shard_takes.clone(),
+        },
         lease_stop.clone(),
     );
     tracing::info!(instance = %worker.config.instance_id, "worker started");

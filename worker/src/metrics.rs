@@ -14,6 +14,8 @@ pub struct WorkerMetrics {
     pub batch_failures: IntCounterVec,
     pub dead_letters: IntCounter,
     pub shards_owned: IntGauge,
+    pub fenced_batches: IntCounter,
+    pub shard_takes: IntCounter,
     pub toasts: prometheus::IntCounter,
     pub toast_failures: prometheus::IntCounter,
     pub evaluator_seconds: Histogram,
@@ -82,6 +84,20 @@ impl WorkerMetrics {
             shards_owned: base.register(
                 IntGauge::new("ingest_shards_owned", "ingest shards leased by this worker")
                     .expect("valid metric"),
+            ),
+            fenced_batches: base.register(
+                IntCounter::new(
+                    "ingest_fenced_batches_total",
+                    "batches refused because a newer holder has their shard",
+                )
+                .expect("valid metric"),
+            ),
+            shard_takes: base.register(
+                IntCounter::new(
+                    "ingest_shard_takes_total",
+                    "ingest shard leases taken (each draws a new fencing epoch)",
+                )
+                .expect("valid metric"),
             ),
             base,
         }

@@ -24,18 +24,53 @@ use sqlx::{PgConnection, PgPool};
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
 use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
 
-/// Applies `entries` in order in one transaction.
-pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
-    apply_batch_with(pool, entries, &std::collections::HashSet::new()).await
+/// Why a batch did not commit.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The caller no longer holds these shards (a newer fencing epoch):
+    /// nothing was written.
+    Fenced(Vec<u32>),
+    App(AppError),
 }
 
-/// [`apply_batch`], with the users connected now (for `@here`).
-pub async fn apply_batch_with(
+impl From<AppError> for CommitError {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<sqlx::Error> for CommitError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::App(e.into())
+    }
+}
+
+/// Applies `entries` in order in one transaction, unfenced (tests and
+/// tools that own the database alone).
+pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effects, AppError> {
+    match apply_fenced(pool, entries, &Default::default(), &[]).await {
+        Ok(fx) => Ok(fx),
+        Err(CommitError::App(e)) => Err(e),
+        Err(CommitError::Fenced(_)) => Err(AppError::Internal(anyhow::anyhow!(
+            "fenced without fences"
+        ))),
+    }
+}
+
+/// [`apply_batch`] for the holder of `fences` (see
+/// `fechatter_shared::store::fence`), with the users connected now (for
+/// `@here`). Writes nothing when a fence is stale.
+pub async fn apply_fenced(
     pool: &PgPool,
     entries: &[IngestEntry],
     here: &std::collections::HashSet<i64>,
-) -> Result<Effects, AppError> {
+    fences: &[fechatter_shared::store::fence::Fence],
+) -> Result<Effects, CommitError> {
     let mut tx = pool.begin().await?;
+    let stale = fechatter_shared::store::fence::stale(&mut tx, fences).await?;
+    if !stale.is_empty() {
+        return Err(CommitError::Fenced(stale));
+    }
     let mut fx = Effects::default();
     // Consecutive sends are applied together (crate::send_batch); any
     // other command first flushes the run, so no chat's order changes.
@@ -50,7 +85,7 @@ pub async fn apply_batch_with(
         match apply(&mut tx, entry, &mut fx).await {
             Ok(outcome) => fx.outcomes.push((entry.command.kind(), outcome)),
             Err(e @ (AppError::Database(_) | AppError::Internal(_) | AppError::Redis(_))) => {
-                return Err(e)
+                return Err(e.into())
             }
             Err(client_error) => {
                 client_error.log();
@@ -191,8 +226,9 @@ impl Earlier {
 
 /// The event this user's client frame id already produced in this chat.
 async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Option<Earlier>> {
-    let row: Option<(String, i64, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT ev.kind, ev.seq, ev.sub, ev.message_id, ev.frame, m.seq FROM chat_events ev
+    let row: Option<(String, i64, i64, i64, i64, String, i64)> = sqlx::query_as(
+        "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame, m.seq
+         FROM chat_events ev
          JOIN messages m ON m.id = ev.message_id
          WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
     )
@@ -202,11 +238,12 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
     .fetch_optional(&mut *tx)
     .await?;
     Ok(
-        row.map(|(kind, seq, sub, message_id, frame, message_seq)| Earlier {
+        row.map(|(kind, seq, sub, event_seq, message_id, frame, message_seq)| Earlier {
             event: TopicEvent {
                 chat_id: e.chat_id,
                 seq,
                 sub,
+                event_seq,
                 frame,
                 message_id,
                 indexed: crate::search_events::changes_search(&kind),
@@ -249,7 +286,8 @@ async fn message_in_chat(
 }
 
 /// Numbers a non-message event (edit, delete, reaction) after the chat's
-/// newest message, stores it and queues it for the topic.
+/// newest message and as the chat's next event, stores it and queues it
+/// for the topic.
 async fn record_event(
     tx: &mut PgConnection,
     e: &IngestEntry,
@@ -258,24 +296,27 @@ async fn record_event(
     mut payload: serde_json::Value,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let (seq, sub): (i64, i64) = sqlx::query_as(
-        "UPDATE chats SET event_sub = event_sub + 1 WHERE id = $1 RETURNING last_seq, event_sub",
+    let (seq, sub, event_seq): (i64, i64, i64) = sqlx::query_as(
+        "UPDATE chats SET event_sub = event_sub + 1, last_event = last_event + 1 WHERE id = $1
+         RETURNING last_seq, event_sub, last_event",
     )
     .bind(e.chat_id)
     .fetch_one(&mut *tx)
     .await?;
     payload["eventId"] = json!(format!("{seq}-{sub}"));
+    payload["eventSeq"] = json!(event_seq);
     let frame = protocol::server_frame(
         kind,
         &protocol::event_frame_id(e.chat_id, seq, sub),
         Utc::now(),
         &payload,
     );
-    insert_event(tx, e, seq, sub, kind, message_id, &frame).await?;
+    insert_event(tx, e, (seq, sub, event_seq), kind, message_id, &frame).await?;
     fx.topic.push(TopicEvent {
         chat_id: e.chat_id,
         seq,
         sub,
+        event_seq,
         frame,
         message_id,
         indexed: crate::search_events::changes_search(kind),
@@ -286,15 +327,14 @@ async fn record_event(
 async fn insert_event(
     tx: &mut PgConnection,
     e: &IngestEntry,
-    seq: i64,
-    sub: i64,
+    (seq, sub, event_seq): (i64, i64, i64),
     kind: &str,
     message_id: i64,
     frame: &str,
 ) -> AppResult<()> {
     sqlx::query(
-        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame, event_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(e.chat_id)
     .bind(seq)
@@ -304,6 +344,7 @@ async fn insert_event(
     .bind(e.user_id)
     .bind(message_id)
     .bind(frame)
+    .bind(event_seq)
     .execute(&mut *tx)
     .await?;
     Ok(())

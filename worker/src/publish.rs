@@ -4,58 +4,168 @@
 //!
 //! Every step is safe to repeat: if Redis fails half-way the batch is not
 //! acknowledged, is processed again, finds its events already in
-//! PostgreSQL and publishes them again; `lua/topic_publish.lua` refuses ids
-//! the stream already has, so subscribers never see an event twice from
-//! the stream.
+//! PostgreSQL and publishes them again; `lua/chat_publish.lua` refuses
+//! events the stream already has, so subscribers never see an event twice
+//! from the stream. The script also keeps each chat's stream contiguous in
+//! eventSeq (a hole is filled from the event log before the event after it)
+//! and refuses a publisher whose shard epoch is older than one that already
+//! published to the chat (see `fechatter_shared::store::fence`).
 
-use fechatter_shared::{ingest::GatewayNotice, protocol, redis::Keys, scripts, wake};
+use std::collections::HashMap;
+
+use fechatter_shared::{
+    ingest::GatewayNotice,
+    protocol,
+    redis::Keys,
+    scripts::{self, ChatEvent, ChatPublished, TopicRetention},
+    store, wake, AppError,
+};
 use fred::prelude::*;
+use sqlx::PgPool;
 
-use crate::persist::Effects;
+use crate::persist::{Effects, TopicEvent};
 
 /// Entries kept per chat topic stream (approximate, trimmed by Redis).
 pub const TOPIC_MAX_LEN: u64 = 2000;
 
-/// `search_index`: append the batch's message changes to the search index
-/// stream (only with the Meilisearch backend).
+/// Where a batch is announced.
+pub struct Target<'a> {
+    pub redis: &'a Client,
+    pub keys: &'a Keys,
+    /// The event log, read to fill a hole in a topic stream.
+    pub pool: &'a PgPool,
+    pub topic_idle_ttl: std::time::Duration,
+    /// Append message changes to the search index stream (only with the
+    /// Meilisearch backend).
+    pub search_index: bool,
+}
+
+/// Why a committed batch was not (fully) announced. Every case leaves the
+/// batch unacknowledged, so it is announced again.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("redis: {0}")]
+    Redis(#[from] Error),
+    #[error("reading the event log: {0}")]
+    Database(#[from] AppError),
+    /// A worker holding a newer epoch of the chat's shard published to the
+    /// chat: this one lost the shard and must stop processing it.
+    #[error("chat {chat}: a newer shard holder (epoch {newer}) publishes it")]
+    Fenced { chat: i64, newer: i64 },
+    /// The stream lacks events the event log does not have either (it
+    /// cannot, unless the stream's bookkeeping is wrong); retried.
+    #[error("chat {chat}: events after {last} missing from the event log")]
+    Hole { chat: i64, last: i64 },
+}
+
+/// Announces a committed batch. `epochs` maps each chat of the batch to
+/// the fencing epoch of its shard, as held by this worker (chats missing
+/// from it publish with epoch 0: unfenced tools and tests).
 pub async fn publish(
-    redis: &Client,
-    keys: &Keys,
-    topic_idle_ttl: std::time::Duration,
-    search_index: bool,
+    t: &Target<'_>,
+    epochs: &HashMap<i64, i64>,
     fx: &Effects,
-) -> Result<(), Error> {
-    let retention = scripts::TopicRetention {
-        max_len: TOPIC_MAX_LEN,
-        idle_ttl_ms: topic_idle_ttl.as_millis() as u64,
-    };
-    // One chat's events must reach its stream in seq order: each chat's
+) -> Result<(), PublishError> {
+    // One chat's events must reach its stream in order: each chat's
     // events go one after another, different chats concurrently (commands
     // issued concurrently share one pipelined connection).
-    let mut by_chat: Vec<(i64, Vec<&crate::persist::TopicEvent>)> = Vec::new();
+    let mut by_chat: Vec<(i64, Vec<&TopicEvent>)> = Vec::new();
     for ev in &fx.topic {
         match by_chat.iter_mut().find(|(c, _)| *c == ev.chat_id) {
             Some((_, evs)) => evs.push(ev),
             None => by_chat.push((ev.chat_id, vec![ev])),
         }
     }
-    futures::future::try_join_all(by_chat.into_iter().map(|(chat, events)| async move {
-        let (stream, channel) = (keys.chat_topic(chat), keys.chat_channel(chat));
-        for ev in events {
-            scripts::topic_publish(
-                redis,
-                &stream,
-                &format!("{}-{}", ev.seq, ev.sub),
-                retention,
-                &channel,
-                &ev.frame,
-            )
-            .await?;
+    futures::future::try_join_all(by_chat.into_iter().map(|(chat, events)| {
+        let epoch = epochs.get(&chat).copied().unwrap_or(0);
+        async move {
+            for ev in events {
+                publish_event(t, ev, epoch).await?;
+            }
+            Ok::<_, PublishError>(())
         }
-        Ok::<_, Error>(())
     }))
     .await?;
+    announce_rest(t, fx).await?;
+    Ok(())
+}
 
+/// Appends one event to its chat topic. When the stream reports a hole
+/// (events of an earlier batch that were committed but never published,
+/// e.g. by a worker that lost its shard in between), the missing events
+/// are published from the event log first, in order.
+async fn publish_event(t: &Target<'_>, ev: &TopicEvent, epoch: i64) -> Result<(), PublishError> {
+    let retention = TopicRetention {
+        max_len: TOPIC_MAX_LEN,
+        idle_ttl_ms: t.topic_idle_ttl.as_millis() as u64,
+    };
+    let chat = ev.chat_id;
+    let topic = ChatTopic {
+        redis: t.redis,
+        stream: t.keys.chat_topic(chat),
+        meta: t.keys.chat_topic_meta(chat),
+        channel: t.keys.chat_channel(chat),
+        epoch,
+        retention,
+    };
+    let id = format!("{}-{}", ev.seq, ev.sub);
+    let event = ChatEvent {
+        id: &id,
+        event_seq: ev.event_seq,
+        frame: &ev.frame,
+    };
+    let last = match topic.append(event).await? {
+        ChatPublished::Appended | ChatPublished::Duplicate(_) => return Ok(()),
+        ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),
+        ChatPublished::Gap(last) => last,
+    };
+    tracing::warn!(chat, last, event = ev.event_seq, "topic stream lacks events; publishing them from the event log");
+    for (seq, sub, event_seq, frame) in
+        store::event::numbered_between(t.pool, chat, last, ev.event_seq).await?
+    {
+        let id = format!("{seq}-{sub}");
+        let missing = ChatEvent { id: &id, event_seq, frame: &frame };
+        match topic.append(missing).await? {
+            ChatPublished::Appended | ChatPublished::Duplicate(_) => {}
+            ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),
+            ChatPublished::Gap(last) => return Err(PublishError::Hole { chat, last }),
+        }
+    }
+    match topic.append(event).await? {
+        ChatPublished::Appended | ChatPublished::Duplicate(_) => Ok(()),
+        ChatPublished::Fenced(newer) => Err(PublishError::Fenced { chat, newer }),
+        ChatPublished::Gap(last) => Err(PublishError::Hole { chat, last }),
+    }
+}
+
+/// One chat's topic, as this worker publishes to it.
+struct ChatTopic<'a> {
+    redis: &'a Client,
+    stream: String,
+    meta: String,
+    channel: String,
+    epoch: i64,
+    retention: TopicRetention,
+}
+
+impl ChatTopic<'_> {
+    async fn append(&self, event: ChatEvent<'_>) -> Result<ChatPublished, Error> {
+        scripts::chat_publish(
+            self.redis,
+            (&self.stream, &self.meta),
+            event,
+            self.epoch,
+            self.retention,
+            &self.channel,
+        )
+        .await
+    }
+}
+
+/// Everything after the topics: mention counts, badges, the search index
+/// stream, ephemeral chat frames and the senders' answers.
+async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
+    let (redis, keys) = (t.redis, t.keys);
     futures::future::try_join_all(fx.mentions.iter().map(|&(user, chat)| async move {
         redis
             .hincrby::<i64, _, _>(keys.unread(user), format!("{chat}:m"), 1)
@@ -86,7 +196,7 @@ pub async fn publish(
     }))
     .await?;
 
-    if search_index {
+    if t.search_index {
         crate::search_events::append(redis, keys, &fx.topic).await?;
     }
 

@@ -31,6 +31,7 @@ struct EarlierRow {
     client_id: String,
     seq: i64,
     sub: i64,
+    event_seq: i64,
     message_id: i64,
     frame: String,
     message_seq: i64,
@@ -79,8 +80,8 @@ pub async fn apply_sends(
     let refs: Vec<&str> = sends.iter().map(|s| s.entry.ref_id.as_str()).collect();
     let users: Vec<i64> = sends.iter().map(|s| s.entry.user_id).collect();
     let earlier: Vec<EarlierRow> = sqlx::query_as(
-        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.message_id, ev.frame,
-                m.seq AS message_seq
+        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
+                ev.frame, m.seq AS message_seq
          FROM chat_events ev
          JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
            ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
@@ -100,6 +101,7 @@ pub async fn apply_sends(
                  client_id: client,
                  seq,
                  sub,
+                 event_seq,
                  message_id,
                  frame,
                  message_seq,
@@ -111,6 +113,7 @@ pub async fn apply_sends(
                             chat_id,
                             seq,
                             sub,
+                            event_seq,
                             frame,
                             message_id,
                             // A send's frame id only ever produced its
@@ -221,7 +224,8 @@ pub async fn apply_sends(
     // 3b. `@name`, `@channel` and `@here` in the text mention members too.
     resolve_mentions(tx, &mut fresh, here).await?;
 
-    // 4. Reserve each chat's seqs in one statement.
+    // 4. Reserve each chat's message seqs and event numbers in one
+    // statement (every new message is one event).
     let mut per_chat: Vec<(i64, i64)> = Vec::new();
     for (s, _) in &fresh {
         match per_chat.iter_mut().find(|(c, _)| *c == s.entry.chat_id) {
@@ -230,29 +234,36 @@ pub async fn apply_sends(
         }
     }
     let (ids, counts): (Vec<i64>, Vec<i64>) = per_chat.iter().copied().unzip();
-    let reserved: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(
-        "UPDATE chats c SET last_seq = c.last_seq + v.n, event_sub = 0, updated_at = now()
+    let reserved: HashMap<i64, (i64, i64)> = sqlx::query_as::<_, (i64, i64, i64)>(
+        "UPDATE chats c SET last_seq = c.last_seq + v.n, last_event = c.last_event + v.n,
+                event_sub = 0, updated_at = now()
          FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n)
-         WHERE c.id = v.id RETURNING c.id, c.last_seq",
+         WHERE c.id = v.id RETURNING c.id, c.last_seq, c.last_event",
     )
     .bind(&ids)
     .bind(&counts)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
+    .map(|(chat, seq, event)| (chat, (seq, event)))
     .collect();
-    let mut next: HashMap<i64, i64> = per_chat
+    // The first (seq, eventSeq) of each chat's run.
+    let mut next: HashMap<i64, (i64, i64)> = per_chat
         .iter()
-        .map(|(chat, n)| (*chat, reserved.get(chat).copied().unwrap_or(*n) - n + 1))
-        .collect();
-    let seqs: Vec<i64> = fresh
-        .iter()
-        .map(|(s, _)| {
-            let seq = next.get_mut(&s.entry.chat_id).expect("reserved above");
-            *seq += 1;
-            *seq - 1
+        .map(|(chat, n)| {
+            let (seq, event) = reserved.get(chat).copied().unwrap_or((*n, *n));
+            (*chat, (seq - n + 1, event - n + 1))
         })
         .collect();
+    let (seqs, event_seqs): (Vec<i64>, Vec<i64>) = fresh
+        .iter()
+        .map(|(s, _)| {
+            let (seq, event) = next.get_mut(&s.entry.chat_id).expect("reserved above");
+            *seq += 1;
+            *event += 1;
+            (*seq - 1, *event - 1)
+        })
+        .unzip();
 
     // 5. All messages in one INSERT.
     let col = |f: &dyn Fn(&Send, &Vec<i64>) -> String| {
@@ -296,7 +307,7 @@ pub async fn apply_sends(
     let mut frames = Vec::with_capacity(fresh.len());
     let mut message_ids = Vec::with_capacity(fresh.len());
     let mut acks = Vec::with_capacity(fresh.len());
-    for ((s, mentioned), &seq) in fresh.iter().zip(&seqs) {
+    for ((s, mentioned), (&seq, &event_seq)) in fresh.iter().zip(seqs.iter().zip(&event_seqs)) {
         let e = s.entry;
         let message = by_seq.remove(&(e.chat_id, seq)).ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
@@ -308,12 +319,18 @@ pub async fn apply_sends(
             "message.new",
             &protocol::event_frame_id(e.chat_id, seq, 0),
             message.created_at,
-            &json!({ "chatId": e.chat_id, "eventId": format!("{seq}-0"), "message": message }),
+            &json!({
+                "chatId": e.chat_id,
+                "eventId": format!("{seq}-0"),
+                "eventSeq": event_seq,
+                "message": message,
+            }),
         );
         fx.topic.push(TopicEvent {
             chat_id: e.chat_id,
             seq,
             sub: 0,
+            event_seq,
             frame: frame.clone(),
             message_id: message.id,
             indexed: true,
@@ -343,9 +360,10 @@ pub async fn apply_sends(
     let kinds = vec!["message.new"; fresh.len()];
     let zeros = vec![0i64; fresh.len()];
     sqlx::query(
-        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame)
+        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame,
+                                  event_seq)
          SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                              $6::bigint[], $7::bigint[], $8::text[])",
+                              $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])",
     )
     .bind(&chat_ids)
     .bind(&seqs)
@@ -355,6 +373,7 @@ pub async fn apply_sends(
     .bind(&senders)
     .bind(&message_ids)
     .bind(&frames)
+    .bind(&event_seqs)
     .execute(&mut *tx)
     .await?;
 

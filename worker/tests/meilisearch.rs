@@ -379,9 +379,16 @@ async fn committed_changes_reach_the_index_stream(pool: PgPool) {
     let keys = keys();
     let ttl = Duration::from_secs(60);
     let publish = |fx: worker::persist::Effects, on: bool| {
-        let (redis, keys) = (redis.clone(), keys.clone());
+        let (redis, keys, pool) = (redis.clone(), keys.clone(), pool.clone());
         async move {
-            worker::publish::publish(&redis, &keys, ttl, on, &fx)
+            let target = worker::publish::Target {
+                redis: &redis,
+                keys: &keys,
+                pool: &pool,
+                topic_idle_ttl: ttl,
+                search_index: on,
+            };
+            worker::publish::publish(&target, &Default::default(), &fx)
                 .await
                 .unwrap();
         }
@@ -454,6 +461,7 @@ async fn only_indexed_events_are_appended() {
         chat_id: 1,
         seq: 1,
         sub: 0,
+        event_seq: 1,
         frame: "{}".into(),
         message_id,
         indexed,
@@ -609,6 +617,7 @@ async fn meili_indexer_consumes_the_stream(pool: PgPool) {
         chat_id: s.c1,
         seq: 1,
         sub: 0,
+        event_seq: 1,
         frame: "{}".into(),
         message_id,
         indexed: true,
@@ -1109,6 +1118,7 @@ async fn fake_meili_indexer_retries_then_applies_the_stream(pool: PgPool) {
         chat_id: s.c1,
         seq: 1,
         sub: 0,
+        event_seq: 1,
         frame: "{}".into(),
         message_id,
         indexed: true,

@@ -49,3 +49,27 @@ pub async fn between(
     .fetch_all(pool)
     .await
 }
+
+/// An event found by its number: `(seq, sub, event_seq, frame)`.
+pub type NumberedEvent = (i64, i64, i64, String);
+
+/// The events of `chat` numbered strictly between `after` and `before`
+/// (`chat_events.event_seq`), in order: what a topic stream lacks when the
+/// publish script reports a hole before `before`.
+pub async fn numbered_between(
+    pool: &PgPool,
+    chat: i64,
+    after: i64,
+    before: i64,
+) -> AppResult<Vec<NumberedEvent>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, sub, event_seq, frame FROM chat_events
+         WHERE chat_id = $1 AND event_seq > $2 AND event_seq < $3
+         ORDER BY event_seq",
+    )
+    .bind(chat)
+    .bind(after)
+    .bind(before)
+    .fetch_all(pool)
+    .await?)
+}

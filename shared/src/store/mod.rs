@@ -10,6 +10,7 @@ pub mod badge;
 pub mod chat;
 pub mod email;
 pub mod event;
+pub mod fence;
 pub mod invite;
 pub mod message;
 pub mod notification;
