@@ -1,11 +1,11 @@
 //! Every Lua script against the real local Redis, each test under its own
 //! key prefix.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use fechatter_shared::{
     redis::{connect, Keys},
-    scripts::{self, Appended, Decision, Limit},
+    scripts::{self, Appended, ChatEvent, ChatPublished, Decision, LeaseGrant, Limit},
 };
 use fred::prelude::*;
 
@@ -300,4 +300,70 @@ async fn a_probe_takes_nothing() {
         .await
         .unwrap();
     assert!(matches!(probed, Decision::Denied { retry_after_ms } if retry_after_ms > 0));
+}
+
+#[tokio::test]
+async fn lease_takes_are_told_from_renewals() {
+    let (client, keys) = redis().await;
+    let key = keys.ingest_lease(1);
+    let take = |holder: &'static str| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            scripts::take_lease(&client, &key, holder, 5000)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(take("a").await, LeaseGrant::Taken);
+    assert_eq!(take("a").await, LeaseGrant::Renewed);
+    assert_eq!(take("b").await, LeaseGrant::Refused);
+    // Redis forgot the lease (restart without persistence): a new take.
+    let _: i64 = client.del(&key).await.unwrap();
+    assert_eq!(take("a").await, LeaseGrant::Taken);
+}
+
+#[tokio::test]
+async fn chat_publish_keeps_event_order_and_refuses_older_epochs() {
+    let (client, keys) = redis().await;
+    let (stream, meta, channel) = (
+        keys.chat_topic(9),
+        keys.chat_topic_meta(9),
+        keys.chat_channel(9),
+    );
+    let publish = |id: &'static str, event_seq: i64, epoch: i64| {
+        let (client, stream, meta, channel) = (
+            client.clone(),
+            stream.clone(),
+            meta.clone(),
+            channel.clone(),
+        );
+        async move {
+            let event = ChatEvent {
+                id,
+                event_seq,
+                frame: "{}",
+            };
+            scripts::chat_publish(&client, (&stream, &meta), event, epoch, KEEP, &channel)
+                .await
+                .unwrap()
+        }
+    };
+    // A stream without bookkeeping accepts any first event.
+    assert_eq!(publish("3-0", 5, 1).await, ChatPublished::Appended);
+    assert_eq!(publish("3-0", 5, 1).await, ChatPublished::Duplicate(5));
+    assert_eq!(publish("3-1", 6, 1).await, ChatPublished::Appended);
+    // Event 8 after 6: 7 is missing, nothing appended.
+    assert_eq!(publish("4-1", 8, 1).await, ChatPublished::Gap(6));
+    assert_eq!(publish("4-0", 7, 1).await, ChatPublished::Appended);
+    assert_eq!(publish("4-1", 8, 1).await, ChatPublished::Appended);
+    // A newer holder publishes; the old one is refused from then on.
+    assert_eq!(publish("5-0", 9, 4).await, ChatPublished::Appended);
+    assert_eq!(publish("6-0", 10, 1).await, ChatPublished::Fenced(4));
+    assert_eq!(publish("6-0", 10, 4).await, ChatPublished::Appended);
+    let ids: Vec<(String, HashMap<String, String>)> =
+        client.xrange(&stream, "-", "+", None).await.unwrap();
+    let ids: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["3-0", "3-1", "4-0", "4-1", "5-0", "6-0"]);
+    let ttl: i64 = client.pttl(&meta).await.unwrap();
+    assert!(ttl > 0, "the bookkeeping expires with the stream");
 }

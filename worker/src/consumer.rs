@@ -15,8 +15,11 @@
 //!   worker took the lease, or this one stalled past the lease lifetime):
 //!   its commit fails the shard's fencing epoch, or its topic publish meets
 //!   a newer epoch ([`BatchError::Fenced`]). Nothing is acked; it stops
-//!   processing the shard until the lease task hands it a new epoch, and
-//!   the new holder claims the entries.
+//!   processing the shard until the lease task hands it a new epoch. The
+//!   entries it read stay pending under its name: the holder sweeps its
+//!   shards for entries idle longer than a third of the lease lifetime and
+//!   claims them ([`Worker::sweep`]), so they are not stranded until the
+//!   next takeover.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -83,6 +86,8 @@ impl Worker {
         let mut claimed: BTreeMap<u32, i64> = BTreeMap::new();
         // Shard -> epoch found stale: not processed until a new epoch.
         let mut fenced: BTreeMap<u32, i64> = BTreeMap::new();
+        let sweep_every = self.config.lease_ttl / 3;
+        let mut swept = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             let mut shards = owned.borrow_and_update().clone();
             fenced.retain(|s, e| shards.get(s) == Some(e));
@@ -127,6 +132,22 @@ impl Worker {
             claimed.retain(|s, _| !fenced.contains_key(s));
             if claimed.is_empty() {
                 continue;
+            }
+            if swept.elapsed() >= sweep_every {
+                swept = tokio::time::Instant::now();
+                for (&shard, &epoch) in &claimed.clone() {
+                    match self.sweep(shard, epoch, sweep_every).await {
+                        Ok(stuck) => {
+                            for chunk in stuck.chunks(self.config.batch_size) {
+                                self.process_fenced(chunk.to_vec(), &shutdown, &mut fenced)
+                                    .await?;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(shard, error = %e, "sweeping stuck entries failed")
+                        }
+                    }
+                }
             }
             let batch = tokio::select! {
                 r = self.read(&claimed) => r,
@@ -183,6 +204,39 @@ impl Worker {
             crate::entries::claim_all(&self.redis, &stream, GROUP, &self.config.instance_id, 1000)
                 .await?;
         Ok(claimed
+            .into_iter()
+            .map(|e| Pending {
+                stream: stream.clone(),
+                shard,
+                epoch,
+                id: e.id,
+                entry: decode(e.fields),
+            })
+            .collect())
+    }
+
+    /// Claims the shard's entries that another consumer read and left
+    /// unacknowledged for at least `idle` (a worker that lost the shard
+    /// without noticing, then was fenced).
+    async fn sweep(&self, shard: u32, epoch: i64, idle: Duration) -> Result<Vec<Pending>, Error> {
+        let stream = self.keys.ingest_shard(shard);
+        let stuck = crate::entries::claim_idle(
+            &self.redis,
+            &stream,
+            GROUP,
+            &self.config.instance_id,
+            idle.as_millis() as u64,
+            1000,
+        )
+        .await?;
+        if !stuck.is_empty() {
+            tracing::warn!(
+                shard,
+                entries = stuck.len(),
+                "claimed entries stuck with another consumer"
+            );
+        }
+        Ok(stuck
             .into_iter()
             .map(|e| Pending {
                 stream: stream.clone(),

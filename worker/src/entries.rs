@@ -29,6 +29,18 @@ pub async fn claim_all(
     consumer: &str,
     page: u64,
 ) -> Result<Vec<RawEntry>, Error> {
+    claim_idle(redis, stream, group, consumer, 0, page).await
+}
+
+/// [`claim_all`], only entries unacknowledged for at least `min_idle_ms`.
+pub async fn claim_idle(
+    redis: &Client,
+    stream: &str,
+    group: &str,
+    consumer: &str,
+    min_idle_ms: u64,
+    page: u64,
+) -> Result<Vec<RawEntry>, Error> {
     let mut pending = Vec::new();
     let mut cursor = "0-0".to_string();
     loop {
@@ -37,7 +49,7 @@ pub async fn claim_all(
                 stream,
                 group,
                 consumer,
-                0,
+                min_idle_ms,
                 cursor.as_str(),
                 Some(page),
                 false,

@@ -19,10 +19,7 @@
 //! worker's commits and topic publishes carry and which refuse any older
 //! holder.
 
-use std::{
-    collections::BTreeMap,
-    time::Duration,
-};
+use std::{collections::BTreeMap, time::Duration};
 
 use fechatter_shared::{
     redis::Keys,

@@ -51,9 +51,9 @@ pub async fn apply_batch(pool: &PgPool, entries: &[IngestEntry]) -> Result<Effec
     match apply_fenced(pool, entries, &Default::default(), &[]).await {
         Ok(fx) => Ok(fx),
         Err(CommitError::App(e)) => Err(e),
-        Err(CommitError::Fenced(_)) => Err(AppError::Internal(anyhow::anyhow!(
-            "fenced without fences"
-        ))),
+        Err(CommitError::Fenced(_)) => {
+            Err(AppError::Internal(anyhow::anyhow!("fenced without fences")))
+        }
     }
 }
 
@@ -237,8 +237,8 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
     .bind(e.user_id)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(
-        row.map(|(kind, seq, sub, event_seq, message_id, frame, message_seq)| Earlier {
+    Ok(row.map(
+        |(kind, seq, sub, event_seq, message_id, frame, message_seq)| Earlier {
             event: TopicEvent {
                 chat_id: e.chat_id,
                 seq,
@@ -251,8 +251,8 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
             kind,
             message_id,
             message_seq,
-        }),
-    )
+        },
+    ))
 }
 
 async fn member_role(

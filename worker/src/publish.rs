@@ -76,7 +76,10 @@ pub async fn publish(
             None => by_chat.push((ev.chat_id, vec![ev])),
         }
     }
-    futures::future::try_join_all(by_chat.into_iter().map(|(chat, events)| {
+    futures::future::try_join_all(by_chat.into_iter().map(|(chat, mut events)| {
+        // Re-published retries come in entry order; the stream wants
+        // event order (the script would fill the hole anyway).
+        events.sort_by_key(|ev| ev.event_seq);
         let epoch = epochs.get(&chat).copied().unwrap_or(0);
         async move {
             for ev in events {
@@ -119,12 +122,21 @@ async fn publish_event(t: &Target<'_>, ev: &TopicEvent, epoch: i64) -> Result<()
         ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),
         ChatPublished::Gap(last) => last,
     };
-    tracing::warn!(chat, last, event = ev.event_seq, "topic stream lacks events; publishing them from the event log");
+    tracing::warn!(
+        chat,
+        last,
+        event = ev.event_seq,
+        "topic stream lacks events; publishing them from the event log"
+    );
     for (seq, sub, event_seq, frame) in
         store::event::numbered_between(t.pool, chat, last, ev.event_seq).await?
     {
         let id = format!("{seq}-{sub}");
-        let missing = ChatEvent { id: &id, event_seq, frame: &frame };
+        let missing = ChatEvent {
+            id: &id,
+            event_seq,
+            frame: &frame,
+        };
         match topic.append(missing).await? {
             ChatPublished::Appended | ChatPublished::Duplicate(_) => {}
             ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),

@@ -215,3 +215,110 @@ async fn frame_ids_are_scoped_to_their_sender(pool: PgPool) {
             .all(|r| payload(&r.frame)["duplicate"].is_null()));
     }
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn every_event_of_a_chat_is_numbered_without_holes(pool: PgPool) {
+    let (ada, bob, _, c1, c2) = seed(&pool).await;
+    let react = |message_id| Command::React {
+        message_id,
+        emoji: "👍".into(),
+        action: fechatter_shared::protocol::ReactAction::Add,
+    };
+    let first = apply_batch(
+        &pool,
+        &[
+            entry(c1, ada, "a1", send("one", vec![])),
+            entry(c2, bob, "b1", send("elsewhere", vec![])),
+            entry(c1, bob, "b2", send("two", vec![])),
+        ],
+    )
+    .await
+    .unwrap();
+    let m1 = payload(&first.topic[0].frame)["message"]["id"]
+        .as_i64()
+        .unwrap();
+    let second = apply_batch(
+        &pool,
+        &[
+            entry(c1, bob, "b3", react(m1)),
+            entry(
+                c1,
+                ada,
+                "a4",
+                Command::Edit {
+                    message_id: m1,
+                    content: "one!".into(),
+                },
+            ),
+            entry(c1, ada, "a5", send("three", vec![])),
+            // A retry numbers nothing new.
+            entry(c1, ada, "a1", send("one", vec![])),
+        ],
+    )
+    .await
+    .unwrap();
+    let numbered: Vec<(i64, i64, i64)> = first
+        .topic
+        .iter()
+        .chain(&second.topic)
+        .map(|ev| {
+            assert_eq!(
+                payload(&ev.frame)["eventSeq"],
+                ev.event_seq,
+                "the frame carries it"
+            );
+            (ev.chat_id, ev.event_seq, ev.seq)
+        })
+        .collect();
+    assert_eq!(
+        numbered,
+        // The retry's event comes again (re-published: a no-op where the
+        // stream has it) ahead of the run's new message.
+        [
+            (c1, 1, 1),
+            (c2, 1, 1),
+            (c1, 2, 2),
+            (c1, 3, 2),
+            (c1, 4, 2),
+            (c1, 1, 1),
+            (c1, 5, 3)
+        ]
+    );
+    let log: Vec<i64> = sqlx::query_scalar(
+        "SELECT event_seq FROM chat_events WHERE chat_id = $1 ORDER BY event_seq",
+    )
+    .bind(c1)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(log, [1, 2, 3, 4, 5]);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_holder_with_a_stale_epoch_commits_nothing(pool: PgPool) {
+    use fechatter_shared::store::fence;
+    use worker::persist::{apply_fenced, CommitError};
+    let (ada, _, _, c1, _) = seed(&pool).await;
+    let old = fence::take(&pool, 0).await.unwrap();
+    let batch = [entry(c1, ada, "a1", send("one", vec![]))];
+    let here = Default::default();
+    // Another worker takes shard 0: the old epoch may not commit.
+    let new = fence::take(&pool, 0).await.unwrap();
+    assert!(new > old);
+    let other = fence::take(&pool, 1).await.unwrap();
+    match apply_fenced(&pool, &batch, &here, &[(0, old), (1, other)]).await {
+        Err(CommitError::Fenced(shards)) => assert_eq!(shards, [0]),
+        other => panic!("expected fenced, got {other:?}"),
+    }
+    let (messages, events): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM chat_events)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((messages, events), (0, 0), "nothing written");
+    let fx = apply_fenced(&pool, &batch, &here, &[(0, new), (1, other)])
+        .await
+        .unwrap();
+    assert_eq!(fx.topic.len(), 1, "the current holder commits");
+}

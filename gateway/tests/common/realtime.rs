@@ -252,6 +252,25 @@ impl Client {
         }
     }
 
+    /// The ack or error answering frame `id`, or None when none came
+    /// within `wait` (a real client then retries with the same id).
+    pub async fn try_answer(&mut self, id: &str, wait: Duration) -> Option<Value> {
+        if let Some(v) = self.answers.remove(id) {
+            return Some(v);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.next_frame(left).await?;
+            if let Some(v) = self.answers.remove(id) {
+                return Some(v);
+            }
+        }
+    }
+
     /// The ack or error answering frame `id`.
     pub async fn answer(&mut self, id: &str) -> Value {
         if let Some(v) = self.answers.remove(id) {
