@@ -23,7 +23,7 @@
 #
 # Processes are found by their pid files in RUN_DIR (default .run/), which
 # `make run` writes; their environment is the one `make run` saved in
-# RUN_DIR/env.
+# RUN_DIR/env (GATEWAY_BIN: the binary, default target/release/gateway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -103,7 +103,7 @@ start() { # name, [port]
     (
         # shellcheck disable=SC1091
         . "$RUN/env"
-        BIND_ADDR=127.0.0.1:$port INSTANCE_ID=$name "$ROOT/target/release/gateway" \
+        BIND_ADDR=127.0.0.1:$port INSTANCE_ID=$name "${GATEWAY_BIN:-$ROOT/target/release/gateway}" \
             >>"$RUN/$name.log" 2>&1 &
         echo $! >"$pidfile"
     )

@@ -57,6 +57,7 @@ scripts/tls-cert.sh >/dev/null
 echo "==> building release binaries (first build takes a few minutes)"
 cargo build --release --locked -p gateway -p worker
 BIN="$ROOT/target/release"
+export GATEWAY_BIN="$BIN/gateway"
 
 if [ "${PGBOUNCER:-0}" = 1 ]; then
     PGBOUNCER_PORT=${PGBOUNCER_PORT:-6432}
