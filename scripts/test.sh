@@ -68,7 +68,7 @@ if [ "${TEST_PGBOUNCER:-1}" = 1 ]; then
     # (quietly: only a failed test shows it). With PgBouncer stopped they
     # go now (those created by this run).
     for db in $(psql "$DATABASE_URL" -Atc "select db_name from _sqlx_test.databases where created_at >= '$since'" 2>/dev/null); do
-        psql "$DATABASE_URL" -qc "drop database if exists \"$db\"" &&
+        PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "drop database if exists \"$db\"" &&
             psql "$DATABASE_URL" -qc "delete from _sqlx_test.databases where db_name = '$db'"
     done
 else
