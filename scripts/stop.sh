@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make stop`: stops what `make run` started (not Redis/PostgreSQL).
+# `make stop`: stops what `make run` started (not Redis/PostgreSQL): the
+# processes whose pid files are in this clone's .run/ (worker, gateways,
+# HAProxy) and PgBouncer when `PGBOUNCER=1 make run` started it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for pidfile in .run/*.pid; do
@@ -10,3 +12,4 @@ for pidfile in .run/*.pid; do
     fi
     rm -f "$pidfile"
 done
+scripts/pgbouncer.sh stop .run/pgbouncer

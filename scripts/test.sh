@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # `make test`: the whole suite. Formatting, lints, config validation, then
-# every test against the real local PostgreSQL and Redis.
+# every test against the real local PostgreSQL and Redis. The gateway and
+# worker crates' tests (every integration test of the pool: REST,
+# WebSocket, HAProxy, workers, recovery) run through PgBouncer in
+# transaction pooling mode (scripts/pgbouncer.sh), the deployment the
+# connection budget is written for; the rest (shared, loadtest) straight
+# against PostgreSQL. TEST_PGBOUNCER=0 runs them all straight instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,18 +30,56 @@ fresh=$(mktemp)
 python3 scripts/openapi.py "$fresh" >/dev/null
 cmp -s "$fresh" docs/openapi.json || { rm -f "$fresh"; echo "docs/openapi.json is stale: run scripts/openapi.py" >&2; exit 1; }
 rm -f "$fresh"
-echo "==> haproxy -c"
+echo "==> haproxy -c (static gateways, and DNS discovery as in docker-compose)"
 HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
+GATEWAY_SERVICE=gateway:8080 HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
 echo "==> docker-compose.yml"
 python3 - <<'PY'
 import yaml
 doc = yaml.safe_load(open("docker-compose.yml"))
-need = {"redis", "postgres", "meilisearch", "gateway1", "gateway2", "worker", "haproxy"}
+need = {"redis", "postgres", "pgbouncer", "meilisearch", "gateway", "worker", "haproxy"}
 missing = need - set(doc["services"])
 assert not missing, f"docker-compose.yml lacks services: {missing}"
+# One scalable gateway service (`--scale gateway=N`), found by HAProxy
+# through DNS: no numbered copies, no published ports, no fixed names.
+services = doc["services"]
+assert not {"gateway1", "gateway2"} & set(services), "gateways are one scalable service"
+gateway = services["gateway"]
+assert "ports" not in gateway and "container_name" not in gateway, "gateway must be scalable"
+assert services["haproxy"]["environment"].get("GATEWAY_SERVICE") == "gateway:8080"
 print("docker-compose.yml is valid YAML with services:", ", ".join(sorted(doc["services"])))
 PY
-echo "==> cargo test"
-cargo test --workspace --locked
+if [ "${TEST_PGBOUNCER:-1}" = 1 ]; then
+    echo "==> cargo test (shared, loadtest: straight to PostgreSQL)"
+    cargo test --workspace --locked --exclude gateway --exclude worker
+    echo "==> cargo test -p gateway -p worker through PgBouncer (transaction pooling)"
+    PGB_DIR="$(pwd)/.run/test-pgbouncer"
+    PGB_PORT=${TEST_PGBOUNCER_PORT:-16432}
+    # Fewer server connections per test database (5) than its clients
+    # (a test's pool, gateway and worker processes): statements of
+    # different clients really share server connections.
+    PGBOUNCER_POOL_SIZE=5 scripts/pgbouncer.sh start "$PGB_DIR" "$PGB_PORT"
+    since=$(psql "$DATABASE_URL" -Atc "select now()")
+    trap 'scripts/pgbouncer.sh stop "$PGB_DIR"' EXIT
+    # #[sqlx::test] creates each test database through PgBouncer (its
+    # `*` entry passes every name through); migrations of workers started
+    # by tests go straight to PostgreSQL (Config::for_tests).
+    DATABASE_DIRECT_URL=$DATABASE_URL \
+        DATABASE_URL=$(echo "$DATABASE_URL" | sed -E "s#^(postgres(ql)?://([^@/]*@)?)[^/]+/#\\1127.0.0.1:$PGB_PORT/#") \
+        cargo test -p gateway -p worker --locked
+    scripts/pgbouncer.sh stop "$PGB_DIR"
+    trap - EXIT
+    # sqlx drops each test database right after its test, while PgBouncer
+    # still holds idle server connections to it, so the drop fails
+    # (quietly: only a failed test shows it). With PgBouncer stopped they
+    # go now (those created by this run).
+    for db in $(psql "$DATABASE_URL" -Atc "select db_name from _sqlx_test.databases where created_at >= '$since'" 2>/dev/null); do
+        PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -qc "drop database if exists \"$db\"" &&
+            psql "$DATABASE_URL" -qc "delete from _sqlx_test.databases where db_name = '$db'"
+    done
+else
+    echo "==> cargo test"
+    cargo test --workspace --locked
+fi
 echo "==> REST API fuzzing (schemathesis against docs/openapi.json)"
 scripts/api-fuzz.sh

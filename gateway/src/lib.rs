@@ -43,7 +43,8 @@ pub use state::AppState;
 /// Connects to PostgreSQL and Redis, then serves until `shutdown` fires.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<()> {
     config.check_jwt_secret()?;
-    let pool = fechatter_shared::store::connect(&config).await?;
+    let pool = fechatter_shared::store::connect(&config, fechatter_shared::config::DbRole::Gateway)
+        .await?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
     if config.uses_dev_secret() {
         tracing::warn!("JWT_SECRET is the development default (DEV_MODE=1); never in production");

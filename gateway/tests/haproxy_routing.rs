@@ -1,7 +1,9 @@
 //! The shipped haproxy.cfg in front of two gateways: REST and WebSocket
 //! both pass through (plain and TLS), the edge rules hold (413 before
 //! forwarding, no tokens in logs, no /metrics), and two clients chat
-//! through the proxy.
+//! through the proxy. Scaling without editing files: a gateway added
+//! through the Runtime API takes only its share, and draining one with
+//! `scripts/gateway.sh drain` moves its clients and takes no new ones.
 
 mod common;
 
@@ -263,4 +265,157 @@ async fn adding_a_gateway_moves_only_its_share(pool: PgPool) {
     }
     let share = moved as f64 / users.len() as f64;
     assert!((0.15..=0.55).contains(&share), "{moved} of 60 moved");
+}
+
+/// `scripts/gateway.sh` against this test's HAProxy: its Runtime API
+/// socket, pid files in `run_dir`.
+fn gateway_script(
+    h: &Haproxy,
+    run_dir: &std::path::Path,
+    args: &[&str],
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/gateway.sh"
+    ));
+    cmd.args(args)
+        .env("HAPROXY_STATS_SOCKET", &h.socket)
+        .env("RUN_DIR", run_dir)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `show stat` column `field` (1-based, as in HAProxy's CSV) of a server.
+async fn server_stat(h: &Haproxy, backend: &str, server: &str, field: usize) -> String {
+    h.runtime("show stat")
+        .await
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() > field && f[0] == backend && f[1] == server)
+        .map(|f| f[field - 1].to_string())
+        .unwrap_or_default()
+}
+
+/// Draining one gateway is one command (`scripts/gateway.sh drain gw2`):
+/// from the moment HAProxy has it in `drain`, no new connection goes to it
+/// although the process still serves (its grace period), its clients are
+/// closed with 1001 and reconnect to the other gateways, and the command
+/// returns once HAProxy counts no session on it. A third gateway joins
+/// the shipped config through the same script (`add`), as `make run
+/// GATEWAYS=3` does.
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn draining_a_gateway_moves_its_clients_and_takes_no_new_ones(pool: PgPool) {
+    use common::process::start_gateway;
+    let app = common::spawn(pool.clone()).await;
+    let c = app.config.clone();
+    // gw2 keeps serving for 3 s after SIGTERM, failing only /health/live:
+    // without the Runtime API drain HAProxy would still route to it.
+    let slow = [("DRAIN_GRACE_MS", "3000"), ("DRAIN_TIMEOUT_MS", "5000")];
+    let gw1 = start_gateway(&c, "gw1", &[]).await;
+    let gw2 = start_gateway(&c, "gw2", &slow).await;
+    let gw3 = start_gateway(&c, "gw3", &[]).await;
+    let addr =
+        |g: &common::process::GatewayProcess| g.base.trim_start_matches("http://").to_string();
+    let h = Haproxy::start(&addr(&gw1), &addr(&gw2)).await;
+    let run_dir = std::env::temp_dir().join(format!("fc-run-{}", h.port));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let out = gateway_script(&h, &run_dir, &["add", "gw3", &addr(&gw3)])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server_stat(&h, "ws", "gw3", 18).await != "UP" {
+        assert!(std::time::Instant::now() < deadline, "gw3 never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut proxied = common::spawn_with(pool.clone(), |x| *x = c.clone()).await;
+    proxied.shutdown();
+    proxied.base = h.url();
+    let instance = |c: &Client| c.ready["payload"]["instance"].as_str().unwrap().to_string();
+    let mut users = Vec::new();
+    let mut on_gw2 = Vec::new();
+    let mut others = Vec::new();
+    for i in 0..30 {
+        let user = proxied.signup(&format!("D{i}"), "Acme").await;
+        let client = Client::connect(&proxied, &user).await;
+        match instance(&client).as_str() {
+            "gw2" => on_gw2.push(client),
+            _ => others.push(client),
+        }
+        users.push(user);
+    }
+    let first: std::collections::HashSet<String> =
+        on_gw2.iter().chain(&others).map(instance).collect();
+    assert_eq!(
+        first.len(),
+        3,
+        "users spread over the three gateways: {first:?}"
+    );
+
+    std::fs::write(run_dir.join("gw2.pid"), gw2.child.id().unwrap().to_string()).unwrap();
+    let drain = gateway_script(&h, &run_dir, &["drain", "gw2", "30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server_stat(&h, "ws", "gw2", 18).await != "DRAIN" {
+        assert!(std::time::Instant::now() < deadline, "gw2 never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Within gw2's grace period (it still answers everything): every user
+    // connects again, none lands on gw2.
+    let started = std::time::Instant::now();
+    let mut second = Vec::new();
+    for user in &users {
+        let client = Client::connect(&proxied, user).await;
+        assert_ne!(
+            instance(&client),
+            "gw2",
+            "a new connection went to the drained gateway"
+        );
+        second.push(client);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the reconnects outlasted gw2's grace period ({:?}): the check proves nothing",
+        started.elapsed()
+    );
+    // gw2's clients are closed gracefully and come back elsewhere.
+    for mut client in on_gw2 {
+        assert_eq!(client.closed().await, Some(1001), "going away");
+        let again = Client::connect(&proxied, &client.user).await;
+        assert!(["gw1", "gw3"].contains(&instance(&again).as_str()));
+    }
+    let out = drain.wait_with_output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("no connections left"), "{said}");
+    assert_eq!(
+        server_stat(&h, "ws", "gw2", 5).await,
+        "0",
+        "sessions on gw2"
+    );
+    assert_eq!(server_stat(&h, "ws", "gw2", 18).await, "MAINT");
+    // The other gateways' clients kept their sockets.
+    use futures::StreamExt;
+    for mut client in others {
+        match tokio::time::timeout(Duration::from_millis(100), client.ws.next()).await {
+            Err(_) => {}
+            Ok(Some(Ok(m))) => assert!(!m.is_close(), "{m:?}"),
+            Ok(other) => panic!("a client of another gateway lost its socket: {other:?}"),
+        }
+    }
+    drop(second);
+    let _ = std::fs::remove_dir_all(&run_dir);
 }

@@ -46,14 +46,22 @@ async fn server_states(h: &Haproxy) -> Vec<String> {
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn a_dependency_outage_does_not_take_the_pool_out_of_haproxy(pool: PgPool) {
     let redis = Proxy::start("127.0.0.1:6379".into()).await;
-    let pg = Proxy::start("127.0.0.1:5432".into()).await;
+    // The database server of this run: PostgreSQL, or PgBouncer when
+    // scripts/test.sh runs the suite through it.
+    let url = common::database_url(&pool);
+    let pg_host = url
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.to_string())
+        .unwrap_or_else(|| "127.0.0.1:5432".into());
+    let pg = Proxy::start(pg_host.clone()).await;
     // Gateways reach Redis and PostgreSQL only through the cuttable proxies.
     let mut p = Pool::start_without_worker(pool.clone(), 0, |c| {
         c.redis_url = format!("redis://{}", redis.addr);
     })
     .await;
     p.add_worker().await;
-    let db_url = common::database_url(&pool).replace("127.0.0.1:5432", &pg.addr.to_string());
+    let db_url = url.replace(&pg_host, &pg.addr.to_string());
     for i in 0..2 {
         let gw_pool = PgPoolOptions::new()
             .max_connections(4)

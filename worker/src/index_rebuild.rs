@@ -58,7 +58,8 @@ pub async fn rebuild(
 /// meanwhile. Prints progress to stdout.
 pub async fn reindex(config: Config) -> anyhow::Result<()> {
     let index = MeiliIndex::new(&config.search)?;
-    let pool = fechatter_shared::store::connect(&config).await?;
+    let pool =
+        fechatter_shared::store::connect(&config, fechatter_shared::config::DbRole::Worker).await?;
     let redis = fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
     fechatter_shared::scripts::load_all(&redis)
         .await

@@ -46,7 +46,8 @@ use tokio_util::sync::CancellationToken;
 /// `worker migrate`: applies pending migrations, then builds the search
 /// index if it is missing or invalid; safe to run concurrently from
 /// several processes (sqlx takes an advisory lock; one process builds the
-/// index) and repeatedly (idempotent).
+/// index) and repeatedly (idempotent). `pool` must reach PostgreSQL
+/// directly (`store::connect_direct`), never through a transaction pooler.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await.context("running migrations")?;
     fechatter_shared::store::search::ensure_index(pool)
@@ -59,15 +60,18 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
 /// The migrations for `worker run`: the schema at once, the search index
 /// in the background (on a large table a concurrent build takes minutes,
 /// and messages must flow meanwhile; search works without the index,
-/// only slower).
-async fn migrate_for_run(pool: &PgPool) -> Result<()> {
-    MIGRATOR.run(pool).await.context("running migrations")?;
-    let pool = pool.clone();
+/// only slower). Both on their own direct connection
+/// (`store::connect_direct`: session advisory locks must not go through a
+/// transaction pooler), closed when done.
+async fn migrate_for_run(config: &Config) -> Result<()> {
+    let pool = fechatter_shared::store::connect_direct(config).await?;
+    MIGRATOR.run(&pool).await.context("running migrations")?;
     tokio::spawn(async move {
         if let Err(e) = fechatter_shared::store::search::ensure_index(&pool).await {
             e.log();
             tracing::error!("the search index could not be built; `worker migrate` retries");
         }
+        pool.close().await;
     });
     Ok(())
 }
@@ -209,7 +213,9 @@ impl Worker {
     /// Connects PostgreSQL and two Redis clients (commands; blocking
     /// reads) and loads the Lua scripts.
     async fn connect(config: Config, hooks: Arc<Hooks>) -> Result<Self> {
-        let pool = fechatter_shared::store::connect(&config).await?;
+        let pool =
+            fechatter_shared::store::connect(&config, fechatter_shared::config::DbRole::Worker)
+                .await?;
         let redis =
             fechatter_shared::redis::connect(&config.redis_url, Duration::from_secs(5)).await?;
         let blocking =
@@ -256,7 +262,7 @@ pub async fn run_with_hooks(
     hooks: Arc<Hooks>,
 ) -> Result<()> {
     let worker = Worker::connect(config, hooks).await?;
-    migrate_for_run(&worker.pool).await?;
+    migrate_for_run(&worker.config).await?;
     fechatter_shared::redis::check_deployment(
         &worker.redis,
         &worker.keys,

@@ -27,7 +27,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.bind_addr))?;
             worker::run_push(config, listener, shutdown::on_signal()).await
         }
-        Some("migrate") => worker::migrate(&fechatter_shared::store::connect(&config).await?).await,
+        Some("migrate") => {
+            worker::migrate(&fechatter_shared::store::connect_direct(&config).await?).await
+        }
         Some("reindex") => worker::reindex(config).await,
         Some(other) => {
             anyhow::bail!(

@@ -40,7 +40,17 @@ pub struct Config {
     /// Address the gateway (or the worker's metrics endpoint) listens on.
     pub bind_addr: SocketAddr,
     pub database_url: String,
-    pub db_max_connections: u32,
+    /// `DB_MAX_CONNECTIONS`: the pool size when set; otherwise the role's
+    /// default ([`DbRole::default_pool_size`]), so gateways, which mostly
+    /// need Redis, take fewer of PostgreSQL's connections than workers.
+    pub db_max_connections: Option<u32>,
+    /// How long a request waits for a pooled connection before it fails
+    /// with 503 `unavailable` (a saturated pool never hangs a request).
+    pub db_acquire_timeout: Duration,
+    /// A URL that reaches PostgreSQL itself, not a transaction pooler:
+    /// migrations and the search index build need one session throughout
+    /// (session advisory locks, `CREATE INDEX CONCURRENTLY`).
+    pub database_direct_url: Option<String>,
     pub redis_url: String,
     /// Prefix of every Redis key; lets tests and several deployments share
     /// one Redis without seeing each other's keys.
@@ -132,6 +142,11 @@ impl fmt::Debug for Config {
             .field("bind_addr", &self.bind_addr)
             .field("database_url", &redact_url(&self.database_url))
             .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
+            .field(
+                "database_direct_url",
+                &self.database_direct_url.as_deref().map(redact_url),
+            )
             .field("redis_url", &redact_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
             .field("jwt_secret", &"<redacted>")
@@ -188,7 +203,46 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Which kind of process opens a PostgreSQL pool: each has its own
+/// default pool size, the terms of the connection budget in
+/// docs/architecture.md ("PostgreSQL connection budget").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbRole {
+    /// REST and WebSocket sessions: sign-up/sign-in, chat CRUD, membership
+    /// loads at connect, sync and search reads. Short queries; everything
+    /// per message goes through Redis.
+    Gateway,
+    /// Ingest batches (one transaction at a time per worker), push claims,
+    /// the mailer, presence sweeps, notification evaluation.
+    Worker,
+}
+
+impl DbRole {
+    /// The pool size when `DB_MAX_CONNECTIONS` is not set.
+    pub const fn default_pool_size(self) -> u32 {
+        match self {
+            Self::Gateway => 8,
+            Self::Worker => 16,
+        }
+    }
+}
+
 impl Config {
+    /// The PostgreSQL pool size of a process of `role`.
+    pub fn db_pool_size(&self, role: DbRole) -> u32 {
+        self.db_max_connections
+            .unwrap_or_else(|| role.default_pool_size())
+    }
+
+    /// Where session-level work (migrations, the search index build) must
+    /// connect: `DATABASE_DIRECT_URL`, or `DATABASE_URL` when PostgreSQL
+    /// is reached without a transaction pooler.
+    pub fn direct_database_url(&self) -> &str {
+        self.database_direct_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
+    }
+
     /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -208,7 +262,12 @@ impl Config {
         Self {
             bind_addr: parse("BIND_ADDR", &get("BIND_ADDR"))?,
             database_url: get("DATABASE_URL"),
-            db_max_connections: parse("DB_MAX_CONNECTIONS", &get("DB_MAX_CONNECTIONS"))?,
+            db_max_connections: match get("DB_MAX_CONNECTIONS").as_str() {
+                "" => None,
+                v => Some(parse("DB_MAX_CONNECTIONS", v)?),
+            },
+            db_acquire_timeout: millis("DB_ACQUIRE_TIMEOUT_MS", &get("DB_ACQUIRE_TIMEOUT_MS"))?,
+            database_direct_url: Some(get("DATABASE_DIRECT_URL")).filter(|u| !u.is_empty()),
             redis_url: get("REDIS_URL"),
             redis_prefix: get("REDIS_PREFIX"),
             jwt_secret: get("JWT_SECRET"),
@@ -305,7 +364,18 @@ impl Config {
         let mut config = Self::from_lookup(|_| None).expect("defaults are valid");
         config.bind_addr = ([127, 0, 0, 1], 0).into();
         config.database_url = database_url.to_string();
-        config.db_max_connections = 5;
+        // Tests run through PgBouncer (scripts/test.sh) reach PostgreSQL
+        // itself for migrations: the same database on that server.
+        config.database_direct_url = std::env::var("DATABASE_DIRECT_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .map(
+                |server| match (server.rsplit_once('/'), database_url.rsplit_once('/')) {
+                    (Some((server, _)), Some((_, db))) => format!("{server}/{db}"),
+                    _ => server,
+                },
+            );
+        config.db_max_connections = Some(5);
         config.redis_url =
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         config.redis_prefix = prefix;
@@ -380,6 +450,29 @@ mod tests {
         let err = Config::from_lookup(|name| (name == "DB_MAX_CONNECTIONS").then(|| "many".into()))
             .unwrap_err();
         assert!(format!("{err:#}").contains("DB_MAX_CONNECTIONS"));
+    }
+
+    #[test]
+    fn pool_sizes_default_by_role_and_direct_url_falls_back() {
+        let defaults = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(defaults.db_pool_size(DbRole::Gateway), 8);
+        assert_eq!(defaults.db_pool_size(DbRole::Worker), 16);
+        assert_eq!(defaults.db_acquire_timeout, Duration::from_secs(5));
+        assert_eq!(defaults.direct_database_url(), defaults.database_url);
+        let set = Config::from_lookup(|name| match name {
+            "DB_MAX_CONNECTIONS" => Some("3".into()),
+            "DATABASE_URL" => Some("postgres://app:pw@pgbouncer:6432/x".into()),
+            "DATABASE_DIRECT_URL" => Some("postgres://app:pw@db:5432/x".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(set.db_pool_size(DbRole::Gateway), 3);
+        assert_eq!(set.db_pool_size(DbRole::Worker), 3);
+        assert_eq!(set.direct_database_url(), "postgres://app:pw@db:5432/x");
+        assert!(
+            !format!("{set:?}").contains(":pw@"),
+            "passwords are redacted"
+        );
     }
 
     #[test]

@@ -33,8 +33,13 @@ impl Config {
             "BATCH_SIZE must be 1 to 10000"
         );
         ensure!(
-            (1..=1000).contains(&self.db_max_connections),
+            self.db_max_connections
+                .is_none_or(|n| (1..=1000).contains(&n)),
             "DB_MAX_CONNECTIONS must be 1 to 1000"
+        );
+        ensure!(
+            (0.1..=120.0).contains(&secs(self.db_acquire_timeout)),
+            "DB_ACQUIRE_TIMEOUT_MS must be 100 to 120000"
         );
         ensure!(
             (1..=1000).contains(&self.max_connections_per_user),
@@ -179,6 +184,8 @@ mod tests {
             ("ARGON2_ITERATIONS", "0"),
             ("INGEST_SHARDS", "0"),
             ("BATCH_SIZE", "0"),
+            ("DB_MAX_CONNECTIONS", "0"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "0"),
             ("HEARTBEAT_INTERVAL_MS", "0"),
             ("ACCESS_TOKEN_TTL_SECS", "0"),
             ("SEND_QUEUE_BYTES", "10"),

@@ -19,8 +19,18 @@ impl Config {
         ),
         (
             "DB_MAX_CONNECTIONS",
-            "20",
-            "PostgreSQL pool size per process",
+            "",
+            "PostgreSQL pool size of this process; none: 8 for a gateway, 16 for a worker (the connection budget in docs/architecture.md)",
+        ),
+        (
+            "DB_ACQUIRE_TIMEOUT_MS",
+            "5000",
+            "longest wait for a pooled PostgreSQL connection; then the request answers 503 `unavailable`",
+        ),
+        (
+            "DATABASE_DIRECT_URL",
+            "",
+            "PostgreSQL URL bypassing any pooler (PgBouncer), for the session-level work of `worker migrate`/`run`: migrations and the search index build; none: `DATABASE_URL`",
         ),
         (
             "REDIS_URL",

@@ -28,20 +28,54 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::{postgres::PgPoolOptions, PgPool};
 
-use crate::{AppError, Config};
+use crate::{config::DbRole, AppError, Config};
 
-/// The PostgreSQL pool every process uses: `DB_MAX_CONNECTIONS`
-/// connections, failing an acquire after 5 s instead of queueing forever.
-pub async fn connect(config: &Config) -> anyhow::Result<PgPool> {
+/// The PostgreSQL pool of a process of `role`: its pool size (see
+/// [`Config::db_pool_size`] and the connection budget in
+/// docs/architecture.md), failing an acquire after
+/// `DB_ACQUIRE_TIMEOUT_MS` (the request answers 503 `unavailable`) instead
+/// of queueing forever.
+///
+/// `DATABASE_URL` may point at PgBouncer in transaction pooling mode: every
+/// query of the pool is a single statement or runs inside one transaction,
+/// and sqlx's named prepared statements are tracked by PgBouncer
+/// (`max_prepared_statements`, PgBouncer 1.21 or later). Nothing here may
+/// rely on session state; session-level work connects with
+/// [`connect_direct`].
+pub async fn connect(config: &Config, role: DbRole) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .max_connections(config.db_pool_size(role))
+        .acquire_timeout(config.db_acquire_timeout)
         .connect(&config.database_url)
         .await
         .with_context(|| {
             format!(
                 "connecting to PostgreSQL at {}",
                 crate::config::redact_url(&config.database_url)
+            )
+        })
+}
+
+/// A one-connection pool straight to PostgreSQL (`DATABASE_DIRECT_URL`,
+/// else `DATABASE_URL`), for work that needs one server session from
+/// start to end: the migrator's and the search index build's session
+/// advisory locks and `CREATE INDEX CONCURRENTLY`. Through a transaction
+/// pooler a lock would be taken on one server connection and released on
+/// another (leaked), so these never use [`connect`]'s pool. It is the
+/// `+ 1` per worker in the connection budget, and closes when dropped.
+pub async fn connect_direct(config: &Config) -> anyhow::Result<PgPool> {
+    let url = config.direct_database_url();
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(Duration::from_secs(30))
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to PostgreSQL directly at {}",
+                crate::config::redact_url(url)
             )
         })
 }
