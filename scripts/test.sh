@@ -49,6 +49,14 @@ assert "ports" not in gateway and "container_name" not in gateway, "gateway must
 assert services["haproxy"]["environment"].get("GATEWAY_SERVICE") == "gateway:8080"
 print("docker-compose.yml is valid YAML with services:", ", ".join(sorted(doc["services"])))
 PY
+# PgBouncer >= 1.21 may have to be built from Debian 13's source package
+# (scripts/pgbouncer.sh). Should that be impossible here (no source
+# mirror), say so loudly and run every test straight to PostgreSQL rather
+# than fail the suite on an installation problem.
+if [ "${TEST_PGBOUNCER:-1}" = 1 ] && ! scripts/pgbouncer.sh install >/dev/null; then
+    echo "WARNING: no PgBouncer >= 1.21 could be installed: the gateway and worker tests run straight to PostgreSQL, NOT through PgBouncer" >&2
+    TEST_PGBOUNCER=0
+fi
 if [ "${TEST_PGBOUNCER:-1}" = 1 ]; then
     echo "==> cargo test (shared, loadtest: straight to PostgreSQL)"
     cargo test --workspace --locked --exclude gateway --exclude worker
