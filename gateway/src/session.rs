@@ -185,7 +185,12 @@ async fn run(
     .await;
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(crate::outbound::write_loop(sink, rx, conn.clone()));
+    let writer = tokio::spawn(crate::outbound::write_loop(
+        sink,
+        rx,
+        conn.clone(),
+        state.metrics.delivery_latency.clone(),
+    ));
     tracing::debug!(conn = id, user = me.user_id, "connection open");
 
     let mut session = Session {

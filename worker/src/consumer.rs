@@ -238,6 +238,7 @@ impl Worker {
         self.clear_markers(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        let publishing = std::time::Instant::now();
         publish::publish(
             &self.redis,
             &self.keys,
@@ -247,6 +248,8 @@ impl Worker {
         )
         .await
         .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        let published = publishing.elapsed().as_secs_f64();
+        self.metrics.topic_publish_seconds.observe(published);
         self.ack(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;

@@ -7,6 +7,11 @@
 //! PostgreSQL and publishes them again; `lua/topic_publish.lua` refuses ids
 //! the stream already has, so subscribers never see an event twice from
 //! the stream.
+//!
+//! Chat events go out with the batch's commit time in front of the frame
+//! (`wake::stamp`), so gateways can observe delivery latency from commit to
+//! socket write; gateways take the stamp off before anything reaches a
+//! client. (Gateways must therefore be upgraded before workers.)
 
 use fechatter_shared::{ingest::GatewayNotice, protocol, redis::Keys, scripts, wake};
 use fred::prelude::*;
@@ -48,7 +53,7 @@ pub async fn publish(
                 &format!("{}-{}", ev.seq, ev.sub),
                 retention,
                 &channel,
-                &ev.frame,
+                &stamped(fx.committed_ms, &ev.frame),
             )
             .await?;
         }
@@ -109,4 +114,13 @@ pub async fn publish(
     }))
     .await?;
     Ok(())
+}
+
+/// `frame` as stored on its topic: with the commit stamp once committed.
+fn stamped(committed_ms: u64, frame: &str) -> String {
+    if committed_ms == 0 {
+        frame.to_string()
+    } else {
+        wake::stamp(committed_ms, frame)
+    }
 }
