@@ -39,6 +39,8 @@ pub struct BadgeUpdate {
 pub struct PendingRead {
     pub seq: i64,
     pub ref_id: String,
+    /// Trace id of the frame the held mark came from.
+    pub trace_id: String,
     pub due: Instant,
 }
 

@@ -435,14 +435,25 @@ impl Session {
                     .with_label_values(&[incoming.frame.kind()])
                     .inc();
                 let ref_id = incoming.id.clone();
+                // Followed through ingest, commit and publish in the logs.
+                let trace_id = fechatter_shared::ingest::new_trace_id();
+                tracing::debug!(
+                    %trace_id,
+                    conn = self.conn.id,
+                    user = self.me.user_id,
+                    kind = incoming.frame.kind(),
+                    %ref_id,
+                    "client frame received"
+                );
                 if !matches!(incoming.frame, protocol::ClientFrame::Ping)
                     && self.activity.on_frame(Instant::now())
                 {
                     let (user, conn) = (self.me.user_id, self.conn.id);
                     crate::presence::activity(&self.state, user, conn, true).await;
                 }
-                if let Err(e) = self.dispatch(incoming).await {
-                    self.reply_error(Some(&ref_id), e);
+                if let Err(e) = self.dispatch(incoming, &trace_id).await {
+                    tracing::info_span!("frame", %trace_id)
+                        .in_scope(|| self.reply_error(Some(&ref_id), e));
                 }
             }
         }

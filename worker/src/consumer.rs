@@ -22,19 +22,14 @@ use fechatter_shared::{
 use fred::prelude::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     entries::{decode, parse_xread},
     persist, publish, Worker,
 };
 
-/// One stream entry read from an ingest shard.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub stream: String,
-    pub id: String,
-    pub entry: Result<IngestEntry, String>,
-}
+pub use crate::entries::Pending;
 
 /// Why a batch did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +83,10 @@ impl Worker {
                             );
                         }
                         for chunk in pending.chunks(self.config.batch_size) {
-                            self.process(chunk.to_vec(), &shutdown).await?;
+                            let span = crate::trace::batch_span(chunk);
+                            self.process(chunk.to_vec(), &shutdown)
+                                .instrument(span)
+                                .await?;
                         }
                         claimed.insert(shard);
                     }
@@ -107,7 +105,10 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
             };
             match batch {
-                Ok(batch) if !batch.is_empty() => self.process(batch, &shutdown).await?,
+                Ok(batch) if !batch.is_empty() => {
+                    let span = crate::trace::batch_span(&batch);
+                    self.process(batch, &shutdown).instrument(span).await?
+                }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "reading ingest streams failed");
@@ -228,6 +229,7 @@ impl Worker {
         let timer = self.metrics.batch_seconds.start_timer();
         let here = self.connected_for_here(&entries).await?;
         let effects = persist::apply_batch_with(&self.pool, &entries, &here).await?;
+        crate::trace::entries(&entries, "committed");
         if self
             .hooks
             .crash_after_commit
@@ -250,6 +252,7 @@ impl Worker {
         .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
         let published = publishing.elapsed().as_secs_f64();
         self.metrics.topic_publish_seconds.observe(published);
+        crate::trace::entries(&entries, "published");
         self.ack(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
@@ -316,7 +319,8 @@ impl Worker {
     /// Parks an entry in the dead-letter stream, answers its sender and
     /// acknowledges it. False when Redis refused.
     async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
-        tracing::error!(stream = %p.stream, id = %p.id, reason = why, "moving entry to the dead-letter stream");
+        let trace_id = p.entry.as_ref().map_or("", |e| e.trace_id.as_str());
+        tracing::error!(stream = %p.stream, id = %p.id, trace_id, reason = why, "moving entry to the dead-letter stream");
         let raw = match &p.entry {
             Ok(e) => serde_json::to_string(e).unwrap_or_default(),
             Err(_) => String::new(),

@@ -52,6 +52,14 @@ pub async fn claim_all(
     }
 }
 
+/// One stream entry read from an ingest shard.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub stream: String,
+    pub id: String,
+    pub entry: Result<IngestEntry, String>,
+}
+
 /// Field/value pairs of one stream entry.
 pub type Fields = Vec<(String, String)>;
 

@@ -30,6 +30,7 @@ pub mod push;
 pub mod read_state;
 pub mod search_events;
 pub mod send_batch;
+pub mod trace;
 
 use std::{
     sync::{atomic::AtomicBool, Arc},
