@@ -35,9 +35,10 @@ HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
 GATEWAY_SERVICE=gateway:8080 HAPROXY_CERT=$(scripts/tls-cert.sh) haproxy -c -f haproxy.cfg
 echo "==> docker-compose.yml"
 python3 - <<'PY'
-import yaml
+import os, yaml
 doc = yaml.safe_load(open("docker-compose.yml"))
-need = {"redis", "postgres", "pgbouncer", "meilisearch", "gateway", "worker", "haproxy"}
+need = {"redis", "postgres", "pgbouncer", "meilisearch", "gateway", "worker", "haproxy",
+        "prometheus", "grafana"}
 missing = need - set(doc["services"])
 assert not missing, f"docker-compose.yml lacks services: {missing}"
 # One scalable gateway service (`--scale gateway=N`), found by HAProxy
@@ -47,8 +48,35 @@ assert not {"gateway1", "gateway2"} & set(services), "gateways are one scalable 
 gateway = services["gateway"]
 assert "ports" not in gateway and "container_name" not in gateway, "gateway must be scalable"
 assert services["haproxy"]["environment"].get("GATEWAY_SERVICE") == "gateway:8080"
+# Every file or directory a service mounts from the repository exists
+# (prometheus.yml, alerts.yml, the Grafana provisioning and dashboards).
+for name, service in doc["services"].items():
+    for volume in service.get("volumes", []):
+        source = volume.split(":")[0]
+        if source.startswith("./") and not source.startswith("./.data"):
+            assert os.path.exists(source), f"{name} mounts {source}, which does not exist"
 print("docker-compose.yml is valid YAML with services:", ", ".join(sorted(doc["services"])))
 PY
+echo "==> Prometheus rules and Grafana dashboards"
+python3 - <<'PY'
+import glob, json, yaml
+for path in ["deploy/prometheus/prometheus.yml", "deploy/prometheus/alerts.yml",
+             *glob.glob("deploy/grafana/provisioning/*/*.yml")]:
+    yaml.safe_load(open(path))
+dashboards = glob.glob("deploy/grafana/dashboards/*.json")
+assert dashboards, "no Grafana dashboard"
+for path in dashboards:
+    doc = json.load(open(path))
+    assert doc["uid"] and doc["panels"], f"{path}: no uid or panels"
+print("valid:", ", ".join(dashboards))
+PY
+# gateway/tests/observability.rs checks every metric they name exists.
+if command -v promtool >/dev/null; then
+    promtool check rules deploy/prometheus/alerts.yml
+    promtool test rules deploy/prometheus/alerts.test.yml
+else
+    echo "promtool not installed: alert rule syntax and deploy/prometheus/alerts.test.yml not checked"
+fi
 # PgBouncer >= 1.21 may have to be built from Debian 13's source package
 # (scripts/pgbouncer.sh). Should that be impossible here (no source
 # mirror), say so loudly and run every test straight to PostgreSQL rather

@@ -6,6 +6,10 @@
 //! this gateway's channel, so a client never hears "ok" for something that
 //! is not in PostgreSQL. Ephemeral frames (typing) and reads (sync) are
 //! answered here directly.
+//!
+//! Every client frame gets a trace id when it arrives
+//! (`Session::on_text`); a write carries it in its ingest entry, so the
+//! worker's logs of its commit and publish name the same id.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +44,9 @@ pub const SYNC_LIMIT: Limit = Limit {
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 
 impl Session {
-    pub async fn dispatch(&mut self, incoming: Incoming) -> AppResult<()> {
+    /// Handles one client frame; `trace_id` goes into the ingest entry of
+    /// a write.
+    pub async fn dispatch(&mut self, incoming: Incoming, trace_id: &str) -> AppResult<()> {
         let ref_id = incoming.id;
         match incoming.frame {
             ClientFrame::MessageSend(m) => {
@@ -53,7 +59,7 @@ impl Session {
                 })?;
                 writes::limit_send(&self.state, self.me.user_id, urgent).await?;
                 self.stop_typing(m.chat_id).await;
-                self.ingest(m.chat_id, ref_id, command).await
+                self.ingest(m.chat_id, (ref_id, trace_id), command).await
             }
             ClientFrame::MessageEdit(m) => {
                 let chat_id = self.chat_of_message(m.message_id).await?;
@@ -61,7 +67,7 @@ impl Session {
                 self.limit("send", writes::SEND_LIMIT).await?;
                 self.ingest(
                     chat_id,
-                    ref_id,
+                    (ref_id, trace_id),
                     Command::Edit {
                         message_id: m.message_id,
                         content,
@@ -74,7 +80,7 @@ impl Session {
                 self.limit("send", writes::SEND_LIMIT).await?;
                 self.ingest(
                     chat_id,
-                    ref_id,
+                    (ref_id, trace_id),
                     Command::Delete {
                         message_id: m.message_id,
                     },
@@ -98,14 +104,15 @@ impl Session {
                     emoji: emoji.to_string(),
                     action: m.action,
                 };
-                self.ingest(chat_id, ref_id, command).await
+                self.ingest(chat_id, (ref_id, trace_id), command).await
             }
             ClientFrame::ReadMark(r) => {
                 self.ensure_member(r.chat_id)?;
                 if r.seq < 0 {
                     return Err(AppError::validation("seq must not be negative"));
                 }
-                self.read_mark(r.chat_id, r.seq, ref_id).await
+                self.read_mark(r.chat_id, r.seq, ref_id, trace_id.to_string())
+                    .await
             }
             ClientFrame::TypingStart(t) => {
                 self.ensure_member(t.chat_id)?;
@@ -191,10 +198,17 @@ impl Session {
     /// limit. A held mark superseded by a newer one for the same chat is
     /// answered at once with `ack {coalesced: true}`; the newest is sent
     /// when a token is free and answered by the worker as usual.
-    async fn read_mark(&mut self, chat_id: i64, seq: i64, ref_id: String) -> AppResult<()> {
+    async fn read_mark(
+        &mut self,
+        chat_id: i64,
+        seq: i64,
+        ref_id: String,
+        trace_id: String,
+    ) -> AppResult<()> {
         if let Some(held) = self.pending_reads.get_mut(&chat_id) {
             // Already waiting: keep the newest mark, release the older frame.
             let (keep_seq, older) = if seq >= held.seq {
+                held.trace_id = trace_id;
                 (seq, std::mem::replace(&mut held.ref_id, ref_id))
             } else {
                 (held.seq, ref_id)
@@ -204,11 +218,19 @@ impl Session {
             return Ok(());
         }
         match self.take("read", READ_LIMIT).await? {
-            Decision::Allowed => self.ingest(chat_id, ref_id, Command::Read { seq }).await,
+            Decision::Allowed => {
+                let origin = (ref_id, trace_id.as_str());
+                self.ingest(chat_id, origin, Command::Read { seq }).await
+            }
             Decision::Denied { retry_after_ms } => {
                 let due = Instant::now() + Duration::from_millis(retry_after_ms);
-                self.pending_reads
-                    .insert(chat_id, PendingRead { seq, ref_id, due });
+                let held = PendingRead {
+                    seq,
+                    ref_id,
+                    trace_id,
+                    due,
+                };
+                self.pending_reads.insert(chat_id, held);
                 Ok(())
             }
         }
@@ -226,7 +248,8 @@ impl Session {
             let Some(held) = self.pending_reads.remove(&chat_id) else {
                 continue;
             };
-            if let Err(e) = self.read_mark(chat_id, held.seq, held.ref_id.clone()).await {
+            let (ref_id, trace_id) = (held.ref_id.clone(), held.trace_id);
+            if let Err(e) = self.read_mark(chat_id, held.seq, ref_id, trace_id).await {
                 self.reply_error(Some(&held.ref_id), e);
             }
         }
@@ -236,8 +259,9 @@ impl Session {
     /// to go, but the watermark should not be lost).
     pub async fn send_held_reads(&mut self) {
         for (chat_id, held) in std::mem::take(&mut self.pending_reads) {
+            let origin = (held.ref_id, held.trace_id.as_str());
             let _ = self
-                .ingest(chat_id, held.ref_id, Command::Read { seq: held.seq })
+                .ingest(chat_id, origin, Command::Read { seq: held.seq })
                 .await;
         }
     }
@@ -268,7 +292,13 @@ impl Session {
     }
 
     /// Appends a write to the chat's ingest shard; the worker answers.
-    async fn ingest(&self, chat_id: i64, ref_id: String, command: Command) -> AppResult<()> {
+    /// `origin`: the client's frame id and the frame's trace id.
+    async fn ingest(
+        &self,
+        chat_id: i64,
+        (ref_id, trace_id): (String, &str),
+        command: Command,
+    ) -> AppResult<()> {
         let entry = IngestEntry {
             chat_id,
             user_id: self.me.user_id,
@@ -276,6 +306,7 @@ impl Session {
             conn: self.conn.id,
             ref_id,
             command,
+            trace_id: trace_id.to_string(),
         };
         // A retry of a queued write is answered by the first attempt's
         // answer, which reaches this user's socket(s) by the same frame id.

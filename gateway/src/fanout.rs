@@ -9,9 +9,10 @@
 //! Redis reconnect or a lagging receiver it re-reads memberships from
 //! PostgreSQL and catches every chat up from its stream, so a Redis blip
 //! delays events but loses none. Each frame is serialized once and shared
-//! by every connection it goes to.
+//! by every connection it goes to, with the commit time the topic entry
+//! carries (for `delivery_latency_seconds`).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
@@ -25,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     hub::{close, Priority},
+    metrics::{POSTGRES, REDIS},
+    outbound::TimedFrame,
     state::AppState,
 };
 
@@ -88,19 +91,24 @@ pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
 async fn on_message(state: &AppState, channel: &str, text: &str) {
     match state.keys.parse_channel(channel) {
         Some(Channel::Chat(chat)) => match Wake::parse(text) {
-            Some(Wake::Event { prev, id, frame }) => on_event(state, chat, prev, id, frame).await,
+            Some(Wake::Event {
+                prev,
+                id,
+                frame,
+                committed_ms,
+            }) => on_event(state, chat, (prev, id), frame, committed_ms).await,
             Some(Wake::Ephemeral { exclude, frame }) => {
-                if frame_kind(frame) == "read.receipt" {
-                    note_receipt(state, frame);
+                if let Some((user, chat, seq)) = crate::read_state::receipt_of(frame) {
+                    state.hub.set_watermark(user, chat, seq);
                 }
-                deliver_to_chat(state, chat, exclude, frame)
+                deliver_to_chat(state, chat, exclude, frame, None)
             }
             None => tracing::warn!(channel, "unreadable wake message"),
         },
         Some(Channel::User(user)) => match Wake::parse(text) {
-            Some(Wake::Event { prev, id, frame }) => {
-                crate::user_events::on_wake(state, user, prev, id, frame).await
-            }
+            Some(Wake::Event {
+                prev, id, frame, ..
+            }) => crate::user_events::on_wake(state, user, prev, id, frame).await,
             _ => tracing::warn!(channel, "unreadable user wake"),
         },
         Some(Channel::Presence(_)) => crate::presence::on_announcement(state, text),
@@ -134,23 +142,30 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
     }
 }
 
-async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, frame: &str) {
+/// A wake for the topic entry `id` whose predecessor is `prev`.
+async fn on_event(
+    state: &AppState,
+    chat: i64,
+    (prev, id): (StreamId, StreamId),
+    frame: &str,
+    committed_ms: Option<u64>,
+) {
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
-            deliver_event(state, chat, frame);
+            deliver_event(state, chat, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
         Some(Some(last)) if prev == last && !skips_messages(last, id) => {
-            deliver_event(state, chat, frame);
+            deliver_event(state, chat, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if prev == last => {
             // The stream itself has a hole (entries lost or refused):
             // PostgreSQL has every committed event.
             fill_from_database(state, chat, last, id).await;
-            deliver_event(state, chat, frame);
+            deliver_event(state, chat, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) => {
@@ -164,7 +179,8 @@ async fn on_event(state: &AppState, chat: i64, prev: StreamId, id: StreamId, fra
 async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
     let stream = state.keys.chat_topic(chat);
     loop {
-        let entries = match fechatter_shared::topic::read(
+        state.metrics.record_sync_read("catch_up", REDIS);
+        let entries = match fechatter_shared::topic::read_stamped(
             &state.redis,
             &stream,
             &format!("({from}"),
@@ -179,14 +195,14 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             }
         };
         let n = entries.len() as u64;
-        for (id, frame) in entries {
+        for (id, committed_ms, frame) in entries {
             if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
                 continue;
             }
             if skips_messages(from, id) {
                 fill_from_database(state, chat, from, id).await;
             }
-            deliver_event(state, chat, &frame);
+            deliver_event(state, chat, &frame, committed_ms);
             state.hub.advance(chat, id);
             from = id;
         }
@@ -206,6 +222,7 @@ pub fn skips_messages(last: StreamId, next: StreamId) -> bool {
 /// from PostgreSQL's event log.
 async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before: StreamId) {
     tracing::warn!(chat, %after, %before, "chat topic stream has a gap; filling it from PostgreSQL");
+    state.metrics.record_sync_read("catch_up", POSTGRES);
     let rows = fechatter_shared::store::event::between(
         &state.pool,
         chat,
@@ -216,7 +233,7 @@ async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before
     match rows {
         Ok(rows) => {
             for (seq, sub, frame) in rows {
-                deliver_event(state, chat, &frame);
+                deliver_event(state, chat, &frame, None);
                 state.hub.advance(chat, StreamId(seq as u64, sub as u64));
             }
         }
@@ -247,8 +264,8 @@ struct MessageHead {
 /// Delivers a committed chat event; a new message also updates the unread
 /// badges of the chat's local members, computed here from their cached
 /// watermarks so the worker does not publish one badge per member.
-fn deliver_event(state: &AppState, chat: i64, frame: &str) {
-    deliver_to_chat(state, chat, 0, frame);
+fn deliver_event(state: &AppState, chat: i64, frame: &str, committed_ms: Option<u64>) {
+    deliver_to_chat(state, chat, 0, frame, committed_ms);
     if frame_kind(frame) != "message.new" {
         return;
     }
@@ -286,7 +303,15 @@ fn deliver_event(state: &AppState, chat: i64, frame: &str) {
     }
 }
 
-fn deliver_to_chat(state: &AppState, chat: i64, exclude: i64, frame: &str) {
+/// Offers `frame` to the chat's local members except `exclude`; with a
+/// commit time, as an event whose delivery latency the writers observe.
+fn deliver_to_chat(
+    state: &AppState,
+    chat: i64,
+    exclude: i64,
+    frame: &str,
+    committed_ms: Option<u64>,
+) {
     let conns = state.hub.conns_of_chat(chat, exclude);
     if conns.is_empty() {
         return;
@@ -298,23 +323,18 @@ fn deliver_to_chat(state: &AppState, chat: i64, exclude: i64, frame: &str) {
         Priority::Essential
     };
     let bytes = Utf8Bytes::from(frame.to_string());
+    let event = committed_ms.map(|committed_ms| {
+        let frame = bytes.clone();
+        Arc::new(TimedFrame {
+            frame,
+            committed_ms,
+        })
+    });
     for c in conns {
-        c.offer(bytes.clone(), priority, &state.metrics, kind);
-    }
-}
-
-/// A committed read mark moves the reader's cached watermark (the reader
-/// is excluded from the frame, not from the bookkeeping).
-fn note_receipt(state: &AppState, frame: &str) {
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(frame) {
-        let p = &v["payload"];
-        if let (Some(user), Some(chat), Some(seq)) = (
-            p["userId"].as_i64(),
-            p["chatId"].as_i64(),
-            p["seq"].as_i64(),
-        ) {
-            state.hub.set_watermark(user, chat, seq);
-        }
+        match &event {
+            Some(event) => c.offer_event(event, priority, &state.metrics, kind),
+            None => c.offer(bytes.clone(), priority, &state.metrics, kind),
+        };
     }
 }
 

@@ -255,6 +255,11 @@ impl Hub {
         self.lock().conns.values().cloned().collect()
     }
 
+    /// Calls `f` on every connection under the lock, cloning nothing.
+    pub fn for_each_conn(&self, f: impl FnMut(&Conn)) {
+        self.lock().conns.values().for_each(f);
+    }
+
     pub fn conns_of_user(&self, user: i64) -> Vec<Conn> {
         self.lock()
             .users

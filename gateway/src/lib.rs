@@ -14,6 +14,7 @@ pub mod fanout;
 pub mod hub;
 pub mod listener;
 pub mod membership;
+pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod presence_watch;

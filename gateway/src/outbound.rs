@@ -1,6 +1,8 @@
 //! One connection's outbound side: the bounded queue every producer feeds
 //! without waiting, the backpressure policy, and the writer task that
 //! drains the queue onto the socket, several frames per flush.
+//! Committed chat events travel as shared [`TimedFrame`]s with the worker's
+//! commit time: the writer observes `delivery_latency_seconds` on flush.
 
 use std::{
     sync::{
@@ -11,19 +13,41 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use fechatter_shared::metrics::Metrics;
 use futures::{stream::SplitSink, SinkExt};
+use prometheus::Histogram;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
 
 /// What a connection's writer task is asked to send.
+///
+/// Two variants: a third would grow every queue slot from 32 to 40 bytes
+/// (each queue allocates 32 slots up front), so a server ping is the empty
+/// `Frame` ([`Outbound::ping`]); every real frame is a JSON object.
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
-    Ping,
+    /// A committed chat event (see the module docs).
+    Event(Arc<TimedFrame>),
+}
+
+impl Outbound {
+    /// A server ping.
+    pub fn ping() -> Self {
+        Self::Frame(Utf8Bytes::from_static(""))
+    }
+}
+
+/// A committed chat event and when the worker committed it (ms since the
+/// Unix epoch, the worker's clock), shared by every connection it goes to.
+#[derive(Debug)]
+pub struct TimedFrame {
+    pub frame: Utf8Bytes,
+    pub committed_ms: u64,
 }
 
 /// How a frame may be treated under backpressure.
@@ -139,16 +163,39 @@ impl Conn {
         &self,
         frame: Utf8Bytes,
         priority: Priority,
-        metrics: &Metrics,
+        metrics: &GatewayMetrics,
+        kind: &str,
+    ) -> bool {
+        let len = frame.len();
+        self.enqueue(Outbound::Frame(frame), len, priority, metrics, kind)
+    }
+
+    /// [`Conn::offer`] for a committed event with its commit time.
+    pub fn offer_event(
+        &self,
+        event: &Arc<TimedFrame>,
+        priority: Priority,
+        metrics: &GatewayMetrics,
+        kind: &str,
+    ) -> bool {
+        let len = event.frame.len();
+        self.enqueue(Outbound::Event(event.clone()), len, priority, metrics, kind)
+    }
+
+    fn enqueue(
+        &self,
+        message: Outbound,
+        len: usize,
+        priority: Priority,
+        metrics: &GatewayMetrics,
         kind: &str,
     ) -> bool {
         let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
         let half_full = self.tx.capacity() <= self.capacity / 2 || queued > self.max_bytes / 2;
         if priority == Priority::Droppable && half_full {
-            metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
+            metrics.record_drop(kind, BACKPRESSURE);
             return false;
         }
-        let len = frame.len();
         // Counted before the frame is queued: the writer (another task)
         // subtracts as soon as it takes the frame, and must never see a
         // frame it has not been counted for.
@@ -156,7 +203,7 @@ impl Conn {
             Err(mpsc::error::TrySendError::Full(()))
         } else {
             self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            self.tx.try_send(Outbound::Frame(frame)).map_err(|e| {
+            self.tx.try_send(message).map_err(|e| {
                 self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 match e {
                     mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
@@ -170,7 +217,7 @@ impl Conn {
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.ws_frames_dropped.with_label_values(&[kind]).inc();
+                metrics.record_drop(kind, OVERFLOW);
                 if priority == Priority::Essential {
                     self.close(
                         close::SLOW_CONSUMER,
@@ -186,14 +233,23 @@ impl Conn {
     /// Queues a server ping; skipped when the queue is full (the client is
     /// evidently receiving).
     pub fn ping(&self) {
-        let _ = self.tx.try_send(Outbound::Ping);
+        let _ = self.tx.try_send(Outbound::ping());
+    }
+
+    /// Frames (pings included) and bytes waiting in the queue now.
+    pub fn queue_depth(&self) -> (usize, usize) {
+        let frames = self.capacity.saturating_sub(self.tx.capacity());
+        (frames, self.shared.queued_bytes.load(Ordering::Relaxed))
     }
 }
 
+/// Drains `rx` onto the socket until the connection closes; `latency` is
+/// the gateway's `delivery_latency_seconds`.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
     conn: Conn,
+    latency: Histogram,
 ) {
     loop {
         tokio::select! {
@@ -208,7 +264,7 @@ pub async fn write_loop(
                         Err(_) => break,
                     }
                 }
-                if write_batch(&mut sink, batch, &conn).await.is_err() {
+                if write_batch(&mut sink, batch, &conn, &latency).await.is_err() {
                     conn.close(close::NORMAL, "");
                     return;
                 }
@@ -223,7 +279,7 @@ pub async fn write_loop(
             while let Ok(m) = rx.try_recv() {
                 batch.push(m);
             }
-            write_batch(&mut sink, batch, &conn).await
+            write_batch(&mut sink, batch, &conn, &latency).await
         })
         .await;
     }
@@ -235,24 +291,39 @@ pub async fn write_loop(
         .await;
 }
 
+/// Writes and flushes `batch`; delivery latency of its events is observed
+/// once the flush put them on the socket.
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     batch: Vec<Outbound>,
     conn: &Conn,
+    latency: &Histogram,
 ) -> Result<(), axum::Error> {
+    let mut committed = Vec::new();
     for m in batch {
         let msg = match m {
+            Outbound::Frame(text) if text.is_empty() => Message::Ping(Default::default()),
             Outbound::Frame(text) => {
                 conn.shared
                     .queued_bytes
                     .fetch_sub(text.len(), Ordering::Relaxed);
                 Message::Text(text)
             }
-            Outbound::Ping => Message::Ping(Default::default()),
+            Outbound::Event(event) => {
+                conn.shared
+                    .queued_bytes
+                    .fetch_sub(event.frame.len(), Ordering::Relaxed);
+                committed.push(event.committed_ms);
+                Message::Text(event.frame.clone())
+            }
         };
         sink.feed(msg).await?;
     }
-    sink.flush().await
+    sink.flush().await?;
+    for at in committed {
+        crate::metrics::observe_delivery(latency, at);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -260,8 +331,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_queue_slot_stays_small() {
+        assert_eq!(std::mem::size_of::<Outbound>(), 32);
+    }
+
+    #[test]
     fn backpressure_drops_typing_first_and_closes_slow_consumers() {
-        let metrics = Metrics::new("test");
+        let metrics = GatewayMetrics::new();
         let (c, _rx) = Conn::new(1, 1, 8);
         for _ in 0..4 {
             assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
@@ -279,11 +355,33 @@ mod tests {
         assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
         assert!(c.kill.is_cancelled());
         assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
+        let dropped = |class, reason| metrics.dropped.with_label_values(&[class, reason]).get();
+        assert_eq!(dropped("typing", BACKPRESSURE), 1);
+        assert_eq!(dropped("message", OVERFLOW), 1);
+    }
+
+    #[test]
+    fn events_carry_their_commit_time_to_the_writer() {
+        let metrics = GatewayMetrics::new();
+        let (c, mut rx) = Conn::new(1, 1, 8);
+        let event = Arc::new(TimedFrame {
+            frame: "{}".into(),
+            committed_ms: 42,
+        });
+        assert!(c.offer_event(&event, Priority::Essential, &metrics, "message.new"));
+        c.ping();
+        assert_eq!(c.queue_depth(), (2, 2));
+        match rx.try_recv() {
+            Ok(Outbound::Event(e)) => assert_eq!(e.committed_ms, 42),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        // A ping is the empty frame (written as a WebSocket ping).
+        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(f)) if f.is_empty()));
     }
 
     #[test]
     fn the_byte_bound_applies_next_to_the_frame_bound() {
-        let metrics = Metrics::new("test");
+        let metrics = GatewayMetrics::new();
         let (c, _rx) = Conn::with_limits(1, 1, 1000, 100);
         let big: Utf8Bytes = "x".repeat(40).into();
         assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));

@@ -39,5 +39,23 @@ pub struct BadgeUpdate {
 pub struct PendingRead {
     pub seq: i64,
     pub ref_id: String,
+    /// Trace id of the frame the held mark came from.
+    pub trace_id: String,
     pub due: Instant,
+}
+
+/// `(reader, chat, seq)` of a `read.receipt` frame, else None. A committed
+/// read mark moves the reader's cached watermark (the reader is excluded
+/// from the frame, not from the bookkeeping).
+pub fn receipt_of(frame: &str) -> Option<(i64, i64, i64)> {
+    if fechatter_shared::protocol::frame_kind(frame) != "read.receipt" {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(frame).ok()?;
+    let p = &v["payload"];
+    Some((
+        p["userId"].as_i64()?,
+        p["chatId"].as_i64()?,
+        p["seq"].as_i64()?,
+    ))
 }

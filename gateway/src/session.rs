@@ -185,7 +185,12 @@ async fn run(
     .await;
 
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(crate::outbound::write_loop(sink, rx, conn.clone()));
+    let writer = tokio::spawn(crate::outbound::write_loop(
+        sink,
+        rx,
+        conn.clone(),
+        state.metrics.delivery_latency.clone(),
+    ));
     tracing::debug!(conn = id, user = me.user_id, "connection open");
 
     let mut session = Session {
@@ -430,14 +435,25 @@ impl Session {
                     .with_label_values(&[incoming.frame.kind()])
                     .inc();
                 let ref_id = incoming.id.clone();
+                // Followed through ingest, commit and publish in the logs.
+                let trace_id = fechatter_shared::ingest::new_trace_id();
+                tracing::debug!(
+                    %trace_id,
+                    conn = self.conn.id,
+                    user = self.me.user_id,
+                    kind = incoming.frame.kind(),
+                    %ref_id,
+                    "client frame received"
+                );
                 if !matches!(incoming.frame, protocol::ClientFrame::Ping)
                     && self.activity.on_frame(Instant::now())
                 {
                     let (user, conn) = (self.me.user_id, self.conn.id);
                     crate::presence::activity(&self.state, user, conn, true).await;
                 }
-                if let Err(e) = self.dispatch(incoming).await {
-                    self.reply_error(Some(&ref_id), e);
+                if let Err(e) = self.dispatch(incoming, &trace_id).await {
+                    tracing::info_span!("frame", %trace_id)
+                        .in_scope(|| self.reply_error(Some(&ref_id), e));
                 }
             }
         }

@@ -1,13 +1,13 @@
 //! Assembling a gateway's [`AppState`]: Lua scripts, password hashing,
-//! the deployment check, the Redis subscriber, then the subscription and
-//! delivery tasks. Kept apart from `state.rs` so the state type depends on
+//! the deployment check, the Redis subscriber, then the subscription,
+//! delivery and metric-sampling tasks. Kept apart from `state.rs` so the state type depends on
 //! nothing that depends on it (fan-out, revocation and the handlers all
 //! take an `AppState`).
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
-use fechatter_shared::{metrics::Metrics, redis::Keys, token::TokenKeys, Config};
+use fechatter_shared::{redis::Keys, token::TokenKeys, Config};
 use fred::prelude::*;
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -15,6 +15,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     fanout,
     hub::Hub,
+    metrics::GatewayMetrics,
     presence,
     presence_watch::PresenceWatch,
     state::{AppState, Inner},
@@ -65,7 +66,7 @@ impl AppState {
             background.clone(),
         );
         let search = crate::search::backend(&config, &pool)?;
-        let metrics = Metrics::new("gateway");
+        let metrics = GatewayMetrics::new();
         let state = Self {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
@@ -90,8 +91,49 @@ impl AppState {
             }),
         };
         fanout::spawn_delivery(state.clone(), background.clone());
+        spawn_queue_sampler(state.clone(), background.clone());
+        fechatter_shared::health::spawn_probe(
+            state.metrics.dependency_up.clone(),
+            state.pool.clone(),
+            state.redis.clone(),
+            background.clone(),
+        );
         presence::spawn(state.clone(), background);
         state.subs.refresh().await;
         Ok(state)
     }
+}
+
+/// How often the outbound queues are sampled for the queue-depth gauges.
+const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps `ws_outbound_queued_frames`, `ws_outbound_queue_max_frames` and
+/// `ws_outbound_queued_bytes` current. Sampled rather than counted on
+/// every enqueue: the fan-out path stays free of shared counters, and one
+/// pass over the connections (no clones, under the hub lock) every few
+/// seconds is cheap even at 100k connections.
+fn spawn_queue_sampler(state: AppState, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(QUEUE_SAMPLE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => sample_queues(&state),
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
+/// One sample of every outbound queue into the gauges.
+pub fn sample_queues(state: &AppState) {
+    let (mut frames, mut max, mut bytes) = (0usize, 0usize, 0usize);
+    state.hub.for_each_conn(|c| {
+        let (f, b) = c.queue_depth();
+        frames += f;
+        max = max.max(f);
+        bytes += b;
+    });
+    state.metrics.queued_frames.set(frames as i64);
+    state.metrics.queue_max_frames.set(max as i64);
+    state.metrics.queued_bytes.set(bytes as i64);
 }

@@ -5,16 +5,14 @@
 
 use std::sync::Arc;
 
-use fechatter_shared::{
-    metrics::Metrics, redis::Keys, search::MessageIndex, token::TokenKeys, Config,
-};
+use fechatter_shared::{redis::Keys, search::MessageIndex, token::TokenKeys, Config};
 use fred::{clients::SubscriberClient, prelude::*};
 use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    hub::Hub, presence_watch::PresenceWatch, replies::Replies, subscriptions,
-    user_positions::UserPositions,
+    hub::Hub, metrics::GatewayMetrics, presence_watch::PresenceWatch, replies::Replies,
+    subscriptions, user_positions::UserPositions,
 };
 
 #[derive(Clone)]
@@ -35,7 +33,7 @@ pub struct Inner {
     pub subs: subscriptions::Subscriptions,
     pub keys: Keys,
     pub tokens: TokenKeys,
-    pub metrics: Metrics,
+    pub metrics: GatewayMetrics,
     pub hub: Arc<Hub>,
     /// Which local connections watch whose presence.
     pub presence: Arc<PresenceWatch>,

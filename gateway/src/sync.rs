@@ -4,7 +4,10 @@
 //! PostgreSQL (`chat_events`). Sync reads the stream when the stream
 //! provably still reaches back to the client's position, and the database
 //! otherwise; both hold the identical frame text, so the client cannot tell
-//! the difference except by the `source` field.
+//! the difference except by the `source` field. Which one answered is
+//! counted in `sync_reads_total{path="sync", source}`: a growing share of
+//! PostgreSQL answers means topic streams no longer reach back far enough
+//! (trimmed, expired or lost) and reconnects cost database reads.
 
 use axum::{
     extract::{Query, State},
@@ -25,6 +28,7 @@ use serde_json::{json, value::RawValue};
 use crate::{
     extract::{ApiPath, AuthUser},
     fanout::skips_messages,
+    metrics::{POSTGRES, REDIS},
     state::AppState,
 };
 
@@ -77,11 +81,15 @@ pub async fn chat_sync(
     // 3. The events after `known`: from the topic stream when it provably
     //    holds all of them, else from PostgreSQL.
     let (source, mut events) = match events_from_stream(state, chat_id, known).await? {
-        Some(events) => ("stream", events),
-        None => (
-            "database",
-            events_from_database(state, chat_id, known).await?,
-        ),
+        Some(events) => {
+            state.metrics.record_sync_read("sync", REDIS);
+            ("stream", events)
+        }
+        None => {
+            state.metrics.record_sync_read("sync", POSTGRES);
+            let events = events_from_database(state, chat_id, known).await?;
+            ("database", events)
+        }
     };
     // 4. One page: within the byte budget and the event cap.
     let keep = within_byte_budget(&events, budget.min(SYNC_MAX_BYTES)).min(SYNC_MAX_EVENTS);

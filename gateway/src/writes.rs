@@ -79,10 +79,15 @@ pub fn valid_content(content: &str) -> AppResult<String> {
     Ok(content.to_string())
 }
 
-/// Takes one token of `user`'s `action` bucket.
+/// Takes one token of `user`'s `action` bucket; a refusal is counted in
+/// `rate_limited_total{action}`.
 pub async fn take(state: &AppState, user: i64, action: &str, limit: Limit) -> AppResult<Decision> {
     let key = state.keys.rate_limit(user, action);
-    Ok(scripts::take_token(&state.redis, &key, limit, 1.0).await?)
+    let decision = scripts::take_token(&state.redis, &key, limit, 1.0).await?;
+    if matches!(decision, Decision::Denied { .. }) {
+        state.metrics.record_rate_limited(action);
+    }
+    Ok(decision)
 }
 
 /// Like [`take`], but a refusal is the `rate_limited` error.

@@ -6,6 +6,12 @@
 //! connection through the gateway's Pub/Sub channel with a
 //! [`GatewayNotice`]. Keeping the sender's address (gateway, connection,
 //! frame id) in the entry is what lets the ack wait for the commit.
+//!
+//! Each entry also carries a trace id ([`new_trace_id`]) assigned by the
+//! gateway when the client frame (or REST request) arrived. It is not part
+//! of the protocol and never reaches clients: it exists so one write can be
+//! followed through the logs of the gateway that received it and the worker
+//! that committed and published it (tracing field `trace_id`).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +34,16 @@ pub struct IngestEntry {
     /// The client's frame id: the `refId` of the answer and the idempotency key.
     pub ref_id: String,
     pub command: Command,
+    /// Trace id of the frame or request that caused the entry (see the
+    /// module docs); empty in entries written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trace_id: String,
+}
+
+/// A fresh trace id: 32 lowercase hex digits (128 random bits, the size of
+/// a W3C trace-context trace id), cheap enough to make for every frame.
+pub fn new_trace_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,10 +133,31 @@ mod tests {
                 emoji: "👍".into(),
                 action: ReactAction::Add,
             },
+            trace_id: new_trace_id(),
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains(r#""kind":"react""#), "{text}");
+        assert!(
+            text.contains(&format!(r#""traceId":"{}""#, e.trace_id)),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<IngestEntry>(&text).unwrap(), e);
+    }
+
+    #[test]
+    fn trace_ids_are_fresh_hex_and_optional_in_old_entries() {
+        let (a, b) = (new_trace_id(), new_trace_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        // Written by a gateway from before trace ids: still readable.
+        let old = r#"{"chatId":1,"userId":2,"gateway":"gw","conn":3,"refId":"r",
+            "command":{"kind":"read","seq":4}}"#;
+        let e: IngestEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(e.trace_id, "");
+        assert!(!serde_json::to_string(&e).unwrap().contains("traceId"));
     }
 
     #[test]

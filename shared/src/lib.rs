@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod ingest;
 pub mod mention;
 pub mod metrics;

@@ -4,7 +4,8 @@
 //! several gateways started in one test process do not share counters.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -16,6 +17,9 @@ pub struct Metrics {
     pub ws_frames_in: IntCounterVec,
     pub ws_frames_out: IntCounterVec,
     pub ws_frames_dropped: IntCounterVec,
+    /// `dependency_up{dependency}`: 1 while PostgreSQL / Redis answer this
+    /// process (kept by `crate::health::spawn_probe`).
+    pub dependency_up: IntGaugeVec,
 }
 
 impl Metrics {
@@ -54,6 +58,14 @@ impl Metrics {
             &["type"],
         )
         .expect("valid metric");
+        let dependency_up = IntGaugeVec::new(
+            Opts::new(
+                "dependency_up",
+                "1 while the dependency answers this process's health probe",
+            ),
+            &["dependency"],
+        )
+        .expect("valid metric");
         let up = IntGauge::with_opts(
             Opts::new("process_up", "1 while the process runs").const_label("process", process),
         )
@@ -74,6 +86,7 @@ impl Metrics {
             Box::new(ws_frames_in.clone()),
             Box::new(ws_frames_out.clone()),
             Box::new(ws_frames_dropped.clone()),
+            Box::new(dependency_up.clone()),
             Box::new(up),
         ] {
             registry.register(c).expect("metric names are unique");
@@ -86,6 +99,7 @@ impl Metrics {
             ws_frames_in,
             ws_frames_out,
             ws_frames_dropped,
+            dependency_up,
         }
     }
 

@@ -7,6 +7,14 @@
 //! * `"- <excludeUserId>\n<frame>"` — an ephemeral event (typing, receipts,
 //!   badges) that exists nowhere else; `excludeUserId` (0: nobody) is the
 //!   user who caused it and must not receive it.
+//!
+//! A durable event's frame may carry a commit stamp in front of it,
+//! `"@<commit ms>\n<frame>"` ([`stamp`]): the worker adds it when it
+//! publishes a committed chat event, so every gateway can measure
+//! delivery latency from commit to socket write. The stamp lives in the
+//! topic stream entry and the wake, never in what a client receives:
+//! [`Wake::parse`] and `crate::topic::read` take it off (JSON frames start
+//! with `{`, so a frame without a stamp reads as before).
 
 use std::{fmt, str::FromStr};
 
@@ -16,6 +24,9 @@ pub enum Wake<'a> {
         prev: StreamId,
         id: StreamId,
         frame: &'a str,
+        /// When the worker committed the event (ms since the Unix epoch,
+        /// the worker's clock), if the entry was stamped.
+        committed_ms: Option<u64>,
     },
     Ephemeral {
         exclude: i64,
@@ -33,11 +44,30 @@ impl<'a> Wake<'a> {
                 frame,
             });
         }
+        let (committed_ms, frame) = unstamp(frame);
         Some(Self::Event {
             prev: a.parse().ok()?,
             id: b.parse().ok()?,
             frame,
+            committed_ms,
         })
+    }
+}
+
+/// `frame` with a commit stamp in front (see the module docs).
+pub fn stamp(committed_ms: u64, frame: &str) -> String {
+    format!("@{committed_ms}\n{frame}")
+}
+
+/// Splits an optional commit stamp off `text`: (commit ms, frame).
+pub fn unstamp(text: &str) -> (Option<u64>, &str) {
+    let stamped = text
+        .strip_prefix('@')
+        .and_then(|rest| rest.split_once('\n'))
+        .and_then(|(ms, frame)| Some((ms.parse().ok()?, frame)));
+    match stamped {
+        Some((ms, frame)) => (Some(ms), frame),
+        None => (None, text),
     }
 }
 
@@ -79,7 +109,8 @@ mod tests {
             Some(Wake::Event {
                 prev: StreamId(3, 0),
                 id: StreamId(3, 1),
-                frame: "{\"x\":\"a\\nb\"}"
+                frame: "{\"x\":\"a\\nb\"}",
+                committed_ms: None,
             })
         );
         let e = ephemeral(7, "{}");
@@ -93,5 +124,23 @@ mod tests {
         assert_eq!(Wake::parse("junk"), None);
         assert!(StreamId(2, 0) > StreamId(1, 9));
         assert_eq!(StreamId(4, 2).to_string(), "4-2");
+    }
+
+    #[test]
+    fn commit_stamps_are_taken_off_events() {
+        let text = format!("3-0 4-0\n{}", stamp(1_700_000_000_123, "{\"a\":1}"));
+        assert_eq!(
+            Wake::parse(&text),
+            Some(Wake::Event {
+                prev: StreamId(3, 0),
+                id: StreamId(4, 0),
+                frame: "{\"a\":1}",
+                committed_ms: Some(1_700_000_000_123),
+            })
+        );
+        assert_eq!(unstamp("{\"a\":1}"), (None, "{\"a\":1}"));
+        // Not a stamp: left alone.
+        assert_eq!(unstamp("@x\n{}"), (None, "@x\n{}"));
+        assert_eq!(unstamp("@12"), (None, "@12"));
     }
 }

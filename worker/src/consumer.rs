@@ -34,23 +34,14 @@ use fechatter_shared::{
 use fred::prelude::*;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     entries::{decode, parse_xread},
     persist, publish, Worker,
 };
 
-/// One stream entry read from an ingest shard.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub stream: String,
-    /// The ingest shard of `stream`, and the fencing epoch this worker held
-    /// it with when it read the entry.
-    pub shard: u32,
-    pub epoch: i64,
-    pub id: String,
-    pub entry: Result<IngestEntry, String>,
-}
+pub use crate::entries::Pending;
 
 /// Why a batch did not complete.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +109,9 @@ impl Worker {
                             );
                         }
                         for chunk in pending.chunks(self.config.batch_size) {
+                            let span = crate::trace::batch_span(chunk);
                             self.process_fenced(chunk.to_vec(), &shutdown, &mut fenced)
+                                .instrument(span)
                                 .await?;
                         }
                         claimed.insert(shard, epoch);
@@ -135,19 +128,8 @@ impl Worker {
             }
             if swept.elapsed() >= sweep_every {
                 swept = tokio::time::Instant::now();
-                for (&shard, &epoch) in &claimed.clone() {
-                    match self.sweep(shard, epoch, sweep_every).await {
-                        Ok(stuck) => {
-                            for chunk in stuck.chunks(self.config.batch_size) {
-                                self.process_fenced(chunk.to_vec(), &shutdown, &mut fenced)
-                                    .await?;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(shard, error = %e, "sweeping stuck entries failed")
-                        }
-                    }
-                }
+                self.sweep_all(&claimed, sweep_every, &shutdown, &mut fenced)
+                    .await?;
             }
             let batch = tokio::select! {
                 r = self.read(&claimed) => r,
@@ -155,7 +137,10 @@ impl Worker {
             };
             match batch {
                 Ok(batch) if !batch.is_empty() => {
-                    self.process_fenced(batch, &shutdown, &mut fenced).await?
+                    let span = crate::trace::batch_span(&batch);
+                    self.process_fenced(batch, &shutdown, &mut fenced)
+                        .instrument(span)
+                        .await?
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -213,6 +198,33 @@ impl Worker {
                 entry: decode(e.fields),
             })
             .collect())
+    }
+
+    /// Sweeps every claimed shard ([`Self::sweep`]) and processes what it
+    /// claimed.
+    async fn sweep_all(
+        &self,
+        claimed: &BTreeMap<u32, i64>,
+        idle: Duration,
+        shutdown: &CancellationToken,
+        fenced: &mut BTreeMap<u32, i64>,
+    ) -> Result<(), BatchError> {
+        for (&shard, &epoch) in claimed {
+            let stuck = match self.sweep(shard, epoch, idle).await {
+                Ok(stuck) => stuck,
+                Err(e) => {
+                    tracing::warn!(shard, error = %e, "sweeping stuck entries failed");
+                    continue;
+                }
+            };
+            for chunk in stuck.chunks(self.config.batch_size) {
+                let span = crate::trace::batch_span(chunk);
+                self.process_fenced(chunk.to_vec(), shutdown, fenced)
+                    .instrument(span)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Claims the shard's entries that another consumer read and left
@@ -357,6 +369,7 @@ impl Worker {
             Err(persist::CommitError::Fenced(shards)) => return Err(BatchError::Fenced(shards)),
             Err(persist::CommitError::App(e)) => return Err(e.into()),
         };
+        crate::trace::entries(&entries, "committed");
         if self
             .hooks
             .crash_after_commit
@@ -367,6 +380,7 @@ impl Worker {
         self.clear_markers(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        let publishing = std::time::Instant::now();
         let epochs: HashMap<i64, i64> = batch
             .iter()
             .filter_map(|p| Some((p.entry.as_ref().ok()?.chat_id, p.epoch)))
@@ -393,6 +407,9 @@ impl Worker {
             }
             Err(e) => return Err(BatchError::Transient(AppError::Internal(e.into()))),
         }
+        let published = publishing.elapsed().as_secs_f64();
+        self.metrics.topic_publish_seconds.observe(published);
+        crate::trace::entries(&entries, "published");
         self.ack(batch)
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
@@ -459,7 +476,8 @@ impl Worker {
     /// Parks an entry in the dead-letter stream, answers its sender and
     /// acknowledges it. False when Redis refused.
     async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
-        tracing::error!(stream = %p.stream, id = %p.id, reason = why, "moving entry to the dead-letter stream");
+        let trace_id = p.entry.as_ref().map_or("", |e| e.trace_id.as_str());
+        tracing::error!(stream = %p.stream, id = %p.id, trace_id, reason = why, "moving entry to the dead-letter stream");
         let raw = match &p.entry {
             Ok(e) => serde_json::to_string(e).unwrap_or_default(),
             Err(_) => String::new(),

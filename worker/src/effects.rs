@@ -64,6 +64,10 @@ pub struct Effects {
     pub chat_frames: Vec<(i64, i64, String)>,
     /// Count of entries per (kind, outcome) for metrics.
     pub outcomes: Vec<(&'static str, &'static str)>,
+    /// When the batch committed (ms since the Unix epoch; 0 before): the
+    /// commit stamp of its topic events, from which gateways measure
+    /// delivery latency (`fechatter_shared::wake::stamp`).
+    pub committed_ms: u64,
 }
 
 /// A frame for the connection that sent `entry`.

@@ -64,6 +64,18 @@ pub async fn claim_idle(
     }
 }
 
+/// One stream entry read from an ingest shard.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub stream: String,
+    /// The ingest shard of `stream`, and the fencing epoch this worker held
+    /// it with when it read the entry.
+    pub shard: u32,
+    pub epoch: i64,
+    pub id: String,
+    pub entry: Result<IngestEntry, String>,
+}
+
 /// Field/value pairs of one stream entry.
 pub type Fields = Vec<(String, String)>;
 

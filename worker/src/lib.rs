@@ -18,6 +18,7 @@ pub mod evaluator;
 pub mod index_rebuild;
 #[cfg(feature = "meilisearch")]
 pub mod indexer;
+pub mod ingest_stats;
 pub mod lease;
 pub mod mailer;
 pub mod metrics;
@@ -29,6 +30,7 @@ pub mod push;
 pub mod read_state;
 pub mod search_events;
 pub mod send_batch;
+pub mod trace;
 
 use std::{
     sync::{atomic::AtomicBool, Arc},
@@ -173,8 +175,10 @@ pub async fn run_push(
 ) -> Result<()> {
     let worker = Worker::connect(config, Arc::new(Hooks::default())).await?;
     let http = serve_metrics(listener, &worker.metrics.base);
+    let probe_stop = probe_dependencies(&worker);
     tracing::info!(instance = %worker.config.instance_id, "push worker started");
     push_worker(&worker).await?.run(shutdown).await;
+    probe_stop.cancel();
     http.stop().await;
     tracing::info!("push worker stopped");
     Ok(())
@@ -207,6 +211,18 @@ fn serve_metrics(
         stop,
         task: tokio::spawn(async move { serve.await }),
     }
+}
+
+/// Keeps `dependency_up` current until the returned token is cancelled.
+fn probe_dependencies(worker: &Worker) -> CancellationToken {
+    let stop = CancellationToken::new();
+    fechatter_shared::health::spawn_probe(
+        worker.metrics.base.dependency_up.clone(),
+        worker.pool.clone(),
+        worker.redis.clone(),
+        stop.clone(),
+    );
+    stop
 }
 
 impl Worker {
@@ -273,6 +289,7 @@ pub async fn run_with_hooks(
     let mail_stop = CancellationToken::new();
     let indexing = spawn_indexer(&worker, mail_stop.clone()).await?;
     let http = serve_metrics(listener, &worker.metrics.base);
+    let probe_stop = probe_dependencies(&worker);
 
     let mailer = mailer::Mailer::new(
         worker.pool.clone(),
@@ -304,9 +321,12 @@ pub async fn run_with_hooks(
         },
         lease_stop.clone(),
     );
+    let backlog = ingest_stats::spawn(worker.clone(), owned.clone(), mail_stop.clone());
     tracing::info!(instance = %worker.config.instance_id, "worker started");
     let outcome = worker.consume(owned, shutdown).await;
     mail_stop.cancel();
+    probe_stop.cancel();
+    let _ = backlog.await;
     let _ = mail.await;
     let _ = sweep.await;
     let _ = pushing.await;

@@ -1,8 +1,17 @@
 //! The worker's metrics, registered in the process registry and served on
 //! `/metrics`.
+//!
+//! The ingest backlog gauges (`ingest_consumer_lag`, `ingest_pending_entries`,
+//! `ingest_oldest_entry_age_seconds`, label `shard`) are reported by the
+//! worker that leases the shard and refreshed by [`crate::ingest_stats`];
+//! summed over workers they cover every leased shard once. The oldest
+//! entry's age is what the "ingest lag" alert watches: it grows whatever
+//! the traffic when nobody commits, and stays near zero otherwise.
 
 use fechatter_shared::metrics::Metrics;
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+};
 
 use crate::push;
 
@@ -16,6 +25,11 @@ pub struct WorkerMetrics {
     pub shards_owned: IntGauge,
     pub fenced_batches: IntCounter,
     pub shard_takes: IntCounter,
+    /// Publish step of a committed batch (topic streams, badges, acks).
+    pub topic_publish_seconds: Histogram,
+    pub ingest_lag: IntGaugeVec,
+    pub ingest_pending: IntGaugeVec,
+    pub ingest_oldest_age: prometheus::GaugeVec,
     pub toasts: prometheus::IntCounter,
     pub toast_failures: prometheus::IntCounter,
     pub evaluator_seconds: Histogram,
@@ -99,7 +113,59 @@ impl WorkerMetrics {
                 )
                 .expect("valid metric"),
             ),
+            topic_publish_seconds: base.register(
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "topic_publish_seconds",
+                        "publish step of a committed batch: topic streams, badges, receipts, acks",
+                    )
+                    .buckets(vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    ]),
+                )
+                .expect("valid metric"),
+            ),
+            ingest_lag: base.register(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "ingest_consumer_lag",
+                        "entries of a leased ingest shard not yet read by a worker",
+                    ),
+                    &["shard"],
+                )
+                .expect("valid metric"),
+            ),
+            ingest_pending: base.register(
+                IntGaugeVec::new(
+                    Opts::new(
+                        "ingest_pending_entries",
+                        "entries of a leased ingest shard read but not yet acknowledged",
+                    ),
+                    &["shard"],
+                )
+                .expect("valid metric"),
+            ),
+            ingest_oldest_age: base.register(
+                prometheus::GaugeVec::new(
+                    Opts::new(
+                        "ingest_oldest_entry_age_seconds",
+                        "age of the oldest entry still in a leased ingest shard (0: empty)",
+                    ),
+                    &["shard"],
+                )
+                .expect("valid metric"),
+            ),
             base,
         }
+        .with_series()
+    }
+
+    /// Creates the fixed label sets up front, so every series exists (at 0)
+    /// from the start and alerts see the first increment.
+    fn with_series(self) -> Self {
+        for reason in ["transient", "permanent"] {
+            self.batch_failures.with_label_values(&[reason]);
+        }
+        self
     }
 }

@@ -99,6 +99,7 @@ pub async fn apply_fenced(
     }
     crate::send_batch::apply_sends(&mut tx, &run, here, &mut fx).await?;
     tx.commit().await?;
+    fx.committed_ms = Utc::now().timestamp_millis().max(0) as u64;
     Ok(fx)
 }
 

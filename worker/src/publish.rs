@@ -10,6 +10,11 @@
 //! eventSeq (a hole is filled from the event log before the event after it)
 //! and refuses a publisher whose shard epoch is older than one that already
 //! published to the chat (see `fechatter_shared::store::fence`).
+//!
+//! Chat events go out with the batch's commit time in front of the frame
+//! (`wake::stamp`), so gateways can observe delivery latency from commit to
+//! socket write; gateways take the stamp off before anything reaches a
+//! client. (Gateways must therefore be upgraded before workers.)
 
 use std::collections::HashMap;
 
@@ -83,7 +88,7 @@ pub async fn publish(
         let epoch = epochs.get(&chat).copied().unwrap_or(0);
         async move {
             for ev in events {
-                publish_event(t, ev, epoch).await?;
+                publish_event(t, ev, epoch, fx.committed_ms).await?;
             }
             Ok::<_, PublishError>(())
         }
@@ -97,7 +102,14 @@ pub async fn publish(
 /// (events of an earlier batch that were committed but never published,
 /// e.g. by a worker that lost its shard in between), the missing events
 /// are published from the event log first, in order.
-async fn publish_event(t: &Target<'_>, ev: &TopicEvent, epoch: i64) -> Result<(), PublishError> {
+/// The event goes out stamped with its batch's commit time; events filled
+/// in from the log are not (their commit time is not known here).
+async fn publish_event(
+    t: &Target<'_>,
+    ev: &TopicEvent,
+    epoch: i64,
+    committed_ms: u64,
+) -> Result<(), PublishError> {
     let retention = TopicRetention {
         max_len: TOPIC_MAX_LEN,
         idle_ttl_ms: t.topic_idle_ttl.as_millis() as u64,
@@ -112,10 +124,11 @@ async fn publish_event(t: &Target<'_>, ev: &TopicEvent, epoch: i64) -> Result<()
         retention,
     };
     let id = format!("{}-{}", ev.seq, ev.sub);
+    let frame = stamped(committed_ms, &ev.frame);
     let event = ChatEvent {
         id: &id,
         event_seq: ev.event_seq,
-        frame: &ev.frame,
+        frame: &frame,
     };
     let last = match topic.append(event).await? {
         ChatPublished::Appended | ChatPublished::Duplicate(_) => return Ok(()),
@@ -231,4 +244,13 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     }))
     .await?;
     Ok(())
+}
+
+/// `frame` as stored on its topic: with the commit stamp once committed.
+fn stamped(committed_ms: u64, frame: &str) -> String {
+    if committed_ms == 0 {
+        frame.to_string()
+    } else {
+        wake::stamp(committed_ms, frame)
+    }
 }

@@ -360,6 +360,7 @@ fn entry(chat_id: i64, user_id: i64, ref_id: &str, command: Command) -> IngestEn
         conn: 1,
         ref_id: ref_id.into(),
         command,
+        trace_id: String::new(),
     }
 }
 

@@ -70,6 +70,7 @@ async fn signin(
         if let Decision::Denied { retry_after_ms } =
             scripts::probe_token(&state.redis, key, *limit, 1.0).await?
         {
+            state.metrics.record_rate_limited("signin_failures");
             return Err(AppError::RateLimited { retry_after_ms });
         }
     }
@@ -220,13 +221,14 @@ fn per_minute(n: u32) -> Limit {
 
 /// Takes one token from the client address's bucket and, when given, the
 /// account's; 429 when either is empty (counted by `http_requests_total`
-/// with status 429).
+/// with status 429 and by `rate_limited_total{action="auth_ip"|"auth_account"}`).
 pub(crate) async fn limit_auth(
     state: &AppState,
     ip: IpAddr,
     account: Option<&str>,
 ) -> AppResult<()> {
     let mut buckets = vec![(
+        "auth_ip",
         state
             .keys
             .auth_rate_limit(&format!("ip:{}", network_of(ip))),
@@ -234,14 +236,16 @@ pub(crate) async fn limit_auth(
     )];
     if let Some(a) = account {
         buckets.push((
+            "auth_account",
             state.keys.auth_rate_limit(a),
             per_minute(state.config.auth_account_per_minute),
         ));
     }
-    for (key, limit) in buckets {
+    for (action, key, limit) in buckets {
         if let Decision::Denied { retry_after_ms } =
             scripts::take_token(&state.redis, &key, limit, 1.0).await?
         {
+            state.metrics.record_rate_limited(action);
             return Err(AppError::RateLimited { retry_after_ms });
         }
     }

@@ -7,15 +7,13 @@
 //! `/health` checks each backing service with a short timeout and answers
 //! 503 when one is down: for operators and dashboards, not for routing.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Json, Router};
-use fred::prelude::*;
+use fechatter_shared::health;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
-
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,21 +24,8 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let pg = check(async {
-        sqlx::query("SELECT 1")
-            .execute(&state.pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
-    let redis = check(async {
-        state
-            .redis
-            .ping::<String>(None)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
+    let pg = check(health::check_postgres(&state.pool));
+    let redis = check(health::check_redis(&state.redis));
     let (pg, redis) = tokio::join!(pg, redis);
     let healthy = pg["status"] == "ok" && redis["status"] == "ok";
     let status = if healthy {
@@ -70,17 +55,20 @@ async fn live(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn check(probe: impl std::future::Future<Output = Result<(), String>>) -> Value {
+/// One check's JSON; the checks time out after `health::CHECK_TIMEOUT`.
+async fn check(probe: impl std::future::Future<Output = Result<(), health::CheckError>>) -> Value {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(CHECK_TIMEOUT, probe).await;
+    let outcome = probe.await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
-        Ok(Ok(())) => json!({ "status": "ok", "latencyMs": latency_ms }),
-        Ok(Err(e)) => {
+        Ok(()) => json!({ "status": "ok", "latencyMs": latency_ms }),
+        Err(health::CheckError::TimedOut) => {
+            json!({ "status": "down", "latencyMs": latency_ms, "error": "timed out" })
+        }
+        Err(e) => {
             tracing::warn!(error = %e, "health check failed");
             json!({ "status": "down", "latencyMs": latency_ms, "error": "check failed" })
         }
-        Err(_) => json!({ "status": "down", "latencyMs": latency_ms, "error": "timed out" }),
     }
 }
 

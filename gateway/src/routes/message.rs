@@ -81,14 +81,16 @@ async fn post_message(
         conn: reply_id,
         ref_id: client_id,
         command,
+        trace_id: fechatter_shared::ingest::new_trace_id(),
     };
+    tracing::debug!(trace_id = %entry.trace_id, chat_id, user = me.user_id, "REST post received");
     let deadline = tokio::time::Instant::now() + state.config.write_timeout;
     queue(&state, &entry, deadline).await?;
     // 5. The worker's answer, or 503: the commit may still happen, and a
     //    retry with the same clientId is answered from it.
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let Some(frame) = waiter.answer(left).await else {
-        tracing::warn!(chat_id, "REST post not answered in time");
+        tracing::warn!(chat_id, trace_id = %entry.trace_id, "REST post not answered in time");
         return Err(not_committed_in_time());
     };
     posted(&frame).map(|p| (StatusCode::CREATED, Json(p)))

@@ -5,6 +5,7 @@
 
 pub mod haproxy;
 pub mod process;
+pub mod promql;
 pub mod proxy;
 pub mod realtime;
 pub mod redis_server;

@@ -26,6 +26,8 @@ pub struct Pool {
 }
 
 pub struct TestWorker {
+    /// `http://127.0.0.1:<port>`: the worker's `/metrics` and `/health/simple`.
+    pub base: String,
     pub shutdown: CancellationToken,
     pub hooks: Arc<worker::Hooks>,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -83,6 +85,7 @@ impl Pool {
     pub async fn add_worker_with(&mut self, mut c: Config) -> Arc<worker::Hooks> {
         c.instance_id = format!("worker{}", uuid::Uuid::new_v4().simple());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let hooks = Arc::new(worker::Hooks::default());
         let handle = tokio::spawn(worker::run_with_hooks(
@@ -92,6 +95,7 @@ impl Pool {
             hooks.clone(),
         ));
         self.workers.push(TestWorker {
+            base,
             shutdown,
             hooks: hooks.clone(),
             handle,

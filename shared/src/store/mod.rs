@@ -80,6 +80,12 @@ pub async fn connect_direct(config: &Config) -> anyhow::Result<PgPool> {
         })
 }
 
+/// A trivial query: whether PostgreSQL answers at all (health checks).
+pub async fn ping(pool: &PgPool) -> Result<(), AppError> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
 /// Turns a unique-constraint violation into `Conflict(msg)`, anything else
 /// into a database error.
 pub(crate) fn conflict_on_unique(e: sqlx::Error, msg: &str) -> AppError {
