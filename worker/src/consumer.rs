@@ -20,26 +20,21 @@
 //!   shards for entries idle longer than a third of the lease lifetime and
 //!   claims them ([`Worker::sweep`]), so they are not stranded until the
 //!   next takeover.
+//!
+//! Reading and claiming entries is [`crate::claims`]; acknowledging and
+//! dead-lettering them, [`crate::settle`].
 
 use std::{
     collections::{BTreeMap, HashMap},
     time::Duration,
 };
 
-use fechatter_shared::{
-    config::SearchBackend,
-    ingest::{IngestEntry, GROUP},
-    protocol, AppError,
-};
-use fred::prelude::*;
+use fechatter_shared::{config::SearchBackend, ingest::IngestEntry, AppError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{
-    entries::{decode, parse_xread},
-    persist, publish, Worker,
-};
+use crate::{persist, publish, Worker};
 
 pub use crate::entries::Pending;
 
@@ -180,26 +175,6 @@ impl Worker {
         }
     }
 
-    /// Ensures the consumer group exists and claims every entry pending on
-    /// the shard: whoever read them before no longer holds the lease.
-    async fn take_over(&self, shard: u32, epoch: i64) -> Result<Vec<Pending>, Error> {
-        let stream = self.keys.ingest_shard(shard);
-        crate::entries::ensure_group(&self.redis, &stream, GROUP).await?;
-        let claimed =
-            crate::entries::claim_all(&self.redis, &stream, GROUP, &self.config.instance_id, 1000)
-                .await?;
-        Ok(claimed
-            .into_iter()
-            .map(|e| Pending {
-                stream: stream.clone(),
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
-    }
-
     /// Sweeps every claimed shard ([`Self::sweep`]) and processes what it
     /// claimed.
     async fn sweep_all(
@@ -225,74 +200,6 @@ impl Worker {
             }
         }
         Ok(())
-    }
-
-    /// Claims the shard's entries that another consumer read and left
-    /// unacknowledged for at least `idle` (a worker that lost the shard
-    /// without noticing, then was fenced).
-    async fn sweep(&self, shard: u32, epoch: i64, idle: Duration) -> Result<Vec<Pending>, Error> {
-        let stream = self.keys.ingest_shard(shard);
-        let stuck = crate::entries::claim_idle(
-            &self.redis,
-            &stream,
-            GROUP,
-            &self.config.instance_id,
-            idle.as_millis() as u64,
-            1000,
-        )
-        .await?;
-        if !stuck.is_empty() {
-            tracing::warn!(
-                shard,
-                entries = stuck.len(),
-                "claimed entries stuck with another consumer"
-            );
-        }
-        Ok(stuck
-            .into_iter()
-            .map(|e| Pending {
-                stream: stream.clone(),
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
-    }
-
-    async fn read(&self, shards: &BTreeMap<u32, i64>) -> Result<Vec<Pending>, Error> {
-        let by_stream: HashMap<String, (u32, i64)> = shards
-            .iter()
-            .map(|(&s, &e)| (self.keys.ingest_shard(s), (s, e)))
-            .collect();
-        let streams: Vec<String> = by_stream.keys().cloned().collect();
-        let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
-        let reply: Value = self
-            .blocking
-            .xreadgroup(
-                GROUP,
-                &self.config.instance_id,
-                Some(self.config.batch_size as u64),
-                Some(500),
-                false,
-                streams,
-                ids,
-            )
-            .await?;
-        Ok(parse_xread(reply)
-            .into_iter()
-            .filter_map(|(stream, e)| {
-                let &(shard, epoch) = by_stream.get(&stream)?;
-                Some((stream, shard, epoch, e))
-            })
-            .map(|(stream, shard, epoch, e)| Pending {
-                stream,
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
     }
 
     /// Processes a batch to completion: retried while services are down,
@@ -425,101 +332,5 @@ impl Worker {
                 .inc();
         }
         Ok(())
-    }
-
-    /// Clears the pending markers of a committed batch's writes
-    /// (lua/ingest_append.lua) *before* their answers are published: a
-    /// client that retries the moment it gets its answer must be appended
-    /// again (and answered from PostgreSQL), not taken for a write still
-    /// waiting, whose answer already went out and would never come again.
-    async fn clear_markers(&self, batch: &[Pending]) -> Result<(), Error> {
-        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for p in batch {
-            if let Ok(e) = &p.entry {
-                by_stream.entry(&p.stream).or_default().push(
-                    self.keys
-                        .ingest_pending(&p.stream, e.chat_id, e.user_id, &e.ref_id),
-                );
-            }
-        }
-        // A shard's markers share its hash tag: one DEL per shard.
-        for (_, markers) in by_stream {
-            let _: i64 = self.redis.del(markers).await?;
-        }
-        Ok(())
-    }
-
-    /// Acknowledges and deletes processed entries.
-    async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
-        let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for p in batch {
-            by_stream.entry(&p.stream).or_default().push(p.id.clone());
-        }
-        for (stream, ids) in by_stream {
-            let _: i64 = self.redis.xack(stream, GROUP, ids.clone()).await?;
-            let _: i64 = self.redis.xdel(stream, ids).await?;
-        }
-        Ok(())
-    }
-
-    /// Dead-letters an entry, retrying while Redis refuses (an entry left
-    /// pending would otherwise wait for the next shard takeover).
-    async fn dead_letter_until_done(&self, p: &Pending, why: &str, shutdown: &CancellationToken) {
-        while !self.dead_letter(p, why).await {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-
-    /// Parks an entry in the dead-letter stream, answers its sender and
-    /// acknowledges it. False when Redis refused.
-    async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
-        let trace_id = p.entry.as_ref().map_or("", |e| e.trace_id.as_str());
-        tracing::error!(stream = %p.stream, id = %p.id, trace_id, reason = why, "moving entry to the dead-letter stream");
-        let raw = match &p.entry {
-            Ok(e) => serde_json::to_string(e).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        let parked: Result<(), Error> = self
-            .redis
-            .xadd(
-                self.keys.dead_letter(),
-                false,
-                None,
-                "*",
-                vec![
-                    ("stream", p.stream.as_str()),
-                    ("id", p.id.as_str()),
-                    ("entry", raw.as_str()),
-                    ("reason", why),
-                ],
-            )
-            .await;
-        if let Err(e) = parked {
-            tracing::error!(error = %e, "dead-lettering failed; retrying");
-            return false;
-        }
-        if let Ok(entry) = &p.entry {
-            let frame = protocol::error_frame(
-                Some(&entry.ref_id),
-                &AppError::Internal(anyhow::anyhow!("entry could not be processed")),
-            );
-            let notice = fechatter_shared::ingest::GatewayNotice::Frame {
-                conn: entry.conn,
-                frame,
-            };
-            let _: Result<(), Error> = self
-                .redis
-                .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
-                .await;
-        }
-        let one = std::slice::from_ref(p);
-        let acked = self.clear_markers(one).await.is_ok() && self.ack(one).await.is_ok();
-        if acked {
-            self.metrics.dead_letters.inc();
-        }
-        acked
     }
 }

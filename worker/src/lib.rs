@@ -10,6 +10,7 @@
 //! may run: ingest shards are leased, one worker per shard at a time, and a
 //! dead worker's shards move to a live one.
 
+pub mod claims;
 pub mod consumer;
 pub mod effects;
 pub mod entries;
@@ -30,6 +31,7 @@ pub mod push;
 pub mod read_state;
 pub mod search_events;
 pub mod send_batch;
+pub mod settle;
 pub mod trace;
 
 use std::{
