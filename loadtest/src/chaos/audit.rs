@@ -38,6 +38,18 @@ pub struct FaultResult {
     pub lost: u64,
     pub disconnects: u64,
     pub raw_dups: u64,
+    /// The message that converged last, for the why.
+    pub worst: Option<Worst>,
+}
+
+/// The last message to converge in a window: times relative to `t_ref`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Worst {
+    pub seq: i64,
+    pub due: f64,
+    pub acked: f64,
+    pub full: f64,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Default)]
@@ -55,13 +67,15 @@ pub struct Summary {
 
 struct Acked {
     first: f64,
+    ack: f64,
+    attempts: u32,
     /// When the last member got it; None if some member never did.
     full: Option<f64>,
 }
 
 pub fn analyze(logs: &[Log], faults: &[Fault], end: f64, grace: f64) -> Summary {
     let mut s = Summary::default();
-    let mut acked: HashMap<i64, (f64, f64)> = HashMap::new();
+    let mut acked: HashMap<i64, (f64, f64, u32)> = HashMap::new();
     let mut ids: HashMap<i64, &str> = HashMap::new();
     for w in logs.iter().flat_map(|l| &l.writes) {
         s.writes += 1;
@@ -73,10 +87,10 @@ pub fn analyze(logs: &[Log], faults: &[Fault], end: f64, grace: f64) -> Summary 
         if ids.insert(seq, &w.id).is_some_and(|other| other != w.id) {
             s.seq_conflicts += 1;
         }
-        acked.insert(seq, (w.first, at));
+        acked.insert(seq, (w.first, at, w.attempts));
     }
     let mut by_seq: HashMap<i64, Acked> = HashMap::new();
-    for (&seq, &(first, _)) in &acked {
+    for (&seq, &(first, ack, attempts)) in &acked {
         let mut full = Some(0.0f64);
         for l in logs {
             match l.applied_at.get(&seq) {
@@ -87,7 +101,15 @@ pub fn analyze(logs: &[Log], faults: &[Fault], end: f64, grace: f64) -> Summary 
                 }
             }
         }
-        by_seq.insert(seq, Acked { first, full });
+        by_seq.insert(
+            seq,
+            Acked {
+                first,
+                ack,
+                attempts,
+                full,
+            },
+        );
     }
     s.audit.expected = acked.len() as u64 * logs.len() as u64;
     s.audit.duplicated = logs.iter().map(|l| l.dup_after_dedupe).sum();
@@ -109,7 +131,7 @@ fn window(
     f: &Fault,
     until: f64,
     logs: &[Log],
-    acked: &HashMap<i64, (f64, f64)>,
+    acked: &HashMap<i64, (f64, f64, u32)>,
     by_seq: &HashMap<i64, Acked>,
     grace: f64,
 ) -> FaultResult {
@@ -117,7 +139,8 @@ fn window(
     let count = |ts: &[f64]| ts.iter().filter(|t| inside(**t)).count() as u64;
     let mut converged = Some(0.0f64);
     let mut lost = 0;
-    for a in by_seq.values() {
+    let mut worst: Option<Worst> = None;
+    for (&seq, a) in by_seq {
         match a.full {
             None if inside(a.first) => {
                 lost += 1;
@@ -125,6 +148,15 @@ fn window(
             }
             Some(full) if inside(full) && full > a.first + grace => {
                 converged = converged.map(|c| c.max(full - f.t_ref));
+                if worst.as_ref().is_none_or(|w| full - f.t_ref > w.full) {
+                    worst = Some(Worst {
+                        seq,
+                        due: a.first - f.t_ref,
+                        acked: a.ack - f.t_ref,
+                        full: full - f.t_ref,
+                        attempts: a.attempts,
+                    });
+                }
             }
             _ => {}
         }
@@ -133,13 +165,14 @@ fn window(
     FaultResult {
         name: f.name.clone(),
         converged_secs: converged,
-        acked: acked.values().filter(|(_, at)| inside(*at)).count() as u64,
+        acked: acked.values().filter(|(_, at, _)| inside(*at)).count() as u64,
         retried: writes()
             .filter(|w| w.attempts > 1 && inside(w.first))
             .count() as u64,
         lost,
         disconnects: logs.iter().map(|l| count(&l.disconnects)).sum(),
         raw_dups: logs.iter().map(|l| count(&l.raw_dups)).sum(),
+        worst,
     }
 }
 

@@ -49,6 +49,15 @@ pub fn report(params: Value, s: &Summary, logs: &[Log], end: f64, drained: bool)
         r.extra
             .insert(format!("{k}_disconnects"), f.disconnects as f64);
         r.extra.insert(format!("{k}_raw_dups"), f.raw_dups as f64);
+        if let Some(w) = &f.worst {
+            // The message that converged last, times from the reference.
+            r.extra.insert(format!("{k}_last_seq"), w.seq as f64);
+            r.extra.insert(format!("{k}_last_due_ms"), w.due * 1000.0);
+            r.extra
+                .insert(format!("{k}_last_acked_ms"), w.acked * 1000.0);
+            r.extra
+                .insert(format!("{k}_last_attempts"), w.attempts as f64);
+        }
     }
     for l in logs {
         for (code, n) in &l.errors {
