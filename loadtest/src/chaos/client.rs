@@ -4,8 +4,8 @@
 //! asks `sync.request` from the last seq it holds after every reconnect
 //! and on every gap, drops repeated events by frame id, applies events in
 //! seq order (buffering ones that arrive ahead of a gap), and retries a
-//! write that got no answer within 5 s with the same frame id
-//! (docs/protocol.md, Frames and Sync).
+//! write that got no answer within 5 s with the same frame id, or (option)
+//! right after a reconnect (docs/protocol.md, Frames and Sync).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -54,6 +54,7 @@ pub struct Spec {
     /// Messages per second this client sends (0: it only reads).
     pub rate: f64,
     pub backoff: Duration,
+    pub resend_on_reconnect: bool,
 }
 
 /// One write and what became of it (times in seconds since the epoch).
@@ -170,6 +171,11 @@ impl State {
         self.sync_sent = None;
         // A reconnect always syncs from the last seq held.
         self.want_sync = self.log.connects > 1 || self.last > 0;
+        if self.spec.resend_on_reconnect {
+            for p in self.outbox.values_mut() {
+                p.last = None;
+            }
+        }
         let mut tick = tokio::time::interval(Duration::from_millis(50));
         loop {
             let ok = tokio::select! {

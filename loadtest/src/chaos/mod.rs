@@ -75,6 +75,11 @@ pub struct ChaosArgs {
     /// First reconnect delay of the clients (doubling, jitter 0.5-1.5x).
     #[arg(long, default_value_t = 1000)]
     pub backoff_ms: u64,
+    /// Resend unanswered writes (same frame id) right after a reconnect
+    /// instead of waiting out their 5 s: their answer was addressed to
+    /// the connection that died.
+    #[arg(long)]
+    pub resend_on_reconnect: bool,
     /// PostgreSQL admin URL (loopback); the pool gets a fresh database.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
     pub pg_admin: String,
@@ -186,6 +191,7 @@ pub async fn run(args: &ChaosArgs) -> Result<Report> {
                 chat,
                 rate: if idx < args.senders { args.rate } else { 0.0 },
                 backoff: Duration::from_millis(args.backoff_ms),
+                resend_on_reconnect: args.resend_on_reconnect,
             };
             tokio::spawn(client::run(spec, shared.clone(), stop_rx.clone()))
         })
@@ -214,6 +220,7 @@ pub async fn run(args: &ChaosArgs) -> Result<Report> {
         "members": args.members, "senders": args.senders, "ratePerSender": args.rate,
         "recoverySecs": args.recovery, "pgOutageSecs": args.pg_outage,
         "redisDownMs": args.redis_down_ms, "backoffMs": args.backoff_ms,
+        "resendOnReconnect": args.resend_on_reconnect,
         "faults": faults, "poolEnv": args.pool_env,
     });
     let report = section::report(params, &summary, &logs, end, drained);
