@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make bench`: starts a dedicated pool (ports 18080-18082, database
 # fechatter_bench, a fresh Redis prefix), runs the standard load set
-# against it on loopback, writes BENCHMARKS.md and stops the pool.
+# against it on loopback, writes BENCHMARKS.md and stops the pool. The
+# set ends with `chaos` (about 2.5 minutes), which starts a pool of its
+# own (free ports, its own redis-server, database fechatter_chaos, logs in
+# .run/chaos) so it can kill and cut it.
 # Pass BENCH_QUICK=1 for a seconds-long smoke run of the suite itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +59,7 @@ for _ in $(seq 100); do curl -fs http://127.0.0.1:18080/health >/dev/null && bre
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r), open-files limit $(ulimit -n)"
 quick=()
 [ -n "${BENCH_QUICK:-}" ] && quick=(--quick)
-timeout 900 "$BIN/loadtest" --url http://127.0.0.1:18080 \
+timeout 1200 "$BIN/loadtest" --url http://127.0.0.1:18080 \
     --gateway http://127.0.0.1:18081 --gateway http://127.0.0.1:18082 \
     bench --out "${BENCH_OUT:-BENCHMARKS.md}" --machine "$machine" --commit "$(git rev-parse --short HEAD)" \
-    --redis "${REDIS_URL#redis://}" --database "$DATABASE_URL" "${quick[@]}"
+    --redis "${REDIS_URL#redis://}" --database "$DATABASE_URL" --chaos "${quick[@]}"

@@ -18,6 +18,8 @@ pub struct BenchTargets {
     pub redis: Option<String>,
     /// The pool's PostgreSQL URL, for the search fixture.
     pub database: Option<String>,
+    /// Also run the chaos scenario (on a pool of its own).
+    pub chaos: bool,
 }
 
 /// Runs every scenario; returns the reports in order.
@@ -113,6 +115,14 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         }
         None => say("search skipped: no --database"),
     }
+    if t.chaos {
+        say("chaos (a pool of its own: gateway, worker, Redis, PostgreSQL faults)");
+        let mut args = crate::chaos::ChaosArgs::short();
+        if quick {
+            (args.members, args.warmup, args.recovery, args.pg_outage) = (10, 3, 8, 5);
+        }
+        reports.push(crate::chaos::run(&args).await?);
+    }
     Ok(reports)
 }
 
@@ -204,7 +214,8 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in reports.iter().filter(|r| {
-        r.latency_ms.is_some() && !["presence", "notify", "search"].contains(&r.scenario.as_str())
+        r.latency_ms.is_some()
+            && !["presence", "notify", "search", "chaos"].contains(&r.scenario.as_str())
     }) {
         let l = r.latency_ms.as_ref().expect("filtered");
         let (a50, a99) = r
@@ -235,7 +246,10 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
     let _ = writeln!(s, "\n## Connections\n");
     let _ = writeln!(s, "| scenario | parameters | connections | errors | connect p50 | connect p99 | connect max | other |");
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-    for r in reports.iter().filter(|r| r.latency_ms.is_none()) {
+    for r in reports
+        .iter()
+        .filter(|r| r.latency_ms.is_none() && r.scenario != "chaos")
+    {
         let (c50, c99, cmax) = r
             .connect_ms
             .as_ref()
@@ -300,6 +314,9 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
     }
     if let Some(r) = find(reports, "search") {
         s.push_str(&crate::search::section(r));
+    }
+    if let Some(r) = find(reports, "chaos") {
+        s.push_str(&crate::chaos::section(r));
     }
     let _ = writeln!(s, "\n{}", include_str!("../bench-notes.md").trim_end());
     s

@@ -144,6 +144,9 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         searchers: usize,
     },
+    /// Its own pool under traffic while a gateway, the worker, Redis and
+    /// PostgreSQL fail in turn: convergence per fault, audit of acked messages.
+    Chaos(loadtest::chaos::ChaosArgs),
     /// The standard set; writes BENCHMARKS.md (see `make bench`).
     Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -162,6 +165,9 @@ enum Scenario {
         /// search scenario is skipped without it.
         #[arg(long)]
         database: Option<String>,
+        /// Also run `chaos` (short form; it starts a pool of its own).
+        #[arg(long)]
+        chaos: bool,
     },
 }
 
@@ -331,6 +337,7 @@ async fn main() -> Result<()> {
             };
             loadtest::search::run(&target, &database, shape).await?
         }
+        Scenario::Chaos(args) => loadtest::chaos::run(&args).await?,
         Scenario::Bench {
             out,
             quick,
@@ -338,6 +345,7 @@ async fn main() -> Result<()> {
             commit,
             redis,
             database,
+            chaos,
         } => {
             anyhow::ensure!(
                 !cli.gateways.is_empty(),
@@ -348,6 +356,7 @@ async fn main() -> Result<()> {
                 one_gateway: Target::new(&cli.gateways[0], &cli.gateways[..1])?,
                 redis,
                 database,
+                chaos,
             };
             let reports = bench::run(&targets, quick).await?;
             for r in &reports {

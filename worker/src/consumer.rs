@@ -257,7 +257,7 @@ impl Worker {
                 return Ok(());
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            backoff = (backoff * 2).min(Duration::from_secs(1));
         }
     }
 

@@ -103,7 +103,7 @@ impl Config {
         ),
         (
             "LEASE_TTL_MS",
-            "15000",
+            "3000",
             "worker: ingest shard lease lifetime",
         ),
         (
