@@ -33,3 +33,19 @@ pub use error::{AppError, AppResult};
 /// The embedded migrations; the worker runs them at start and `worker migrate`
 /// runs them on demand. Tests use them through `#[sqlx::test(migrator = ...)]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// The migrations older than `version`: a database as an earlier release
+/// left it, for tests of a migration on existing data.
+pub fn migrator_before(version: i64) -> sqlx::migrate::Migrator {
+    sqlx::migrate::Migrator {
+        migrations: std::borrow::Cow::Owned(
+            MIGRATOR
+                .migrations
+                .iter()
+                .filter(|m| m.version < version)
+                .cloned()
+                .collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    }
+}

@@ -3,28 +3,16 @@
 //! stored frames gain `eventSeq` (still starting with `{"type":`), and the
 //! chats' counters continue from there.
 
-use std::borrow::Cow;
-
 use fechatter_shared::{protocol, MIGRATOR};
 use serde_json::{json, Value};
-use sqlx::{migrate::Migrator, PgPool};
-
-fn before_event_counter() -> Migrator {
-    let migrations: Vec<_> = MIGRATOR
-        .migrations
-        .iter()
-        .filter(|m| m.version < 20261127000011)
-        .cloned()
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
-}
+use sqlx::PgPool;
 
 #[sqlx::test(migrations = false)]
 async fn existing_events_are_numbered_in_order(pool: PgPool) {
-    before_event_counter().run(&pool).await.unwrap();
+    fechatter_shared::migrator_before(20261127000011)
+        .run(&pool)
+        .await
+        .unwrap();
     let (user, chat_a, chat_b): (i64, i64, i64) = sqlx::query_as(
         "WITH w AS (INSERT INTO workspaces (name) VALUES ('Acme') RETURNING id),
               u AS (INSERT INTO users (workspace_id, fullname, email, password_hash)

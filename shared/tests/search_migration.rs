@@ -5,28 +5,15 @@
 //! interrupted concurrent build) is rebuilt, and concurrent builders do
 //! not deadlock.
 
-use std::borrow::Cow;
-
 use fechatter_shared::MIGRATOR;
-use sqlx::{migrate::Migrator, PgPool};
-
-/// The migrations before search existed.
-fn before_search() -> Migrator {
-    let migrations: Vec<_> = MIGRATOR
-        .migrations
-        .iter()
-        .filter(|m| m.version < 20261127000009)
-        .cloned()
-        .collect();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
-}
+use sqlx::PgPool;
 
 #[sqlx::test(migrations = false)]
 async fn search_migrations_backfill_existing_messages(pool: PgPool) {
-    before_search().run(&pool).await.unwrap();
+    fechatter_shared::migrator_before(20261127000009)
+        .run(&pool)
+        .await
+        .unwrap();
     // 12,345 messages written before search existed (more than two batches).
     sqlx::query(
         "WITH w AS (INSERT INTO workspaces (name) VALUES ('Acme') RETURNING id),

@@ -13,9 +13,22 @@ use fechatter_shared::ingest::GROUP;
 use fred::prelude::*;
 
 use crate::{
-    entries::{decode, parse_xread, Pending},
+    entries::{decode, parse_xread, Pending, RawEntry},
     Worker,
 };
+
+/// Entries of `shard`'s `stream`, tagged with the epoch they are held with.
+fn tagged(stream: &str, shard: u32, epoch: i64, raw: Vec<RawEntry>) -> Vec<Pending> {
+    raw.into_iter()
+        .map(|e| Pending {
+            stream: stream.to_string(),
+            shard,
+            epoch,
+            id: e.id,
+            entry: decode(e.fields),
+        })
+        .collect()
+}
 
 impl Worker {
     /// Ensures the consumer group exists and claims every entry pending on
@@ -26,16 +39,7 @@ impl Worker {
         let claimed =
             crate::entries::claim_all(&self.redis, &stream, GROUP, &self.config.instance_id, 1000)
                 .await?;
-        Ok(claimed
-            .into_iter()
-            .map(|e| Pending {
-                stream: stream.clone(),
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
+        Ok(tagged(&stream, shard, epoch, claimed))
     }
 
     /// Claims the shard's entries that another consumer read and left
@@ -64,16 +68,7 @@ impl Worker {
                 "claimed entries stuck with another consumer"
             );
         }
-        Ok(stuck
-            .into_iter()
-            .map(|e| Pending {
-                stream: stream.clone(),
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
+        Ok(tagged(&stream, shard, epoch, stuck))
     }
 
     pub(crate) async fn read(&self, shards: &BTreeMap<u32, i64>) -> Result<Vec<Pending>, Error> {

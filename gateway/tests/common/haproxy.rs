@@ -4,12 +4,24 @@
 
 use std::{path::PathBuf, process::Stdio, sync::OnceLock, time::Duration};
 
+/// A port nothing listens on now and that this test process has not
+/// handed out before: the kernel may give a just-released port to the next
+/// bind, and two tests of one binary each starting gateways on "free"
+/// ports could otherwise end up talking to each other's gateways.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The HAProxy bundle and the CA that signed it, made once per test run
