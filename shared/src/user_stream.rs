@@ -52,7 +52,9 @@ pub async fn head(client: &Client, keys: &Keys, user: i64) -> Result<StreamId, E
     Ok(first_id(&reply).unwrap_or(StreamId::ZERO))
 }
 
-fn first_id(reply: &Value) -> Option<StreamId> {
+/// The id of the first entry of an `XRANGE`/`XREVRANGE` reply (any
+/// stream), None when the reply holds none.
+pub fn first_id(reply: &Value) -> Option<StreamId> {
     let Value::Array(items) = reply else {
         return None;
     };

@@ -66,19 +66,9 @@ pub async fn read(redis: &Client, stream: &str) -> Result<Backlog, Error> {
     Ok(Backlog::from_parts(
         len,
         pending,
-        first_id(&first),
+        fechatter_shared::user_stream::first_id(&first),
         now_ms(),
     ))
-}
-
-fn first_id(reply: &Value) -> Option<StreamId> {
-    let Value::Array(items) = reply else {
-        return None;
-    };
-    let Value::Array(entry) = items.first()? else {
-        return None;
-    };
-    entry.first()?.as_str()?.parse().ok()
 }
 
 fn now_ms() -> u64 {
@@ -163,8 +153,14 @@ mod tests {
             Value::from("1700000000000-2"),
             Value::Array(vec![Value::from("e"), Value::from("{}")]),
         ])]);
-        assert_eq!(first_id(&reply), Some(StreamId(1_700_000_000_000, 2)));
-        assert_eq!(first_id(&Value::Array(vec![])), None);
-        assert_eq!(first_id(&Value::Null), None);
+        assert_eq!(
+            fechatter_shared::user_stream::first_id(&reply),
+            Some(StreamId(1_700_000_000_000, 2))
+        );
+        assert_eq!(
+            fechatter_shared::user_stream::first_id(&Value::Array(vec![])),
+            None
+        );
+        assert_eq!(fechatter_shared::user_stream::first_id(&Value::Null), None);
     }
 }
