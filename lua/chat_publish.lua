@@ -8,7 +8,9 @@
 --          highest fencing epoch that published here)
 -- ARGV[1]  entry id "<seq>-<sub>"
 -- ARGV[2]  approximate MAXLEN the stream is trimmed to
--- ARGV[3]  the Pub/Sub wake channel, e.g. fc:wake:c17
+-- ARGV[3]  the sharded Pub/Sub wake channel (SPUBLISH), e.g. fc:wake:{c17}:
+--          it must share KEYS[1]'s hash tag (a script may only publish
+--          to a channel of its own slot in a Redis Cluster)
 -- ARGV[4]  the frame (JSON text) stored in field "f" and published
 -- ARGV[5]  idle lifetime of the stream and its hash in ms (renewed by
 --          each append; PostgreSQL keeps every event, sync falls back to it)
@@ -71,5 +73,5 @@ end
 redis.call('HSET', KEYS[2], 'event', event, 'fence', fence)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PUBLISH', ARGV[3], prev .. ' ' .. id .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', ARGV[3], prev .. ' ' .. id .. '\n' .. ARGV[4])
 return {'ok', 0}

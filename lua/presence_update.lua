@@ -14,7 +14,9 @@
 -- ARGV[3]  value
 -- ARGV[4]  now, Unix ms
 -- ARGV[5]  manual state for "conn", or "-"
--- ARGV[6]  the Pub/Sub channel announcing this user's changes
+-- ARGV[6]  the sharded Pub/Sub channel (SPUBLISH) announcing this user's
+--          changes, e.g. fc:wake:{u42}:p (KEYS[1]'s hash tag: a script may
+--          only publish to a channel of its own slot in a Redis Cluster)
 -- ARGV[7]  the user id (for the announcement)
 -- ARGV[8]  how long the hash of a user without connections lives, ms
 --
@@ -91,5 +93,5 @@ if status == announced then
   return {status, tostring(seen), 0}
 end
 redis.call('HSET', key, 's', status)
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. status .. ' ' .. seen)
+redis.call('SPUBLISH', ARGV[6], ARGV[7] .. ' ' .. status .. ' ' .. seen)
 return {status, tostring(seen), 1}

@@ -3,7 +3,9 @@
 -- KEYS[1]  the topic stream, e.g. fc:topic:{c17}
 -- ARGV[1]  entry id: "<seq>-<sub>" for chat topics, or "*"
 -- ARGV[2]  approximate MAXLEN the stream is trimmed to
--- ARGV[3]  the Pub/Sub wake channel, e.g. fc:wake:c17
+-- ARGV[3]  the sharded Pub/Sub wake channel (SPUBLISH), e.g. fc:wake:{c17}:
+--          it must share KEYS[1]'s hash tag (a script may only publish
+--          to a channel of its own slot in a Redis Cluster)
 -- ARGV[4]  the frame (JSON text) stored in field "f" and published
 -- ARGV[5]  idle lifetime of the stream in ms: each append renews it, so a
 --          chat without events for that long costs Redis nothing
@@ -39,5 +41,5 @@ end
 
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1], 'f', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PUBLISH', ARGV[3], prev .. ' ' .. id .. '\n' .. ARGV[4])
+redis.call('SPUBLISH', ARGV[3], prev .. ' ' .. id .. '\n' .. ARGV[4])
 return id

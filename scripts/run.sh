@@ -9,6 +9,11 @@
 # config in .run/pgbouncer/) between the pool and PostgreSQL on
 # PGBOUNCER_PORT (default 6432): gateways and the worker connect to it,
 # migrations go straight to PostgreSQL (DATABASE_DIRECT_URL).
+#
+# REDIS_CLUSTER=1 runs the pool on a local three-master Redis Cluster
+# (scripts/redis-cluster.sh, nodes on REDIS_CLUSTER_PORT, default 7000,
+# and the two ports after it; data in .run/redis-cluster/, kept in memory
+# only) instead of the single Redis on REDIS_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -69,6 +74,11 @@ if [ "${PGBOUNCER:-0}" = 1 ]; then
     export DATABASE_URL
 fi
 
+if [ "${REDIS_CLUSTER:-0}" = 1 ]; then
+    REDIS_URL=$(scripts/redis-cluster.sh start "$RUN/redis-cluster" "${REDIS_CLUSTER_PORT:-7000}")
+    export REDIS_URL
+fi
+
 echo "==> migrating"
 "$BIN/worker" migrate
 
@@ -120,6 +130,7 @@ Fechatter realtime is running:
                     local CA: curl --cacert .data/tls/ca.pem ...
   gateways:         $(for i in $(seq "$GATEWAYS"); do printf 'http://127.0.0.1:%s  ' "$(gw_port "$i")"; done)
   HAProxy stats:    http://${HAPROXY_STATS_BIND:-127.0.0.1:8404}
+  Redis:            $(if [ "${REDIS_CLUSTER:-0}" = 1 ]; then echo "a three-master cluster: $REDIS_URL"; else echo "$REDIS_URL"; fi)
   PostgreSQL:       $(if [ "${PGBOUNCER:-0}" = 1 ]; then echo "through PgBouncer on 127.0.0.1:$PGBOUNCER_PORT (transaction pooling)"; else echo direct; fi)
   scale/drain:      scripts/gateway.sh list | start gwN PORT | drain gwN
   logs:             .run/*.log

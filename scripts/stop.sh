@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make stop`: stops what `make run` started (not Redis/PostgreSQL): the
 # processes whose pid files are in this clone's .run/ (worker, gateways,
-# HAProxy) and PgBouncer when `PGBOUNCER=1 make run` started it.
+# HAProxy), PgBouncer when `PGBOUNCER=1 make run` started it and the
+# Redis Cluster when `REDIS_CLUSTER=1 make run` did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 for pidfile in .run/*.pid; do
@@ -13,3 +14,4 @@ for pidfile in .run/*.pid; do
     rm -f "$pidfile"
 done
 scripts/pgbouncer.sh stop .run/pgbouncer
+scripts/redis-cluster.sh stop .run/redis-cluster

@@ -86,7 +86,7 @@ pub async fn enforce_connection_limit(state: &AppState, user_id: i64, member: &s
             let notice = fechatter_shared::ingest::GatewayNotice::Evict { conn };
             let _: Result<(), Error> = state
                 .redis
-                .publish(state.keys.gateway_channel(gateway), notice.encode())
+                .spublish(state.keys.gateway_channel(gateway), notice.encode())
                 .await;
         }
     }

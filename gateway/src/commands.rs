@@ -326,7 +326,7 @@ impl Session {
         let _: () = self
             .state
             .redis
-            .publish(
+            .spublish(
                 self.state.keys.chat_channel(chat_id),
                 wake::ephemeral(self.me.user_id, &frame),
             )

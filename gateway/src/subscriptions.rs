@@ -4,9 +4,14 @@
 //! itself. One task applies changes, coalescing bursts
 //! (a reconnect storm changes thousands of memberships at once) into one
 //! SUBSCRIBE/UNSUBSCRIBE pass, and callers can wait until it is done.
+//!
+//! Subscriptions are sharded (`SSUBSCRIBE`, see `fechatter_shared::redis`):
+//! in a Redis Cluster each channel is served by the node owning its slot,
+//! and one SSUBSCRIBE may only name channels of one slot, so a pass sends
+//! one command per slot, many at a time.
 
 use std::{
-    collections::HashSet,
+    collections::{BTreeMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -15,6 +20,7 @@ use std::{
 };
 
 use fred::{clients::SubscriberClient, prelude::*};
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -94,10 +100,10 @@ pub fn spawn_subscriptions(
                 let remove: Vec<String> = current.difference(&wanted).cloned().collect();
                 let mut result = Ok(());
                 if !add.is_empty() {
-                    result = subscriber.subscribe(add).await;
+                    result = sharded(&subscriber, add, Change::Subscribe).await;
                 }
                 if result.is_ok() && !remove.is_empty() {
-                    result = subscriber.unsubscribe(remove).await;
+                    result = sharded(&subscriber, remove, Change::Unsubscribe).await;
                 }
                 match result {
                     Ok(()) => {
@@ -117,9 +123,47 @@ pub fn spawn_subscriptions(
                 let _ = w.send(());
             }
         }
-        let _ = subscriber
-            .unsubscribe(current.into_iter().collect::<Vec<_>>())
-            .await;
+        let _ = sharded(
+            &subscriber,
+            current.into_iter().collect(),
+            Change::Unsubscribe,
+        )
+        .await;
     });
     Subscriptions { tx, resubscribe }
 }
+
+#[derive(Clone, Copy)]
+enum Change {
+    Subscribe,
+    Unsubscribe,
+}
+
+/// SSUBSCRIBEs (or SUNSUBSCRIBEs) `channels`: one command per hash slot,
+/// up to [`IN_FLIGHT`] at a time.
+async fn sharded(
+    subscriber: &SubscriberClient,
+    channels: Vec<String>,
+    change: Change,
+) -> Result<(), Error> {
+    let mut by_slot: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for channel in channels {
+        let slot = fred::util::redis_keyslot(channel.as_bytes());
+        by_slot.entry(slot).or_default().push(channel);
+    }
+    futures::stream::iter(by_slot.into_values())
+        .map(|group| async move {
+            match change {
+                Change::Subscribe => subscriber.ssubscribe(group).await,
+                Change::Unsubscribe => subscriber.sunsubscribe(group).await,
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(drop)
+}
+
+/// Subscription commands in flight at once during a pass: enough to
+/// subscribe thousands of chats after a reconnect in a few round trips.
+const IN_FLIGHT: usize = 128;

@@ -334,7 +334,7 @@ async fn gateways_listen_only_to_chats_with_local_members(pool: PgPool) {
     let channel = p.gw(0).state.keys.chat_channel(chat);
     let listeners = |redis: fred::prelude::Client, channel: String| async move {
         let counts: Vec<(String, i64)> =
-            fred::prelude::PubsubInterface::pubsub_numsub(&redis, vec![channel])
+            fred::prelude::PubsubInterface::pubsub_shardnumsub(&redis, vec![channel])
                 .await
                 .unwrap();
         counts[0].1

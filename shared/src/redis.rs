@@ -4,6 +4,20 @@
 //! `docs/architecture.md` has a single source, tests can isolate themselves
 //! with a unique prefix, and keys used together by one Lua script share one
 //! `{hash tag}` (a requirement for Redis Cluster).
+//!
+//! `REDIS_URL` may name a single node (`redis://host:port`) or a Redis
+//! Cluster (`redis-cluster://host:port?node=host2:port2&node=...`, fred's
+//! cluster form). The same code serves both, under three rules:
+//! * every multi-key command and every Lua script touches one hash slot:
+//!   its keys share a hash tag (`{c17}`, `{u42}`, `{3}`);
+//! * Pub/Sub is sharded (`SPUBLISH`/`SSUBSCRIBE`, Redis 7): a wake is
+//!   delivered by the one node that owns its channel's slot instead of
+//!   being broadcast to every node of the cluster. A wake channel shares
+//!   the hash tag of what it announces (`wake:{c17}` with `topic:{c17}`),
+//!   because a Lua script may only publish to a channel of its own slot;
+//! * nothing reads several streams in one command across slots: the
+//!   worker reads each ingest shard on its own in a cluster
+//!   (`worker/src/claims.rs`).
 
 use std::time::Duration;
 
@@ -32,6 +46,11 @@ pub async fn connect(url: &str, command_timeout: Duration) -> Result<Client> {
         .await
         .with_context(|| format!("connecting to Redis at {}", crate::config::redact_url(url)))?;
     Ok(client)
+}
+
+/// Whether `url` names a Redis Cluster (fred's `redis-cluster://` form).
+pub fn is_cluster(url: &str) -> bool {
+    Config::from_url(url).is_ok_and(|c| c.server.is_clustered())
 }
 
 /// Records this deployment's `INGEST_SHARDS` in Redis on first start and
@@ -153,9 +172,10 @@ impl Keys {
         format!("{}:topic:{{c{chat_id}}}:meta", self.prefix)
     }
 
-    /// Pub/Sub channel that wakes gateways with members of the chat.
+    /// Pub/Sub channel that wakes gateways with members of the chat
+    /// (same hash tag as the chat's topic, which its script publishes to).
     pub fn chat_channel(&self, chat_id: i64) -> String {
-        format!("{}:wake:c{chat_id}", self.prefix)
+        format!("{}:wake:{{c{chat_id}}}", self.prefix)
     }
 
     /// The user's event stream (badges, membership changes, session
@@ -164,9 +184,10 @@ impl Keys {
         format!("{}:ustream:{{u{user_id}}}", self.prefix)
     }
 
-    /// Pub/Sub channel of one user: wakes for the user's event stream.
+    /// Pub/Sub channel of one user: wakes for the user's event stream
+    /// (same hash tag as the stream).
     pub fn user_channel(&self, user_id: i64) -> String {
-        format!("{}:wake:u{user_id}", self.prefix)
+        format!("{}:wake:{{u{user_id}}}", self.prefix)
     }
 
     /// Pub/Sub channel of one gateway instance: acks and evictions.
@@ -194,8 +215,10 @@ impl Keys {
 
     /// Pub/Sub channel announcing a user's presence changes to the
     /// gateways with a connection watching that user.
+    /// Same hash tag as the user's presence hash, whose script publishes
+    /// here.
     pub fn presence_channel(&self, user_id: i64) -> String {
-        format!("{}:wake:p{user_id}", self.prefix)
+        format!("{}:wake:{{u{user_id}}}:p", self.prefix)
     }
 
     /// Sorted set of gateways holding presence, scored by their last lease
@@ -247,14 +270,16 @@ impl Keys {
     /// Which chat a channel name wakes for, or which user.
     pub fn parse_channel(&self, channel: &str) -> Option<Channel> {
         let rest = channel.strip_prefix(&self.prefix)?.strip_prefix(':')?;
-        if let Some(id) = rest.strip_prefix("wake:c") {
-            return id.parse().ok().map(Channel::Chat);
-        }
-        if let Some(id) = rest.strip_prefix("wake:u") {
-            return id.parse().ok().map(Channel::User);
-        }
-        if let Some(id) = rest.strip_prefix("wake:p") {
-            return id.parse().ok().map(Channel::Presence);
+        if let Some(tagged) = rest.strip_prefix("wake:{") {
+            let (tag, suffix) = tagged.split_once('}')?;
+            let (kind, id) = tag.split_at_checked(1)?;
+            let id: i64 = id.parse().ok()?;
+            return match (kind, suffix) {
+                ("c", "") => Some(Channel::Chat(id)),
+                ("u", "") => Some(Channel::User(id)),
+                ("u", ":p") => Some(Channel::Presence(id)),
+                _ => None,
+            };
         }
         rest.strip_prefix("gw:").map(|_| Channel::Gateway)
     }
@@ -273,6 +298,32 @@ pub enum Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_publish_to_channels_of_their_own_slot() {
+        use fred::util::redis_keyslot as slot;
+        let keys = Keys::new("fc");
+        let pairs = [
+            (keys.chat_topic(17), keys.chat_channel(17)),
+            (keys.chat_topic_meta(17), keys.chat_channel(17)),
+            (keys.user_stream(4), keys.user_channel(4)),
+            (keys.presence(4), keys.presence_channel(4)),
+        ];
+        for (key, channel) in pairs {
+            assert_eq!(
+                slot(key.as_bytes()),
+                slot(channel.as_bytes()),
+                "{key} {channel}"
+            );
+        }
+        let shard = keys.ingest_shard(3);
+        let marker = keys.ingest_pending(&shard, 9, 4, "f-1");
+        assert_eq!(slot(shard.as_bytes()), slot(marker.as_bytes()));
+        assert!(is_cluster(
+            "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001"
+        ));
+        assert!(!is_cluster("redis://127.0.0.1:6379"));
+    }
 
     #[test]
     fn keys_carry_prefix_and_hash_tag() {
@@ -295,11 +346,26 @@ mod tests {
             keys.auth_rate_limit("ip:1.2.3.4"),
             "fc:rl:{ip:1.2.3.4}:auth"
         );
-        assert_eq!(keys.parse_channel("fc:wake:c17"), Some(Channel::Chat(17)));
-        assert_eq!(keys.parse_channel("fc:wake:u4"), Some(Channel::User(4)));
-        assert_eq!(keys.parse_channel("fc:wake:p4"), Some(Channel::Presence(4)));
+        assert_eq!(keys.chat_channel(17), "fc:wake:{c17}");
+        assert_eq!(keys.user_channel(4), "fc:wake:{u4}");
+        assert_eq!(keys.presence_channel(4), "fc:wake:{u4}:p");
+        for (channel, parsed) in [
+            (keys.chat_channel(17), Channel::Chat(17)),
+            (keys.user_channel(4), Channel::User(4)),
+            (keys.presence_channel(4), Channel::Presence(4)),
+            (keys.gateway_channel("gw1"), Channel::Gateway),
+        ] {
+            assert_eq!(keys.parse_channel(&channel), Some(parsed), "{channel}");
+        }
+        for unknown in [
+            "fc:wake:{x4}",
+            "fc:wake:{c4}:p",
+            "fc:wake:{c}",
+            "fc:wake:c17",
+        ] {
+            assert_eq!(keys.parse_channel(unknown), None, "{unknown}");
+        }
         assert_eq!(keys.presence(4), "fc:presence:{u4}");
-        assert_eq!(keys.parse_channel("fc:gw:gw1"), Some(Channel::Gateway));
         assert_eq!(keys.parse_channel("other:wake:c1"), None);
     }
 }

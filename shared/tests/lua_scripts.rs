@@ -102,7 +102,7 @@ async fn topic_publish_orders_dedupes_and_wakes() {
     subscriber.init().await.unwrap();
     let channel = keys.chat_channel(5);
     let mut rx = subscriber.message_rx();
-    subscriber.subscribe(channel.clone()).await.unwrap();
+    subscriber.ssubscribe(channel.clone()).await.unwrap();
     let stream = keys.chat_topic(5);
 
     let first = scripts::topic_publish(&client, &stream, "1-0", KEEP, &channel, "{\"n\":1}")

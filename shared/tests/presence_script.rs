@@ -8,9 +8,12 @@ use fechatter_shared::{
 };
 use fred::prelude::*;
 
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 async fn setup() -> (Client, Keys) {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let client = fechatter_shared::redis::connect(&url, std::time::Duration::from_secs(5))
+    let client = fechatter_shared::redis::connect(&redis_url(), std::time::Duration::from_secs(5))
         .await
         .expect("local Redis");
     fechatter_shared::scripts::load_all(&client).await.unwrap();
@@ -36,13 +39,12 @@ fn conn(field: &str, active: bool) -> Op<'_> {
 #[tokio::test]
 async fn devices_aggregate_and_only_changes_are_announced() {
     let (c, k) = setup().await;
-    let sub = fred::prelude::Builder::from_config(
-        fred::prelude::Config::from_url("redis://127.0.0.1:6379").unwrap(),
-    )
-    .build_subscriber_client()
-    .unwrap();
+    let sub =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&redis_url()).unwrap())
+            .build_subscriber_client()
+            .unwrap();
     sub.init().await.unwrap();
-    sub.subscribe(k.presence_channel(7)).await.unwrap();
+    sub.ssubscribe(k.presence_channel(7)).await.unwrap();
     let mut rx = sub.message_rx();
 
     let (a, b) = ("c:gw1|1", "c:gw2|1");

@@ -1,24 +1,24 @@
-//! Where the ingest consumer's entries come from: new entries of the
-//! shards it holds (`XREADGROUP`), everything pending on a shard it has
-//! just taken over (`XAUTOCLAIM` from 0), and entries another consumer
+//! Where the ingest consumer's entries come from besides new ones:
+//! everything pending on a shard it has just taken over (`XAUTOCLAIM` from 0), and entries another consumer
 //! left unacknowledged for too long (a worker fenced out of a shard it
 //! still read from). Each entry is tagged with its shard and the fencing
 //! epoch this worker holds it with, which its commit and publish carry.
 //!
-//! Only reads and claims: processing is [`crate::consumer`]'s.
+//! Only claims: reading new entries is [`crate::shard_reader`]'s,
+//! processing them [`crate::consumer`]'s.
 
-use std::{collections::BTreeMap, collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use fechatter_shared::ingest::GROUP;
 use fred::prelude::*;
 
 use crate::{
-    entries::{decode, parse_xread, Pending, RawEntry},
+    entries::{decode, Pending, RawEntry},
     Worker,
 };
 
 /// Entries of `shard`'s `stream`, tagged with the epoch they are held with.
-fn tagged(stream: &str, shard: u32, epoch: i64, raw: Vec<RawEntry>) -> Vec<Pending> {
+pub(crate) fn tagged(stream: &str, shard: u32, epoch: i64, raw: Vec<RawEntry>) -> Vec<Pending> {
     raw.into_iter()
         .map(|e| Pending {
             stream: stream.to_string(),
@@ -69,40 +69,5 @@ impl Worker {
             );
         }
         Ok(tagged(&stream, shard, epoch, stuck))
-    }
-
-    pub(crate) async fn read(&self, shards: &BTreeMap<u32, i64>) -> Result<Vec<Pending>, Error> {
-        let by_stream: HashMap<String, (u32, i64)> = shards
-            .iter()
-            .map(|(&s, &e)| (self.keys.ingest_shard(s), (s, e)))
-            .collect();
-        let streams: Vec<String> = by_stream.keys().cloned().collect();
-        let ids: Vec<&str> = streams.iter().map(|_| ">").collect();
-        let reply: Value = self
-            .blocking
-            .xreadgroup(
-                GROUP,
-                &self.config.instance_id,
-                Some(self.config.batch_size as u64),
-                Some(500),
-                false,
-                streams,
-                ids,
-            )
-            .await?;
-        Ok(parse_xread(reply)
-            .into_iter()
-            .filter_map(|(stream, e)| {
-                let &(shard, epoch) = by_stream.get(&stream)?;
-                Some((stream, shard, epoch, e))
-            })
-            .map(|(stream, shard, epoch, e)| Pending {
-                stream,
-                shard,
-                epoch,
-                id: e.id,
-                entry: decode(e.fields),
-            })
-            .collect())
     }
 }

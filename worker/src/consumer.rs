@@ -74,6 +74,7 @@ impl Worker {
         let mut fenced: BTreeMap<u32, i64> = BTreeMap::new();
         let sweep_every = self.config.lease_ttl / 3;
         let mut swept = tokio::time::Instant::now();
+        let mut reader = crate::shard_reader::ShardReader::for_url(&self.config.redis_url);
         while !shutdown.is_cancelled() {
             let mut shards = owned.borrow_and_update().clone();
             fenced.retain(|s, e| shards.get(s) == Some(e));
@@ -127,7 +128,7 @@ impl Worker {
                     .await?;
             }
             let batch = tokio::select! {
-                r = self.read(&claimed) => r,
+                r = self.read(&mut reader, &claimed) => r,
                 _ = shutdown.cancelled() => break,
             };
             match batch {

@@ -32,6 +32,7 @@ pub mod read_state;
 pub mod search_events;
 pub mod send_batch;
 pub mod settle;
+pub mod shard_reader;
 pub mod trace;
 
 use std::{

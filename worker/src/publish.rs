@@ -227,7 +227,7 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
 
     for (chat_id, exclude, frame) in &fx.chat_frames {
         let _: () = redis
-            .publish(
+            .spublish(
                 keys.chat_channel(*chat_id),
                 wake::ephemeral(*exclude, frame),
             )
@@ -239,7 +239,7 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
             frame: r.frame.clone(),
         };
         redis
-            .publish::<(), _, _>(keys.gateway_channel(&r.gateway), notice.encode())
+            .spublish::<(), _, _>(keys.gateway_channel(&r.gateway), notice.encode())
             .await
     }))
     .await?;

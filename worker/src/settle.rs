@@ -103,7 +103,7 @@ impl Worker {
             };
             let _: Result<(), Error> = self
                 .redis
-                .publish(self.keys.gateway_channel(&entry.gateway), notice.encode())
+                .spublish(self.keys.gateway_channel(&entry.gateway), notice.encode())
                 .await;
         }
         let one = std::slice::from_ref(p);

@@ -8,6 +8,7 @@ pub mod process;
 pub mod promql;
 pub mod proxy;
 pub mod realtime;
+pub mod redis_cluster;
 pub mod redis_server;
 
 use fechatter_shared::Config;

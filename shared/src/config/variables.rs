@@ -35,7 +35,8 @@ impl Config {
         (
             "REDIS_URL",
             "redis://127.0.0.1:6379",
-            "Redis connection URL",
+            "Redis connection URL: one node (`redis://host:port`) or a Redis Cluster \
+             (`redis-cluster://host:port?node=host:port&node=host:port`)",
         ),
         ("REDIS_PREFIX", "fc", "prefix of every Redis key"),
         (
