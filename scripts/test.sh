@@ -118,9 +118,9 @@ else
     cargo test --workspace --locked
 fi
 # The message path once more on a Redis Cluster (three masters started
-# here on free-standing ports): send, fan-out across gateways, sync,
-# typing, receipts, badges, presence, notifications, rate limits, leases
-# and the Lua scripts, with REDIS_URL naming the cluster.
+# here on free-standing ports): send, fan-out across gateways, edits,
+# sync, typing, receipts, badges, rate limits, leases and worker
+# take-overs, and every Lua script, with REDIS_URL naming the cluster.
 # gateway/tests/redis_cluster.rs (in the run above) starts its own.
 echo "==> the message path against a three-master Redis Cluster"
 CLUSTER_DIR="$(pwd)/.run/test-redis-cluster"
@@ -128,7 +128,7 @@ CLUSTER_URL=$(scripts/redis-cluster.sh start "$CLUSTER_DIR" "${TEST_REDIS_CLUSTE
 trap 'scripts/redis-cluster.sh stop "$CLUSTER_DIR"' EXIT
 REDIS_URL=$CLUSTER_URL cargo test --locked -p fechatter-shared --test lua_scripts --test presence_script
 REDIS_URL=$CLUSTER_URL cargo test --locked -p gateway --test ws_messages --test ws_state \
-    --test ws_recovery --test user_streams --test presence --test notifications --test abuse
+    --test ws_recovery --test user_streams
 scripts/redis-cluster.sh stop "$CLUSTER_DIR"
 trap - EXIT
 echo "==> REST API fuzzing (schemathesis against docs/openapi.json)"

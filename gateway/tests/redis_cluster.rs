@@ -7,9 +7,9 @@
 //! are spread over the masters.
 //!
 //! The rest of the message path runs against a cluster too: `make test`
-//! runs the ws_messages, ws_state, ws_recovery, user_streams, presence,
-//! notifications and abuse suites and the Lua script tests a second time
-//! with `REDIS_URL` naming a cluster (scripts/test.sh).
+//! runs the ws_messages, ws_state, ws_recovery and user_streams suites and
+//! the Lua script tests a second time with `REDIS_URL` naming a cluster
+//! (scripts/test.sh).
 
 mod common;
 

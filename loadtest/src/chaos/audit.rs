@@ -6,10 +6,17 @@
 //!
 //! "Converged" (see BENCHMARKS.md): every client holds, with nothing
 //! missing below it, every message that was eventually acked and was due
-//! more than `grace` earlier. A fault's convergence time is the last moment
-//! inside its window (until the next fault) at which that did not hold,
-//! measured from the fault (gateway, worker kills) or from the moment the
-//! dependency came back (Redis, PostgreSQL); 0 when it always held.
+//! more than `grace` earlier. A message is *late* from its due time plus
+//! `grace` until the last member holds it. A fault is charged with the
+//! episode of lateness it caused: the late intervals that overlap its
+//! reference moment (the kill, or the dependency's return), merged with
+//! every late interval that starts no more than [`LINK_SECS`] after the
+//! episode so far ends (a message written just after a kill turns late
+//! only `grace` later). Its convergence time is the episode's end, measured from
+//! the reference (0 when nothing was late). Lateness that begins later in
+//! the fault's window, after the clients had converged, is a separate
+//! stall with another cause (on a shared machine: a busy moment): it is
+//! reported beside the fault, not charged to it.
 
 use std::collections::HashMap;
 
@@ -40,6 +47,10 @@ pub struct FaultResult {
     pub raw_dups: u64,
     /// The message that converged last, for the why.
     pub worst: Option<Worst>,
+    /// Episodes of lateness later in the window, not caused by the fault:
+    /// how many, and the longest (seconds from its start to its end).
+    pub later_stalls: u32,
+    pub longest_later_stall: f64,
 }
 
 /// The last message to converge in a window: times relative to `t_ref`.
@@ -137,34 +148,34 @@ fn window(
 ) -> FaultResult {
     let inside = |t: f64| t >= f.t0 && t < until;
     let count = |ts: &[f64]| ts.iter().filter(|t| inside(**t)).count() as u64;
-    let mut converged = Some(0.0f64);
     let mut lost = 0;
-    let mut worst: Option<Worst> = None;
+    let mut late: Vec<(f64, f64, i64)> = Vec::new();
     for (&seq, a) in by_seq {
         match a.full {
-            None if inside(a.first) => {
-                lost += 1;
-                converged = None;
-            }
+            None if inside(a.first) => lost += 1,
             Some(full) if inside(full) && full > a.first + grace => {
-                converged = converged.map(|c| c.max(full - f.t_ref));
-                if worst.as_ref().is_none_or(|w| full - f.t_ref > w.full) {
-                    worst = Some(Worst {
-                        seq,
-                        due: a.first - f.t_ref,
-                        acked: a.ack - f.t_ref,
-                        full: full - f.t_ref,
-                        attempts: a.attempts,
-                    });
-                }
+                late.push((a.first + grace, full, seq));
             }
             _ => {}
         }
     }
+    let episodes = episodes(f.t_ref, late);
+    let caused = &episodes[0];
+    let worst = caused.last.and_then(|seq| {
+        let a = &by_seq[&seq];
+        Some(Worst {
+            seq,
+            due: a.first - f.t_ref,
+            acked: a.ack - f.t_ref,
+            full: a.full? - f.t_ref,
+            attempts: a.attempts,
+        })
+    });
+    let later = &episodes[1..];
     let writes = || logs.iter().flat_map(|l| &l.writes);
     FaultResult {
         name: f.name.clone(),
-        converged_secs: converged,
+        converged_secs: (lost == 0).then_some((caused.end - f.t_ref).max(0.0)),
         acked: acked.values().filter(|(_, at, _)| inside(*at)).count() as u64,
         retried: writes()
             .filter(|w| w.attempts > 1 && inside(w.first))
@@ -173,7 +184,50 @@ fn window(
         disconnects: logs.iter().map(|l| count(&l.disconnects)).sum(),
         raw_dups: logs.iter().map(|l| count(&l.raw_dups)).sum(),
         worst,
+        later_stalls: later.len() as u32,
+        longest_later_stall: later.iter().map(|e| e.end - e.start).fold(0.0, f64::max),
     }
+}
+
+/// Late intervals closer than this belong to one episode.
+pub const LINK_SECS: f64 = 1.0;
+
+/// A run of overlapping late intervals.
+#[derive(Debug, PartialEq)]
+struct Episode {
+    start: f64,
+    end: f64,
+    /// The message that was late last in it.
+    last: Option<i64>,
+}
+
+/// Late intervals `(from, until, seq)` merged into episodes: the first one
+/// is the fault's (it starts at `reference`, empty when nothing is late
+/// then), the others begin after it; intervals closer than [`LINK_SECS`]
+/// merge.
+fn episodes(reference: f64, mut late: Vec<(f64, f64, i64)>) -> Vec<Episode> {
+    late.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = vec![Episode {
+        start: reference,
+        end: reference,
+        last: None,
+    }];
+    for (from, until, seq) in late {
+        let current = out.last_mut().expect("never empty");
+        if from <= current.end + LINK_SECS {
+            if until > current.end {
+                current.end = until;
+                current.last = Some(seq);
+            }
+        } else {
+            out.push(Episode {
+                start: from,
+                end: until,
+                last: Some(seq),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -223,6 +277,40 @@ mod tests {
         assert_eq!(f.converged_secs, Some(3.0));
         assert_eq!((f.acked, f.retried, f.lost), (2, 1, 0));
         assert_eq!((s.audit.expected, s.audit.lost), (6, 0));
+    }
+
+    #[test]
+    fn lateness_that_starts_after_the_clients_converged_is_not_charged() {
+        let ep = episodes(
+            10.0,
+            vec![
+                (9.8, 11.0, 1),
+                (11.9, 12.5, 2),
+                (20.0, 20.6, 3),
+                (20.5, 21.0, 4),
+            ],
+        );
+        assert_eq!(
+            ep,
+            vec![
+                Episode {
+                    start: 10.0,
+                    end: 12.5,
+                    last: Some(2)
+                },
+                Episode {
+                    start: 20.0,
+                    end: 21.0,
+                    last: Some(4)
+                },
+            ]
+        );
+        let quiet = episodes(10.0, vec![(15.0, 15.7, 1)]);
+        assert_eq!(
+            quiet[0].end, 10.0,
+            "nothing late at the fault: converged at once"
+        );
+        assert_eq!(quiet.len(), 2);
     }
 
     #[test]

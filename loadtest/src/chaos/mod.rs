@@ -77,8 +77,10 @@ pub struct ChaosArgs {
     pub backoff_ms: u64,
     /// Resend unanswered writes (same frame id) right after a reconnect
     /// instead of waiting out their 5 s: their answer was addressed to
-    /// the connection that died.
-    #[arg(long)]
+    /// the connection that died. On by default, as seed 002 §6.5 has
+    /// clients send their pending messages on reconnect;
+    /// `--resend-on-reconnect false` waits the 5 s instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub resend_on_reconnect: bool,
     /// PostgreSQL admin URL (loopback); the pool gets a fresh database.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
