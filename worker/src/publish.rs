@@ -116,6 +116,7 @@ async fn publish_event(
     };
     let chat = ev.chat_id;
     let topic = ChatTopic {
+        chat,
         redis: t.redis,
         stream: t.keys.chat_topic(chat),
         meta: t.keys.chat_topic_meta(chat),
@@ -130,10 +131,8 @@ async fn publish_event(
         event_seq: ev.event_seq,
         frame: &frame,
     };
-    let last = match topic.append(event).await? {
-        ChatPublished::Appended | ChatPublished::Duplicate(_) => return Ok(()),
-        ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),
-        ChatPublished::Gap(last) => last,
+    let Some(last) = topic.append(event).await? else {
+        return Ok(());
     };
     tracing::warn!(
         chat,
@@ -150,21 +149,19 @@ async fn publish_event(
             event_seq,
             frame: &frame,
         };
-        match topic.append(missing).await? {
-            ChatPublished::Appended | ChatPublished::Duplicate(_) => {}
-            ChatPublished::Fenced(newer) => return Err(PublishError::Fenced { chat, newer }),
-            ChatPublished::Gap(last) => return Err(PublishError::Hole { chat, last }),
+        if let Some(last) = topic.append(missing).await? {
+            return Err(PublishError::Hole { chat, last });
         }
     }
     match topic.append(event).await? {
-        ChatPublished::Appended | ChatPublished::Duplicate(_) => Ok(()),
-        ChatPublished::Fenced(newer) => Err(PublishError::Fenced { chat, newer }),
-        ChatPublished::Gap(last) => Err(PublishError::Hole { chat, last }),
+        None => Ok(()),
+        Some(last) => Err(PublishError::Hole { chat, last }),
     }
 }
 
 /// One chat's topic, as this worker publishes to it.
 struct ChatTopic<'a> {
+    chat: i64,
     redis: &'a Client,
     stream: String,
     meta: String,
@@ -174,8 +171,11 @@ struct ChatTopic<'a> {
 }
 
 impl ChatTopic<'_> {
-    async fn append(&self, event: ChatEvent<'_>) -> Result<ChatPublished, Error> {
-        scripts::chat_publish(
+    /// Appends `event`: `None` when the stream has it now (appended, or
+    /// there already), `Some(last)` when events after `last` are missing
+    /// first; a newer holder's epoch is [`PublishError::Fenced`].
+    async fn append(&self, event: ChatEvent<'_>) -> Result<Option<i64>, PublishError> {
+        let published = scripts::chat_publish(
             self.redis,
             (&self.stream, &self.meta),
             event,
@@ -183,7 +183,15 @@ impl ChatTopic<'_> {
             self.retention,
             &self.channel,
         )
-        .await
+        .await?;
+        match published {
+            ChatPublished::Appended | ChatPublished::Duplicate(_) => Ok(None),
+            ChatPublished::Gap(last) => Ok(Some(last)),
+            ChatPublished::Fenced(newer) => Err(PublishError::Fenced {
+                chat: self.chat,
+                newer,
+            }),
+        }
     }
 }
 
