@@ -19,19 +19,22 @@ url() {
 }
 
 stop() {
-    local dir=$1
+    local dir=$1 pids=()
     for pidfile in "$dir"/node-*.pid; do
         [ -f "$pidfile" ] || continue
-        kill "$(cat "$pidfile")" 2>/dev/null || true
+        pids+=("$(cat "$pidfile" 2>/dev/null)")
     done
-    for pidfile in "$dir"/node-*.pid; do
-        [ -f "$pidfile" ] || continue
+    for pid in "${pids[@]}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    # Redis removes its pid file itself on the way out.
+    for pid in "${pids[@]}"; do
         for _ in $(seq 50); do
-            kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+            [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        rm -f "$pidfile"
     done
+    rm -f "$dir"/node-*.pid
 }
 
 start() {
