@@ -31,6 +31,7 @@ pub mod push;
 pub mod read_state;
 pub mod search_events;
 pub mod send_batch;
+pub mod send_checks;
 pub mod settle;
 pub mod shard_reader;
 pub mod trace;

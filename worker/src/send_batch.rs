@@ -8,42 +8,26 @@
 //! a client frame id (earlier batch or same run) answer with the original
 //! ack, non-members and foreign reply targets are refused, mentions count
 //! only for other members.
+//!
+//! [`apply_sends`] runs the numbered steps, one function each: steps 1-3
+//! (retries, refusals, mentions) are [`crate::send_checks`], the writes
+//! are here; the SQL lives in `fechatter_shared::store` (message, event,
+//! chat, badge).
 
 use std::collections::{HashMap, HashSet};
 
 use fechatter_shared::{
-    ingest::{Command, IngestEntry},
+    ingest::IngestEntry,
     model::Message,
-    protocol, AppError, AppResult,
+    protocol::{MessageNew, SendAck},
+    store, AppError, AppResult,
 };
-use serde_json::json;
 use sqlx::PgConnection;
 
-use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
-
-use crate::effects::{ack, reply, Effects, TopicEvent};
-
-/// An event a frame id of this run already produced in an earlier batch.
-#[derive(sqlx::FromRow)]
-struct EarlierRow {
-    chat_id: i64,
-    user_id: i64,
-    client_id: String,
-    seq: i64,
-    sub: i64,
-    event_seq: i64,
-    message_id: i64,
-    frame: String,
-    message_seq: i64,
-}
-
-struct Send<'a> {
-    entry: &'a IngestEntry,
-    content: &'a str,
-    reply_to: Option<i64>,
-    mentions: Vec<i64>,
-    urgent: bool,
-}
+use crate::{
+    effects::{ack, Badge, Effects, NewMessage, TopicEvent},
+    send_checks::{decide, earlier, resolve_mentions, sends_of, validity, Decided, Send},
+};
 
 /// Applies a run of sends; records outcomes, replies and topic events.
 /// `here` holds the members connected now (for `@here`).
@@ -53,200 +37,66 @@ pub async fn apply_sends(
     here: &HashSet<i64>,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let sends: Vec<Send> = run
-        .iter()
-        .filter_map(|e| match &e.command {
-            Command::Send {
-                content,
-                reply_to,
-                mentions,
-                urgent,
-            } => Some(Send {
-                entry: e,
-                content,
-                reply_to: *reply_to,
-                mentions: mentions.clone(),
-                urgent: *urgent,
-            }),
-            _ => None,
-        })
-        .collect();
+    let sends = sends_of(run);
     if sends.is_empty() {
         return Ok(());
     }
-
     // 1. Retries of frames committed in an earlier batch.
-    let chats: Vec<i64> = sends.iter().map(|s| s.entry.chat_id).collect();
-    let refs: Vec<&str> = sends.iter().map(|s| s.entry.ref_id.as_str()).collect();
-    let users: Vec<i64> = sends.iter().map(|s| s.entry.user_id).collect();
-    let earlier: Vec<EarlierRow> = sqlx::query_as(
-        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
-                ev.frame, m.seq AS message_seq
-         FROM chat_events ev
-         JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
-           ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-         JOIN messages m ON m.id = ev.message_id",
-    )
-    .bind(&chats)
-    .bind(&refs)
-    .bind(&users)
-    .fetch_all(&mut *tx)
-    .await?;
-    let earlier: HashMap<(i64, i64, String), (TopicEvent, i64, i64)> = earlier
-        .into_iter()
-        .map(
-            |EarlierRow {
-                 chat_id,
-                 user_id,
-                 client_id: client,
-                 seq,
-                 sub,
-                 event_seq,
-                 message_id,
-                 frame,
-                 message_seq,
-             }| {
-                (
-                    (chat_id, user_id, client),
-                    (
-                        TopicEvent {
-                            chat_id,
-                            seq,
-                            sub,
-                            event_seq,
-                            frame,
-                            message_id,
-                            // A send's frame id only ever produced its
-                            // message.new.
-                            indexed: true,
-                        },
-                        message_id,
-                        message_seq,
-                    ),
-                )
-            },
-        )
-        .collect();
-
+    let earlier = earlier(tx, &sends).await?;
     // 2. Which senders, mentioned users and reply targets are valid.
-    let mut pair_chats = Vec::new();
-    let mut pair_users = Vec::new();
-    for s in &sends {
-        pair_chats.push(s.entry.chat_id);
-        pair_users.push(s.entry.user_id);
-        for &m in &s.mentions {
-            pair_chats.push(s.entry.chat_id);
-            pair_users.push(m);
-        }
-    }
-    let members: HashSet<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT m.chat_id, m.user_id FROM chat_members m
-         JOIN unnest($1::bigint[], $2::bigint[]) AS k(chat_id, user_id)
-           ON m.chat_id = k.chat_id AND m.user_id = k.user_id",
-    )
-    .bind(&pair_chats)
-    .bind(&pair_users)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let parents: Vec<i64> = sends.iter().filter_map(|s| s.reply_to).collect();
-    let parent_chat: HashMap<i64, i64> = if parents.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (i64, i64)>("SELECT id, chat_id FROM messages WHERE id = ANY($1)")
-            .bind(&parents)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .collect()
-    };
-
+    let validity = validity(tx, &sends).await?;
     // 3. Decide each send: duplicate, refused, or new (in entry order).
-    let mut fresh: Vec<(&Send, Vec<i64>)> = Vec::new();
-    let mut first_in_run: HashMap<(i64, i64, &str), usize> = HashMap::new();
-    let mut repeats: Vec<(&IngestEntry, usize)> = Vec::new();
-    let mut republished: HashSet<(i64, i64, i64)> = HashSet::new();
-    for s in &sends {
-        let e = s.entry;
-        if let Some((event, message_id, message_seq)) =
-            earlier.get(&(e.chat_id, e.user_id, e.ref_id.clone()))
-        {
-            // Re-publish once, even if the retry repeats inside the run.
-            if republished.insert((event.chat_id, event.seq, event.sub)) {
-                fx.topic.push(event.clone());
-            }
-            ack(
-                fx,
-                e,
-                json!({ "messageId": message_id, "seq": message_seq, "duplicate": true }),
-            );
-            fx.outcomes.push(("send", "duplicate"));
-            continue;
-        }
-        if let Some(&i) = first_in_run.get(&(e.chat_id, e.user_id, e.ref_id.as_str())) {
-            repeats.push((e, i));
-            continue;
-        }
-        let refused = if !members.contains(&(e.chat_id, e.user_id)) {
-            Some(AppError::not_found("chat not found"))
-        } else if s
-            .reply_to
-            .is_some_and(|p| parent_chat.get(&p) != Some(&e.chat_id))
-        {
-            Some(AppError::validation(
-                "replyTo is not a message of this chat",
-            ))
-        } else {
-            None
-        };
-        if let Some(err) = refused {
-            err.log();
-            fx.replies
-                .push(reply(e, protocol::error_frame(Some(&e.ref_id), &err)));
-            fx.outcomes.push(("send", "rejected"));
-            continue;
-        }
-        let mut mentioned: Vec<i64> = s
-            .mentions
-            .iter()
-            .copied()
-            .filter(|&m| m != e.user_id && members.contains(&(e.chat_id, m)))
-            .collect();
-        mentioned.sort_unstable();
-        mentioned.dedup();
-        first_in_run.insert((e.chat_id, e.user_id, e.ref_id.as_str()), fresh.len());
-        fresh.push((s, mentioned));
-    }
+    let Decided { mut fresh, repeats } = decide(&sends, &earlier, &validity, fx);
     if fresh.is_empty() {
         return Ok(());
     }
     // 3b. `@name`, `@channel` and `@here` in the text mention members too.
     resolve_mentions(tx, &mut fresh, here).await?;
+    // 4. Reserve each chat's message seqs and event numbers.
+    let (seqs, event_seqs) = number(tx, &fresh).await?;
+    // 5. All messages in one INSERT.
+    let mut inserted = insert(tx, &fresh, &seqs).await?;
+    // 6. Frames, events and acks, in entry order.
+    let acks = announce(tx, &fresh, (&seqs, &event_seqs), &mut inserted, fx).await?;
+    // 7. Senders have read their own messages; 8. their other devices get
+    // the badge.
+    mark_read(tx, &fresh, &seqs, fx).await?;
+    // 9. The answers: each send's ack; repeats inside the run get the
+    // first one's, marked duplicate.
+    for ((s, _), a) in fresh.iter().zip(&acks) {
+        ack(fx, s.entry, a.value());
+    }
+    for (e, i) in repeats {
+        let first = SendAck {
+            duplicate: true,
+            ..acks[i]
+        };
+        ack(fx, e, first.value());
+        fx.outcomes.push(("send", "duplicate"));
+    }
+    Ok(())
+}
 
-    // 4. Reserve each chat's message seqs and event numbers in one
-    // statement (every new message is one event).
+/// Step 4: each new message's (seq, eventSeq), consecutive per chat in
+/// entry order, reserved in one statement (every new message is one
+/// event).
+async fn number(
+    tx: &mut PgConnection,
+    fresh: &[(&Send<'_>, Vec<i64>)],
+) -> AppResult<(Vec<i64>, Vec<i64>)> {
     let mut per_chat: Vec<(i64, i64)> = Vec::new();
-    for (s, _) in &fresh {
+    for (s, _) in fresh {
         match per_chat.iter_mut().find(|(c, _)| *c == s.entry.chat_id) {
             Some((_, n)) => *n += 1,
             None => per_chat.push((s.entry.chat_id, 1)),
         }
     }
     let (ids, counts): (Vec<i64>, Vec<i64>) = per_chat.iter().copied().unzip();
-    let reserved: HashMap<i64, (i64, i64)> = sqlx::query_as::<_, (i64, i64, i64)>(
-        "UPDATE chats c SET last_seq = c.last_seq + v.n, last_event = c.last_event + v.n,
-                event_sub = 0, updated_at = now()
-         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n)
-         WHERE c.id = v.id RETURNING c.id, c.last_seq, c.last_event",
-    )
-    .bind(&ids)
-    .bind(&counts)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .map(|(chat, seq, event)| (chat, (seq, event)))
-    .collect();
+    let reserved: HashMap<i64, (i64, i64)> = store::chat::reserve_numbers(tx, &ids, &counts)
+        .await?
+        .into_iter()
+        .map(|(chat, seq, event)| (chat, (seq, event)))
+        .collect();
     // The first (seq, eventSeq) of each chat's run.
     let mut next: HashMap<i64, (i64, i64)> = per_chat
         .iter()
@@ -255,7 +105,7 @@ pub async fn apply_sends(
             (*chat, (seq - n + 1, event - n + 1))
         })
         .collect();
-    let (seqs, event_seqs): (Vec<i64>, Vec<i64>) = fresh
+    Ok(fresh
         .iter()
         .map(|(s, _)| {
             let (seq, event) = next.get_mut(&s.entry.chat_id).expect("reserved above");
@@ -263,69 +113,62 @@ pub async fn apply_sends(
             *event += 1;
             (*seq - 1, *event - 1)
         })
-        .unzip();
+        .unzip())
+}
 
-    // 5. All messages in one INSERT.
-    let col = |f: &dyn Fn(&Send, &Vec<i64>) -> String| {
-        fresh.iter().map(|(s, m)| f(s, m)).collect::<Vec<_>>()
-    };
-    let chat_ids: Vec<i64> = fresh.iter().map(|(s, _)| s.entry.chat_id).collect();
-    let senders: Vec<i64> = fresh.iter().map(|(s, _)| s.entry.user_id).collect();
-    let contents = col(&|s, _| s.content.to_string());
-    let clients = col(&|s, _| s.entry.ref_id.clone());
+/// Step 5: inserts the new messages; returns them by (chat, seq).
+async fn insert(
+    tx: &mut PgConnection,
+    fresh: &[(&Send<'_>, Vec<i64>)],
+    seqs: &[i64],
+) -> AppResult<HashMap<(i64, i64), Message>> {
+    let entries = || fresh.iter().map(|(s, _)| s.entry);
+    let chat_ids: Vec<i64> = entries().map(|e| e.chat_id).collect();
+    let senders: Vec<i64> = entries().map(|e| e.user_id).collect();
+    let client_ids: Vec<String> = entries().map(|e| e.ref_id.clone()).collect();
+    let contents: Vec<String> = fresh.iter().map(|(s, _)| s.content.to_string()).collect();
     let reply_tos: Vec<Option<i64>> = fresh.iter().map(|(s, _)| s.reply_to).collect();
-    let mention_lists = col(&|_, m| {
-        format!(
-            "{{{}}}",
-            m.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-        )
-    });
-    let priorities = col(&|s, _| if s.urgent { "urgent" } else { "normal" }.to_string());
-    let inserted: Vec<Message> = sqlx::query_as(&format!(
-        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
-         SELECT chat_id, seq, sender_id, content, client_id, reply_to, mentions::bigint[], priority
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
-           AS v(chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
-         RETURNING {MESSAGE_COLUMNS}"
-    ))
-    .bind(&chat_ids)
-    .bind(&seqs)
-    .bind(&senders)
-    .bind(&contents)
-    .bind(&clients)
-    .bind(&reply_tos)
-    .bind(&mention_lists)
-    .bind(&priorities)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut by_seq: HashMap<(i64, i64), Message> = inserted
+    let mentions: Vec<Vec<i64>> = fresh.iter().map(|(_, m)| m.clone()).collect();
+    let urgent: Vec<bool> = fresh.iter().map(|(s, _)| s.urgent).collect();
+    let new = store::message::NewMessages {
+        chat_ids: &chat_ids,
+        seqs,
+        senders: &senders,
+        contents: &contents,
+        client_ids: &client_ids,
+        reply_tos: &reply_tos,
+        mentions: &mentions,
+        urgent: &urgent,
+    };
+    Ok(store::message::insert_all(tx, &new)
+        .await?
         .into_iter()
         .map(|m| ((m.chat_id, m.seq), m))
-        .collect();
+        .collect())
+}
 
-    // 6. Frames, events and acks, in entry order.
+/// Step 6: each new message's frame, topic event, mentions, urgent audit
+/// and notification input, in entry order; logs the events in one
+/// statement and returns each send's ack.
+async fn announce(
+    tx: &mut PgConnection,
+    fresh: &[(&Send<'_>, Vec<i64>)],
+    (seqs, event_seqs): (&[i64], &[i64]),
+    inserted: &mut HashMap<(i64, i64), Message>,
+    fx: &mut Effects,
+) -> AppResult<Vec<SendAck>> {
     let mut frames = Vec::with_capacity(fresh.len());
     let mut message_ids = Vec::with_capacity(fresh.len());
     let mut acks = Vec::with_capacity(fresh.len());
-    for ((s, mentioned), (&seq, &event_seq)) in fresh.iter().zip(seqs.iter().zip(&event_seqs)) {
+    for ((s, mentioned), (&seq, &event_seq)) in fresh.iter().zip(seqs.iter().zip(event_seqs)) {
         let e = s.entry;
-        let message = by_seq.remove(&(e.chat_id, seq)).ok_or_else(|| {
+        let message = inserted.remove(&(e.chat_id, seq)).ok_or_else(|| {
             AppError::Internal(anyhow::anyhow!(
                 "inserted message {}:{seq} not returned",
                 e.chat_id
             ))
         })?;
-        let frame = protocol::server_frame(
-            "message.new",
-            &protocol::event_frame_id(e.chat_id, seq, 0),
-            message.created_at,
-            &json!({
-                "chatId": e.chat_id,
-                "eventId": format!("{seq}-0"),
-                "eventSeq": event_seq,
-                "message": message,
-            }),
-        );
+        let frame = MessageNew::of(&message, event_seq).frame();
         fx.topic.push(TopicEvent {
             chat_id: e.chat_id,
             seq,
@@ -338,12 +181,9 @@ pub async fn apply_sends(
         fx.mentions
             .extend(mentioned.iter().map(|&u| (u, e.chat_id)));
         if s.urgent {
-            fechatter_shared::store::notification::audit_urgent(
-                tx, message.id, e.chat_id, e.user_id,
-            )
-            .await?;
+            store::notification::audit_urgent(tx, message.id, e.chat_id, e.user_id).await?;
         }
-        fx.messages.push(crate::effects::NewMessage {
+        fx.messages.push(NewMessage {
             chat_id: e.chat_id,
             message_id: message.id,
             sender_id: e.user_id,
@@ -354,106 +194,54 @@ pub async fn apply_sends(
         });
         frames.push(frame);
         message_ids.push(message.id);
-        acks.push(json!({ "messageId": message.id, "seq": seq }));
+        acks.push(SendAck {
+            message_id: message.id,
+            seq,
+            duplicate: false,
+        });
         fx.outcomes.push(("send", "applied"));
     }
-    let kinds = vec!["message.new"; fresh.len()];
-    let zeros = vec![0i64; fresh.len()];
-    sqlx::query(
-        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame,
-                                  event_seq)
-         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
-                              $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])",
-    )
-    .bind(&chat_ids)
-    .bind(&seqs)
-    .bind(&zeros)
-    .bind(&kinds)
-    .bind(&clients)
-    .bind(&senders)
-    .bind(&message_ids)
-    .bind(&frames)
-    .bind(&event_seqs)
-    .execute(&mut *tx)
-    .await?;
+    let chat_ids: Vec<i64> = fresh.iter().map(|(s, _)| s.entry.chat_id).collect();
+    let senders: Vec<i64> = fresh.iter().map(|(s, _)| s.entry.user_id).collect();
+    let client_ids: Vec<String> = fresh.iter().map(|(s, _)| s.entry.ref_id.clone()).collect();
+    let events = store::event::NewMessageEvents {
+        chat_ids: &chat_ids,
+        seqs,
+        event_seqs,
+        client_ids: &client_ids,
+        senders: &senders,
+        message_ids: &message_ids,
+        frames: &frames,
+    };
+    store::event::insert_message_news(tx, &events).await?;
+    Ok(acks)
+}
 
-    // 7. Senders have read their own messages (one row per sender and chat).
+/// Steps 7 and 8: each sender's watermark in each chat moves to their
+/// newest message of the run (one row per sender and chat), and their
+/// other devices get the chat's badge (0 unread, unless later messages of
+/// others are in this batch too).
+async fn mark_read(
+    tx: &mut PgConnection,
+    fresh: &[(&Send<'_>, Vec<i64>)],
+    seqs: &[i64],
+    fx: &mut Effects,
+) -> AppResult<()> {
     let mut read: HashMap<(i64, i64), i64> = HashMap::new();
-    for ((chat, user), seq) in chat_ids.iter().zip(&senders).zip(&seqs) {
-        let w = read.entry((*chat, *user)).or_default();
-        *w = (*w).max(*seq);
+    for ((s, _), &seq) in fresh.iter().zip(seqs) {
+        let w = read.entry((s.entry.chat_id, s.entry.user_id)).or_default();
+        *w = (*w).max(seq);
     }
     let (pairs, marks): (Vec<(i64, i64)>, Vec<i64>) = read.into_iter().unzip();
-    let (w_chats, w_users): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
-    sqlx::query(
-        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, v.seq)
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(chat_id, user_id, seq)
-         WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id",
-    )
-    .bind(&w_chats)
-    .bind(&w_users)
-    .bind(&marks)
-    .execute(&mut *tx)
-    .await?;
-    // 8. ... so their other devices get the badge (0 unread, unless later
-    // messages of others are in this batch too).
-    for b in fechatter_shared::store::badge::of_members(tx, &w_chats, &w_users).await? {
-        fx.badges.push(crate::effects::Badge {
+    let (chats, users): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
+    store::chat::mark_read_up_to(tx, &chats, &users, &marks).await?;
+    for b in store::badge::of_members(tx, &chats, &users).await? {
+        fx.badges.push(Badge {
             user_id: b.user_id,
             chat_id: b.chat_id,
             unread: b.unread,
             mentions: b.mentions,
         });
-    }
-
-    for ((s, _), extra) in fresh.iter().zip(&acks) {
-        ack(fx, s.entry, extra.clone());
-    }
-    // Repeats of a frame id inside this run get the first one's ack.
-    for (e, i) in repeats {
-        let mut extra = acks[i].clone();
-        extra["duplicate"] = json!(true);
-        ack(fx, e, extra);
-        fx.outcomes.push(("send", "duplicate"));
-    }
-    Ok(())
-}
-
-/// Replaces each send's mentions by those its text names (`@name`,
-/// `@channel`, `@here`) plus the client's checked hints
-/// (`fechatter_shared::mention`). Only chats with an `@` in a message are
-/// read.
-async fn resolve_mentions(
-    tx: &mut PgConnection,
-    fresh: &mut [(&Send<'_>, Vec<i64>)],
-    here: &HashSet<i64>,
-) -> AppResult<()> {
-    let mut chats: Vec<i64> = fresh
-        .iter()
-        .filter(|(s, _)| s.content.contains('@'))
-        .map(|(s, _)| s.entry.chat_id)
-        .collect();
-    if chats.is_empty() {
-        return Ok(());
-    }
-    chats.sort_unstable();
-    chats.dedup();
-    let mut members: HashMap<i64, Vec<fechatter_shared::mention::Member>> = HashMap::new();
-    for (chat, m) in fechatter_shared::store::notification::member_names(tx, &chats).await? {
-        members.entry(chat).or_default().push(m);
-    }
-    for (s, mentioned) in fresh.iter_mut().filter(|(s, _)| s.content.contains('@')) {
-        let of_chat = members
-            .get(&s.entry.chat_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        *mentioned = fechatter_shared::mention::resolve(
-            s.content,
-            of_chat,
-            &|u| here.contains(&u),
-            mentioned,
-            s.entry.user_id,
-        );
     }
     Ok(())
 }

@@ -15,10 +15,12 @@ use serde_json::Value;
 use crate::AppError;
 
 mod answer;
+mod chat_event;
 mod notification;
 mod presence;
 mod search;
 pub use answer::Answer;
+pub use chat_event::*;
 pub use notification::*;
 pub use presence::*;
 pub use search::*;

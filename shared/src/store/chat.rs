@@ -5,7 +5,7 @@
 //! Everything else answers "not found", so ids of other workspaces' chats
 //! (or private chats one is not in) reveal nothing.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::{
     model::{Chat, ChatType, Member, Role},
@@ -298,4 +298,63 @@ pub async fn read_watermarks(
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Which of the `(chat, user)` pairs (two equally long columns) are
+/// memberships.
+pub async fn memberships_among(
+    tx: &mut PgConnection,
+    chats: &[i64],
+    users: &[i64],
+) -> AppResult<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT m.chat_id, m.user_id FROM chat_members m
+         JOIN unnest($1::bigint[], $2::bigint[]) AS k(chat_id, user_id)
+           ON m.chat_id = k.chat_id AND m.user_id = k.user_id",
+    )
+    .bind(chats)
+    .bind(users)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// Reserves `counts[i]` message seqs and event numbers in chat `ids[i]`
+/// under its row lock (gap-free numbering); returns each chat's new
+/// `(last_seq, last_event)`.
+pub async fn reserve_numbers(
+    tx: &mut PgConnection,
+    ids: &[i64],
+    counts: &[i64],
+) -> AppResult<Vec<(i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "UPDATE chats c SET last_seq = c.last_seq + v.n, last_event = c.last_event + v.n,
+                event_sub = 0, updated_at = now()
+         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n)
+         WHERE c.id = v.id RETURNING c.id, c.last_seq, c.last_event",
+    )
+    .bind(ids)
+    .bind(counts)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// Moves each `(chats[i], users[i])` read watermark up to `seqs[i]`
+/// (never back).
+pub async fn mark_read_up_to(
+    tx: &mut PgConnection,
+    chats: &[i64],
+    users: &[i64],
+    seqs: &[i64],
+) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, v.seq)
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(chat_id, user_id, seq)
+         WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id",
+    )
+    .bind(chats)
+    .bind(users)
+    .bind(seqs)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

@@ -1,9 +1,10 @@
 //! The per-chat event log (`chat_events`): the exact frames published for
 //! every committed chat event, read back by gateways to fill a gap in a
 //! topic stream or to answer a sync that reaches further back than the
-//! stream holds. (The worker writes it in the commit.)
+//! stream holds. The worker writes it in the commit, and looks up the
+//! events a retried client frame id already produced.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::AppResult;
 
@@ -72,4 +73,81 @@ pub async fn numbered_between(
     .bind(before)
     .fetch_all(pool)
     .await?)
+}
+
+/// A send already committed under a client frame id (a retry's original).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EarlierSend {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub client_id: String,
+    pub seq: i64,
+    pub sub: i64,
+    pub event_seq: i64,
+    pub message_id: i64,
+    pub frame: String,
+    /// The seq of the message the event is about.
+    pub message_seq: i64,
+}
+
+/// The events already committed for any of the `(chat, client id, user)`
+/// keys (given as three equally long columns).
+pub async fn earlier_sends(
+    tx: &mut PgConnection,
+    chats: &[i64],
+    client_ids: &[&str],
+    users: &[i64],
+) -> AppResult<Vec<EarlierSend>> {
+    Ok(sqlx::query_as(
+        "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
+                ev.frame, m.seq AS message_seq
+         FROM chat_events ev
+         JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
+           ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
+         JOIN messages m ON m.id = ev.message_id",
+    )
+    .bind(chats)
+    .bind(client_ids)
+    .bind(users)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// The `message.new` events of new messages, as columns (one element per
+/// message): logged with one statement.
+pub struct NewMessageEvents<'a> {
+    pub chat_ids: &'a [i64],
+    pub seqs: &'a [i64],
+    pub event_seqs: &'a [i64],
+    pub client_ids: &'a [String],
+    pub senders: &'a [i64],
+    pub message_ids: &'a [i64],
+    pub frames: &'a [String],
+}
+
+/// Logs `new` (sub 0, kind `message.new`).
+pub async fn insert_message_news(
+    tx: &mut PgConnection,
+    new: &NewMessageEvents<'_>,
+) -> AppResult<()> {
+    let kinds = vec!["message.new"; new.chat_ids.len()];
+    let zeros = vec![0i64; new.chat_ids.len()];
+    sqlx::query(
+        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame,
+                                  event_seq)
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                              $6::bigint[], $7::bigint[], $8::text[], $9::bigint[])",
+    )
+    .bind(new.chat_ids)
+    .bind(new.seqs)
+    .bind(&zeros)
+    .bind(&kinds)
+    .bind(new.client_ids)
+    .bind(new.senders)
+    .bind(new.message_ids)
+    .bind(new.frames)
+    .bind(new.event_seqs)
+    .execute(tx)
+    .await?;
+    Ok(())
 }

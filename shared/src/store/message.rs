@@ -1,8 +1,9 @@
 //! Messages: the columns every query returning a [`crate::model::Message`]
 //! selects, shared by the worker (commits) and the gateway (paging), so the
-//! wire shape cannot drift between them, and the gateway's reads.
+//! wire shape cannot drift between them; the gateway's reads and the
+//! worker's bulk insert of a run of sends.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use crate::{model::Message, AppResult};
 
@@ -58,4 +59,67 @@ pub async fn page(
         rows.reverse();
     }
     Ok((rows, more))
+}
+
+/// The chat of each of `ids` that exists: `(message id, chat id)`.
+pub async fn chats_of(tx: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<(i64, i64)>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(
+        sqlx::query_as("SELECT id, chat_id FROM messages WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(tx)
+            .await?,
+    )
+}
+
+/// New messages as columns (one element per message, in one order): the
+/// shape of one multi-row insert.
+pub struct NewMessages<'a> {
+    pub chat_ids: &'a [i64],
+    pub seqs: &'a [i64],
+    pub senders: &'a [i64],
+    pub contents: &'a [String],
+    pub client_ids: &'a [String],
+    pub reply_tos: &'a [Option<i64>],
+    /// Each message's mentioned user ids.
+    pub mentions: &'a [Vec<i64>],
+    pub urgent: &'a [bool],
+}
+
+/// Inserts `new` with one statement; returns the rows (any order).
+pub async fn insert_all(tx: &mut PgConnection, new: &NewMessages<'_>) -> AppResult<Vec<Message>> {
+    // PostgreSQL has no arrays of arrays of varying length: each mention
+    // list travels as its array literal text.
+    let mentions: Vec<String> = new
+        .mentions
+        .iter()
+        .map(|m| {
+            let ids: Vec<String> = m.iter().map(i64::to_string).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
+    let priorities: Vec<&str> = new
+        .urgent
+        .iter()
+        .map(|&u| if u { "urgent" } else { "normal" })
+        .collect();
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
+         SELECT chat_id, seq, sender_id, content, client_id, reply_to, mentions::bigint[], priority
+         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
+           AS v(chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(new.chat_ids)
+    .bind(new.seqs)
+    .bind(new.senders)
+    .bind(new.contents)
+    .bind(new.client_ids)
+    .bind(new.reply_tos)
+    .bind(&mentions)
+    .bind(&priorities)
+    .fetch_all(tx)
+    .await?)
 }
