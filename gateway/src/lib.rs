@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod presence;
 pub mod presence_watch;
+pub mod queue;
 pub mod read_state;
 pub mod replies;
 pub mod revocation;

@@ -3,10 +3,14 @@
 //! drains the queue onto the socket, several frames per flush.
 //! Committed chat events travel as shared [`TimedFrame`]s with the worker's
 //! commit time: the writer observes `delivery_latency_seconds` on flush.
+//!
+//! Everything a connection's handles share lives in one allocation
+//! ([`Shared`]: queue, byte count, focus, close reason); an idle
+//! connection holds no queue memory (see [`crate::queue`]).
 
 use std::{
     sync::{
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicI64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
@@ -15,19 +19,21 @@ use std::{
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{stream::SplitSink, SinkExt};
 use prometheus::Histogram;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW};
+use crate::{
+    metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW},
+    queue::{Queue, Refused},
+};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
 
 /// What a connection's writer task is asked to send.
 ///
-/// Two variants: a third would grow every queue slot from 32 to 40 bytes
-/// (each queue allocates 32 slots up front), so a server ping is the empty
-/// `Frame` ([`Outbound::ping`]); every real frame is a JSON object.
+/// Two variants: a third would grow every queue slot from 32 to 40 bytes,
+/// so a server ping is the empty `Frame` ([`Outbound::ping`]); every real
+/// frame is a JSON object.
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
@@ -77,9 +83,13 @@ pub mod close {
 /// State of one connection that its clones share.
 #[derive(Default)]
 struct Shared {
+    queue: Queue<Outbound>,
+    /// Bytes of frames queued and not yet written.
     queued_bytes: AtomicUsize,
     /// The chat the client shows (`chat.focus`), 0 for none.
-    focus: std::sync::atomic::AtomicI64,
+    focus: AtomicI64,
+    /// How the connection was closed; the first reason given wins.
+    reason: Mutex<Option<(u16, Box<str>)>>,
 }
 
 /// A handle on one connection, cloned into the hub and its session.
@@ -89,19 +99,43 @@ pub struct Conn {
     pub user_id: i64,
     /// The session (refresh-token family) of the connection's token.
     pub session: uuid::Uuid,
-    tx: mpsc::Sender<Outbound>,
+    /// Bounds of the queue: frames and bytes.
     capacity: usize,
-    /// Bytes of frames queued and not yet written, and their bound.
-    /// Bytes queued and the focused chat, shared by every clone.
-    shared: Arc<Shared>,
     max_bytes: usize,
-    /// Cancelled to close the connection; `reason` says how.
+    shared: Arc<Shared>,
+    /// Cancelled to close the connection; the shared reason says how.
     pub kill: CancellationToken,
-    reason: Arc<Mutex<Option<(u16, String)>>>,
+}
+
+/// The writer's end of a connection's queue; dropping it refuses further
+/// frames and frees the waiting ones.
+pub struct Receiver {
+    shared: Arc<Shared>,
+}
+
+impl Receiver {
+    /// Waits for frames and moves up to `max` of them into `out`; 0 once
+    /// the queue is closed.
+    pub async fn recv(&mut self, out: &mut Vec<Outbound>, max: usize) -> usize {
+        self.shared.queue.recv(out, max).await
+    }
+
+    /// The next waiting frame, if any.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let mut one = Vec::with_capacity(1);
+        self.shared.queue.take(&mut one, 1);
+        one.pop()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shared.queue.close();
+    }
 }
 
 impl Conn {
-    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
+    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, Receiver) {
         Self::with_limits(id, user_id, capacity, usize::MAX)
     }
 
@@ -112,20 +146,18 @@ impl Conn {
         user_id: i64,
         capacity: usize,
         max_bytes: usize,
-    ) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    ) -> (Self, Receiver) {
+        let shared = Arc::new(Shared::default());
         let conn = Self {
             id,
             user_id,
             session: uuid::Uuid::nil(),
-            tx,
             capacity,
-            shared: Arc::new(Shared::default()),
             max_bytes,
+            shared: shared.clone(),
             kill: CancellationToken::new(),
-            reason: Arc::new(Mutex::new(None)),
         };
-        (conn, rx)
+        (conn, Receiver { shared })
     }
 
     /// Records the chat the client shows (`None`: none).
@@ -142,19 +174,21 @@ impl Conn {
 
     /// Closes the connection with `code`; the first reason given wins.
     pub fn close(&self, code: u16, reason: &str) {
-        let mut slot = self.reason.lock().expect("reason lock");
+        let mut slot = self.shared.reason.lock().expect("reason lock");
         if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
+            *slot = Some((code, reason.into()));
         }
         drop(slot);
         self.kill.cancel();
     }
 
     pub fn close_reason(&self) -> (u16, String) {
-        self.reason
+        self.shared
+            .reason
             .lock()
             .expect("reason lock")
-            .clone()
+            .as_ref()
+            .map(|(code, reason)| (*code, reason.to_string()))
             .unwrap_or((close::NORMAL, String::new()))
     }
 
@@ -191,7 +225,8 @@ impl Conn {
         kind: &str,
     ) -> bool {
         let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        let half_full = self.tx.capacity() <= self.capacity / 2 || queued > self.max_bytes / 2;
+        let waiting = self.shared.queue.len();
+        let half_full = waiting >= self.capacity - self.capacity / 2 || queued > self.max_bytes / 2;
         if priority == Priority::Droppable && half_full {
             metrics.record_drop(kind, BACKPRESSURE);
             return false;
@@ -200,23 +235,22 @@ impl Conn {
         // subtracts as soon as it takes the frame, and must never see a
         // frame it has not been counted for.
         let sent = if queued.saturating_add(len) > self.max_bytes {
-            Err(mpsc::error::TrySendError::Full(()))
+            Err(Refused::Full)
         } else {
             self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            self.tx.try_send(message).map_err(|e| {
-                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
-                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
-                }
-            })
+            self.shared
+                .queue
+                .push(message, self.capacity)
+                .inspect_err(|_| {
+                    self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                })
         };
         match sent {
             Ok(()) => {
                 metrics.ws_frames_out.with_label_values(&[kind]).inc();
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 metrics.record_drop(kind, OVERFLOW);
                 if priority == Priority::Essential {
                     self.close(
@@ -226,20 +260,22 @@ impl Conn {
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
     /// Queues a server ping; skipped when the queue is full (the client is
     /// evidently receiving).
     pub fn ping(&self) {
-        let _ = self.tx.try_send(Outbound::ping());
+        let _ = self.shared.queue.push(Outbound::ping(), self.capacity);
     }
 
     /// Frames (pings included) and bytes waiting in the queue now.
     pub fn queue_depth(&self) -> (usize, usize) {
-        let frames = self.capacity.saturating_sub(self.tx.capacity());
-        (frames, self.shared.queued_bytes.load(Ordering::Relaxed))
+        (
+            self.shared.queue.len(),
+            self.shared.queued_bytes.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -247,28 +283,28 @@ impl Conn {
 /// the gateway's `delivery_latency_seconds`.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: Receiver,
     conn: Conn,
     latency: Histogram,
 ) {
     loop {
-        tokio::select! {
+        let mut batch = Vec::new();
+        let taken = tokio::select! {
             biased;
             _ = conn.kill.cancelled() => break,
-            next = rx.recv() => {
-                let Some(first) = next else { break };
-                let mut batch = vec![first];
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(m) => batch.push(m),
-                        Err(_) => break,
-                    }
-                }
-                if write_batch(&mut sink, batch, &conn, &latency).await.is_err() {
-                    conn.close(close::NORMAL, "");
-                    return;
-                }
-            }
+            n = rx.recv(&mut batch, WRITE_BATCH) => n,
+        };
+        // Boxed: the write's state only exists while writing, not in
+        // every idle connection's writer.
+        if taken == 0 {
+            break;
+        }
+        if Box::pin(write_batch(&mut sink, batch, &conn, &latency))
+            .await
+            .is_err()
+        {
+            conn.close(close::NORMAL, "");
+            return;
         }
     }
     // Closing: send what is already queued (bounded in time), then Close.
@@ -276,7 +312,7 @@ pub async fn write_loop(
     if code != close::SLOW_CONSUMER {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut batch = Vec::new();
-            while let Ok(m) = rx.try_recv() {
+            while let Some(m) = rx.try_recv() {
                 batch.push(m);
             }
             write_batch(&mut sink, batch, &conn, &latency).await
@@ -372,11 +408,11 @@ mod tests {
         c.ping();
         assert_eq!(c.queue_depth(), (2, 2));
         match rx.try_recv() {
-            Ok(Outbound::Event(e)) => assert_eq!(e.committed_ms, 42),
+            Some(Outbound::Event(e)) => assert_eq!(e.committed_ms, 42),
             other => panic!("expected the event, got {other:?}"),
         }
         // A ping is the empty frame (written as a WebSocket ping).
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(f)) if f.is_empty()));
+        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(f)) if f.is_empty()));
     }
 
     #[test]

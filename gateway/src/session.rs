@@ -117,7 +117,7 @@ fn open_conn(
     me: &Identity,
     chats: &[Membership],
     head: StreamId,
-) -> (Conn, tokio::sync::mpsc::Receiver<crate::outbound::Outbound>) {
+) -> (Conn, crate::outbound::Receiver) {
     let id = state.hub.next_conn_id();
     let (mut conn, rx) = Conn::with_limits(
         id,
@@ -235,9 +235,29 @@ async fn run(
     tracing::debug!(conn = id, reason = ?conn.close_reason(), "connection closed");
 }
 
+/// The durations the read loop needs, copied out of the configuration.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+    idle_timeout: Duration,
+}
+
+impl Timeouts {
+    fn of(config: &fechatter_shared::Config) -> Self {
+        Self {
+            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_timeout: config.heartbeat_timeout,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+}
+
 impl Session {
     async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
-        let config = self.state.config.clone();
+        // Copied out, not a clone of the whole Config: that would put a
+        // copy of every configured string in every connection.
+        let config = Timeouts::of(&self.state.config);
         let start = Instant::now();
         let mut next_ping = start + config.heartbeat_interval;
         let mut last_received = start;
