@@ -4,27 +4,15 @@
 //! Committed chat events travel as shared [`TimedFrame`]s with the worker's
 //! commit time: the writer observes `delivery_latency_seconds` on flush.
 //!
-//! Everything a connection's handles share lives in one allocation
-//! ([`Shared`]: queue, byte count, focus, close reason); an idle
-//! connection holds no queue memory (see [`crate::queue`]).
+//! The connection handle and its queue are in [`crate::conn`].
 
-use std::{
-    sync::{
-        atomic::{AtomicI64, AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{stream::SplitSink, SinkExt};
 use prometheus::Histogram;
-use tokio_util::sync::CancellationToken;
 
-use crate::{
-    metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW},
-    queue::{Queue, Refused},
-};
+pub use crate::conn::{Conn, Receiver};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
@@ -80,205 +68,6 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
-/// State of one connection that its clones share.
-#[derive(Default)]
-struct Shared {
-    queue: Queue<Outbound>,
-    /// Bytes of frames queued and not yet written.
-    queued_bytes: AtomicUsize,
-    /// The chat the client shows (`chat.focus`), 0 for none.
-    focus: AtomicI64,
-    /// How the connection was closed; the first reason given wins.
-    reason: Mutex<Option<(u16, Box<str>)>>,
-}
-
-/// A handle on one connection, cloned into the hub and its session.
-#[derive(Clone)]
-pub struct Conn {
-    pub id: u64,
-    pub user_id: i64,
-    /// The session (refresh-token family) of the connection's token.
-    pub session: uuid::Uuid,
-    /// Bounds of the queue: frames and bytes.
-    capacity: usize,
-    max_bytes: usize,
-    shared: Arc<Shared>,
-    /// Cancelled to close the connection; the shared reason says how.
-    pub kill: CancellationToken,
-}
-
-/// The writer's end of a connection's queue; dropping it refuses further
-/// frames and frees the waiting ones.
-pub struct Receiver {
-    shared: Arc<Shared>,
-}
-
-impl Receiver {
-    /// Waits for frames and moves up to `max` of them into `out`; 0 once
-    /// the queue is closed.
-    pub async fn recv(&mut self, out: &mut Vec<Outbound>, max: usize) -> usize {
-        self.shared.queue.recv(out, max).await
-    }
-
-    /// The next waiting frame, if any.
-    pub fn try_recv(&mut self) -> Option<Outbound> {
-        let mut one = Vec::with_capacity(1);
-        self.shared.queue.take(&mut one, 1);
-        one.pop()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.shared.queue.close();
-    }
-}
-
-impl Conn {
-    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, Receiver) {
-        Self::with_limits(id, user_id, capacity, usize::MAX)
-    }
-
-    /// A connection whose queue holds at most `capacity` frames and
-    /// `max_bytes` bytes.
-    pub fn with_limits(
-        id: u64,
-        user_id: i64,
-        capacity: usize,
-        max_bytes: usize,
-    ) -> (Self, Receiver) {
-        let shared = Arc::new(Shared::default());
-        let conn = Self {
-            id,
-            user_id,
-            session: uuid::Uuid::nil(),
-            capacity,
-            max_bytes,
-            shared: shared.clone(),
-            kill: CancellationToken::new(),
-        };
-        (conn, Receiver { shared })
-    }
-
-    /// Records the chat the client shows (`None`: none).
-    pub fn set_focus(&self, chat: Option<i64>) {
-        self.shared
-            .focus
-            .store(chat.unwrap_or(0), Ordering::Relaxed);
-    }
-
-    /// Whether the client shows `chat`: no toasts or unread badges for it.
-    pub fn focused_on(&self, chat: i64) -> bool {
-        self.shared.focus.load(Ordering::Relaxed) == chat
-    }
-
-    /// Closes the connection with `code`; the first reason given wins.
-    pub fn close(&self, code: u16, reason: &str) {
-        let mut slot = self.shared.reason.lock().expect("reason lock");
-        if slot.is_none() {
-            *slot = Some((code, reason.into()));
-        }
-        drop(slot);
-        self.kill.cancel();
-    }
-
-    pub fn close_reason(&self) -> (u16, String) {
-        self.shared
-            .reason
-            .lock()
-            .expect("reason lock")
-            .as_ref()
-            .map(|(code, reason)| (*code, reason.to_string()))
-            .unwrap_or((close::NORMAL, String::new()))
-    }
-
-    /// Queues a frame without waiting. Returns false when it was dropped.
-    pub fn offer(
-        &self,
-        frame: Utf8Bytes,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let len = frame.len();
-        self.enqueue(Outbound::Frame(frame), len, priority, metrics, kind)
-    }
-
-    /// [`Conn::offer`] for a committed event with its commit time.
-    pub fn offer_event(
-        &self,
-        event: &Arc<TimedFrame>,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let len = event.frame.len();
-        self.enqueue(Outbound::Event(event.clone()), len, priority, metrics, kind)
-    }
-
-    fn enqueue(
-        &self,
-        message: Outbound,
-        len: usize,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        let waiting = self.shared.queue.len();
-        let half_full = waiting >= self.capacity - self.capacity / 2 || queued > self.max_bytes / 2;
-        if priority == Priority::Droppable && half_full {
-            metrics.record_drop(kind, BACKPRESSURE);
-            return false;
-        }
-        // Counted before the frame is queued: the writer (another task)
-        // subtracts as soon as it takes the frame, and must never see a
-        // frame it has not been counted for.
-        let sent = if queued.saturating_add(len) > self.max_bytes {
-            Err(Refused::Full)
-        } else {
-            self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            self.shared
-                .queue
-                .push(message, self.capacity)
-                .inspect_err(|_| {
-                    self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                })
-        };
-        match sent {
-            Ok(()) => {
-                metrics.ws_frames_out.with_label_values(&[kind]).inc();
-                true
-            }
-            Err(Refused::Full) => {
-                metrics.record_drop(kind, OVERFLOW);
-                if priority == Priority::Essential {
-                    self.close(
-                        close::SLOW_CONSUMER,
-                        "slow consumer: reconnect and send sync.request",
-                    );
-                }
-                false
-            }
-            Err(Refused::Closed) => false,
-        }
-    }
-
-    /// Queues a server ping; skipped when the queue is full (the client is
-    /// evidently receiving).
-    pub fn ping(&self) {
-        let _ = self.shared.queue.push(Outbound::ping(), self.capacity);
-    }
-
-    /// Frames (pings included) and bytes waiting in the queue now.
-    pub fn queue_depth(&self) -> (usize, usize) {
-        (
-            self.shared.queue.len(),
-            self.shared.queued_bytes.load(Ordering::Relaxed),
-        )
-    }
-}
-
 /// Drains `rx` onto the socket until the connection closes; `latency` is
 /// the gateway's `delivery_latency_seconds`.
 pub async fn write_loop(
@@ -291,7 +80,7 @@ pub async fn write_loop(
         let mut batch = Vec::new();
         let taken = tokio::select! {
             biased;
-            _ = conn.kill.cancelled() => break,
+            _ = conn.killed() => break,
             n = rx.recv(&mut batch, WRITE_BATCH) => n,
         };
         // Boxed: the write's state only exists while writing, not in
@@ -307,7 +96,17 @@ pub async fn write_loop(
             return;
         }
     }
-    // Closing: send what is already queued (bounded in time), then Close.
+    // Boxed: only a closing connection needs the closing's state.
+    Box::pin(finish(sink, rx, conn, latency)).await;
+}
+
+/// Sends what is already queued (bounded in time), then Close.
+async fn finish(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: Receiver,
+    conn: Conn,
+    latency: Histogram,
+) {
     let (code, reason) = conn.close_reason();
     if code != close::SLOW_CONSUMER {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
@@ -340,15 +139,11 @@ async fn write_batch(
         let msg = match m {
             Outbound::Frame(text) if text.is_empty() => Message::Ping(Default::default()),
             Outbound::Frame(text) => {
-                conn.shared
-                    .queued_bytes
-                    .fetch_sub(text.len(), Ordering::Relaxed);
+                conn.written(text.len());
                 Message::Text(text)
             }
             Outbound::Event(event) => {
-                conn.shared
-                    .queued_bytes
-                    .fetch_sub(event.frame.len(), Ordering::Relaxed);
+                conn.written(event.frame.len());
                 committed.push(event.committed_ms);
                 Message::Text(event.frame.clone())
             }
@@ -369,69 +164,5 @@ mod tests {
     #[test]
     fn a_queue_slot_stays_small() {
         assert_eq!(std::mem::size_of::<Outbound>(), 32);
-    }
-
-    #[test]
-    fn backpressure_drops_typing_first_and_closes_slow_consumers() {
-        let metrics = GatewayMetrics::new();
-        let (c, _rx) = Conn::new(1, 1, 8);
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
-        assert!(!c.kill.is_cancelled());
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        assert!(c.kill.is_cancelled());
-        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
-        let dropped = |class, reason| metrics.dropped.with_label_values(&[class, reason]).get();
-        assert_eq!(dropped("typing", BACKPRESSURE), 1);
-        assert_eq!(dropped("message", OVERFLOW), 1);
-    }
-
-    #[test]
-    fn events_carry_their_commit_time_to_the_writer() {
-        let metrics = GatewayMetrics::new();
-        let (c, mut rx) = Conn::new(1, 1, 8);
-        let event = Arc::new(TimedFrame {
-            frame: "{}".into(),
-            committed_ms: 42,
-        });
-        assert!(c.offer_event(&event, Priority::Essential, &metrics, "message.new"));
-        c.ping();
-        assert_eq!(c.queue_depth(), (2, 2));
-        match rx.try_recv() {
-            Some(Outbound::Event(e)) => assert_eq!(e.committed_ms, 42),
-            other => panic!("expected the event, got {other:?}"),
-        }
-        // A ping is the empty frame (written as a WebSocket ping).
-        assert!(matches!(rx.try_recv(), Some(Outbound::Frame(f)) if f.is_empty()));
-    }
-
-    #[test]
-    fn the_byte_bound_applies_next_to_the_frame_bound() {
-        let metrics = GatewayMetrics::new();
-        let (c, _rx) = Conn::with_limits(1, 1, 1000, 100);
-        let big: Utf8Bytes = "x".repeat(40).into();
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
-        // Over half the bytes: typing is dropped, the connection lives.
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
-        assert!(!c.kill.is_cancelled());
-        // 120 > 100 bytes: an essential frame that does not fit closes it.
-        assert!(!c.offer(big, Priority::Essential, &metrics, "sync.response"));
-        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
     }
 }
