@@ -1,0 +1,138 @@
+//! `loadtest hold`: one process's share of `loadtest scale`. A process
+//! may hold only as many sockets as its open-files limit allows (20,000
+//! here), so the scale scenario runs many of these, each from its own
+//! loopback source address (whose ephemeral ports it then has to itself).
+//!
+//! The coordinator drives it through stdin/stdout, one JSON line per phase:
+//! it signs up its users and says `tokens`; on `connect` it opens its
+//! connections and says `ready` with what it measured; on `close` (or when
+//! stdin closes, or at `--max-secs` whatever happens) it closes them and
+//! exits. Every phase waits at most until the deadline.
+
+use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
+
+use anyhow::{bail, Result};
+use futures::{stream, StreamExt};
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader, Lines, Stdin},
+    time::Instant,
+};
+
+use crate::{
+    conn,
+    connections::tokens,
+    report::{histogram, Percentiles},
+    target::Target,
+};
+
+/// Distinct connect errors a process reports (the rest are only counted).
+const ERROR_SAMPLES: usize = 5;
+
+/// One process's share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HoldArgs {
+    /// Loopback source address of every connection of this process.
+    #[arg(long)]
+    pub source: Ipv4Addr,
+    #[arg(long)]
+    pub connections: usize,
+    /// Connections per signed-up user.
+    #[arg(long, default_value_t = 10)]
+    pub per_user: usize,
+    /// WebSocket read and write buffer of each client connection, bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub buffer: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Exit by then whatever happens.
+    #[arg(long, default_value_t = 900)]
+    pub max_secs: u64,
+}
+
+pub async fn run(target: &Target, a: &HoldArgs) -> Result<()> {
+    if !a.source.is_loopback() {
+        bail!("--source must be a loopback address, not {}", a.source);
+    }
+    let deadline = Instant::now() + Duration::from_secs(a.max_secs);
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let tokens = tokens(target, a.connections, a.per_user).await?;
+    say(json!({ "phase": "tokens", "users": a.connections.div_ceil(a.per_user.max(1)) }));
+    if !wait_for(&mut stdin, "connect", deadline).await {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let results: Vec<_> = stream::iter(tokens.iter().enumerate())
+        .map(|(i, t)| {
+            let url = target.ws_url(i, t);
+            async move {
+                // Read at once, not after the last connect: the server
+                // closes a connection that leaves its pings unanswered.
+                let (sink, stream, us) = conn::connect_from(&url, a.source, a.buffer).await?;
+                anyhow::Ok((sink, tokio::spawn(drain(stream)), us))
+            }
+        })
+        .buffer_unordered(a.concurrency.max(1))
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut connect = histogram();
+    let mut samples = BTreeSet::new();
+    let (mut open, mut errors) = (Vec::with_capacity(results.len()), 0u64);
+    for r in results {
+        match r {
+            Ok((sink, reader, us)) => {
+                let _ = connect.record(us.max(1));
+                open.push((sink, reader));
+            }
+            Err(e) => {
+                errors += 1;
+                if samples.len() < ERROR_SAMPLES {
+                    samples.insert(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    say(json!({
+        "phase": "ready",
+        "connections": open.len(),
+        "errors": errors,
+        "errorSamples": samples,
+        "connectMs": Percentiles::of(&connect),
+        "connectSecs": secs,
+        "rssKib": own_rss_kib(),
+    }));
+    wait_for(&mut stdin, "close", deadline).await;
+    for (_, reader) in &open {
+        reader.abort();
+    }
+    drop(open);
+    say(json!({ "phase": "closed" }));
+    Ok(())
+}
+
+/// Waits for `word` on stdin; false when stdin closed or the deadline
+/// passed first.
+async fn wait_for(stdin: &mut Lines<BufReader<Stdin>>, word: &str, deadline: Instant) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, stdin.next_line()).await {
+            Ok(Ok(Some(line))) if line.trim() == word => return true,
+            Ok(Ok(Some(_))) => continue,
+            _ => return false,
+        }
+    }
+}
+
+fn say(line: serde_json::Value) {
+    println!("{line}");
+}
+
+async fn drain(mut stream: conn::Stream) {
+    while let Some(Ok(_)) = stream.next().await {}
+}
+
+/// This process's resident memory, KiB.
+fn own_rss_kib() -> u64 {
+    super::system::status_kib("self", "VmRSS").unwrap_or(0)
+}
