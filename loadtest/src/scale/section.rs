@@ -166,7 +166,7 @@ pub fn markdown(r: &Report, o: &Outcome, a: &ScaleArgs) -> String {
             format!(" {}", a.provenance)
         }
     );
-    let _ = writeln!(s, "Idle connections held {} s: {} gateways, {} HAProxy processes (the shipped haproxy.cfg, the gateways beyond two added through its Runtime API), {} `loadtest hold` processes of at most {} connections each, each from its own source address 127.0.0.x (the open-files limit is per process). A direct connection is two sockets on this machine, a proxied one four.\n",
+    let _ = writeln!(s, "Idle connections held {} s: {} gateways, {} HAProxy processes (the shipped haproxy.cfg with every gateway listed in it), {} `loadtest hold` processes of at most {} connections each, each from its own source address 127.0.0.x (the open-files limit is per process). A direct connection is two sockets on this machine, a proxied one four.\n",
         a.hold, r.params["gateways"], r.params["haproxies"], r.params["processes"], a.per_process);
     let _ = writeln!(s, "| target | measured | met |\n|---|---|---|");
     let _ = writeln!(s, "| ≥ 200,000 concurrent connections on this machine | {} ({} direct, {} through HAProxy), {} errors | {} |", r.connections, x("direct_connections"), x("proxied_connections"), r.errors, yes(r.connections >= 200_000 && r.errors == 0));
