@@ -101,6 +101,6 @@ done
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
 timeout 1500 "$BIN/loadtest" --url http://127.0.0.1:18101 "${gw_args[@]}" \
-    scale --direct "$DIRECT" --proxied "$PROXIED" "${proxy_args[@]}" \
+    scale --direct "$DIRECT" --proxied "$PROXIED" "${proxy_args[@]}" --concurrency "${SCALE_CONCURRENCY:-16}" \
     --out "${BENCH_OUT:-BENCHMARKS.md}" \
     --provenance "on $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(git rev-parse --short HEAD)\`; $machine"

@@ -12,12 +12,13 @@
 use std::{collections::BTreeSet, net::Ipv4Addr, time::Duration};
 
 use anyhow::{bail, Result};
-use futures::{stream, StreamExt};
+use futures::{stream, SinkExt, StreamExt};
 use serde_json::json;
 use tokio::{
     io::{AsyncBufReadExt, BufReader, Lines, Stdin},
     time::Instant,
 };
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     conn,
@@ -28,6 +29,9 @@ use crate::{
 
 /// Distinct connect errors a process reports (the rest are only counted).
 const ERROR_SAMPLES: usize = 5;
+/// How often a held connection sends a `ping` frame (well inside the
+/// gateways' default `IDLE_TIMEOUT_MS` of 5 minutes).
+const KEEPALIVE: Duration = Duration::from_secs(120);
 
 /// One process's share.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,7 +74,7 @@ pub async fn run(target: &Target, a: &HoldArgs) -> Result<()> {
                 // Read at once, not after the last connect: the server
                 // closes a connection that leaves its pings unanswered.
                 let (sink, stream, us) = conn::connect_from(&url, a.source, a.buffer).await?;
-                anyhow::Ok((sink, tokio::spawn(drain(stream)), us))
+                anyhow::Ok((tokio::spawn(keep(sink, stream)), us))
             }
         })
         .buffer_unordered(a.concurrency.max(1))
@@ -82,9 +86,9 @@ pub async fn run(target: &Target, a: &HoldArgs) -> Result<()> {
     let (mut open, mut errors) = (Vec::with_capacity(results.len()), 0u64);
     for r in results {
         match r {
-            Ok((sink, reader, us)) => {
+            Ok((task, us)) => {
                 let _ = connect.record(us.max(1));
-                open.push((sink, reader));
+                open.push(task);
             }
             Err(e) => {
                 errors += 1;
@@ -94,9 +98,11 @@ pub async fn run(target: &Target, a: &HoldArgs) -> Result<()> {
             }
         }
     }
+    let closed = open.iter().filter(|t| t.is_finished()).count();
     say(json!({
         "phase": "ready",
-        "connections": open.len(),
+        "connections": open.len() - closed,
+        "closedBeforeReady": closed,
         "errors": errors,
         "errorSamples": samples,
         "connectMs": Percentiles::of(&connect),
@@ -104,8 +110,8 @@ pub async fn run(target: &Target, a: &HoldArgs) -> Result<()> {
         "rssKib": own_rss_kib(),
     }));
     wait_for(&mut stdin, "close", deadline).await;
-    for (_, reader) in &open {
-        reader.abort();
+    for task in &open {
+        task.abort();
     }
     drop(open);
     say(json!({ "phase": "closed" }));
@@ -128,8 +134,27 @@ fn say(line: serde_json::Value) {
     println!("{line}");
 }
 
-async fn drain(mut stream: conn::Stream) {
-    while let Some(Ok(_)) = stream.next().await {}
+/// Holds one connection open: reads everything (so server pings are
+/// answered) and sends a `ping` frame every [`KEEPALIVE`], as a client
+/// must (the gateway closes connections silent for `IDLE_TIMEOUT_MS`).
+async fn keep(mut sink: conn::Sink, mut stream: conn::Stream) {
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                if !matches!(msg, Some(Ok(_))) {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(KEEPALIVE) => {
+                n += 1;
+                let ping = format!(r#"{{"type":"ping","id":"k{n}","payload":{{}}}}"#);
+                if sink.send(Message::Text(ping.into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// This process's resident memory, KiB.
