@@ -139,6 +139,8 @@ fn say(line: serde_json::Value) {
 /// must (the gateway closes connections silent for `IDLE_TIMEOUT_MS`).
 async fn keep(mut sink: conn::Sink, mut stream: conn::Stream) {
     let mut n = 0u64;
+    // One clock across frames: the server's own pings must not postpone ours.
+    let mut due = tokio::time::interval_at(Instant::now() + KEEPALIVE, KEEPALIVE);
     loop {
         tokio::select! {
             msg = stream.next() => {
@@ -146,7 +148,7 @@ async fn keep(mut sink: conn::Sink, mut stream: conn::Stream) {
                     return;
                 }
             }
-            _ = tokio::time::sleep(KEEPALIVE) => {
+            _ = due.tick() => {
                 n += 1;
                 let ping = format!(r#"{{"type":"ping","id":"k{n}","payload":{{}}}}"#);
                 if sink.send(Message::Text(ping.into())).await.is_err() {
