@@ -1,5 +1,5 @@
 # Fechatter realtime. Quick start: `make run`, then `make test`.
-.PHONY: run stop test build fmt lint demo bench
+.PHONY: run stop test build fmt lint demo bench bench-scale
 
 run:
 	scripts/run.sh
@@ -26,5 +26,11 @@ demo:
 	cargo run --release --locked -q -p loadtest --bin chat-demo -- $(or $(URL),http://127.0.0.1:$${PORT:-8080}) $(if $(filter https://%,$(URL)),--ca-cert .data/tls/ca.pem)
 
 # The standard load set on a dedicated local pool; writes BENCHMARKS.md.
+# BENCH_SCALE=1 also runs bench-scale afterwards.
 bench:
 	scripts/bench.sh
+
+# 200k idle connections over 12 gateways, half through 12 HAProxy
+# processes (about 10 minutes); writes BENCHMARKS.md's "Connections at scale".
+bench-scale:
+	scripts/bench-scale.sh

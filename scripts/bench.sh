@@ -5,7 +5,10 @@
 # set ends with `chaos` (about 2.5 minutes), which starts a pool of its
 # own (free ports, its own redis-server, database fechatter_chaos, logs in
 # .run/chaos) so it can kill and cut it.
-# Pass BENCH_QUICK=1 for a seconds-long smoke run of the suite itself.
+# Pass BENCH_QUICK=1 for a seconds-long smoke run of the suite itself,
+# BENCH_SCALE=1 to run scripts/bench-scale.sh (200k connections, its own
+# pool, about 10 minutes) after the set; its section of BENCHMARKS.md is
+# kept when the set runs alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -63,3 +66,8 @@ timeout 1200 "$BIN/loadtest" --url http://127.0.0.1:18080 \
     --gateway http://127.0.0.1:18081 --gateway http://127.0.0.1:18082 \
     bench --out "${BENCH_OUT:-BENCHMARKS.md}" --machine "$machine" --commit "$(git rev-parse --short HEAD)" \
     --redis "${REDIS_URL#redis://}" --database "$DATABASE_URL" --chaos "${quick[@]}"
+if [ -n "${BENCH_SCALE:-}" ]; then
+    cleanup
+    trap - EXIT
+    scripts/bench-scale.sh
+fi

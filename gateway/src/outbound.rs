@@ -3,31 +3,25 @@
 //! drains the queue onto the socket, several frames per flush.
 //! Committed chat events travel as shared [`TimedFrame`]s with the worker's
 //! commit time: the writer observes `delivery_latency_seconds` on flush.
+//!
+//! The connection handle and its queue are in [`crate::conn`].
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{stream::SplitSink, SinkExt};
 use prometheus::Histogram;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW};
+pub use crate::conn::{Conn, Receiver};
 
 /// Most queued frames written per flush.
 const WRITE_BATCH: usize = 64;
 
 /// What a connection's writer task is asked to send.
 ///
-/// Two variants: a third would grow every queue slot from 32 to 40 bytes
-/// (each queue allocates 32 slots up front), so a server ping is the empty
-/// `Frame` ([`Outbound::ping`]); every real frame is a JSON object.
+/// Two variants: a third would grow every queue slot from 32 to 40 bytes,
+/// so a server ping is the empty `Frame` ([`Outbound::ping`]); every real
+/// frame is a JSON object.
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
@@ -74,209 +68,50 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
-/// State of one connection that its clones share.
-#[derive(Default)]
-struct Shared {
-    queued_bytes: AtomicUsize,
-    /// The chat the client shows (`chat.focus`), 0 for none.
-    focus: std::sync::atomic::AtomicI64,
-}
-
-/// A handle on one connection, cloned into the hub and its session.
-#[derive(Clone)]
-pub struct Conn {
-    pub id: u64,
-    pub user_id: i64,
-    /// The session (refresh-token family) of the connection's token.
-    pub session: uuid::Uuid,
-    tx: mpsc::Sender<Outbound>,
-    capacity: usize,
-    /// Bytes of frames queued and not yet written, and their bound.
-    /// Bytes queued and the focused chat, shared by every clone.
-    shared: Arc<Shared>,
-    max_bytes: usize,
-    /// Cancelled to close the connection; `reason` says how.
-    pub kill: CancellationToken,
-    reason: Arc<Mutex<Option<(u16, String)>>>,
-}
-
-impl Conn {
-    pub fn new(id: u64, user_id: i64, capacity: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        Self::with_limits(id, user_id, capacity, usize::MAX)
-    }
-
-    /// A connection whose queue holds at most `capacity` frames and
-    /// `max_bytes` bytes.
-    pub fn with_limits(
-        id: u64,
-        user_id: i64,
-        capacity: usize,
-        max_bytes: usize,
-    ) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        let conn = Self {
-            id,
-            user_id,
-            session: uuid::Uuid::nil(),
-            tx,
-            capacity,
-            shared: Arc::new(Shared::default()),
-            max_bytes,
-            kill: CancellationToken::new(),
-            reason: Arc::new(Mutex::new(None)),
-        };
-        (conn, rx)
-    }
-
-    /// Records the chat the client shows (`None`: none).
-    pub fn set_focus(&self, chat: Option<i64>) {
-        self.shared
-            .focus
-            .store(chat.unwrap_or(0), Ordering::Relaxed);
-    }
-
-    /// Whether the client shows `chat`: no toasts or unread badges for it.
-    pub fn focused_on(&self, chat: i64) -> bool {
-        self.shared.focus.load(Ordering::Relaxed) == chat
-    }
-
-    /// Closes the connection with `code`; the first reason given wins.
-    pub fn close(&self, code: u16, reason: &str) {
-        let mut slot = self.reason.lock().expect("reason lock");
-        if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
-        }
-        drop(slot);
-        self.kill.cancel();
-    }
-
-    pub fn close_reason(&self) -> (u16, String) {
-        self.reason
-            .lock()
-            .expect("reason lock")
-            .clone()
-            .unwrap_or((close::NORMAL, String::new()))
-    }
-
-    /// Queues a frame without waiting. Returns false when it was dropped.
-    pub fn offer(
-        &self,
-        frame: Utf8Bytes,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let len = frame.len();
-        self.enqueue(Outbound::Frame(frame), len, priority, metrics, kind)
-    }
-
-    /// [`Conn::offer`] for a committed event with its commit time.
-    pub fn offer_event(
-        &self,
-        event: &Arc<TimedFrame>,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let len = event.frame.len();
-        self.enqueue(Outbound::Event(event.clone()), len, priority, metrics, kind)
-    }
-
-    fn enqueue(
-        &self,
-        message: Outbound,
-        len: usize,
-        priority: Priority,
-        metrics: &GatewayMetrics,
-        kind: &str,
-    ) -> bool {
-        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        let half_full = self.tx.capacity() <= self.capacity / 2 || queued > self.max_bytes / 2;
-        if priority == Priority::Droppable && half_full {
-            metrics.record_drop(kind, BACKPRESSURE);
-            return false;
-        }
-        // Counted before the frame is queued: the writer (another task)
-        // subtracts as soon as it takes the frame, and must never see a
-        // frame it has not been counted for.
-        let sent = if queued.saturating_add(len) > self.max_bytes {
-            Err(mpsc::error::TrySendError::Full(()))
-        } else {
-            self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            self.tx.try_send(message).map_err(|e| {
-                self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                match e {
-                    mpsc::error::TrySendError::Full(_) => mpsc::error::TrySendError::Full(()),
-                    mpsc::error::TrySendError::Closed(_) => mpsc::error::TrySendError::Closed(()),
-                }
-            })
-        };
-        match sent {
-            Ok(()) => {
-                metrics.ws_frames_out.with_label_values(&[kind]).inc();
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics.record_drop(kind, OVERFLOW);
-                if priority == Priority::Essential {
-                    self.close(
-                        close::SLOW_CONSUMER,
-                        "slow consumer: reconnect and send sync.request",
-                    );
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// Queues a server ping; skipped when the queue is full (the client is
-    /// evidently receiving).
-    pub fn ping(&self) {
-        let _ = self.tx.try_send(Outbound::ping());
-    }
-
-    /// Frames (pings included) and bytes waiting in the queue now.
-    pub fn queue_depth(&self) -> (usize, usize) {
-        let frames = self.capacity.saturating_sub(self.tx.capacity());
-        (frames, self.shared.queued_bytes.load(Ordering::Relaxed))
-    }
-}
-
 /// Drains `rx` onto the socket until the connection closes; `latency` is
 /// the gateway's `delivery_latency_seconds`.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: Receiver,
     conn: Conn,
     latency: Histogram,
 ) {
     loop {
-        tokio::select! {
+        let mut batch = Vec::new();
+        let taken = tokio::select! {
             biased;
-            _ = conn.kill.cancelled() => break,
-            next = rx.recv() => {
-                let Some(first) = next else { break };
-                let mut batch = vec![first];
-                while batch.len() < WRITE_BATCH {
-                    match rx.try_recv() {
-                        Ok(m) => batch.push(m),
-                        Err(_) => break,
-                    }
-                }
-                if write_batch(&mut sink, batch, &conn, &latency).await.is_err() {
-                    conn.close(close::NORMAL, "");
-                    return;
-                }
-            }
+            _ = conn.killed() => break,
+            n = rx.recv(&mut batch, WRITE_BATCH) => n,
+        };
+        // Boxed: the write's state only exists while writing, not in
+        // every idle connection's writer.
+        if taken == 0 {
+            break;
+        }
+        if Box::pin(write_batch(&mut sink, batch, &conn, &latency))
+            .await
+            .is_err()
+        {
+            conn.close(close::NORMAL, "");
+            return;
         }
     }
-    // Closing: send what is already queued (bounded in time), then Close.
+    // Boxed: only a closing connection needs the closing's state.
+    Box::pin(finish(sink, rx, conn, latency)).await;
+}
+
+/// Sends what is already queued (bounded in time), then Close.
+async fn finish(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: Receiver,
+    conn: Conn,
+    latency: Histogram,
+) {
     let (code, reason) = conn.close_reason();
     if code != close::SLOW_CONSUMER {
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let mut batch = Vec::new();
-            while let Ok(m) = rx.try_recv() {
+            while let Some(m) = rx.try_recv() {
                 batch.push(m);
             }
             write_batch(&mut sink, batch, &conn, &latency).await
@@ -304,15 +139,11 @@ async fn write_batch(
         let msg = match m {
             Outbound::Frame(text) if text.is_empty() => Message::Ping(Default::default()),
             Outbound::Frame(text) => {
-                conn.shared
-                    .queued_bytes
-                    .fetch_sub(text.len(), Ordering::Relaxed);
+                conn.written(text.len());
                 Message::Text(text)
             }
             Outbound::Event(event) => {
-                conn.shared
-                    .queued_bytes
-                    .fetch_sub(event.frame.len(), Ordering::Relaxed);
+                conn.written(event.frame.len());
                 committed.push(event.committed_ms);
                 Message::Text(event.frame.clone())
             }
@@ -333,69 +164,5 @@ mod tests {
     #[test]
     fn a_queue_slot_stays_small() {
         assert_eq!(std::mem::size_of::<Outbound>(), 32);
-    }
-
-    #[test]
-    fn backpressure_drops_typing_first_and_closes_slow_consumers() {
-        let metrics = GatewayMetrics::new();
-        let (c, _rx) = Conn::new(1, 1, 8);
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
-        assert!(!c.kill.is_cancelled());
-        for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        }
-        assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
-        assert!(c.kill.is_cancelled());
-        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
-        let dropped = |class, reason| metrics.dropped.with_label_values(&[class, reason]).get();
-        assert_eq!(dropped("typing", BACKPRESSURE), 1);
-        assert_eq!(dropped("message", OVERFLOW), 1);
-    }
-
-    #[test]
-    fn events_carry_their_commit_time_to_the_writer() {
-        let metrics = GatewayMetrics::new();
-        let (c, mut rx) = Conn::new(1, 1, 8);
-        let event = Arc::new(TimedFrame {
-            frame: "{}".into(),
-            committed_ms: 42,
-        });
-        assert!(c.offer_event(&event, Priority::Essential, &metrics, "message.new"));
-        c.ping();
-        assert_eq!(c.queue_depth(), (2, 2));
-        match rx.try_recv() {
-            Ok(Outbound::Event(e)) => assert_eq!(e.committed_ms, 42),
-            other => panic!("expected the event, got {other:?}"),
-        }
-        // A ping is the empty frame (written as a WebSocket ping).
-        assert!(matches!(rx.try_recv(), Ok(Outbound::Frame(f)) if f.is_empty()));
-    }
-
-    #[test]
-    fn the_byte_bound_applies_next_to_the_frame_bound() {
-        let metrics = GatewayMetrics::new();
-        let (c, _rx) = Conn::with_limits(1, 1, 1000, 100);
-        let big: Utf8Bytes = "x".repeat(40).into();
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
-        // Over half the bytes: typing is dropped, the connection lives.
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
-        assert!(!c.kill.is_cancelled());
-        // 120 > 100 bytes: an essential frame that does not fit closes it.
-        assert!(!c.offer(big, Priority::Essential, &metrics, "sync.response"));
-        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
     }
 }

@@ -1,10 +1,11 @@
-//! One WebSocket connection: authentication at upgrade, registration in the
-//! hub, the read loop (client frames, heartbeats, timeouts) and the write
-//! loop (queued frames, batched per flush).
+//! One WebSocket connection: authentication at upgrade and the read loop
+//! (client frames, heartbeats, timeouts). Opening and closing a connection
+//! are in [`crate::lifecycle`], its queue in [`crate::conn`], the writer
+//! in [`crate::outbound`].
 //!
 //! The writer is a separate task fed by a bounded queue so that a slow
 //! client never blocks delivery to anyone else: the fan-out only ever
-//! `try_send`s (see [`crate::hub::Conn::offer`]).
+//! queues without waiting (see [`crate::conn::Conn::offer`]).
 
 use std::{
     collections::HashMap,
@@ -26,16 +27,14 @@ use axum::{
 use fechatter_shared::{
     protocol::{self, MAX_FRAME_BYTES},
     token::Identity,
-    wake::StreamId,
     AppError, AppResult,
 };
-use fred::prelude::*;
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::{
     admission,
-    hub::{close, Conn, Membership, Priority},
+    hub::{close, Conn, Priority},
     state::AppState,
 };
 
@@ -43,7 +42,10 @@ use crate::{
 /// [`MAX_FRAME_BYTES`] and this get a readable error before the close.
 const CODEC_LIMIT: usize = 1024 * 1024;
 /// Per-connection codec buffers; frames larger than these still work.
-const READ_BUFFER: usize = 1024;
+/// The read buffer is allocated for every connection and never shrinks:
+/// 512 bytes hold a typical client frame (a message, a read mark, a
+/// typing ping) in one read; a larger frame takes a read per 512 bytes.
+const READ_BUFFER: usize = 512;
 const WRITE_BUFFER: usize = 1024;
 /// How early before expiry a connection is asked for a fresh token.
 const TOKEN_WARNING: Duration = Duration::from_secs(60);
@@ -89,8 +91,11 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| {
+            // A task of its own rather than the upgrade's: that one keeps
+            // everything the upgrade needed for as long as it runs.
             let tracker = state.sessions.clone();
-            tracker.track_future(run(state, me, chats, head, socket))
+            tracker.spawn(crate::lifecycle::start(state, me, chats, head, socket));
+            std::future::ready(())
         }))
 }
 
@@ -109,135 +114,44 @@ pub struct Session {
     token_warned: bool,
 }
 
-/// A new connection of `me` with `session.ready` already queued: the
-/// ready frame goes in before the connection is registered for fan-out,
-/// so it is always the first frame the client reads.
-fn open_conn(
-    state: &AppState,
-    me: &Identity,
-    chats: &[Membership],
-    head: StreamId,
-) -> (Conn, tokio::sync::mpsc::Receiver<crate::outbound::Outbound>) {
-    let id = state.hub.next_conn_id();
-    let (mut conn, rx) = Conn::with_limits(
-        id,
-        me.user_id,
-        state.config.send_queue,
-        state.config.send_queue_bytes,
-    );
-    conn.session = me.session_id;
-    let mut chat_ids: Vec<i64> = chats.iter().map(|m| m.chat).collect();
-    chat_ids.sort_unstable();
-    let ready = protocol::SessionReady {
-        user_id: me.user_id,
-        session_id: me.session_id,
-        connection_id: id,
-        instance: state.config.instance_id.clone(),
-        chats: chat_ids,
-        heartbeat_interval_ms: state.config.heartbeat_interval.as_millis() as u64,
-        max_frame_bytes: MAX_FRAME_BYTES,
-        token_expires_at: protocol::rfc3339(me.expires_at),
-        user_event_id: head.to_string(),
-        unread_total: chats
-            .iter()
-            .map(|m| (m.last_seq - m.read.watermark).max(0))
-            .sum(),
-        mention_total: chats.iter().map(|m| m.read.mentions).sum(),
-    }
-    .frame();
-    conn.offer(
-        Utf8Bytes::from(ready),
-        Priority::Essential,
-        &state.metrics,
-        protocol::SessionReady::TYPE,
-    );
-    (conn, rx)
+/// The durations the read loop needs, copied out of the configuration.
+#[derive(Clone, Copy)]
+struct Timeouts {
+    heartbeat_interval: Duration,
+    heartbeat_timeout: Duration,
+    idle_timeout: Duration,
 }
 
-async fn run(
-    state: AppState,
-    me: Identity,
-    chats: Vec<Membership>,
-    head: StreamId,
-    socket: WebSocket,
-) {
-    let (conn, rx) = open_conn(&state, &me, &chats, head);
-    let id = conn.id;
-    state.hub.register(conn.clone(), &chats);
-    state.metrics.ws_connections.inc();
-    let member = format!("{}|{id}", state.node);
-    Box::pin(async {
-        // Memberships changed between loading them and registering would
-        // have been missed (their notices found no local user): re-read.
-        admission::refresh_memberships(&state, me.user_id).await;
-        state.subs.refresh().await;
-        admission::enforce_connection_limit(&state, me.user_id, &member).await;
-        // Likewise a revocation published before this connection was
-        // registered: check once more now that notices reach it.
-        if let Ok(true) =
-            fechatter_shared::revocation::is_revoked(&state.redis, &state.keys, &me).await
-        {
-            conn.close(close::TOKEN_EXPIRED, "session revoked");
+impl Timeouts {
+    fn of(config: &fechatter_shared::Config) -> Self {
+        Self {
+            heartbeat_interval: config.heartbeat_interval,
+            heartbeat_timeout: config.heartbeat_timeout,
+            idle_timeout: config.idle_timeout,
         }
-        crate::presence::connected(&state, me.user_id, id).await;
-        crate::user_events::joined(&state, &conn, me.user_id, head).await;
-    })
-    .await;
-
-    let (sink, stream) = socket.split();
-    let writer = tokio::spawn(crate::outbound::write_loop(
-        sink,
-        rx,
-        conn.clone(),
-        state.metrics.delivery_latency.clone(),
-    ));
-    tracing::debug!(conn = id, user = me.user_id, "connection open");
-
-    let mut session = Session {
-        state: state.clone(),
-        me,
-        conn: conn.clone(),
-        typing: HashMap::new(),
-        pending_reads: HashMap::new(),
-        activity: crate::presence::Activity::new(state.config.presence_away),
-        token_warned: false,
-    };
-    session.read_loop(stream).await;
-    Box::pin(async {
-        session.stop_all_typing().await;
-        session.send_held_reads().await;
-    })
-    .await;
-
-    conn.close(close::NORMAL, "");
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    state.hub.unregister(id);
-    if state.hub.conns_of_user(session.me.user_id).is_empty() {
-        state.user_events.forget(session.me.user_id);
     }
-    state.metrics.ws_connections.dec();
-    Box::pin(crate::presence::disconnected(
-        &state,
-        session.me.user_id,
-        id,
-    ))
-    .await;
-    Box::pin(state.subs.refresh()).await;
-    let removed: Result<i64, Error> = Box::pin(
-        state
-            .redis
-            .zrem(state.keys.connections(session.me.user_id), &member),
-    )
-    .await;
-    if let Err(e) = removed {
-        tracing::debug!(error = %e, "could not unregister connection from the per-user set");
-    }
-    tracing::debug!(conn = id, reason = ?conn.close_reason(), "connection closed");
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
-        let config = self.state.config.clone();
+    /// The session of a new connection `conn` of `me`.
+    pub fn new(state: AppState, me: Identity, conn: Conn) -> Self {
+        let away = state.config.presence_away;
+        Self {
+            state,
+            me,
+            conn,
+            typing: HashMap::new(),
+            pending_reads: HashMap::new(),
+            activity: crate::presence::Activity::new(away),
+            token_warned: false,
+        }
+    }
+
+    /// Reads client frames until the connection closes.
+    pub async fn read_loop(&mut self, mut stream: futures::stream::SplitStream<WebSocket>) {
+        // Copied out, not a clone of the whole Config: that would put a
+        // copy of every configured string in every connection.
+        let config = Timeouts::of(&self.state.config);
         let start = Instant::now();
         let mut next_ping = start + config.heartbeat_interval;
         let mut last_received = start;
@@ -328,7 +242,7 @@ impl Session {
                         Box::pin(crate::presence::activity(&self.state, user, conn, false)).await;
                     }
                 }
-                _ = self.conn.kill.cancelled() => return,
+                _ = self.conn.killed() => return,
                 _ = self.state.closing.cancelled() => {
                     self.conn.close(close::GOING_AWAY, "server shutting down; reconnect");
                     return;

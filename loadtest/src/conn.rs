@@ -59,9 +59,20 @@ pub fn unix_nanos() -> u64 {
 /// Connects connection number `n` to `url` and waits for `session.ready`.
 /// Returns the halves and the handshake time in microseconds.
 pub async fn connect(url: &str, n: usize) -> Result<(Sink, Stream, u64)> {
+    let source = Ipv4Addr::new(127, 0, (n / 250 % 250) as u8, (n % 250) as u8 + 1);
+    connect_from(url, source, 8 * 1024).await
+}
+
+/// [`connect`] from a given loopback `source` address with WebSocket
+/// buffers of `buffer` bytes (small for idle connections held by the
+/// hundred thousand).
+pub async fn connect_from(
+    url: &str,
+    source: Ipv4Addr,
+    buffer: usize,
+) -> Result<(Sink, Stream, u64)> {
     let started = Instant::now();
     let addr = socket_addr(url)?;
-    let source = Ipv4Addr::new(127, 0, (n / 250 % 250) as u8, (n % 250) as u8 + 1);
     let socket = TcpSocket::new_v4()?;
     socket
         .bind(SocketAddr::from((source, 0)))
@@ -72,8 +83,8 @@ pub async fn connect(url: &str, n: usize) -> Result<(Sink, Stream, u64)> {
         .with_context(|| format!("TCP connect to {addr}"))?;
     tcp.set_nodelay(true)?;
     let config = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(8 * 1024);
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer);
     // `wss://` goes through TLS with the trusted certificates (see tls.rs).
     let (ws, _) = tokio_tungstenite::client_async_tls_with_config(
         url,

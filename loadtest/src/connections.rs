@@ -19,7 +19,7 @@ use crate::{
 
 /// Tokens for `n` connections, `per_user` connections per user (the
 /// gateways' MAX_CONNECTIONS_PER_USER must allow it).
-async fn tokens(target: &Target, n: usize, per_user: usize) -> Result<Vec<String>> {
+pub async fn tokens(target: &Target, n: usize, per_user: usize) -> Result<Vec<String>> {
     let users = n.div_ceil(per_user.max(1));
     let accounts = signup_many(&Api::new(&target.api), users, &tag()).await?;
     Ok((0..n).map(|i| accounts[i % users].token.clone()).collect())

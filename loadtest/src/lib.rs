@@ -11,6 +11,7 @@ pub mod connections;
 pub mod notify;
 pub mod presence;
 pub mod report;
+pub mod scale;
 pub mod search;
 pub mod storm;
 pub mod target;

@@ -147,6 +147,12 @@ enum Scenario {
     /// Its own pool under traffic while a gateway, the worker, Redis and
     /// PostgreSQL fail in turn: convergence per fault, audit of acked messages.
     Chaos(loadtest::chaos::ChaosArgs),
+    /// Idle connections at machine scale: several gateways, straight and
+    /// through several HAProxy processes, the load split over `hold`
+    /// processes (see `make bench-scale`).
+    Scale(loadtest::scale::ScaleArgs),
+    /// One process's share of `scale` (started by it; driven on stdin).
+    Hold(loadtest::scale::hold::HoldArgs),
     /// The standard set; writes BENCHMARKS.md (see `make bench`).
     Bench {
         #[arg(long, default_value = "BENCHMARKS.md")]
@@ -338,6 +344,8 @@ async fn main() -> Result<()> {
             loadtest::search::run(&target, &database, shape).await?
         }
         Scenario::Chaos(args) => loadtest::chaos::run(&args).await?,
+        Scenario::Scale(args) => loadtest::scale::run(&target, &args).await?,
+        Scenario::Hold(args) => return loadtest::scale::hold::run(&target, &args).await,
         Scenario::Bench {
             out,
             quick,
@@ -369,10 +377,17 @@ async fn main() -> Result<()> {
                 .ok()
                 .and_then(|o| String::from_utf8(o.stdout).ok())
                 .unwrap_or_default();
+            // The scale section belongs to `make bench-scale`: kept as it was.
+            let kept = std::fs::read_to_string(&out)
+                .ok()
+                .and_then(|old| loadtest::scale::section::extract(&old).map(str::to_string));
             std::fs::write(
                 &out,
                 bench::markdown(&reports, &machine, &commit, date.trim()),
             )?;
+            if let Some(section) = kept {
+                loadtest::scale::section::write(&out, &section)?;
+            }
             eprintln!("wrote {out}");
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
