@@ -12,14 +12,17 @@
 
 use std::{future::Future, time::Duration};
 
-use axum::extract::ws::{Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use fechatter_shared::{
     protocol::{self, MAX_FRAME_BYTES},
     token::Identity,
     wake::StreamId,
 };
 use fred::prelude::*;
-use futures::{stream::SplitStream, StreamExt};
+use futures::{
+    stream::{SplitSink, SplitStream},
+    StreamExt,
+};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -42,22 +45,20 @@ pub fn start(
     state.hub.register(conn.clone(), &chats);
     state.metrics.ws_connections.inc();
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(crate::outbound::write_loop(
-        sink,
-        rx,
-        conn.clone(),
-        state.metrics.delivery_latency.clone(),
-    ));
+    // Boxed: the writer's half lives in the task only until admission.
+    let writer = Box::new((sink, rx));
     serve(Session::new(state, me, conn), head, stream, writer)
 }
+
+type WriterHalf = Box<(SplitSink<WebSocket, Message>, Receiver)>;
 
 async fn serve(
     mut session: Session,
     head: StreamId,
     stream: SplitStream<WebSocket>,
-    writer: JoinHandle<()>,
+    writer: WriterHalf,
 ) {
-    Box::pin(admit(&session, head)).await;
+    let writer = Box::pin(admit(&session, head, writer)).await;
     tracing::debug!(
         conn = session.conn.id,
         user = session.me.user_id,
@@ -117,8 +118,10 @@ fn open_conn(
     (conn, rx)
 }
 
-/// What a registered connection needs before it takes part.
-async fn admit(session: &Session, head: StreamId) {
+/// What a registered connection needs before it takes part; then its
+/// writer starts, so `session.ready` reaches the client only once the
+/// connection is admitted (subscribed, present, caught up).
+async fn admit(session: &Session, head: StreamId, writer: WriterHalf) -> JoinHandle<()> {
     let (state, me, conn) = (&session.state, &session.me, &session.conn);
     // Memberships changed between loading them and registering would
     // have been missed (their notices found no local user): re-read.
@@ -133,6 +136,13 @@ async fn admit(session: &Session, head: StreamId) {
     }
     crate::presence::connected(state, me.user_id, conn.id).await;
     crate::user_events::joined(state, conn, me.user_id, head).await;
+    let (sink, rx) = *writer;
+    tokio::spawn(crate::outbound::write_loop(
+        sink,
+        rx,
+        conn.clone(),
+        state.metrics.delivery_latency.clone(),
+    ))
 }
 
 /// Undoes [`start`] and [`admit`] once the read loop ended.
