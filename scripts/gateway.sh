@@ -78,11 +78,19 @@ set_state() { # name, state
 }
 
 add() { # name, host:port
-    local backend out
+    local backend out id=${1#gw}
+    # An explicit server id: HAProxy (2.6 to 2.8, haproxy/haproxy#3413)
+    # places a dynamic server on the consistent-hash ring before it has
+    # assigned the automatic id, so servers added without one pile up on
+    # the same spots and most of them get no users at all. gwN takes id N,
+    # the id gw1 and gw2 have by their place in haproxy.cfg.
+    case "$id" in
+        '' | *[!0-9]*) die "gateway names are gw<number> (the number is its HAProxy server id): $1" ;;
+    esac
     for backend in "${BACKENDS[@]}"; do
         # Dynamic servers get no default-server settings: the same health
         # check as the configured servers, spelled out.
-        out=$(rt "add server $backend/$1 $2 check inter 1s fall 2 rise 2")
+        out=$(rt "add server $backend/$1 $2 id $id check inter 1s fall 2 rise 2")
         case "$out" in *"New server registered"*) ;; *) die "HAProxy: $out" ;; esac
         rt "enable health $backend/$1" >/dev/null
         rt "enable server $backend/$1" >/dev/null
