@@ -31,6 +31,7 @@ pub mod startup;
 pub mod state;
 pub mod subscriptions;
 pub mod sync;
+pub mod upgrade;
 pub mod user_events;
 pub mod user_positions;
 pub mod writes;

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(search::router())
         .merge(crate::sync::router())
-        .merge(crate::session::router())
+        .merge(crate::upgrade::router())
         .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             AppError::BadRequest("method not allowed on this route".into())
