@@ -285,6 +285,19 @@ fn gateway_script(
     cmd
 }
 
+/// `scripts/gateway.sh add NAME ADDR`, asserting it succeeded.
+async fn add_gateway(h: &Haproxy, run_dir: &std::path::Path, name: &str, addr: &str) {
+    let out = gateway_script(h, run_dir, &["add", name, addr])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `show stat` column `field` (1-based, as in HAProxy's CSV) of a server.
 async fn server_stat(h: &Haproxy, backend: &str, server: &str, field: usize) -> String {
     h.runtime("show stat")
@@ -369,16 +382,7 @@ async fn every_gateway_added_at_runtime_takes_a_share_of_the_users() {
     let run_dir = std::env::temp_dir().join(format!("fc-run-{}", h.port));
     std::fs::create_dir_all(&run_dir).unwrap();
     for (i, addr) in gws.iter().enumerate().skip(2) {
-        let name = format!("gw{}", i + 1);
-        let out = gateway_script(&h, &run_dir, &["add", &name, addr])
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_gateway(&h, &run_dir, &format!("gw{}", i + 1), addr).await;
     }
     for i in 3..=GATEWAYS {
         let name = format!("gw{i}");
@@ -430,15 +434,7 @@ async fn draining_a_gateway_moves_its_clients_and_takes_no_new_ones(pool: PgPool
     let h = Haproxy::start(&addr(&gw1), &addr(&gw2)).await;
     let run_dir = std::env::temp_dir().join(format!("fc-run-{}", h.port));
     std::fs::create_dir_all(&run_dir).unwrap();
-    let out = gateway_script(&h, &run_dir, &["add", "gw3", &addr(&gw3)])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_gateway(&h, &run_dir, "gw3", &addr(&gw3)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while server_stat(&h, "ws", "gw3", 18).await != "UP" {
         assert!(std::time::Instant::now() < deadline, "gw3 never came up");
