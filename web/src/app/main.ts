@@ -1,3 +1,79 @@
-// Placeholder: the app lands with issue 12.
-const root = document.getElementById("app");
-if (root) root.textContent = "Fechatter";
+// Entry point: picks the screen from the URL and the stored session —
+// the sign-up verification link (/signup/verify#token=…), an invite link
+// (#invite=…, pre-fills the sign-up form), the sign-in screen, or the app.
+// Tokens are kept per tab (sessionStorage) and in localStorage for new
+// tabs, so two windows of one browser can be two users.
+import { Api, type TokenStore } from "../client/api.js";
+import type { Session } from "../client/types.js";
+import { renderApp } from "./app_view.js";
+import { renderAuth, renderVerify } from "./auth_view.js";
+
+const KEY = "fechatter.session";
+
+class BrowserTokenStore implements TokenStore {
+  private session: Session | null;
+  constructor() {
+    this.session = read(sessionStorage) ?? read(localStorage);
+  }
+  load(): Session | null {
+    return this.session;
+  }
+  save(session: Session | null): void {
+    this.session = session;
+    for (const storage of [sessionStorage, localStorage]) {
+      try {
+        if (session) storage.setItem(KEY, JSON.stringify(session));
+        else storage.removeItem(KEY);
+      } catch {
+        // Storage full or disabled: the session lives in memory.
+      }
+    }
+  }
+}
+
+function read(storage: Storage): Session | null {
+  try {
+    const raw = storage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+const root = document.getElementById("app")!;
+const api = new Api({ baseUrl: "", store: new BrowserTokenStore() });
+
+function signedIn(session: Session): void {
+  renderApp(root, api, session, async () => {
+    root.dispatchEvent(new Event("fechatter:signout"));
+    await api.logout();
+    history.replaceState(null, "", "/");
+    showAuth(null);
+  });
+}
+
+function showAuth(inviteToken: string | null): void {
+  renderAuth(root, { api, inviteToken, onSignedIn: signedIn });
+}
+
+function route(): void {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (location.pathname.replace(/\/$/, "") === "/signup/verify" || (hash.has("token") && !hash.has("invite"))) {
+    const token = hash.get("token");
+    if (token) return void renderVerify(root, api, token, signedIn);
+  }
+  const invite = hash.get("invite");
+  if (invite) return showAuth(invite);
+  const session = api.session;
+  if (session) signedIn(session);
+  else showAuth(null);
+}
+
+api.onSession = (session) => {
+  if (!session && root.dataset["signedIn"]) {
+    delete root.dataset["signedIn"];
+    root.dispatchEvent(new Event("fechatter:signout"));
+    showAuth(null);
+  }
+};
+route();

@@ -1,0 +1,191 @@
+// Steps the app scenarios (10-*.scenario.mjs and later) share: a browser
+// context per user, sign-up through the UI (the first user creates a
+// workspace, the others join through an invite link the first one makes),
+// opening chats, and expect-style waits (playwright-core has no `expect`).
+//
+// It uses what the harness's ctx offers (ctx.browser, ctx.url,
+// ctx.killGateway) and falls back to the harness's environment contract
+// (FECHATTER_URL, FECHATTER_GATEWAYS, FECHATTER_ARTIFACTS, CHROMIUM_PATH),
+// and saves a screenshot of every page it opened when a scenario fails.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+
+export const TIMEOUT = 15_000;
+
+/**
+ * Runs `body(s)` with a session helper `s`, closing what it opened;
+ * on failure saves `<artifacts>/<name>-<user>.png` for every page.
+ */
+export async function scenario(ctx, name, body) {
+  const url = (ctx?.url ?? process.env.FECHATTER_URL ?? "https://127.0.0.1:8443").replace(/\/$/, "");
+  let browser = ctx?.browser;
+  let ownBrowser = false;
+  if (!browser) {
+    const { chromium } = await import("playwright-core");
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+      args: ["--no-sandbox"],
+    });
+    ownBrowser = true;
+  }
+  const pages = [];
+  const run = randomBytes(4).toString("hex");
+  const s = {
+    url,
+    run,
+    /** A fresh browser context (its own storage: its own user) and page. */
+    async newPage(label) {
+      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
+      const page = await context.newPage();
+      page.setDefaultTimeout(TIMEOUT);
+      page.on("pageerror", (e) => console.error(`[${name}/${label}] page error: ${e.message}`));
+      pages.push({ label, page, context });
+      return page;
+    },
+    async killGateway(instance) {
+      if (typeof ctx?.killGateway === "function") return ctx.killGateway(instance);
+      const pids = JSON.parse(process.env.FECHATTER_GATEWAYS ?? "{}");
+      if (!pids[instance]) throw new Error(`no pid for gateway ${instance} in FECHATTER_GATEWAYS`);
+      process.kill(pids[instance], "SIGKILL");
+    },
+    email(first) {
+      return `${first.toLowerCase()}-${run}-${randomBytes(3).toString("hex")}@acme.test`;
+    },
+  };
+  try {
+    await body(s);
+  } catch (e) {
+    const dir = ctx?.artifacts ?? process.env.FECHATTER_ARTIFACTS;
+    if (dir) {
+      mkdirSync(dir, { recursive: true });
+      for (const { label, page } of pages) {
+        await page.screenshot({ path: join(dir, `${name}-${label}.png`), fullPage: true }).catch(() => {});
+      }
+    }
+    throw e;
+  } finally {
+    for (const { context } of pages) await context.close().catch(() => {});
+    if (ownBrowser) await browser.close().catch(() => {});
+  }
+}
+
+/** Polls `check` (returns truthy when done) until `timeout`. */
+export async function waitUntil(what, check, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function expectText(locator, pattern, timeout = TIMEOUT) {
+  let text = "";
+  await waitUntil(`${locator} to have text ${pattern}`, async () => {
+    text = (await locator.first().textContent({ timeout: 500 })) ?? "";
+    return typeof pattern === "string" ? text.includes(pattern) : pattern.test(text);
+  }, timeout).catch((e) => {
+    throw new Error(`${e.message}; text was ${JSON.stringify(text)}`);
+  });
+}
+
+export async function expectCount(locator, n, timeout = TIMEOUT) {
+  let count = -1;
+  await waitUntil(`${locator} to count ${n}`, async () => (count = await locator.count()) === n, timeout).catch((e) => {
+    throw new Error(`${e.message}; count was ${count}`);
+  });
+}
+
+export async function expectHidden(locator, timeout = TIMEOUT) {
+  await locator.first().waitFor({ state: "hidden", timeout });
+}
+
+/** Signs up through the UI; with `inviteLink`, opens it (the form is pre-filled). */
+export async function signUp(page, s, { name, email, password = "correct horse battery", workspace, inviteLink }) {
+  if (inviteLink) {
+    await page.goto(inviteLink);
+  } else {
+    await page.goto(s.url + "/");
+    await page.getByRole("button", { name: "Create an account" }).click();
+    await page.getByLabel("Create a new workspace").check();
+    await page.getByLabel("Workspace name").fill(workspace ?? `Acme ${s.run}`);
+  }
+  await page.getByLabel("Full name").fill(name);
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign up" }).click();
+  await waitConnected(page);
+}
+
+/** Waits until the app is signed in and its socket is connected; returns the gateway instance. */
+export async function waitConnected(page, timeout = TIMEOUT) {
+  const status = page.getByTestId("connection");
+  await expectText(status, /^connected \(/, timeout);
+  return /\((.+)\)/.exec((await status.textContent()) ?? "")?.[1];
+}
+
+/** The first user creates an invite in the app and returns the link. */
+export async function createInviteLink(page) {
+  await page.getByRole("button", { name: "Invite people" }).click();
+  const dialog = page.getByRole("dialog", { name: "Invite people" });
+  await dialog.getByRole("button", { name: "Create invite" }).click();
+  const link = dialog.getByLabel("Invite link");
+  await waitUntil("the invite link", async () => (await link.inputValue()).includes("#invite="));
+  const value = await link.inputValue();
+  await dialog.getByRole("button", { name: "Close" }).click();
+  return value;
+}
+
+/** Two users in one new workspace: A signs up, invites B, B signs up through the link. */
+export async function twoUsers(s, names = ["Ada", "Bob"]) {
+  const a = await s.newPage(names[0].toLowerCase());
+  const b = await s.newPage(names[1].toLowerCase());
+  const aName = `${names[0]} ${s.run}`;
+  const bName = `${names[1]} ${s.run}`;
+  await signUp(a, s, { name: aName, email: s.email(names[0]) });
+  const link = await createInviteLink(a);
+  await signUp(b, s, { name: bName, email: s.email(names[1]), inviteLink: link });
+  return { a, b, aName, bName };
+}
+
+/** Creates a chat through the "New chat" dialog and waits until it is open. */
+export async function createChat(page, { type = "Direct message", name, members }) {
+  await page.getByRole("button", { name: "New chat" }).click();
+  const dialog = page.getByRole("dialog", { name: "New chat" });
+  await dialog.getByLabel(type).check();
+  if (name) await dialog.getByLabel("Name", { exact: true }).fill(name);
+  for (const m of members) await dialog.getByLabel(m).check();
+  await dialog.getByRole("button", { name: "Create" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const title = type === "Direct message" ? members[0] : type.endsWith("channel") ? `#${name}` : name;
+  await expectText(page.getByRole("heading", { level: 2, name: title }), title);
+}
+
+/** The chat-list entry whose title contains `title`. */
+export function chatItem(page, title) {
+  return page.getByRole("list", { name: "Chats" }).getByRole("button").filter({ hasText: title });
+}
+
+export async function openChat(page, title) {
+  await chatItem(page, title).click();
+  await expectText(page.getByRole("heading", { level: 2, name: title }), title);
+}
+
+/** Messages shown in the open chat whose text contains `text`. */
+export function messages(page, text) {
+  const all = page.getByTestId("message");
+  return text === undefined ? all : all.filter({ hasText: text });
+}
+
+export async function send(page, text) {
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill(text);
+  await box.press("Enter");
+}

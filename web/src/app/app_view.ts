@@ -1,0 +1,198 @@
+// The signed-in app: top bar (search, connection status, my status,
+// notification settings, sign out), the chat list, the open chat and the
+// toasts. It loads the directory and the chat list over REST, starts the
+// live connection (live.ts) and routes between chats (#chat=<id>).
+import type { Api } from "../client/api.js";
+import type { Chat, Session } from "../client/types.js";
+import { browseChannelsDialog, inviteDialog, newChatDialog } from "./chat_dialogs.js";
+import { h, replace } from "./dom.js";
+import { Live } from "./live.js";
+import { mountChat } from "./message_view.js";
+import { statusSelector } from "./presence.js";
+import { searchBox } from "./search_view.js";
+import { chatSettingsDialog, preferencesDialog } from "./settings_view.js";
+import { mountSidebar } from "./sidebar.js";
+import { Store } from "./store.js";
+import { Toasts } from "./toasts.js";
+
+export function renderApp(root: HTMLElement, api: Api, session: Session, signOut: () => void): void {
+  const store = new Store(session.user);
+  let unmountChat: (() => void) | null = null;
+
+  const toasts = new Toasts((chatId, messageId) => open(chatId, { messageId }));
+  const live = new Live(api, store, {
+    toast: (t) => {
+      if (t.chatId === store.currentChatId && document.hasFocus()) return;
+      toasts.show(t);
+    },
+    chatsChanged: () => void reloadChats(),
+    removedFrom: (chatId) => {
+      if (store.currentChatId === chatId) showNoChat();
+    },
+  });
+
+  const connection = h("span", { class: "connection", "data-testid": "connection", role: "status" });
+  const renderConnection = () => {
+    const { state, instance } = store.connection;
+    connection.className = `connection ${state}`;
+    connection.textContent =
+      state === "connected" ? `connected (${instance ?? "?"})` : state === "reconnecting" ? "reconnecting…" : state === "offline" ? "offline" : "connecting…";
+  };
+  store.on("connection", renderConnection);
+  renderConnection();
+
+  const sidebar = h("nav", { class: "sidebar", "aria-label": "Chats" });
+  const pane = h("main", { class: "pane", id: "pane" });
+  replace(
+    root,
+    h(
+      "div",
+      { class: "shell" },
+      h(
+        "header",
+        { class: "topbar" },
+        h("h1", null, "Fechatter"),
+        searchBox(api, store, (chatId, messageId) => open(chatId, { messageId })),
+        h("span", { class: "spacer" }),
+        connection,
+        statusSelector(store, (status) => live.setStatus(status)),
+        h("button", { type: "button", onclick: () => void preferencesDialog(api) }, "Notification settings"),
+        h("span", { class: "me" }, session.user.fullname),
+        h("button", { type: "button", onclick: signOut }, "Sign out"),
+      ),
+      sidebar,
+      pane,
+    ),
+    toasts.el,
+  );
+
+  const opened = (chat: Chat) => {
+    store.upsertChat(chat);
+    void loadMembers(chat.id);
+    live.follow(chat.id);
+    open(chat.id);
+  };
+  mountSidebar(sidebar, store, {
+    open: (id) => open(id),
+    newChat: () => newChatDialog(api, store, opened),
+    browseChannels: () => browseChannelsDialog(api, opened),
+    invite: () => inviteDialog(api),
+  });
+
+  function showNoChat(): void {
+    unmountChat?.();
+    unmountChat = null;
+    store.currentChatId = null;
+    live.focusChat(null);
+    store.emit("current");
+    replace(pane, h("div", { class: "pane-empty" }, h("p", null, "Pick a chat on the left, or start one with New chat.")));
+  }
+
+  async function open(chatId: number, at?: { messageId: number }): Promise<void> {
+    if (!store.chats.has(chatId)) {
+      try {
+        store.upsertChat(await api.chat(chatId));
+      } catch {
+        return;
+      }
+    }
+    let target: { seq: number } | undefined;
+    if (at) {
+      const seq = await live.seqOf(chatId, at.messageId);
+      if (seq !== null) target = { seq };
+    }
+    unmountChat?.();
+    store.currentChatId = chatId;
+    store.emit("current");
+    if (location.hash !== `#chat=${chatId}`) history.replaceState(null, "", `#chat=${chatId}`);
+    toasts.clearChat(chatId);
+    live.focusChat(chatId);
+    unmountChat = mountChat(
+      pane,
+      store,
+      live,
+      chatId,
+      {
+        settings: (id) =>
+          void chatSettingsDialog(api, id, store.chats.get(id)?.title ?? "chat", (s) => {
+            const c = store.chats.get(id);
+            if (c) {
+              c.pinned = s.pinned;
+              store.emit("chats");
+            }
+          }),
+      },
+      target,
+    );
+    void loadMembers(chatId);
+  }
+
+  async function loadMembers(chatId: number): Promise<void> {
+    try {
+      store.setMembers(chatId, await api.members(chatId));
+      live.watch((store.members.get(chatId) ?? []).map((m) => m.userId));
+    } catch {
+      // Not a member any more: the list reload drops the chat.
+    }
+  }
+
+  async function reloadChats(): Promise<void> {
+    const chats = await api.chats();
+    store.setChats(chats);
+    // Direct chats are named after the other member; unnamed groups after theirs.
+    const needMembers = chats.filter((c) => (c.type === "single" || !c.name) && !store.members.has(c.id));
+    await Promise.all(needMembers.map((c) => loadMembers(c.id)));
+    const others = [...store.chats.values()].flatMap((c) => (c.otherUserId !== null ? [c.otherUserId] : []));
+    live.watch(others);
+    void loadPins(chats.map((c) => c.id));
+    if (store.currentChatId !== null && !store.chats.has(store.currentChatId)) showNoChat();
+  }
+
+  let pinsLoaded = false;
+  async function loadPins(ids: number[]): Promise<void> {
+    if (pinsLoaded) return;
+    pinsLoaded = true;
+    const settings = await Promise.all(ids.slice(0, 50).map((id) => api.chatSettings(id).catch(() => null)));
+    let changed = false;
+    for (const s of settings) {
+      const c = s && store.chats.get(s.chatId);
+      if (c && s.pinned) {
+        c.pinned = true;
+        changed = true;
+      }
+    }
+    if (changed) store.emit("chats");
+  }
+
+  const start = async () => {
+    try {
+      store.setUsers(await api.users());
+      await reloadChats();
+    } catch {
+      // The live connection's first (re)connect reloads the list again.
+    }
+    live.start();
+    const m = /^#chat=(\d+)$/.exec(location.hash);
+    if (m && store.chats.has(Number(m[1]))) void open(Number(m[1]));
+    else showNoChat();
+  };
+  void start();
+
+  window.addEventListener("hashchange", () => {
+    const m = /^#chat=(\d+)$/.exec(location.hash);
+    if (m && Number(m[1]) !== store.currentChatId) void open(Number(m[1]));
+  });
+  // Reloaded list and directory on each (re)connect: membership and names may have changed.
+  live.onConnected = async () => {
+    try {
+      store.setUsers(await api.users());
+      await reloadChats();
+    } catch {
+      // Try again on the next connect.
+    }
+  };
+  window.addEventListener("beforeunload", () => live.stop());
+  (window as unknown as { fechatter: unknown }).fechatter = { store, live };
+  root.dataset["signedIn"] = String(session.user.id);
+  root.addEventListener("fechatter:signout", () => live.stop());
+}
