@@ -19,10 +19,10 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   const store = new Store(session.user);
   let unmountChat: (() => void) | null = null;
 
-  const toasts = new Toasts((chatId, messageId) => open(chatId, { messageId }));
+  const toasts = new Toasts((chatId) => void open(chatId));
   const live = new Live(api, store, {
     toast: (t) => {
-      if (t.chatId === store.currentChatId && document.hasFocus()) return;
+      if (t.chatId === store.currentChatId && windowFocused()) return;
       toasts.show(t);
     },
     chatsChanged: () => void reloadChats(),
@@ -52,7 +52,7 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
         "header",
         { class: "topbar" },
         h("h1", null, "Fechatter"),
-        searchBox(api, store, (chatId, messageId) => open(chatId, { messageId })),
+        searchBox(api, store, (chatId, seq) => void open(chatId, { seq })),
         h("span", { class: "spacer" }),
         connection,
         statusSelector(store, (status) => live.setStatus(status)),
@@ -69,7 +69,6 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   const opened = (chat: Chat) => {
     store.upsertChat(chat);
     void loadMembers(chat.id);
-    live.follow(chat.id);
     open(chat.id);
   };
   mountSidebar(sidebar, store, {
@@ -88,7 +87,7 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     replace(pane, h("div", { class: "pane-empty" }, h("p", null, "Pick a chat on the left, or start one with New chat.")));
   }
 
-  async function open(chatId: number, at?: { messageId: number }): Promise<void> {
+  async function open(chatId: number, target?: { seq: number }): Promise<void> {
     if (!store.chats.has(chatId)) {
       try {
         store.upsertChat(await api.chat(chatId));
@@ -96,17 +95,12 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
         return;
       }
     }
-    let target: { seq: number } | undefined;
-    if (at) {
-      const seq = await live.seqOf(chatId, at.messageId);
-      if (seq !== null) target = { seq };
-    }
     unmountChat?.();
     store.currentChatId = chatId;
     store.emit("current");
     if (location.hash !== `#chat=${chatId}`) history.replaceState(null, "", `#chat=${chatId}`);
     toasts.clearChat(chatId);
-    live.focusChat(chatId);
+    live.focusChat(windowFocused() ? chatId : null);
     unmountChat = mountChat(
       pane,
       store,
@@ -191,8 +185,17 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
       // Try again on the next connect.
     }
   };
+  // chat.focus follows the window: a chat in a window in the background gets toasts and badges.
+  const refocus = () => live.focusChat(windowFocused() ? store.currentChatId : null);
+  window.addEventListener("focus", refocus);
+  window.addEventListener("blur", refocus);
+  document.addEventListener("visibilitychange", refocus);
   window.addEventListener("beforeunload", () => live.stop());
   (window as unknown as { fechatter: unknown }).fechatter = { store, live };
   root.dataset["signedIn"] = String(session.user.id);
-  root.addEventListener("fechatter:signout", () => live.stop());
+  root.addEventListener("fechatter:signout", () => live.forget(), { once: true });
+}
+
+function windowFocused(): boolean {
+  return document.hasFocus() && document.visibilityState === "visible";
 }

@@ -1,249 +1,287 @@
-// TEMPORARY live connection until web/src/client/realtime.ts lands: a
-// minimal socket + cache so the views can be exercised; replaced by an
-// adapter over the library's Realtime.
+// The app's side of the live connection: one Realtime (the client
+// library: reconnects, syncs, dedupes, retries writes, keeps the message
+// cache) per signed-in tab, turned into what the views need. It feeds the
+// store from frames (badges, receipts, typing, presence, membership,
+// settings, toasts when live), loads pages of a chat over REST into the
+// library's cache, and keeps presence subscriptions alive (they lapse
+// after PRESENCE_SUB_TTL, 10 minutes, and with every connection).
 import type { Api } from "../client/api.js";
-import type { Frame, Message, PresenceStatus, SessionReady, Toast } from "../client/types.js";
+import { MessageCache, type CachedMessage } from "../client/cache.js";
+import { Realtime, type ConnectionState as RtState } from "../client/realtime.js";
+import type { Frame, PresenceState, PresenceStatus, Toast } from "../client/types.js";
 import type { Feed, ShownMessage } from "./message_view.js";
-import type { Store } from "./store.js";
+import type { ConnectionState, Store } from "./store.js";
+
+const PAGE = 50;
+/** Renew presence subscriptions well before the server's 10-minute TTL. */
+const PRESENCE_RENEW_MS = 8 * 60_000;
+const MAX_WATCHED = 500;
 
 export interface LiveHooks {
   toast(t: Toast): void;
+  /** The chat list may have changed (membership, a chat we lost). */
   chatsChanged(): void;
   removedFrom(chatId: number): void;
 }
 
-interface ChatCache {
-  messages: Map<number, ShownMessage>;
-  pending: Map<string, ShownMessage & { replyToId: number | null }>;
-  hasOlder: boolean;
-  loaded: boolean;
-  listeners: Set<() => void>;
-}
-
 export class Live implements Feed {
+  /** Called on every session.ready (first connect and reconnects). */
   onConnected: () => void = () => {};
-  private ws: WebSocket | null = null;
-  private stopped = false;
-  private caches = new Map<number, ChatCache>();
-  private waiting = new Map<string, { resolve: (p: any) => void; reject: (e: Error) => void }>();
-  private focused: number | null = null;
+  private readonly rt: Realtime;
+  private readonly cache: MessageCache;
+  /** Chats whose newest page came over REST; older pages exist when true. */
+  private older = new Map<number, boolean>();
+  private loading = new Map<number, Promise<void>>();
+  private chatListeners = new Map<number, Set<() => void>>();
   private watching = new Set<number>();
+  private renewTimer = 0;
+  private focused: number | null = null;
 
   constructor(
     private readonly api: Api,
     private readonly store: Store,
     private readonly hooks: LiveHooks,
-  ) {}
+  ) {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    this.cache = new MessageCache(safeStorage(), `fechatter.cache.${store.me.id}`);
+    this.cache.restore();
+    this.rt = new Realtime({ api, url: `${proto}//${location.host}/ws`, cache: this.cache });
+    this.rt.on("state", (s) => this.onState(s));
+    this.rt.on("ready", ({ ready }) => {
+      this.store.setConnection("connected", ready.instance);
+      this.store.setTotals(ready.unreadTotal, ready.mentionTotal);
+      void this.subscribePresence();
+      this.onConnected();
+    });
+    this.rt.on("chat", (chatId) => this.changed(chatId));
+    this.rt.on("reload", (chatId) => {
+      this.older.delete(chatId);
+      if (this.chatListeners.get(chatId)?.size) void this.loadNewest(chatId);
+    });
+    this.rt.on("gone", (chatId) => {
+      this.hooks.removedFrom(chatId);
+      this.hooks.chatsChanged();
+    });
+    this.rt.on("frame", ({ frame, live }) => this.onFrame(frame, live));
+  }
 
   start(): void {
-    void this.connect();
+    this.rt.start();
+    this.renewTimer = window.setInterval(() => void this.subscribePresence(), PRESENCE_RENEW_MS);
   }
+
   stop(): void {
-    this.stopped = true;
-    this.ws?.close(1000);
+    clearInterval(this.renewTimer);
+    this.rt.stop();
   }
 
-  private async connect(): Promise<void> {
-    if (this.stopped) return;
-    const token = await this.api.accessToken();
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws?token=${encodeURIComponent(token)}`);
-    this.ws = ws;
-    ws.onmessage = (ev) => this.onFrame(JSON.parse(String(ev.data)) as Frame);
-    ws.onclose = () => {
-      if (this.stopped) return;
-      this.store.setConnection("reconnecting", null);
-      setTimeout(() => void this.connect(), 1000 + Math.random() * 1000);
+  /** Sign-out: also forgets the cached messages of this user. */
+  forget(): void {
+    this.stop();
+    this.cache.forget();
+  }
+
+  private onState(s: RtState): void {
+    const map: Record<RtState, ConnectionState> = {
+      idle: "connecting",
+      connecting: "connecting",
+      open: "connected",
+      reconnecting: "reconnecting",
+      replaced: "offline",
+      "signed-out": "offline",
+      stopped: "offline",
     };
+    if (s === "open") return; // "connected" is set with the instance on ready
+    this.store.setConnection(map[s], null);
+    if (s === "signed-out") this.api.forget();
   }
 
-  private frame(type: string, payload: unknown): Promise<any> {
-    const id = crypto.randomUUID();
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.ws?.send(JSON.stringify({ type, id, timestamp: new Date().toISOString(), payload }));
-    });
-  }
-
-  private onFrame(f: Frame): void {
-    const p = f.payload;
-    switch (f.type) {
-      case "session.ready": {
-        const r = p as SessionReady;
-        this.store.setConnection("connected", r.instance);
-        this.store.setTotals(r.unreadTotal, r.mentionTotal);
-        for (const [chatId, c] of this.caches) if (c.loaded) void this.reload(chatId);
-        if (this.focused !== null) void this.frame("chat.focus", { chatId: this.focused });
-        if (this.watching.size) void this.subscribe();
-        this.onConnected();
-        break;
-      }
-      case "ack":
-      case "error": {
-        const w = this.waiting.get(p.refId);
-        if (w) {
-          this.waiting.delete(p.refId);
-          if (f.type === "ack") w.resolve(p);
-          else w.reject(new Error(p.message));
-        }
-        break;
-      }
-      case "message.new":
-      case "message.updated":
-        this.put(p.chatId, p.message as Message);
-        break;
-      case "message.deleted": {
-        const c = this.caches.get(p.chatId);
-        const m = c?.messages.get(p.seq);
-        if (c && m) {
-          c.messages.set(p.seq, { ...m, content: "", deletedAt: f.timestamp });
-          this.changed(p.chatId);
-        }
-        break;
-      }
-      case "message.reaction": {
-        const c = this.caches.get(p.chatId);
-        if (!c) break;
-        for (const [seq, m] of c.messages)
-          if (m.id === p.messageId) c.messages.set(seq, { ...m, reactions: p.reactions });
-        this.changed(p.chatId);
-        break;
-      }
-      case "typing.indicator":
-        this.store.setTyping(p.chatId, p.userId, p.displayName, p.active);
+  private onFrame(frame: Frame, live: boolean): void {
+    const p = frame.payload;
+    switch (frame.type) {
+      case "notification.badge":
+        this.store.setBadge(p.chatId, p.unreadCount, p.mentionCount);
         break;
       case "read.receipt":
         this.store.setReceipt(p.chatId, p.userId, p.seq);
         break;
-      case "notification.badge":
-        this.store.setBadge(p.chatId, p.unreadCount, p.mentionCount);
+      case "typing.indicator":
+        if (live) this.store.setTyping(p.chatId, p.userId, p.displayName, p.active);
+        break;
+      case "message.new":
+        // A message ends its sender's typing.
+        this.store.setTyping(p.chatId, p.message.senderId, "", false);
+        this.store.bump(p.chatId, p.message.createdAt);
         break;
       case "notification.toast":
-        this.hooks.toast(p as Toast);
+        if (live) this.hooks.toast(p as Toast);
         break;
       case "membership.changed":
-        if (p.action === "removed") this.hooks.removedFrom(p.chatId);
+        if (p.action === "removed") {
+          this.older.delete(p.chatId);
+          this.hooks.removedFrom(p.chatId);
+        }
         this.hooks.chatsChanged();
         break;
+      case "notification.settings":
+        if (p.scope === "chat" && p.settings) this.store.setPinned(p.settings.chatId, Boolean(p.settings.pinned));
+        break;
       case "presence.changed":
-        for (const c of p.changes) this.store.setPresence(c.userId, c.status);
+        for (const c of p.changes as PresenceState[]) this.store.setPresence(c.userId, c.status);
         break;
     }
-  }
-
-  private cache(chatId: number): ChatCache {
-    let c = this.caches.get(chatId);
-    if (!c) {
-      c = { messages: new Map(), pending: new Map(), hasOlder: false, loaded: false, listeners: new Set() };
-      this.caches.set(chatId, c);
-    }
-    return c;
-  }
-
-  private put(chatId: number, m: Message): void {
-    const c = this.cache(chatId);
-    const old = c.messages.get(m.seq);
-    c.messages.set(m.seq, shown(m, old?.reactions ?? m.reactions ?? []));
-    if (m.clientId) c.pending.delete(m.clientId);
-    this.changed(chatId);
   }
 
   private changed(chatId: number): void {
-    for (const fn of this.caches.get(chatId)?.listeners ?? []) fn();
+    for (const fn of this.chatListeners.get(chatId) ?? []) fn();
   }
 
-  private async reload(chatId: number): Promise<void> {
-    const c = this.cache(chatId);
-    const page = await this.api.messages(chatId, { limit: 50 });
-    if (!c.loaded) c.hasOlder = page.hasMore;
-    c.loaded = true;
-    for (const m of page.messages) c.messages.set(m.seq, shown(m, m.reactions ?? []));
-    this.changed(chatId);
-  }
+  // --- Feed ---------------------------------------------------------------
 
   list(chatId: number): ShownMessage[] {
-    const c = this.cache(chatId);
-    return [...[...c.messages.values()].sort((a, b) => a.seq! - b.seq!), ...c.pending.values()];
+    return this.cache.messages(chatId).map(shown);
   }
+
   hasOlder(chatId: number): boolean {
-    return this.cache(chatId).hasOlder;
+    return this.older.get(chatId) ?? false;
   }
+
+  /** The newest page over REST, merged into the cache (first open, tooLarge). */
+  private loadNewest(chatId: number): Promise<void> {
+    let p = this.loading.get(chatId);
+    if (!p) {
+      p = this.api
+        .messages(chatId, { limit: PAGE })
+        .then((page) => {
+          this.cache.load(chatId, page.messages);
+          this.cache.save();
+          this.older.set(chatId, page.hasMore);
+          this.changed(chatId);
+        })
+        .finally(() => this.loading.delete(chatId));
+      this.loading.set(chatId, p);
+    }
+    return p;
+  }
+
   async loadOlder(chatId: number): Promise<void> {
-    const c = this.cache(chatId);
-    const first = Math.min(...c.messages.keys());
-    const page = await this.api.messages(chatId, { beforeSeq: first, limit: 50 });
-    for (const m of page.messages) c.messages.set(m.seq, shown(m, m.reactions ?? []));
-    c.hasOlder = page.hasMore;
+    const first = this.cache.messages(chatId).find((m) => m.seq > 0);
+    if (!first) return this.loadNewest(chatId);
+    const page = await this.api.messages(chatId, { beforeSeq: first.seq, limit: PAGE });
+    this.cache.load(chatId, page.messages);
+    this.older.set(chatId, page.hasMore);
     this.changed(chatId);
   }
+
   async loadUntil(chatId: number, seq: number): Promise<void> {
-    const c = this.cache(chatId);
-    if (!c.loaded) await this.reload(chatId);
-    for (let i = 0; i < 20 && c.hasOlder && !c.messages.has(seq); i++) await this.loadOlder(chatId);
+    if (!this.older.has(chatId)) await this.loadNewest(chatId);
+    for (let i = 0; i < 40 && this.hasOlder(chatId) && !this.cache.messages(chatId).some((m) => m.seq === seq); i++) {
+      await this.loadOlder(chatId);
+    }
   }
-  async seqOf(chatId: number, messageId: number): Promise<number | null> {
-    for (const m of this.cache(chatId).messages.values()) if (m.id === messageId) return m.seq;
-    return null;
-  }
+
   onChange(chatId: number, fn: () => void): () => void {
-    const c = this.cache(chatId);
-    c.listeners.add(fn);
-    if (!c.loaded) void this.reload(chatId);
-    return () => c.listeners.delete(fn);
+    let set = this.chatListeners.get(chatId);
+    if (!set) this.chatListeners.set(chatId, (set = new Set()));
+    set.add(fn);
+    if (!this.older.has(chatId)) void this.loadNewest(chatId).catch(() => {});
+    return () => set!.delete(fn);
   }
-  follow(_chatId: number): void {}
+
   send(chatId: number, content: string, replyTo: number | null): void {
-    const c = this.cache(chatId);
-    const clientId = crypto.randomUUID();
-    const p: ShownMessage & { replyToId: number | null } = { key: `p${clientId}`, id: null, seq: null, senderId: this.store.me.id, content, replyTo, mentions: [], createdAt: new Date().toISOString(), editedAt: null, deletedAt: null, reactions: [], state: "sending", replyToId: replyTo };
-    c.pending.set(clientId, p);
-    this.changed(chatId);
-    void this.api
-      .call("POST", `/api/chat/${chatId}/messages`, { content, clientId, replyTo })
-      .catch(() => {
-        c.pending.set(clientId, { ...p, state: "failed" });
-        this.changed(chatId);
-      });
+    this.rt.send(chatId, content, { replyTo });
   }
-  retry(): void {}
+
+  retry(chatId: number, key: string): void {
+    if (key.startsWith("p")) this.rt.retry(chatId, key.slice(1));
+  }
+
   discard(chatId: number, key: string): void {
-    this.cache(chatId).pending.delete(key.slice(1));
+    if (!key.startsWith("p")) return;
+    this.cache.discard(chatId, key.slice(1));
+    this.cache.save();
     this.changed(chatId);
   }
-  async edit(_chatId: number, messageId: number, content: string): Promise<void> {
-    await this.frame("message.edit", { messageId, content });
+
+  async edit(chatId: number, messageId: number, content: string): Promise<void> {
+    await this.rt.edit(chatId, messageId, content);
   }
-  async remove(_chatId: number, messageId: number): Promise<void> {
-    await this.frame("message.delete", { messageId });
+
+  async remove(chatId: number, messageId: number): Promise<void> {
+    await this.rt.remove(chatId, messageId);
   }
-  async react(_chatId: number, messageId: number, emoji: string, add: boolean): Promise<void> {
-    await this.frame("message.react", { messageId, emoji, action: add ? "add" : "remove" });
+
+  async react(chatId: number, messageId: number, emoji: string, add: boolean): Promise<void> {
+    await this.rt.react(chatId, messageId, emoji, add ? "add" : "remove");
   }
+
   markRead(chatId: number, seq: number): void {
-    void this.frame("read.mark", { chatId, seq }).catch(() => {});
-    this.store.setBadge(chatId, 0, 0);
+    this.rt.markRead(chatId, seq).catch(() => {});
   }
+
   typing(chatId: number, active: boolean): void {
-    void this.frame(active ? "typing.start" : "typing.stop", { chatId }).catch(() => {});
+    this.rt.typing(chatId, active);
   }
+
+  // --- focus, presence ----------------------------------------------------
+
+  /** The chat shown while the window has focus (null: none), for toasts and badges. */
   focusChat(chatId: number | null): void {
+    if (chatId === this.focused) return;
     this.focused = chatId;
-    if (this.ws?.readyState === WebSocket.OPEN) void this.frame("chat.focus", { chatId }).catch(() => {});
+    this.rt.focus(chatId);
   }
+
   async setStatus(status: Exclude<PresenceStatus, "offline">): Promise<void> {
-    const ack = await this.frame("presence.update", { status });
-    this.store.setPresence(this.store.me.id, ack.presence);
+    try {
+      const ack = await this.rt.setPresence(status);
+      this.store.setPresence(this.store.me.id, ack.presence);
+    } catch {
+      this.store.emit("presence"); // puts the selector back
+    }
   }
+
+  /** Watches these users' presence (kept across reconnects, renewed before the TTL). */
   watch(userIds: number[]): void {
-    for (const id of userIds) this.watching.add(id);
-    if (this.ws?.readyState === WebSocket.OPEN) void this.subscribe();
+    const fresh = userIds.filter((id) => !this.watching.has(id));
+    if (!fresh.length) return;
+    for (const id of fresh) if (this.watching.size < MAX_WATCHED) this.watching.add(id);
+    if (this.rt.state === "open") void this.subscribePresence(fresh);
   }
-  private async subscribe(): Promise<void> {
-    const ack = await this.frame("presence.subscribe", { userIds: [...this.watching] });
-    for (const s of ack.presence) this.store.setPresence(s.userId, s.status);
+
+  private async subscribePresence(ids: number[] = [...this.watching]): Promise<void> {
+    const userIds = [...new Set([this.store.me.id, ...ids])].slice(0, MAX_WATCHED);
+    try {
+      const ack = await this.rt.watchPresence(userIds);
+      for (const s of (ack.presence ?? []) as PresenceState[]) this.store.setPresence(s.userId, s.status);
+    } catch {
+      // Rate limited or disconnected: the next ready or renewal subscribes again.
+    }
   }
 }
 
-function shown(m: Message, reactions: ShownMessage["reactions"]): ShownMessage {
-  return { key: `m${m.id}`, id: m.id, seq: m.seq, senderId: m.senderId, content: m.content, replyTo: m.replyTo, mentions: m.mentions, createdAt: m.createdAt, editedAt: m.editedAt, deletedAt: m.deletedAt, reactions, state: "sent" };
+function shown(m: CachedMessage): ShownMessage {
+  const pending = m.status !== "sent" || m.seq === 0;
+  return {
+    key: pending ? `p${m.clientId}` : `m${m.id}`,
+    id: pending ? null : m.id,
+    seq: pending ? null : m.seq,
+    senderId: m.senderId,
+    content: m.content,
+    replyTo: m.replyTo,
+    mentions: m.mentions,
+    createdAt: m.createdAt,
+    editedAt: m.editedAt,
+    deletedAt: m.deletedAt,
+    reactions: m.reactions ?? [],
+    state: m.status,
+  };
+}
+
+function safeStorage(): Storage | undefined {
+  try {
+    return window.localStorage;
+  } catch {
+    return undefined;
+  }
 }

@@ -19,7 +19,7 @@ const HELP: [string, string][] = [
   ["before:2026-11-30, after:…, on:…", "by day (UTC); also today, yesterday, last week"],
 ];
 
-export function searchBox(api: Api, store: Store, open: (chatId: number, messageId: number) => void): HTMLElement {
+export function searchBox(api: Api, store: Store, open: (chatId: number, seq: number) => void): HTMLElement {
   const id = uid("search");
   const input = h("input", { id, type: "search", name: "q", placeholder: "Search messages", maxlength: "512", autocomplete: "off" });
   const form = h(
@@ -37,7 +37,7 @@ export function searchBox(api: Api, store: Store, open: (chatId: number, message
   return form;
 }
 
-function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number, messageId: number) => void): void {
+function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number, seq: number) => void): void {
   const error = h("p", { class: "error", role: "alert" });
   const status = h("p", { role: "status", class: "hint" }, "Searching…");
   const list = h("ul", { class: "search-results", "aria-label": "Search results" });
@@ -56,9 +56,9 @@ function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number,
     try {
       const page = await api.search("messages", q, cursor ? { cursor, limit: 20 } : { limit: 20 });
       for (const r of page.results) {
-        const item = result(store, r, (chatId, messageId) => {
+        const item = result(store, r, (chatId, seq) => {
           dialog.close();
-          open(chatId, messageId);
+          open(chatId, seq);
         });
         if (item) {
           list.appendChild(item);
@@ -79,7 +79,7 @@ function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number,
   void load();
 }
 
-function result(store: Store, r: SearchResult, open: (chatId: number, messageId: number) => void): HTMLElement | null {
+function result(store: Store, r: SearchResult, open: (chatId: number, seq: number) => void): HTMLElement | null {
   const m = r.message;
   if (!m) return null;
   const chat = store.chats.get(m.chatId);
@@ -98,7 +98,7 @@ function result(store: Store, r: SearchResult, open: (chatId: number, messageId:
     null,
     h(
       "button",
-      { type: "button", class: "search-result", "data-message-id": String(m.messageId), onclick: () => open(m.chatId, m.messageId) },
+      { type: "button", class: "search-result", "data-message-id": String(m.messageId), onclick: () => open(m.chatId, m.seq) },
       h(
         "span",
         { class: "meta" },

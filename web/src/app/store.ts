@@ -197,6 +197,21 @@ export class Store {
     return names;
   }
 
+  setPinned(chatId: number, pinned: boolean): void {
+    const chat = this.chats.get(chatId);
+    if (!chat || chat.pinned === pinned) return;
+    chat.pinned = pinned;
+    this.emit("chats");
+  }
+
+  /** A new message moves its chat to the top of the list. */
+  bump(chatId: number, at: string): void {
+    const chat = this.chats.get(chatId);
+    if (!chat || Date.parse(chat.updatedAt) >= Date.parse(at)) return;
+    chat.updatedAt = at;
+    this.emit("chats");
+  }
+
   setPresence(userId: number, status: PresenceStatus): void {
     if (this.presence.get(userId) === status) return;
     this.presence.set(userId, status);
