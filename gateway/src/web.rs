@@ -12,7 +12,8 @@
 //! meaning. Text is served gzip-compressed when the client accepts it
 //! (compressed once, at start). Every answer carries a strict
 //! Content-Security-Policy: scripts and styles only from this origin,
-//! connections only to it (https and wss), no framing.
+//! connections only to it (`'self'` covers its ws/wss URLs in CSP 3), no
+//! framing.
 //!
 //! `WEB_DIR` (development) serves a directory from disk instead, read on
 //! every request and never cached, so `npm run build` shows at once.
@@ -33,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::state::AppState;
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-    img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; \
+    img-src 'self' data:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// One file of the client, ready to serve.

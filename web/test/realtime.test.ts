@@ -241,3 +241,18 @@ test("messages typed before a page reload are sent once the new page connects", 
   await flush();
   assert.deepEqual(rt.cache.messages(7).map((m) => [m.seq, m.status]), [[4, "sent"]]);
 });
+
+test("connections refused before session.ready twice in a row check the session with a refresh", async () => {
+  const { rt, sockets, timers, origin } = await setup({
+    "POST /api/refresh": () => [401, { error: { code: "unauthorized", message: "session revoked; sign in again" } }],
+  });
+  sockets[0].drop(1006);
+  await timers.advance(1000);
+  assert.equal(origin.calls.filter((c) => c.path === "/api/refresh").length, 0, "one failure is just a retry");
+  sockets[1].drop(1006);
+  await flush();
+  assert.equal(origin.calls.filter((c) => c.path === "/api/refresh").length, 1);
+  assert.equal(rt.state, "signed-out");
+  await timers.advance(60_000);
+  assert.equal(sockets.length, 2, "a signed-out client stops reconnecting");
+});

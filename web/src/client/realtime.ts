@@ -115,6 +115,8 @@ export class Realtime {
   private ws: SocketLike | null = null;
   private attempt = 0;
   private everReady = false;
+  /** Whether the current socket got its session.ready. */
+  private gotReady = false;
   private reconnectTimer: any = null;
   private pingTimer: any = null;
   private pending = new Map<string, Pending>();
@@ -212,14 +214,19 @@ export class Realtime {
 
   private onClose(ws: SocketLike, code: number, reason: string): void {
     if (ws !== this.ws) return;
+    const wasReady = this.gotReady;
+    this.gotReady = false;
     detach(ws);
     this.ws = null;
     this.ready = null;
     this.stopHeartbeat();
     this.dropRequests();
     if (code === 4001) return this.setState("replaced");
-    if (code === 4401) {
-      // Expired token or revoked session: a refresh tells them apart.
+    // 4401, or a second connection in a row refused before session.ready
+    // (an upgrade answered 401 looks like any failed connection to a
+    // browser): an expired token or a revoked session, and a refresh tells
+    // them apart.
+    if (code === 4401 || (!wasReady && this.attempt >= 1)) {
       this.opts.api.refresh().then(
         () => this.scheduleReconnect(),
         (e) => (e instanceof ApiError && e.status === 401 ? this.signedOut() : this.scheduleReconnect()),
@@ -303,6 +310,7 @@ export class Realtime {
     const reconnect = this.everReady;
     this.ready = ready;
     this.everReady = true;
+    this.gotReady = true;
     this.attempt = 0;
     const since = reconnect || this.userCursor ? this.userCursor : null;
     if (!this.userCursor) this.userCursor = ready.userEventId;
