@@ -55,6 +55,11 @@ export async function scenario(ctx, name, body) {
   };
   try {
     await body(s);
+    // FECHATTER_SHOTS=<dir>: screenshots of the final state also on success (to look at the layout).
+    if (process.env.FECHATTER_SHOTS) {
+      mkdirSync(process.env.FECHATTER_SHOTS, { recursive: true });
+      for (const { label, page } of pages) await page.screenshot({ path: join(process.env.FECHATTER_SHOTS, `${name}-${label}.png`) });
+    }
   } catch (e) {
     const dir = ctx?.artifacts ?? process.env.FECHATTER_ARTIFACTS;
     if (dir) {
@@ -137,7 +142,7 @@ export async function createInviteLink(page) {
   const dialog = page.getByRole("dialog", { name: "Invite people" });
   await dialog.getByRole("button", { name: "Create invite" }).click();
   const link = dialog.getByLabel("Invite link");
-  await waitUntil("the invite link", async () => (await link.inputValue()).includes("#invite="));
+  await waitUntil("the invite link", async () => /#(invite|token)=/.test(await link.inputValue()));
   const value = await link.inputValue();
   await dialog.getByRole("button", { name: "Close" }).click();
   return value;

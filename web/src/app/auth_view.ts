@@ -1,5 +1,6 @@
 // The signed-out screen: sign in, sign up (a new workspace, or joining one
-// with an invite token: the link <origin>/#invite=<token> pre-fills it),
+// with an invite token: the links <origin>/invite#token=<token> and
+// <origin>/#invite=<token> pre-fill it),
 // and the "check your e-mail" answer of verified sign-up (202).
 import { Api, ApiError } from "../client/api.js";
 import type { Session } from "../client/types.js";
@@ -112,7 +113,7 @@ function signupForm(root: HTMLElement, opts: AuthOptions): HTMLElement {
       const session = useInvite.checked
         ? await opts.api.signup({ ...base, inviteToken: invite.value.trim() })
         : await opts.api.signup({ ...base, workspace: workspace.value.trim() });
-      if (location.hash.startsWith("#invite=")) history.replaceState(null, "", location.pathname);
+      if (opts.inviteToken) history.replaceState(null, "", "/");
       opts.onSignedIn(session);
     } catch (e) {
       if (e instanceof ApiError && e.status === 202) {

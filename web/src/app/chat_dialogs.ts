@@ -1,9 +1,9 @@
 // Dialogs that change which chats I am in: create a chat of any of the four
 // types with a member picker (GET /api/users), browse and join public
 // channels (GET /api/search/chats), and invite people to the workspace
-// (POST /api/workspace/invites: the token and an <origin>/#invite= link).
+// (POST /api/workspace/invites: the token and an <origin>/invite#token= link).
 import type { Api } from "../client/api.js";
-import type { ChatType, Chat } from "../client/types.js";
+import type { Chat, ChatType, User } from "../client/types.js";
 import { h, openDialog, replace, showError, uid } from "./dom.js";
 import type { Store } from "./store.js";
 
@@ -26,14 +26,26 @@ export function newChatDialog(api: Api, store: Store, opened: (chat: Chat) => vo
   const nameRow = h("div", { class: "field" }, h("label", { for: nameId }, "Name"), name);
   const filterId = uid("q");
   const filter = h("input", { id: filterId, type: "search", placeholder: "Filter people" });
-  const picker = h("ul", { class: "picker" });
-  const others = [...store.users.values()].filter((u) => u.id !== store.me.id && u.active);
-  const checks = others.map((u) => {
-    const id = uid("u");
-    const input = h("input", { type: "checkbox", id, value: String(u.id) });
-    return { u, input, row: h("li", null, input, h("label", { for: id }, u.fullname, h("span", { class: "hint" }, ` ${u.email}`))) };
-  });
-  replace(picker, checks.length ? checks.map((c) => c.row) : h("li", null, "Nobody else is in your workspace yet: invite people first."));
+  const picker = h("ul", { class: "picker", "aria-busy": "true" }, h("li", null, "Loading people…"));
+  let checks: { u: User; input: HTMLInputElement; row: HTMLElement }[] = [];
+  const fill = () => {
+    const others = [...store.users.values()].filter((u) => u.id !== store.me.id && u.active);
+    checks = others.map((u) => {
+      const id = uid("u");
+      const input = h("input", { type: "checkbox", id, value: String(u.id) });
+      return { u, input, row: h("li", null, input, h("label", { for: id }, u.fullname, h("span", { class: "hint" }, ` ${u.email}`))) };
+    });
+    picker.removeAttribute("aria-busy");
+    replace(picker, checks.length ? checks.map((c) => c.row) : h("li", null, "Nobody else is in your workspace yet: invite people first."));
+  };
+  // The directory may have grown since the app loaded it (new sign-ups).
+  api.users().then(
+    (users) => {
+      store.setUsers(users);
+      fill();
+    },
+    () => fill(),
+  );
   filter.addEventListener("input", () => {
     const q = filter.value.trim().toLowerCase();
     for (const c of checks) c.row.hidden = Boolean(q) && !`${c.u.fullname} ${c.u.email}`.toLowerCase().includes(q);
@@ -168,7 +180,7 @@ export function inviteDialog(api: Api): void {
       const body: { email?: string; singleUse?: boolean } = { singleUse: single.checked };
       if (email.value.trim()) body.email = email.value.trim();
       const invite = await api.createInvite(body);
-      const link = `${location.origin}/#invite=${encodeURIComponent(invite.token ?? "")}`;
+      const link = `${location.origin}/invite#token=${encodeURIComponent(invite.token ?? "")}`;
       const tokenId = uid("tok");
       const linkId = uid("lnk");
       const linkInput = h("input", { id: linkId, readonly: true, value: link });

@@ -1,6 +1,6 @@
 // Entry point: picks the screen from the URL and the stored session —
 // the sign-up verification link (/signup/verify#token=…), an invite link
-// (#invite=…, pre-fills the sign-up form), the sign-in screen, or the app.
+// (/invite#token=… or #invite=…, pre-fills the sign-up form), the sign-in screen, or the app.
 // Tokens are kept per tab (sessionStorage) and in localStorage for new
 // tabs, so two windows of one browser can be two users.
 import { Api, type TokenStore } from "../client/api.js";
@@ -58,11 +58,11 @@ function showAuth(inviteToken: string | null): void {
 
 function route(): void {
   const hash = new URLSearchParams(location.hash.slice(1));
-  if (location.pathname.replace(/\/$/, "") === "/signup/verify" || (hash.has("token") && !hash.has("invite"))) {
-    const token = hash.get("token");
-    if (token) return void renderVerify(root, api, token, signedIn);
-  }
-  const invite = hash.get("invite");
+  const path = location.pathname.replace(/\/$/, "");
+  // The mailed sign-up link: /signup/verify#token=…
+  if (path === "/signup/verify" && hash.get("token")) return void renderVerify(root, api, hash.get("token")!, signedIn);
+  // Invite links: /invite#token=… (docs/protocol.md) or /#invite=…
+  const invite = path === "/invite" ? hash.get("token") : hash.get("invite");
   if (invite) return showAuth(invite);
   const session = api.session;
   if (session) signedIn(session);

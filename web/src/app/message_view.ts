@@ -7,7 +7,7 @@
 import type { Reaction } from "../client/types.js";
 import { composer } from "./composer.js";
 import { formatTime, h, replace } from "./dom.js";
-import { presenceDot } from "./presence.js";
+import { presenceDot, presenceLabel } from "./presence.js";
 import type { Store } from "./store.js";
 
 export interface ShownMessage {
@@ -254,7 +254,8 @@ export function mountChat(
     area.value = m.content;
     const done = () => {
       editingKey = null;
-      elements.delete(m.key);
+      const entry = elements.get(m.key);
+      if (entry) entry.sig = ""; // rebuilt by the next render
       renderMessages();
     };
     const save = async () => {
@@ -317,11 +318,14 @@ export function mountChat(
     const c = store.chats.get(chatId);
     title.textContent = c?.title ?? "";
     const ms = store.members.get(chatId) ?? [];
+    const others = ms.filter((m) => m.userId !== store.me.id);
     replace(
       members,
-      ms.length > 12
-        ? `${ms.length} members`
-        : ms.filter((m) => m.userId !== store.me.id).map((m) => h("span", { class: "member" }, presenceDot(store, m.userId), m.fullname)),
+      c?.type === "single"
+        ? others.map((m) => h("span", { class: "member" }, presenceDot(store, m.userId), presenceLabel(store.presence.get(m.userId) ?? "offline")))
+        : ms.length > 12
+          ? `${ms.length} members`
+          : others.map((m) => h("span", { class: "member" }, presenceDot(store, m.userId), m.fullname)),
     );
   };
   const renderTyping = () => {

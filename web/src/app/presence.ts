@@ -13,6 +13,10 @@ const LABELS: Record<PresenceStatus, string> = {
   offline: "offline",
 };
 
+export function presenceLabel(status: PresenceStatus): string {
+  return LABELS[status];
+}
+
 export function presenceDot(store: Store, userId: number): HTMLElement {
   const status = store.presence.get(userId) ?? "offline";
   return h("span", { class: `dot ${status}`, role: "img", "aria-label": LABELS[status], title: LABELS[status] });

@@ -85,10 +85,10 @@ function item(store: Store, c: ChatEntry, actions: SidebarActions): HTMLElement 
         "aria-current": current ? "page" : false,
         onclick: () => actions.open(c.id),
       },
-      c.type === "single" && c.otherUserId !== null ? presenceDot(store, c.otherUserId) : h("span", { class: "kind", "aria-hidden": "true" }, c.type === "private_channel" ? "🔒" : c.type === "public_channel" ? "#" : c.type === "group" ? "◎" : "•"),
+      c.type === "single" && c.otherUserId !== null ? presenceDot(store, c.otherUserId) : h("span", { class: "kind", "aria-hidden": "true" }, c.type === "private_channel" ? "◆" : c.type === "public_channel" ? "○" : c.type === "group" ? "◎" : "•"),
       h("span", { class: "chat-title" }, c.title),
       h("span", { class: "sr-only" }, ` (${label})`),
-      c.pinned ? h("span", { class: "pin", title: "pinned" }, "📌", h("span", { class: "sr-only" }, " pinned")) : null,
+      c.pinned ? h("span", { class: "pin", title: "pinned" }, "pinned") : null,
       c.mentionCount
         ? h("span", { class: "badge mention", "data-testid": "mention-badge" }, `@${c.mentionCount}`, h("span", { class: "sr-only" }, " mentions"))
         : null,
