@@ -109,12 +109,9 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
       {
         settings: (id) =>
           void chatSettingsDialog(api, id, store.chats.get(id)?.title ?? "chat", (s) => {
-            const c = store.chats.get(id);
-            if (c) {
-              c.pinned = s.pinned;
-              store.emit("chats");
-            }
+            store.setPinned(id, s.pinned);
           }),
+        refreshMembers: (id) => throttled(`members:${id}`, () => loadMembers(id)),
       },
       target,
     );
@@ -158,6 +155,12 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     if (changed) store.emit("chats");
   }
 
+  // Someone new (joined after the directory loaded): reload it, at most every 5 s.
+  store.onUnknownUser = () =>
+    throttled("users", async () => {
+      store.setUsers(await api.users());
+    });
+
   const start = async () => {
     try {
       store.setUsers(await api.users());
@@ -198,4 +201,13 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
 
 function windowFocused(): boolean {
   return document.hasFocus() && document.visibilityState === "visible";
+}
+
+const lastRun = new Map<string, number>();
+/** Runs `fn` unless it ran under `key` within the last 5 s. */
+function throttled(key: string, fn: () => Promise<void>): void {
+  const now = Date.now();
+  if (now - (lastRun.get(key) ?? 0) < 5000) return;
+  lastRun.set(key, now);
+  void fn().catch(() => {});
 }

@@ -2,7 +2,8 @@
 // the sign-up verification link (/signup/verify#token=…), an invite link
 // (/invite#token=… or #invite=…, pre-fills the sign-up form), the sign-in screen, or the app.
 // Tokens are kept per tab (sessionStorage) and in localStorage for new
-// tabs, so two windows of one browser can be two users.
+// tabs, so two windows of one browser can be two users; tabs of one
+// session share refreshed tokens through localStorage.
 import { Api, type TokenStore } from "../client/api.js";
 import type { Session } from "../client/types.js";
 import { renderApp } from "./app_view.js";
@@ -16,6 +17,13 @@ class BrowserTokenStore implements TokenStore {
     this.session = read(sessionStorage) ?? read(localStorage);
   }
   load(): Session | null {
+    // Another tab of the same session may have rotated the tokens: take the
+    // newer pair, else this tab would present a used refresh token (reuse
+    // detection ends the session).
+    const shared = read(localStorage);
+    if (shared && this.session && shared.sessionId === this.session.sessionId && shared.expiresAt > this.session.expiresAt) {
+      this.session = shared;
+    }
     return this.session;
   }
   save(session: Session | null): void {

@@ -48,6 +48,8 @@ const QUICK_EMOJI = ["👍", "🎉", "❤️", "😂"];
 
 export interface ChatViewActions {
   settings(chatId: number): void;
+  /** The member list looks stale (a sender who is not in it). */
+  refreshMembers(chatId: number): void;
 }
 
 /** Mounts the chat `chatId` into `el`; returns an unmount function. */
@@ -144,6 +146,8 @@ export function mountChat(
         elements.delete(key);
       }
     }
+    const members = store.members.get(chatId);
+    if (members && shown.some((m) => !members.some((x) => x.userId === m.senderId))) actions.refreshMembers(chatId);
     renderSeen(shown);
     if (stickToBottom) scroller.scrollTop = scroller.scrollHeight;
     markRead(shown);

@@ -16,7 +16,8 @@ const HELP: [string, string][] = [
   ["mentions:@name", "mentioning that person"],
   ["in:#channel", "in that chat"],
   ["has:link, has:mention", "with a link, with a mention"],
-  ["before:2026-11-30, after:…, on:…", "by day (UTC); also today, yesterday, last week"],
+  ["on:2026-11-30", "on that day (UTC); also before:, after:"],
+  ["today, yesterday, last week", "recent days"],
 ];
 
 export function searchBox(api: Api, store: Store, open: (chatId: number, seq: number) => void): HTMLElement {

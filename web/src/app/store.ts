@@ -59,9 +59,17 @@ export class Store {
     for (const fn of [...(this.listeners.get(topic) ?? [])]) fn();
   }
 
+  /** Called when a user id is not in the directory (someone who joined since it loaded). */
+  onUnknownUser: (id: number) => void = () => {};
+
   userName(id: number): string {
     if (id === this.me.id) return this.me.fullname;
-    return this.users.get(id)?.fullname ?? `user ${id}`;
+    const user = this.users.get(id);
+    if (!user) {
+      this.onUnknownUser(id);
+      return "…";
+    }
+    return user.fullname;
   }
 
   setUsers(users: User[]): void {
