@@ -142,6 +142,10 @@ export class Live implements Feed {
     return this.cache.messages(chatId).map(shown);
   }
 
+  loaded(chatId: number): boolean {
+    return this.older.has(chatId);
+  }
+
   hasOlder(chatId: number): boolean {
     return this.older.get(chatId) ?? false;
   }

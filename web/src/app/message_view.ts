@@ -30,6 +30,8 @@ export interface ShownMessage {
 export interface Feed {
   list(chatId: number): ShownMessage[];
   hasOlder(chatId: number): boolean;
+  /** Whether the newest page has arrived (an empty list then means an empty chat). */
+  loaded(chatId: number): boolean;
   loadOlder(chatId: number): Promise<void>;
   /** Loads pages until `seq` is in the list (search results). */
   loadUntil(chatId: number, seq: number): Promise<void>;
@@ -66,9 +68,20 @@ export function mountChat(
   const members = h("div", { class: "members", "aria-label": "Members" });
   const older = h("button", { type: "button", class: "older" }, "Load older messages");
   const list = h("ol", { "aria-label": "Messages", role: "log", "aria-live": "polite" });
+  const empty = h("p", { class: "hint empty-chat" }, "Loading messages…");
   const seen = h("p", { class: "seen", "data-testid": "seen", "aria-live": "polite" });
-  const scroller = h("div", { class: "messages", tabindex: "0", "aria-labelledby": "chat-title" }, older, list, seen);
+  const scroller = h("div", { class: "messages", tabindex: "0", "aria-labelledby": "chat-title" }, older, empty, list, seen);
   const typingLine = h("p", { class: "typing", "data-testid": "typing", "aria-live": "polite" });
+  const problem = h("p", { class: "error", role: "alert" });
+  let problemTimer = 0;
+  /** Shows why an edit, delete or reaction was refused (the library has undone it). */
+  const attempt = (what: string, p: Promise<void>) => {
+    p.catch((e: unknown) => {
+      problem.textContent = `Could not ${what}: ${e instanceof Error ? e.message : String(e)}`;
+      clearTimeout(problemTimer);
+      problemTimer = window.setTimeout(() => (problem.textContent = ""), 6000);
+    });
+  };
   let replyTo: ShownMessage | null = null;
   let editingKey: string | null = null;
   let pendingDelete: string | null = null;
@@ -97,6 +110,7 @@ export function mountChat(
         h("button", { type: "button", onclick: () => actions.settings(chatId) }, "Chat settings"),
       ),
       scroller,
+      problem,
       typingLine,
       box.el,
     ),
@@ -118,6 +132,8 @@ export function mountChat(
   const renderMessages = () => {
     const shown = feed.list(chatId);
     older.hidden = !feed.hasOlder(chatId);
+    empty.hidden = shown.length > 0;
+    if (feed.loaded(chatId)) empty.textContent = "No messages yet: say hello.";
     const byId = new Map<number, ShownMessage>();
     for (const m of shown) if (m.id !== null) byId.set(m.id, m);
     const keep = new Set<string>();
@@ -167,7 +183,7 @@ export function mountChat(
       "div",
       { class: "msg-head" },
       h("span", { class: "sender" }, store.userName(m.senderId)),
-      h("time", { datetime: m.createdAt }, formatTime(m.createdAt)),
+      h("time", { datetime: m.createdAt, title: new Date(m.createdAt).toLocaleString() }, formatTime(m.createdAt)),
       m.editedAt && !deleted ? h("span", { class: "edited" }, "(edited)") : null,
     );
     const quote =
@@ -206,7 +222,7 @@ export function mountChat(
                 type: "button",
                 "aria-pressed": mineR ? "true" : "false",
                 title: r.userIds.map((id) => store.userName(id)).join(", "),
-                onclick: () => m.id !== null && void feed.react(chatId, m.id, r.emoji, !mineR),
+                onclick: () => m.id !== null && attempt("react", feed.react(chatId, m.id, r.emoji, !mineR)),
               },
               `${r.emoji} ${r.count}`,
             );
@@ -223,14 +239,14 @@ export function mountChat(
               const has = m.reactions.some((r) => r.emoji === emoji && r.userIds.includes(store.me.id));
               return h(
                 "button",
-                { type: "button", "aria-label": `React with ${emoji}`, "aria-pressed": has ? "true" : "false", onclick: () => void feed.react(chatId, m.id!, emoji, !has) },
+                { type: "button", "aria-label": `React with ${emoji}`, "aria-pressed": has ? "true" : "false", onclick: () => attempt("react", feed.react(chatId, m.id!, emoji, !has)) },
                 emoji,
               );
             }),
             mine ? h("button", { type: "button", onclick: () => startEdit(m, content) }, "Edit") : null,
             pendingDelete === m.key
               ? [
-                  h("button", { type: "button", class: "danger", onclick: () => { pendingDelete = null; void feed.remove(chatId, m.id!); } }, "Confirm delete"),
+                  h("button", { type: "button", class: "danger", onclick: () => { pendingDelete = null; attempt("delete the message", feed.remove(chatId, m.id!)); } }, "Confirm delete"),
                   h("button", { type: "button", onclick: () => { pendingDelete = null; renderMessages(); } }, "Keep"),
                 ]
               : mine || canModerate()
@@ -264,7 +280,7 @@ export function mountChat(
     };
     const save = async () => {
       const text = area.value.trim();
-      if (text && text !== m.content && m.id !== null) await feed.edit(chatId, m.id, text).catch(() => {});
+      if (text && text !== m.content && m.id !== null) attempt("edit the message", feed.edit(chatId, m.id, text));
       done();
     };
     const form = h(
@@ -371,6 +387,7 @@ export function mountChat(
   return () => {
     for (const off of offs) off();
     clearInterval(typingTimer);
+    clearTimeout(problemTimer);
     window.removeEventListener("focus", onFocus);
     document.removeEventListener("visibilitychange", onFocus);
     box.dispose();
