@@ -70,7 +70,7 @@ export function mountChat(
   const list = h("ol", { "aria-label": "Messages", role: "log", "aria-live": "polite" });
   const empty = h("p", { class: "hint empty-chat" }, "Loading messages…");
   const seen = h("p", { class: "seen", "data-testid": "seen", "aria-live": "polite" });
-  const scroller = h("div", { class: "messages", tabindex: "0", "aria-labelledby": "chat-title" }, older, empty, list, seen);
+  const scroller = h("div", { class: "messages", tabindex: "0", role: "group", "aria-label": "Message history" }, older, empty, list, seen);
   const typingLine = h("p", { class: "typing", "data-testid": "typing", "aria-live": "polite" });
   const problem = h("p", { class: "error", role: "alert" });
   let problemTimer = 0;
