@@ -189,8 +189,13 @@ export function mountChat(
     const quote =
       m.replyTo !== null
         ? h(
-            "p",
-            { class: "quote" },
+            "button",
+            {
+              type: "button",
+              class: "quote",
+              title: "Show the message this replies to",
+              onclick: () => jumpTo(`li[data-message-id="${m.replyTo}"]`),
+            },
             quoted
               ? `↪ ${store.userName(quoted.senderId)}: ${quoted.deletedAt ? "message deleted" : snippet(quoted.content)}`
               : "↪ an earlier message",
@@ -261,6 +266,17 @@ export function mountChat(
     if (stateEl) li.append(stateEl);
     if (actionsEl) li.append(actionsEl);
     return li;
+  };
+
+  /** Scrolls to a shown message and marks it. */
+  const jumpTo = (selector: string): boolean => {
+    const el = list.querySelector<HTMLElement>(selector);
+    if (!el) return false;
+    list.querySelector(".target")?.classList.remove("target");
+    el.classList.add("target");
+    el.scrollIntoView({ block: "center" });
+    stickToBottom = false;
+    return true;
   };
 
   const canModerate = () => {
@@ -374,12 +390,7 @@ export function mountChat(
   if (target) {
     void feed.loadUntil(chatId, target.seq).then(() => {
       renderMessages();
-      const el = list.querySelector<HTMLElement>(`li[data-seq="${target.seq}"]`);
-      if (el) {
-        el.classList.add("target");
-        el.scrollIntoView({ block: "center" });
-        stickToBottom = false;
-      }
+      jumpTo(`li[data-seq="${target.seq}"]`);
     });
   }
   box.focus();
