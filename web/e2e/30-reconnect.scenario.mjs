@@ -41,11 +41,12 @@ export default async function (ctx) {
 
     await s.killGateway(bGateway);
     await expectText(b.getByTestId("connection"), /reconnecting|offline|connecting/);
+    // B writes while its connection is down: queued, sent after the reconnect.
+    await send(b, "bob while away");
     const texts = [];
     for (let i = 1; i <= 5; i++) {
       texts.push(`during ${i}`);
       await sendA(`during ${i}`, i);
-      if (i === 2) await send(b, "bob while away");
     }
     const after = await waitConnected(b, 45_000);
     if (after === bGateway) throw new Error(`B reconnected to the killed gateway ${bGateway}`);

@@ -4,7 +4,8 @@
 import type { Toast } from "../client/types.js";
 import { h } from "./dom.js";
 
-const SHOW_MS = 8000;
+/** How long a toast stays; hovering or focusing it keeps it until left. */
+const SHOW_MS = 10_000;
 
 export class Toasts {
   readonly el: HTMLElement;
@@ -35,8 +36,21 @@ export class Toasts {
       h("button", { type: "button", class: "icon", "aria-label": "Dismiss notification", onclick: () => this.dismiss(t.groupId) }, "×"),
     );
     this.el.appendChild(el);
-    const timer = window.setTimeout(() => this.dismiss(t.groupId), SHOW_MS);
-    this.shown.set(t.groupId, { el, timer });
+    // Timers only ever dismiss this toast, never a later one of its group.
+    const expire = () => {
+      if (this.shown.get(t.groupId) === entry) this.dismiss(t.groupId);
+    };
+    const entry = { el, timer: window.setTimeout(expire, SHOW_MS) };
+    const hold = () => clearTimeout(entry.timer);
+    const release = () => {
+      clearTimeout(entry.timer);
+      entry.timer = window.setTimeout(expire, SHOW_MS / 2);
+    };
+    el.addEventListener("mouseenter", hold);
+    el.addEventListener("focusin", hold);
+    el.addEventListener("mouseleave", release);
+    el.addEventListener("focusout", release);
+    this.shown.set(t.groupId, entry);
   }
 
   /** Drops toasts of a chat (it is being shown). */
