@@ -29,6 +29,7 @@ export function searchBox(api: Api, store: Store, open: (chatId: number, seq: nu
     h("label", { for: id, class: "sr-only" }, "Search messages"),
     input,
     h("button", { type: "submit" }, "Search"),
+    h("button", { type: "button", class: "icon", "aria-label": "Search help", title: "Search help", onclick: () => openDialog("Search help", [helpList()]) }, "?"),
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -47,7 +48,7 @@ function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number,
     "details",
     { class: "search-help" },
     h("summary", null, "Search syntax"),
-    h("dl", null, HELP.map(([k, v]) => [h("dt", null, h("code", null, k)), h("dd", null, v)])),
+    helpList(),
   );
   const dialog = openDialog(`Search: ${q}`, [help, status, error, list, more]);
   let cursor: string | null = null;
@@ -78,6 +79,10 @@ function resultsDialog(api: Api, store: Store, q: string, open: (chatId: number,
   };
   more.addEventListener("click", () => void load());
   void load();
+}
+
+function helpList(): HTMLElement {
+  return h("dl", { class: "search-help" }, HELP.map(([k, v]) => [h("dt", null, h("code", null, k)), h("dd", null, v)]));
 }
 
 function result(store: Store, r: SearchResult, open: (chatId: number, seq: number) => void): HTMLElement | null {
