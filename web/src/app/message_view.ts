@@ -138,13 +138,17 @@ export function mountChat(
     for (const m of shown) if (m.id !== null) byId.set(m.id, m);
     const keep = new Set<string>();
     let prev: Element | null = null;
+    let before: ShownMessage | null = null;
     for (const m of shown) {
       keep.add(m.key);
       const quoted = m.replyTo !== null ? byId.get(m.replyTo) : undefined;
-      const sig = JSON.stringify([m.content, m.editedAt, m.deletedAt, m.state, m.reactions, quoted?.content, quoted?.deletedAt, pendingDelete === m.key]);
+      // A message right after one of the same sender (within 5 minutes) drops its header.
+      const cont = before !== null && before.senderId === m.senderId && m.replyTo === null && Date.parse(m.createdAt) - Date.parse(before.createdAt) < 300_000;
+      before = m;
+      const sig = JSON.stringify([m.content, m.editedAt, m.deletedAt, m.state, m.reactions, quoted?.content, quoted?.deletedAt, pendingDelete === m.key, cont]);
       let entry = elements.get(m.key);
       if (!entry || (entry.sig !== sig && editingKey !== m.key)) {
-        const fresh = messageEl(m, quoted);
+        const fresh = messageEl(m, quoted, cont);
         if (entry) entry.el.replaceWith(fresh);
         entry = { el: fresh, sig };
         elements.set(m.key, entry);
@@ -169,11 +173,11 @@ export function mountChat(
     markRead(shown);
   };
 
-  const messageEl = (m: ShownMessage, quoted: ShownMessage | undefined): HTMLElement => {
+  const messageEl = (m: ShownMessage, quoted: ShownMessage | undefined, cont: boolean): HTMLElement => {
     const mine = m.senderId === store.me.id;
     const deleted = m.deletedAt !== null;
     const li = h("li", {
-      class: `msg${mine ? " mine" : ""}${deleted ? " deleted" : ""}`,
+      class: `msg${mine ? " mine" : ""}${deleted ? " deleted" : ""}${cont ? " cont" : ""}`,
       "data-testid": "message",
       "data-key": m.key,
       "data-message-id": m.id !== null ? String(m.id) : false,
