@@ -194,6 +194,16 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   window.addEventListener("blur", refocus);
   document.addEventListener("visibilitychange", refocus);
   window.addEventListener("beforeunload", () => live.stop());
+  // Reading and clicking count as activity (docs/protocol.md, Presence): a
+  // frame at most every 2 minutes while the user does something here.
+  let lastActive = Date.now();
+  const active = () => {
+    if (Date.now() - lastActive < 120_000) return;
+    lastActive = Date.now();
+    live.touch();
+  };
+  window.addEventListener("keydown", active, { passive: true });
+  window.addEventListener("pointerdown", active, { passive: true });
   (window as unknown as { fechatter: unknown }).fechatter = { store, live };
   root.dataset["signedIn"] = String(session.user.id);
   root.addEventListener("fechatter:signout", () => live.forget(), { once: true });

@@ -236,6 +236,15 @@ export class Live implements Feed {
     this.rt.focus(chatId);
   }
 
+  /**
+   * The user is active here: any frame but ping keeps (or makes) this
+   * connection "active" for presence; chat.focus with the current chat
+   * changes nothing else.
+   */
+  touch(): void {
+    if (this.rt.state === "open") this.rt.focus(this.focused);
+  }
+
   async setStatus(status: Exclude<PresenceStatus, "offline">): Promise<void> {
     try {
       const ack = await this.rt.setPresence(status);
