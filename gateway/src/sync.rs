@@ -8,6 +8,10 @@
 //! counted in `sync_reads_total{path="sync", source}`: a growing share of
 //! PostgreSQL answers means topic streams no longer reach back far enough
 //! (trimmed, expired or lost) and reconnects cost database reads.
+//!
+//! REST pages carry each message's current reactions (one query per page):
+//! the `message.reaction` events that built them may be long gone from the
+//! topic stream, and a client opening a chat must still show them.
 
 use axum::{
     extract::{Query, State},
@@ -15,10 +19,11 @@ use axum::{
     Json, Router,
 };
 use fechatter_shared::{
+    model::{Message, MessageWithReactions},
     protocol::{
         self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
     },
-    store::chat,
+    store::{chat, reaction},
     wake::StreamId,
     AppError, AppResult,
 };
@@ -331,5 +336,22 @@ async fn list_messages(
         None => PageFrom::Before(p.before_seq.unwrap_or(i64::MAX)),
     };
     let (messages, has_more) = message::page(&state.pool, id, from, limit).await?;
+    let messages = with_reactions(&state, messages).await?;
     Ok(Json(json!({ "messages": messages, "hasMore": has_more })))
+}
+
+/// `messages` with their reactions, read with one query for the page.
+async fn with_reactions(
+    state: &AppState,
+    messages: Vec<Message>,
+) -> AppResult<Vec<MessageWithReactions>> {
+    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    let mut sets = reaction::of_messages(&state.pool, &ids).await?;
+    Ok(messages
+        .into_iter()
+        .map(|message| MessageWithReactions {
+            reactions: sets.remove(&message.id).unwrap_or_default(),
+            message,
+        })
+        .collect())
 }
