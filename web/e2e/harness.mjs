@@ -12,7 +12,7 @@
 //
 // Everything that fails says what it waited for and what it saw, because a
 // browser test failing in CI is read from its output and artifacts only.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -138,11 +138,12 @@ export function waitForGateway(user, opts) {
 /**
  * Runs `fn` as scenario `name`. On failure it saves every open page's
  * full-page screenshot, console log and trace into
- * FECHATTER_ARTIFACTS/<name>/ and rethrows; either way it closes the
- * users the scenario opened.
+ * FECHATTER_ARTIFACTS/<name>/ (emptied first) and rethrows; either way it
+ * closes the users the scenario opened.
  */
 export async function scenario(name, fn) {
   open.length = 0;
+  rmSync(join(env.artifacts, name), { recursive: true, force: true }); // an earlier run's
   try {
     await fn();
   } catch (e) {
