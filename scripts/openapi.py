@@ -267,6 +267,15 @@ paths = {
     "/metrics": {"get": op("Prometheus metrics (not reachable through HAProxy)",
                            ok(200, S(), content_type="text/plain"), auth=False, tag="operations")},
     "/api/openapi.json": {"get": op("This document", ok(200, {"type": "object"}), auth=False, tag="operations")},
+    **{path: {"get": op(f"The web client's page ({why}); cached with revalidation (ETag)",
+                        ok(200, S(), content_type="text/html"), auth=False, tag="web")}
+       for path, why in [("/", "the app"), ("/index.html", "the app"),
+                         ("/signup/verify", "opened by the mailed sign-up link"),
+                         ("/invite", "opened by an invite link")]},
+    **{path: {"get": op(f"The web client's {what}; `?v=<hash>` as the page links it: cached for a year",
+                        ok(200, S(), content_type=ctype), auth=False, tag="web",
+                        params=[{"name": "v", "in": "query", "required": False, "schema": S()}])}
+       for path, what, ctype in [("/app.js", "script", "text/javascript"), ("/app.css", "style sheet", "text/css")]},
     "/ws": {"get": op("WebSocket upgrade (token in `Authorization: Bearer` or `?token=`); frames in docs/protocol.md",
                       ok(101, desc="switching protocols"), auth=False, tag="realtime",
                       params=[{"name": "token", "in": "query", "required": False, "schema": S()}])},

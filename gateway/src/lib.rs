@@ -34,6 +34,7 @@ pub mod sync;
 pub mod upgrade;
 pub mod user_events;
 pub mod user_positions;
+pub mod web;
 pub mod writes;
 
 use std::time::Duration;

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(search::router())
         .merge(crate::sync::router())
         .merge(crate::upgrade::router())
+        .merge(crate::web::router())
         .fallback(|| async { AppError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             AppError::BadRequest("method not allowed on this route".into())

@@ -116,6 +116,9 @@ pub struct Config {
     pub signup_mode: SignupMode,
     /// Base URL of the pool as users reach it, for links in e-mails.
     pub public_url: String,
+    /// Development: serve the web client from this directory instead of
+    /// the copy compiled into the gateway.
+    pub web_dir: Option<std::path::PathBuf>,
     /// Worker: where the e-mail outbox is delivered.
     pub mail: MailSettings,
     /// A connection whose client sent nothing but pings for this long
@@ -178,6 +181,7 @@ impl fmt::Debug for Config {
             .field("topic_idle_ttl", &self.topic_idle_ttl)
             .field("signup_mode", &self.signup_mode)
             .field("public_url", &self.public_url)
+            .field("web_dir", &self.web_dir)
             .field("mail", &self.mail)
             .field("presence_away", &self.presence_away)
             .field("presence_node_ttl", &self.presence_node_ttl)
@@ -321,6 +325,9 @@ impl Config {
             )?),
             signup_mode: get("SIGNUP_MODE").parse()?,
             public_url: get("PUBLIC_URL").trim_end_matches('/').to_string(),
+            web_dir: Some(get("WEB_DIR"))
+                .filter(|d| !d.trim().is_empty())
+                .map(std::path::PathBuf::from),
             mail: MailSettings::from_values(
                 &get("MAIL_TRANSPORT"),
                 &get("MAIL_DIR"),

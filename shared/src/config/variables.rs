@@ -173,6 +173,11 @@ impl Config {
             "`verified`: sign-up answers 202 and mails a link that creates the account (needed to join by e-mail domain; does not reveal which e-mails exist); `direct`: tokens at once, 409 for a taken e-mail (development)",
         ),
         (
+            "WEB_DIR",
+            "",
+            "serve the web client from this directory, read on every request (development: `npm run build` in web/ shows without rebuilding the gateway); none: the copy of web/dist compiled into the gateway",
+        ),
+        (
             "PUBLIC_URL",
             "http://127.0.0.1:8080",
             "base URL users reach the pool at, for links in e-mails",

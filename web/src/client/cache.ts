@@ -1,0 +1,288 @@
+// The local cache of recent messages per chat (seed 002 §6.1-6.4), the
+// single place where server events and optimistic changes meet.
+//
+// * Order: confirmed messages by `seq`, then the user's unconfirmed sends
+//   in the order they were made; never by client clock.
+// * Dedupe: chat events carry `eventId` "<seq>-<n>", totally ordered in
+//   commit order; an event at or before the chat's cursor was applied
+//   already and is dropped (live and sync deliveries overlap).
+// * Gaps: `eventSeq` numbers a chat's events 1, 2, 3, … without holes, so
+//   an event more than one ahead of the last one seen means one was
+//   missed: `apply` answers "gap" and the caller syncs from the cursor.
+// * Optimistic sends sit in `pending` under their client id (the frame id)
+//   until the ack, or until their own `message.new` (whichever comes first)
+//   replaces them; edits, deletes and reactions change the message at once
+//   and are undone if the server refuses them.
+// * Persistence: the newest PERSISTED messages per chat, the cursors and
+//   the unsent messages are written to a Storage (localStorage), so a
+//   reload shows the recent past at once and sends what was typed offline.
+import type { Frame, Message, Reaction } from "./types.js";
+
+export type SendStatus = "sending" | "sent" | "failed";
+
+export interface CachedMessage extends Message {
+  status: SendStatus;
+  /** Why a send failed (status "failed"). */
+  error?: string;
+}
+
+/** What `apply` did with a chat event. */
+export type ApplyResult = "applied" | "duplicate" | "gap" | "ignored";
+
+export interface KeyValueStorage {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
+
+/** Messages kept per chat in memory, and persisted per chat. */
+export const KEPT = 1000;
+export const PERSISTED = 50;
+
+interface ChatCache {
+  bySeq: Map<number, CachedMessage>;
+  pending: Map<string, CachedMessage>;
+  /** The last event applied ("<seq>-<n>"), or null when unknown. */
+  cursor: string | null;
+  lastEventSeq: number | null;
+}
+
+export function compareEventIds(a: string, b: string): number {
+  const [as, an] = a.split("-").map(Number);
+  const [bs, bn] = b.split("-").map(Number);
+  return as !== bs ? as - bs : an - bn;
+}
+
+export class MessageCache {
+  private chats = new Map<number, ChatCache>();
+
+  constructor(
+    private readonly storage?: KeyValueStorage,
+    private readonly storageKey = "fechatter.cache",
+  ) {}
+
+  // --- reading ------------------------------------------------------------
+
+  has(chatId: number): boolean {
+    return this.chats.has(chatId);
+  }
+
+  chatIds(): number[] {
+    return [...this.chats.keys()];
+  }
+
+  messages(chatId: number): CachedMessage[] {
+    const c = this.chats.get(chatId);
+    if (!c) return [];
+    const confirmed = [...c.bySeq.values()].sort((a, b) => a.seq - b.seq);
+    return [...confirmed, ...c.pending.values()];
+  }
+
+  message(chatId: number, messageId: number): CachedMessage | undefined {
+    return this.chats.get(chatId) && [...this.chats.get(chatId)!.bySeq.values()].find((m) => m.id === messageId);
+  }
+
+  lastSeq(chatId: number): number {
+    const c = this.chats.get(chatId);
+    return c && c.bySeq.size ? Math.max(...c.bySeq.keys()) : 0;
+  }
+
+  /** The sync cursor of a chat: the last event id, else the last seq. */
+  cursor(chatId: number): string | number {
+    return this.chats.get(chatId)?.cursor ?? this.lastSeq(chatId);
+  }
+
+  /** Unsent messages of every chat, oldest first. */
+  unsent(): CachedMessage[] {
+    return [...this.chats.values()].flatMap((c) => [...c.pending.values()]).filter((m) => m.status === "sending");
+  }
+
+  // --- loading ------------------------------------------------------------
+
+  /** Merges a REST page (`GET /api/chat/{id}/messages`). */
+  load(chatId: number, messages: Message[]): void {
+    const c = this.chat(chatId);
+    for (const m of messages) {
+      c.bySeq.set(m.seq, { ...m, reactions: m.reactions ?? c.bySeq.get(m.seq)?.reactions ?? [], status: "sent" });
+      this.settlePendingFor(c, m);
+    }
+    const newest = messages.reduce((max, m) => Math.max(max, m.seq), 0);
+    if (newest && (!c.cursor || compareEventIds(`${newest}-0`, c.cursor) > 0)) c.cursor = `${newest}-0`;
+  }
+
+  /** Forgets a chat's messages (a sync answered tooLarge: reload it). */
+  clear(chatId: number): void {
+    const c = this.chats.get(chatId);
+    if (!c) return;
+    c.bySeq.clear();
+    c.cursor = null;
+    c.lastEventSeq = null;
+  }
+
+  /** Forgets a chat entirely (the user left it). */
+  drop(chatId: number): void {
+    this.chats.delete(chatId);
+  }
+
+  // --- server events ------------------------------------------------------
+
+  /** Applies a `message.new`, `.updated`, `.deleted` or `.reaction` frame. */
+  apply(frame: Frame): ApplyResult {
+    const p = frame.payload ?? {};
+    if (!frame.type.startsWith("message.") || typeof p.chatId !== "number" || typeof p.eventId !== "string") {
+      return "ignored";
+    }
+    const c = this.chat(p.chatId);
+    if (c.cursor && compareEventIds(p.eventId, c.cursor) <= 0) return "duplicate";
+    if (typeof p.eventSeq === "number" && c.lastEventSeq !== null) {
+      if (p.eventSeq <= c.lastEventSeq) return "duplicate";
+      if (p.eventSeq > c.lastEventSeq + 1) return "gap";
+    }
+    if (frame.type === "message.new" && c.bySeq.size && p.message.seq > this.lastSeq(p.chatId) + 1 && c.cursor) {
+      return "gap";
+    }
+    this.applyEvent(c, frame.type, p);
+    c.cursor = p.eventId;
+    if (typeof p.eventSeq === "number") c.lastEventSeq = p.eventSeq;
+    this.trim(c);
+    return "applied";
+  }
+
+  private applyEvent(c: ChatCache, type: string, p: any): void {
+    if (type === "message.new" || type === "message.updated") {
+      const m: Message = p.message;
+      const before = c.bySeq.get(m.seq);
+      c.bySeq.set(m.seq, { ...m, reactions: m.reactions ?? before?.reactions ?? [], status: "sent" });
+      this.settlePendingFor(c, m);
+    } else if (type === "message.deleted") {
+      const m = c.bySeq.get(p.seq);
+      if (m) c.bySeq.set(p.seq, { ...m, content: "", deletedAt: m.deletedAt ?? new Date().toISOString() });
+    } else if (type === "message.reaction") {
+      const m = [...c.bySeq.values()].find((x) => x.id === p.messageId);
+      if (m) c.bySeq.set(m.seq, { ...m, reactions: p.reactions as Reaction[] });
+    }
+  }
+
+  /** A confirmed message replaces the pending send with its client id. */
+  private settlePendingFor(c: ChatCache, m: Message): void {
+    if (m.clientId && c.pending.has(m.clientId)) {
+      const pending = c.pending.get(m.clientId)!;
+      if (pending.senderId === m.senderId) c.pending.delete(m.clientId);
+    }
+  }
+
+  // --- optimistic changes -------------------------------------------------
+
+  addPending(chatId: number, clientId: string, senderId: number, content: string, replyTo: number | null, mentions: number[]): CachedMessage {
+    const m: CachedMessage = {
+      id: 0,
+      chatId,
+      seq: 0,
+      senderId,
+      content,
+      clientId,
+      replyTo,
+      mentions,
+      createdAt: new Date().toISOString(),
+      editedAt: null,
+      deletedAt: null,
+      reactions: [],
+      status: "sending",
+    };
+    this.chat(chatId).pending.set(clientId, m);
+    return m;
+  }
+
+  /** The ack of a send: the pending message becomes message `seq`. */
+  confirm(chatId: number, clientId: string, messageId: number, seq: number): void {
+    const c = this.chat(chatId);
+    const pending = c.pending.get(clientId);
+    if (!pending) return;
+    c.pending.delete(clientId);
+    if (!c.bySeq.has(seq)) c.bySeq.set(seq, { ...pending, id: messageId, seq, status: "sent" });
+  }
+
+  setPendingStatus(chatId: number, clientId: string, status: SendStatus, error?: string): void {
+    const m = this.chats.get(chatId)?.pending.get(clientId);
+    if (m) Object.assign(m, { status, error });
+  }
+
+  pendingMessage(chatId: number, clientId: string): CachedMessage | undefined {
+    return this.chats.get(chatId)?.pending.get(clientId);
+  }
+
+  discard(chatId: number, clientId: string): void {
+    this.chats.get(chatId)?.pending.delete(clientId);
+  }
+
+  /**
+   * Changes a confirmed message at once (edit, delete, reaction) and
+   * returns the undo, to call when the server refuses the change.
+   */
+  patch(chatId: number, messageId: number, change: (m: CachedMessage) => Partial<CachedMessage>): () => void {
+    const c = this.chats.get(chatId);
+    const m = c && [...c.bySeq.values()].find((x) => x.id === messageId);
+    if (!c || !m) return () => {};
+    c.bySeq.set(m.seq, { ...m, ...change(m) });
+    return () => {
+      if (c.bySeq.get(m.seq)) c.bySeq.set(m.seq, m);
+    };
+  }
+
+  // --- persistence --------------------------------------------------------
+
+  save(): void {
+    if (!this.storage) return;
+    const chats: Record<string, { messages: CachedMessage[]; cursor: string | null; pending: CachedMessage[] }> = {};
+    for (const [id, c] of this.chats) {
+      const confirmed = [...c.bySeq.values()].sort((a, b) => a.seq - b.seq).slice(-PERSISTED);
+      const pending = [...c.pending.values()].filter((m) => m.status !== "failed");
+      // The cursor is kept only with the messages it covers, else syncing from
+      // it would skip messages the cache no longer holds.
+      chats[id] = { messages: confirmed, cursor: confirmed.length ? c.cursor : null, pending };
+    }
+    try {
+      this.storage.setItem(this.storageKey, JSON.stringify({ v: 1, chats }));
+    } catch {
+      // Quota or privacy mode: the cache stays in memory only.
+    }
+  }
+
+  restore(): void {
+    if (!this.storage) return;
+    try {
+      const doc = JSON.parse(this.storage.getItem(this.storageKey) ?? "null");
+      if (doc?.v !== 1) return;
+      for (const [id, saved] of Object.entries<any>(doc.chats)) {
+        const c = this.chat(Number(id));
+        for (const m of saved.messages) c.bySeq.set(m.seq, m);
+        for (const m of saved.pending) c.pending.set(m.clientId, { ...m, status: "sending" });
+        c.cursor = saved.cursor;
+      }
+    } catch {
+      this.storage.removeItem(this.storageKey);
+    }
+  }
+
+  forget(): void {
+    this.chats.clear();
+    this.storage?.removeItem(this.storageKey);
+  }
+
+  // --- internals ----------------------------------------------------------
+
+  private chat(chatId: number): ChatCache {
+    let c = this.chats.get(chatId);
+    if (!c) {
+      c = { bySeq: new Map(), pending: new Map(), cursor: null, lastEventSeq: null };
+      this.chats.set(chatId, c);
+    }
+    return c;
+  }
+
+  private trim(c: ChatCache): void {
+    if (c.bySeq.size <= KEPT) return;
+    const seqs = [...c.bySeq.keys()].sort((a, b) => a - b);
+    for (const seq of seqs.slice(0, seqs.length - KEPT)) c.bySeq.delete(seq);
+  }
+}
