@@ -23,7 +23,10 @@ use fechatter_shared::{
     protocol::{
         self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
     },
-    store::{chat, reaction},
+    store::{
+        chat,
+        message::{self, PageFrom},
+    },
     wake::StreamId,
     AppError, AppResult,
 };
@@ -330,7 +333,6 @@ async fn list_messages(
             "use either beforeSeq or afterSeq, not both",
         ));
     }
-    use fechatter_shared::store::message::{self, PageFrom};
     let from = match p.after_seq {
         Some(after) => PageFrom::After(after),
         None => PageFrom::Before(p.before_seq.unwrap_or(i64::MAX)),
@@ -346,7 +348,7 @@ async fn with_reactions(
     messages: Vec<Message>,
 ) -> AppResult<Vec<MessageWithReactions>> {
     let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
-    let mut sets = reaction::of_messages(&state.pool, &ids).await?;
+    let mut sets = message::reactions(&state.pool, &ids).await?;
     Ok(messages
         .into_iter()
         .map(|message| MessageWithReactions {

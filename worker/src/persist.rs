@@ -22,7 +22,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
-use fechatter_shared::store::{message::COLUMNS as MESSAGE_COLUMNS, reaction};
+use fechatter_shared::store::message::{self, COLUMNS as MESSAGE_COLUMNS};
 
 /// Why a batch did not commit.
 #[derive(Debug)]
@@ -192,7 +192,7 @@ async fn apply(
                 .rows_affected()
                 > 0;
             if changed {
-                let reactions = reaction::of_message(&mut *tx, msg.id).await?;
+                let reactions = message::reactions_of(&mut *tx, msg.id).await?;
                 let payload =
                     json!({ "chatId": e.chat_id, "messageId": msg.id, "reactions": reactions });
                 record_event(tx, e, "message.reaction", msg.id, payload, fx).await?;

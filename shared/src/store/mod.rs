@@ -16,7 +16,6 @@ pub mod message;
 pub mod notification;
 pub mod presence;
 pub mod push;
-pub mod reaction;
 pub mod refresh;
 pub mod search;
 pub mod search_index;
