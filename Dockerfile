@@ -1,6 +1,8 @@
 # One image for both binaries; docker-compose picks the command.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# The whole repository (less .dockerignore): the gateway compiles in the
+# checked-in web client web/dist/ (include_bytes!), so no Node here.
 COPY . .
 RUN cargo build --release --locked -p gateway -p worker
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure everything Fechatter needs is installed and running on this
-# machine: build tools, HAProxy, Redis and PostgreSQL. Reuses services that
+# machine: build tools, HAProxy, Redis and PostgreSQL, and the web client's
+# toolchain (Node >= 20, its npm packages, Chromium for the browser tests
+# in gateway/tests/web_client.rs). Reuses services that
 # already answer on the configured URLs; otherwise installs (apt-get) and
 # starts local ones. Idempotent; safe to run before every `make run`/`test`.
 set -euo pipefail
@@ -40,11 +42,30 @@ command -v psql >/dev/null || need+=(postgresql-client)
 command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
+command -v node >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then apt_install "${need[@]}"; fi
 # PyYAML for the docker-compose.yml check, for whichever python3 is first
 # on PATH (Debian's package only serves the system interpreter).
 if ! python3 -c 'import yaml' 2>/dev/null; then
     python3 -m pip install -q pyyaml 2>/dev/null || apt_install python3-yaml
+fi
+
+# --- Web client toolchain ---------------------------------------------------
+# playwright-core 1.65 (the browser tests) needs Node >= 20; Debian 12's
+# nodejs is 18, so say what is needed rather than fail obscurely later.
+node_major=$(node --version | sed -E 's/^v([0-9]+).*/\1/')
+if [ "$node_major" -lt 20 ]; then
+    echo "Node.js >= 20 is needed for the web client (playwright-core 1.65 requires it); found $(node --version) at $(command -v node)" >&2
+    exit 1
+fi
+# web/node_modules as web/package-lock.json pins it: reinstalled when the
+# lock file is newer than the stamp of the last install.
+NPM_STAMP=web/node_modules/.fechatter-npm-ci
+if [ ! -f "$NPM_STAMP" ] || [ web/package-lock.json -nt "$NPM_STAMP" ]; then
+    log "npm ci in web/ (packages of web/package-lock.json)"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$NPM_STAMP"
 fi
 
 if ! command -v cargo >/dev/null; then

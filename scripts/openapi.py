@@ -91,6 +91,7 @@ schemas = {
                     "priority": S(enum=["normal", "urgent"]), "createdAt": TS,
                     "editedAt": {"type": ["string", "null"], "format": "date-time"},
                     "deletedAt": {"type": ["string", "null"], "format": "date-time"}}),
+    "Reaction": obj({"emoji": S(), "userIds": {"type": "array", "items": I}, "count": I}),
     "Invite": obj({"id": I, "email": {"type": ["string", "null"]}, "singleUse": B, "uses": I,
                    "createdBy": I, "expiresAt": TS,
                    "revokedAt": {"type": ["string", "null"], "format": "date-time"},
@@ -113,6 +114,7 @@ schemas = {
 }
 schemas["ChatSummary"] = {"allOf": [ref("Chat"), obj({"unreadCount": I, "mentionCount": I})]}
 schemas["CreatedInvite"] = {"allOf": [ref("Invite"), obj({"token": S()})]}
+schemas["PagedMessage"] = {"allOf": [ref("Message"), obj({"reactions": {"type": "array", "items": ref("Reaction")}})]}
 
 signup = obj({"fullname": S(minLength=1, maxLength=100), "email": S(format="email", maxLength=254),
               "password": S(minLength=8, maxLength=128), "workspace": S(minLength=1, maxLength=64),
@@ -170,7 +172,7 @@ paths = {
     },
     "/api/chat/{id}/join": {"post": op("Join a public channel", ok(200, ref("Chat")), params=[path_id()])},
     "/api/chat/{id}/messages": {
-        "get": op("A page of messages in seq order", ok(200, obj({"messages": arr(ref("Message")), "hasMore": B})),
+        "get": op("A page of messages in seq order", ok(200, obj({"messages": arr(ref("PagedMessage")), "hasMore": B})),
                   params=[path_id(), query_int("beforeSeq", "page backwards"),
                           query_int("afterSeq", "page forwards"),
                           query_int("limit", "1 to 200, default 50")]),

@@ -125,6 +125,8 @@ curl -fs "http://127.0.0.1:$PORT/health" >/dev/null || {
 cat <<MSG
 
 Fechatter realtime is running:
+  web client:       http://127.0.0.1:$PORT/  and  https://127.0.0.1:$TLS_PORT/
+                    (https: trust .data/tls/ca.pem in the browser, or accept its warning)
   API + WebSocket:  http://127.0.0.1:$PORT   (ws://127.0.0.1:$PORT/ws)
   over TLS:         https://127.0.0.1:$TLS_PORT (wss://127.0.0.1:$TLS_PORT/ws)
                     local CA: curl --cacert .data/tls/ca.pem ...

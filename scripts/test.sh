@@ -25,6 +25,15 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The web client (web/): types, unit tests, and the checked-in dist/ the
+# gateway compiles in. Its browser tests (Chromium through HAProxy against
+# gateway processes) are gateway/tests/web_client.rs, in `cargo test`
+# below; a failed scenario leaves screenshots and console logs here.
+echo "==> web client: typecheck, unit tests, web/dist up to date"
+(cd web && npm run --silent typecheck && npm test --silent && node build.mjs --check)
+export FECHATTER_ARTIFACTS=${FECHATTER_ARTIFACTS:-$(pwd)/target/web-e2e}
+rm -rf "$FECHATTER_ARTIFACTS"
+echo "browser tests (gateway/tests/web_client.rs): screenshots and console logs of failed scenarios go to $FECHATTER_ARTIFACTS"
 echo "==> docs/openapi.json is what scripts/openapi.py makes"
 fresh=$(mktemp)
 python3 scripts/openapi.py "$fresh" >/dev/null

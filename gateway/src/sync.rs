@@ -8,6 +8,10 @@
 //! counted in `sync_reads_total{path="sync", source}`: a growing share of
 //! PostgreSQL answers means topic streams no longer reach back far enough
 //! (trimmed, expired or lost) and reconnects cost database reads.
+//!
+//! REST pages carry each message's current reactions (one query per page):
+//! the `message.reaction` events that built them may be long gone from the
+//! topic stream, and a client opening a chat must still show them.
 
 use axum::{
     extract::{Query, State},
@@ -15,10 +19,14 @@ use axum::{
     Json, Router,
 };
 use fechatter_shared::{
+    model::{Message, MessageWithReactions},
     protocol::{
         self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
     },
-    store::chat,
+    store::{
+        chat,
+        message::{self, PageFrom},
+    },
     wake::StreamId,
     AppError, AppResult,
 };
@@ -325,11 +333,27 @@ async fn list_messages(
             "use either beforeSeq or afterSeq, not both",
         ));
     }
-    use fechatter_shared::store::message::{self, PageFrom};
     let from = match p.after_seq {
         Some(after) => PageFrom::After(after),
         None => PageFrom::Before(p.before_seq.unwrap_or(i64::MAX)),
     };
     let (messages, has_more) = message::page(&state.pool, id, from, limit).await?;
+    let messages = with_reactions(&state, messages).await?;
     Ok(Json(json!({ "messages": messages, "hasMore": has_more })))
+}
+
+/// `messages` with their reactions, read with one query for the page.
+async fn with_reactions(
+    state: &AppState,
+    messages: Vec<Message>,
+) -> AppResult<Vec<MessageWithReactions>> {
+    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    let mut sets = message::reactions(&state.pool, &ids).await?;
+    Ok(messages
+        .into_iter()
+        .map(|message| MessageWithReactions {
+            reactions: sets.remove(&message.id).unwrap_or_default(),
+            message,
+        })
+        .collect())
 }

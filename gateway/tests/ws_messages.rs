@@ -286,7 +286,7 @@ async fn members_added_later_receive_without_reconnecting(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
-async fn rest_paging_returns_messages_in_seq_order(pool: PgPool) {
+async fn rest_paging_returns_messages_in_seq_order_with_reactions(pool: PgPool) {
     let p = Pool::start(pool.clone(), 1).await;
     let ada = p.gw(0).signup("Ada", "Acme").await;
     let bob = p.gw(0).signup("Bob", "Acme").await;
@@ -295,9 +295,21 @@ async fn rest_paging_returns_messages_in_seq_order(pool: PgPool) {
         .as_i64()
         .unwrap();
     let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut ids = Vec::new();
     for n in 1..=5 {
         let id = a.say(chat, &format!("m{n}")).await;
-        a.answer(&id).await;
+        ids.push(a.answer(&id).await["payload"]["messageId"].clone());
+    }
+    // Reactions made over the socket show in the page (acked = committed).
+    for (emoji, action) in [
+        ("🎉", "add"),
+        ("👍", "add"),
+        ("🎉", "remove"),
+        ("🎉", "add"),
+    ] {
+        let react = json!({ "messageId": ids[4], "emoji": emoji, "action": action });
+        let id = a.send("message.react", react).await;
+        assert_eq!(a.answer(&id).await["payload"]["changed"], true);
     }
     let path = |q: &str| format!("/api/chat/{chat}/messages{q}");
     let page_seqs = |page: &serde_json::Value| -> Vec<i64> {
@@ -311,6 +323,17 @@ async fn rest_paging_returns_messages_in_seq_order(pool: PgPool) {
     let (_, page) = p.gw(0).get(&path("?limit=2"), &bob).await;
     let got = page_seqs(&page);
     assert_eq!((got, page["hasMore"].clone()), (vec![4, 5], json!(true)));
+    let reactions: Vec<_> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reactions"].clone())
+        .collect();
+    // The set and order of `message.reaction`: earliest reaction first (🎉
+    // was taken back and made again, after 👍).
+    let set = json!([{ "emoji": "👍", "userIds": [ada.id], "count": 1 },
+                     { "emoji": "🎉", "userIds": [ada.id], "count": 1 }]);
+    assert_eq!(reactions, vec![json!([]), set]);
     let (_, page) = p.gw(0).get(&path("?beforeSeq=4&limit=10"), &bob).await;
     let got = page_seqs(&page);
     assert_eq!(

@@ -166,3 +166,15 @@ pub struct Reaction {
     pub user_ids: Vec<i64>,
     pub count: i64,
 }
+
+/// A message with its reactions, as `GET /api/chat/{id}/messages` pages
+/// it: a client opening a chat sees the reactions without having been
+/// connected when they happened. Socket frames carry [`Message`] alone
+/// (reactions travel in their own `message.reaction` frames).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MessageWithReactions {
+    #[serde(flatten)]
+    pub message: Message,
+    /// Empty when none; the order of `message.reaction`'s set.
+    pub reactions: Vec<Reaction>,
+}

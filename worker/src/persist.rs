@@ -14,7 +14,7 @@
 use chrono::Utc;
 use fechatter_shared::{
     ingest::{Command, IngestEntry},
-    model::{Message, Reaction},
+    model::Message,
     protocol::{self, ReactAction},
     AppError, AppResult,
 };
@@ -22,7 +22,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
-use fechatter_shared::store::message::COLUMNS as MESSAGE_COLUMNS;
+use fechatter_shared::store::message::{self, COLUMNS as MESSAGE_COLUMNS};
 
 /// Why a batch did not commit.
 #[derive(Debug)]
@@ -192,7 +192,7 @@ async fn apply(
                 .rows_affected()
                 > 0;
             if changed {
-                let reactions = reactions_of(tx, msg.id).await?;
+                let reactions = message::reactions_of(&mut *tx, msg.id).await?;
                 let payload =
                     json!({ "chatId": e.chat_id, "messageId": msg.id, "reactions": reactions });
                 record_event(tx, e, "message.reaction", msg.id, payload, fx).await?;
@@ -349,14 +349,4 @@ async fn insert_event(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-async fn reactions_of(tx: &mut PgConnection, message_id: i64) -> AppResult<Vec<Reaction>> {
-    Ok(sqlx::query_as(
-        "SELECT emoji, array_agg(user_id ORDER BY user_id) AS user_ids, count(*) AS count
-         FROM reactions WHERE message_id = $1 GROUP BY emoji ORDER BY min(created_at), emoji",
-    )
-    .bind(message_id)
-    .fetch_all(&mut *tx)
-    .await?)
 }

@@ -2,10 +2,21 @@
 //! selects, shared by the worker (commits) and the gateway (paging), so the
 //! wire shape cannot drift between them; the gateway's reads and the
 //! worker's bulk insert of a run of sends.
+//!
+//! Reactions likewise have one query turning `reactions` rows into the
+//! `[{emoji, userIds, count}]` set clients see: the worker puts it into
+//! `message.reaction` frames and the gateway into REST message pages, so
+//! both show a message's reactions in the same shape and order (earliest
+//! reacted emoji first, user ids ascending).
 
-use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
 
-use crate::{model::Message, AppResult};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::{
+    model::{Message, Reaction},
+    AppResult,
+};
 
 /// The columns of [`crate::model::Message`], in its field order.
 pub const COLUMNS: &str = "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
@@ -122,4 +133,40 @@ pub async fn insert_all(tx: &mut PgConnection, new: &NewMessages<'_>) -> AppResu
     .bind(&priorities)
     .fetch_all(tx)
     .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct ReactionRow {
+    message_id: i64,
+    #[sqlx(flatten)]
+    reaction: Reaction,
+}
+
+/// The reactions of each of `ids` that has any, with one query; messages
+/// without reactions are absent from the map.
+pub async fn reactions<'c>(
+    db: impl PgExecutor<'c>,
+    ids: &[i64],
+) -> AppResult<HashMap<i64, Vec<Reaction>>> {
+    let mut sets: HashMap<i64, Vec<Reaction>> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(sets);
+    }
+    let rows: Vec<ReactionRow> = sqlx::query_as(
+        "SELECT message_id, emoji, array_agg(user_id ORDER BY user_id) AS user_ids, count(*) AS count
+         FROM reactions WHERE message_id = ANY($1)
+         GROUP BY message_id, emoji ORDER BY message_id, min(created_at), emoji",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    for row in rows {
+        sets.entry(row.message_id).or_default().push(row.reaction);
+    }
+    Ok(sets)
+}
+
+/// The reactions of message `id` (empty when none).
+pub async fn reactions_of<'c>(db: impl PgExecutor<'c>, id: i64) -> AppResult<Vec<Reaction>> {
+    Ok(reactions(db, &[id]).await?.remove(&id).unwrap_or_default())
 }
