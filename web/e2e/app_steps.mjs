@@ -1,94 +1,46 @@
-// Steps the app scenarios (10-*.scenario.mjs and later) share: a browser
-// context per user, sign-up through the UI (the first user creates a
-// workspace, the others join through an invite link the first one makes),
-// opening chats, and expect-style waits (playwright-core has no `expect`).
-//
-// It uses what the harness's ctx offers (ctx.browser, ctx.url,
-// ctx.killGateway) and falls back to the harness's environment contract
-// (FECHATTER_URL, FECHATTER_GATEWAYS, FECHATTER_ARTIFACTS, CHROMIUM_PATH),
-// and saves a screenshot of every page it opened when a scenario fails.
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+// Steps the app scenarios (10-*.scenario.mjs and later) share, on top of
+// harness.mjs: users (browser contexts from ctx.newUser, so a failure's
+// screenshots, console logs and traces are saved by the harness), sign-up
+// through the UI (the first user creates a workspace, the others join
+// through an invite link the first one makes), chats, and expect-style
+// waits that say what they saw.
 import { randomBytes } from "node:crypto";
+import { waitFor } from "./harness.mjs";
 
 export const TIMEOUT = 15_000;
 
 /**
- * Runs `body(s)` with a session helper `s`, closing what it opened;
- * on failure saves `<artifacts>/<name>-<user>.png` for every page.
+ * Runs `body(s)` with a helper `s` for scenario `name` of run.mjs's `ctx`;
+ * afterwards fails if a page threw an uncaught exception.
  */
 export async function scenario(ctx, name, body) {
-  const url = (ctx?.url ?? process.env.FECHATTER_URL ?? "https://127.0.0.1:8443").replace(/\/$/, "");
-  let browser = ctx?.browser;
-  let ownBrowser = false;
-  if (!browser) {
-    const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-      args: ["--no-sandbox"],
-    });
-    ownBrowser = true;
-  }
-  const pages = [];
+  const users = [];
   const run = randomBytes(4).toString("hex");
   const s = {
-    url,
+    url: ctx.env.url,
     run,
-    /** A fresh browser context (its own storage: its own user) and page. */
+    /** A fresh user (its own context and storage) and its page. */
     async newPage(label) {
-      const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } });
-      const page = await context.newPage();
-      page.setDefaultTimeout(TIMEOUT);
-      page.on("pageerror", (e) => console.error(`[${name}/${label}] page error: ${e.message}`));
-      pages.push({ label, page, context });
-      return page;
+      const user = await ctx.newUser(label);
+      user.page.setDefaultTimeout(TIMEOUT);
+      users.push(user);
+      return user.page;
     },
-    async killGateway(instance) {
-      if (typeof ctx?.killGateway === "function") return ctx.killGateway(instance);
-      const pids = JSON.parse(process.env.FECHATTER_GATEWAYS ?? "{}");
-      if (!pids[instance]) throw new Error(`no pid for gateway ${instance} in FECHATTER_GATEWAYS`);
-      process.kill(pids[instance], "SIGKILL");
-    },
+    killGateway: (instance) => ctx.killGateway(instance),
     email(first) {
       return `${first.toLowerCase()}-${run}-${randomBytes(3).toString("hex")}@acme.test`;
     },
   };
-  try {
-    await body(s);
-    // FECHATTER_SHOTS=<dir>: screenshots of the final state also on success (to look at the layout).
-    if (process.env.FECHATTER_SHOTS) {
-      mkdirSync(process.env.FECHATTER_SHOTS, { recursive: true });
-      for (const { label, page } of pages) await page.screenshot({ path: join(process.env.FECHATTER_SHOTS, `${name}-${label}.png`) });
-    }
-  } catch (e) {
-    const dir = ctx?.artifacts ?? process.env.FECHATTER_ARTIFACTS;
-    if (dir) {
-      mkdirSync(dir, { recursive: true });
-      for (const { label, page } of pages) {
-        await page.screenshot({ path: join(dir, `${name}-${label}.png`), fullPage: true }).catch(() => {});
-      }
-    }
-    throw e;
-  } finally {
-    for (const { context } of pages) await context.close().catch(() => {});
-    if (ownBrowser) await browser.close().catch(() => {});
+  await body(s);
+  for (const user of users) {
+    const thrown = user.errors.filter((e) => e.startsWith("[pageerror]"));
+    if (thrown.length) throw new Error(`${name}: ${user.name}'s page threw:\n  ${thrown.join("\n  ")}`);
   }
 }
 
-/** Polls `check` (returns truthy when done) until `timeout`. */
-export async function waitUntil(what, check, timeout = TIMEOUT) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Polls `check` (truthy when done) until `timeout`. */
+export function waitUntil(what, check, timeout = TIMEOUT) {
+  return waitFor(what, check, { timeout });
 }
 
 export async function expectText(locator, pattern, timeout = TIMEOUT) {
