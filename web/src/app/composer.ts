@@ -1,7 +1,7 @@
 // The message box: Enter sends, Shift+Enter adds a line; typing.start
 // while typing (at most every 3 s; the server throttles to 1/s) and
 // typing.stop after a pause, on send, or when the box is emptied or left;
-// a "Replying to …" line with a cancel button.
+// a "Replying to …" line with a cancel button (or Escape).
 import { h } from "./dom.js";
 
 const TYPING_RENEW_MS = 3000;
@@ -49,10 +49,14 @@ export function composer(opts: ComposerOptions): Composer {
     ev.preventDefault();
     submit();
   });
+  let cancelReply: (() => void) | null = null;
   area.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       submit();
+    } else if (ev.key === "Escape" && cancelReply) {
+      ev.preventDefault();
+      cancelReply();
     }
   });
   area.addEventListener("input", () => {
@@ -70,6 +74,7 @@ export function composer(opts: ComposerOptions): Composer {
     el: form,
     focus: () => area.focus(),
     setReply(text, cancel) {
+      cancelReply = text === null ? null : cancel;
       replying.hidden = text === null;
       replying.replaceChildren();
       if (text !== null) {
