@@ -9,7 +9,7 @@ import type { Api } from "../client/api.js";
 import { MessageCache, type CachedMessage } from "../client/cache.js";
 import { Realtime, type ConnectionState as RtState } from "../client/realtime.js";
 import type { Frame, PresenceState, PresenceStatus, Toast } from "../client/types.js";
-import type { Feed, ShownMessage } from "./message_view.js";
+import type { Feed, ShownMessage } from "./feed.js";
 import type { ConnectionState, Store } from "./store.js";
 
 const PAGE = 50;

@@ -4,47 +4,11 @@
 // the typing line and the composer. Messages come from a Feed (live.ts,
 // over the client library's cache); read marks go out while the chat is
 // shown and the window has focus.
-import type { Reaction } from "../client/types.js";
+import type { Feed, ShownMessage } from "./feed.js";
 import { composer } from "./composer.js";
 import { formatTime, h, replace } from "./dom.js";
 import { presenceDot, presenceLabel } from "./presence.js";
 import type { Store } from "./store.js";
-
-export interface ShownMessage {
-  /** Stable key: "m<id>" once committed, "p<clientId>" while pending. */
-  key: string;
-  id: number | null;
-  seq: number | null;
-  senderId: number;
-  content: string;
-  replyTo: number | null;
-  mentions: number[];
-  createdAt: string;
-  editedAt: string | null;
-  deletedAt: string | null;
-  reactions: Reaction[];
-  state: "sent" | "sending" | "failed";
-}
-
-/** What the message view needs from the live connection. */
-export interface Feed {
-  list(chatId: number): ShownMessage[];
-  hasOlder(chatId: number): boolean;
-  /** Whether the newest page has arrived (an empty list then means an empty chat). */
-  loaded(chatId: number): boolean;
-  loadOlder(chatId: number): Promise<void>;
-  /** Loads pages until `seq` is in the list (search results). */
-  loadUntil(chatId: number, seq: number): Promise<void>;
-  onChange(chatId: number, fn: () => void): () => void;
-  send(chatId: number, content: string, replyTo: number | null): void;
-  retry(chatId: number, key: string): void;
-  discard(chatId: number, key: string): void;
-  edit(chatId: number, messageId: number, content: string): Promise<void>;
-  remove(chatId: number, messageId: number): Promise<void>;
-  react(chatId: number, messageId: number, emoji: string, add: boolean): Promise<void>;
-  markRead(chatId: number, seq: number): void;
-  typing(chatId: number, active: boolean): void;
-}
 
 const QUICK_EMOJI = ["👍", "🎉", "❤️", "😂"];
 
