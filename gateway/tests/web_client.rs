@@ -34,6 +34,13 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(8 * 60);
 /// A killed gateway's users go offline after this (the default, 30 s,
 /// would make a presence check after a kill wait for most of a minute).
 const PRESENCE_NODE_TTL_MS: &str = "3000";
+/// Access tokens live 90 s, so `token.refresh` comes 30 s after a
+/// connection opens and 50-token-refresh sees the page refresh in time.
+const ACCESS_TOKEN_TTL_SECS: &str = "90";
+/// Every page signs up, signs in and refreshes from 127.0.0.1 (through
+/// HAProxy): the per-address budget of the authentication routes (30 a
+/// minute by default) is for people, not for a test suite.
+const AUTH_IP_PER_MINUTE: &str = "600";
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web")
@@ -150,7 +157,11 @@ async fn web_client_scenarios_pass_in_chromium_through_haproxy(pool: PgPool) {
     })
     .await;
     p.add_worker().await;
-    let extra = [("PRESENCE_NODE_TTL_MS", PRESENCE_NODE_TTL_MS)];
+    let extra = [
+        ("PRESENCE_NODE_TTL_MS", PRESENCE_NODE_TTL_MS),
+        ("ACCESS_TOKEN_TTL_SECS", ACCESS_TOKEN_TTL_SECS),
+        ("AUTH_IP_PER_MINUTE", AUTH_IP_PER_MINUTE),
+    ];
     let gw1 = start_gateway(&p.config, "gw1", &extra).await;
     let gw2 = start_gateway(&p.config, "gw2", &extra).await;
     let h = Haproxy::start(&host(&gw1), &host(&gw2)).await;

@@ -109,14 +109,16 @@ test("after a dropped connection it reconnects with backoff, syncs what it misse
   assert.deepEqual(states, ["connecting", "open", "reconnecting", "open"]);
   const [sync] = last().ofType("sync.request");
   assert.deepEqual(sync.payload, { chats: { "7": "1-0" }, user: "1700000000005-0" });
-  assert.deepEqual(last().ofType("message.send").map((f) => f.payload.content), ["while down", "typed offline"]);
-  assert.equal(last().ofType("message.send")[0].id, clientId);
+  assert.deepEqual(last().ofType("message.send").map((f) => [f.id, f.payload.content]), [[clientId, "while down"]]);
+  last().ack(clientId, { messageId: 104, seq: 4 });
+  await flush();
+  assert.deepEqual(last().ofType("message.send").map((f) => f.payload.content), ["while down", "typed offline"], "then the next of the chat's lane");
 
   // The sync's events overlap the live ones: each is applied once.
   const missed = [newMessage(1), newMessage(2), newMessage(3)];
   last().receive("sync.response", { chatId: 7, lastSeq: 3, tooLarge: false, hasMore: false, cursor: "3-0", source: "stream", events: missed, badge: { unreadCount: 2, mentionCount: 0 }, readReceipts: [{ userId: 2, seq: 3 }] });
   last().receive("message.new", newMessage(3).payload, newMessage(3).id);
-  assert.deepEqual(rt.cache.messages(7).filter((m) => m.status === "sent").map((m) => m.seq), [1, 2, 3]);
+  assert.deepEqual(rt.cache.messages(7).filter((m) => m.status === "sent").map((m) => m.seq), [1, 2, 3, 4]);
 });
 
 test("sync pages on hasMore and reloads a chat that missed too much", async () => {
@@ -255,4 +257,28 @@ test("connections refused before session.ready twice in a row check the session 
   assert.equal(rt.state, "signed-out");
   await timers.advance(60_000);
   assert.equal(sockets.length, 2, "a signed-out client stops reconnecting");
+});
+
+test("sends of one chat go one at a time in typing order, also when one is rate limited", async () => {
+  const { rt, last, timers } = await setup();
+  last().receive("session.ready", ready([7, 8]));
+  const [a, b, c] = ["one", "two", "three"].map((text) => rt.send(7, text));
+  const other = rt.send(8, "elsewhere");
+  const sent = () => last().ofType("message.send").map((f) => f.payload.content);
+  assert.deepEqual(sent(), ["one", "elsewhere"], "another chat's lane is independent");
+  last().ack(a, { messageId: 1, seq: 1 });
+  await flush();
+  assert.deepEqual(sent(), ["one", "elsewhere", "two"]);
+  last().receive("error", { refId: b, code: "rate_limited", message: "slow", retryAfterMs: 200 });
+  await timers.advance(200);
+  assert.deepEqual(sent(), ["one", "elsewhere", "two", "two"], "the refused send goes again before the next");
+  last().ack(b, { messageId: 2, seq: 2 });
+  await flush();
+  assert.deepEqual(sent().slice(-1), ["three"]);
+  last().receive("error", { refId: c, code: "forbidden", message: "no" });
+  last().ack(other, { messageId: 3, seq: 1 });
+  await flush();
+  assert.deepEqual(rt.cache.messages(7).map((m) => [m.content, m.status]), [["one", "sent"], ["two", "sent"], ["three", "failed"]]);
+  rt.send(7, "four");
+  assert.deepEqual(sent().slice(-1), ["four"], "a failed send does not block the lane");
 });

@@ -13,6 +13,9 @@
 //   the same frame id every RETRY_MS without an answer, resent at once
 //   after a reconnect, and retried after `retryAfterMs` when refused as
 //   rate_limited or unavailable; the server's idempotency makes retries safe.
+// * Sends of one chat go one at a time, in the order they were made (a
+//   chat's "lane"): a refused or slow send holds the ones typed after it,
+//   so messages commit in typing order even under the rate limit.
 // * Optimistic sends (seed §6.4) appear in the cache at once as "sending",
 //   become "sent" on the ack (or on their own `message.new`), "failed" on
 //   an error, with `retry`.
@@ -98,6 +101,8 @@ type Listener<K extends keyof RealtimeEvents> = (value: RealtimeEvents[K]) => vo
 
 interface Pending {
   id: string;
+  /** The chat whose send lane this send waits in (sends only). */
+  lane: number | null;
   type: string;
   payload: any;
   write: boolean;
@@ -127,6 +132,8 @@ export class Realtime {
   private resyncAfter = new Set<number>();
   private searches = new Map<string, SearchPage>();
   private focused: number | null = null;
+  /** Per chat, the client ids of its unanswered sends, oldest first. */
+  private lanes = new Map<number, string[]>();
   private listeners = new Map<keyof RealtimeEvents, Set<(value: any) => void>>();
   private readonly timers: Timers;
   private readonly newId: () => string;
@@ -406,11 +413,17 @@ export class Realtime {
    */
   request<T = any>(type: string, payload: object, id: string = this.newId()): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const p: Pending = { id, type, payload, write: WRITES.has(type), refusals: 0, timer: null, sent: false, resolve, reject };
+      const lane = type === "message.send" ? (payload as { chatId: number }).chatId : null;
+      const p: Pending = { id, lane, type, payload, write: WRITES.has(type), refusals: 0, timer: null, sent: false, resolve, reject };
       if (!p.write && this.state !== "open") {
         return reject(new RealtimeError("disconnected", "not connected"));
       }
       this.pending.set(id, p);
+      if (lane !== null) {
+        const queue = this.lanes.get(lane) ?? [];
+        if (!queue.includes(id)) queue.push(id);
+        this.lanes.set(lane, queue);
+      }
       this.transmit(p);
     });
   }
@@ -418,6 +431,7 @@ export class Realtime {
   private transmit(p: Pending): void {
     this.timers.clearTimeout(p.timer);
     if (this.state !== "open" || !this.ws) return;
+    if (p.lane !== null && this.lanes.get(p.lane)?.[0] !== p.id) return;
     this.ws.send(JSON.stringify({ type: p.type, id: p.id, timestamp: new Date().toISOString(), payload: p.payload }));
     p.sent = true;
     if (p.write) p.timer = this.timers.setTimeout(() => this.transmit(p), RETRY_MS);
@@ -428,7 +442,7 @@ export class Realtime {
     if (!p) return;
     this.timers.clearTimeout(p.timer);
     if (frame.type === "ack") {
-      this.pending.delete(p.id);
+      this.finish(p);
       return p.resolve(frame.payload);
     }
     const { code, message, retryAfterMs } = frame.payload;
@@ -437,8 +451,19 @@ export class Realtime {
       p.timer = this.timers.setTimeout(() => this.transmit(p), retryAfterMs ?? 1000);
       return;
     }
-    this.pending.delete(p.id);
+    this.finish(p);
     p.reject(new RealtimeError(code, message, retryAfterMs));
+  }
+
+  /** An answered request leaves; the next send of its chat's lane goes. */
+  private finish(p: Pending): void {
+    this.pending.delete(p.id);
+    if (p.lane === null) return;
+    const queue = (this.lanes.get(p.lane) ?? []).filter((id) => id !== p.id);
+    if (!queue.length) return void this.lanes.delete(p.lane);
+    this.lanes.set(p.lane, queue);
+    const next = this.pending.get(queue[0]);
+    if (next && !next.sent) this.transmit(next);
   }
 
   // --- writes -------------------------------------------------------------
