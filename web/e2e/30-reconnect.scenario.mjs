@@ -18,12 +18,13 @@ export default async function (ctx) {
 
     // A sends over the socket when on the other gateway, otherwise over REST
     // (A's socket dies with the gateway too).
-    const token = await a.evaluate(() => JSON.parse(localStorage.getItem("fechatter.session") ?? "null")?.accessToken);
     const sendA = async (text, i) => {
       if (aGateway !== bGateway) return send(a, text);
       const res = await a.evaluate(
-        async ({ chatId, text, token, i }) => {
+        async ({ chatId, text, i }) => {
           for (let attempt = 0; attempt < 20; attempt++) {
+            // Read each time: tokens of this pool live 90 s and the page refreshes them.
+            const token = JSON.parse(localStorage.getItem("fechatter.session") ?? "null")?.accessToken;
             const r = await fetch(`/api/chat/${chatId}/messages`, {
               method: "POST",
               headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
@@ -34,13 +35,17 @@ export default async function (ctx) {
           }
           return 0;
         },
-        { chatId, text, token, i },
+        { chatId, text, i },
       );
       if (res !== 201) throw new Error(`REST send of ${text} failed`);
     };
 
     await s.killGateway(bGateway);
-    await expectText(b.getByTestId("connection"), /reconnecting|offline|connecting/);
+    // Seen together: the reconnect may take well under a second.
+    await Promise.all([
+      expectText(b.getByTestId("connection"), /reconnecting|offline|connecting/),
+      expectText(b.getByTestId("banner"), "Messages will be sent when you reconnect"),
+    ]);
     // B writes while its connection is down: queued, sent after the reconnect.
     await send(b, "bob while away");
     const texts = [];

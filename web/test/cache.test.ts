@@ -27,6 +27,7 @@ test("event ids order by seq, then by sub-number", () => {
 test("messages are shown by seq, whatever order they arrive in; duplicates are dropped", () => {
   const c = new MessageCache();
   c.load(7, [msg(2), msg(1)]);
+  c.trust(7);
   assert.equal(c.apply(newMsg(3, 3)), "applied");
   assert.equal(c.apply(newMsg(3, 3)), "duplicate", "the same event again");
   assert.equal(c.apply(newMsg(2, 2)), "duplicate", "an event before the cursor");
@@ -76,6 +77,7 @@ test("the ack confirms a pending send in place; a failure keeps it with its reas
 test("edits, deletes and reactions change the cached message", () => {
   const c = new MessageCache();
   c.load(7, [msg(1)]);
+  c.trust(7);
   c.apply(event("message.updated", "1-1", 2, { message: { ...msg(1), content: "edited", editedAt: "t" } }));
   c.apply(event("message.reaction", "1-2", 3, { messageId: 101, reactions: [{ emoji: "👍", userIds: [2], count: 1 }] }));
   assert.equal(c.messages(7)[0].content, "edited");
@@ -99,6 +101,7 @@ test("the newest messages, the cursor and unsent messages survive a reload", () 
   const storage = new MapStorage();
   const c = new MessageCache(storage, "k");
   c.load(7, Array.from({ length: 80 }, (_, i) => msg(i + 1)));
+  c.trust(7);
   c.apply(newMsg(81, 81));
   c.addPending(7, "queued", 1, "typed offline", null, []);
   c.addPending(7, "broken", 1, "refused", null, []);
@@ -122,4 +125,75 @@ test("a corrupt saved cache is discarded", () => {
   c.restore();
   assert.deepEqual(c.chatIds(), []);
   assert.equal(storage.getItem("k"), null);
+});
+
+test("a live event is a gap until a sync vouches for what the cache holds", async () => {
+  const c = new MessageCache();
+  c.load(7, [msg(1), msg(2)]);
+  assert.equal(c.apply(newMsg(3, 3)), "gap", "REST pages say nothing about events");
+  assert.equal(c.cursor(7), 2, "sync from the newest message the page had");
+  assert.equal(c.apply(newMsg(3, 3), "sync"), "applied");
+  c.trust(7);
+  assert.equal(c.apply(newMsg(4, 4)), "applied");
+  c.distrustAll();
+  assert.equal(c.apply(newMsg(5, 6)), "gap", "a known eventSeq still shows the jump");
+  assert.equal(c.apply(newMsg(5, 5)), "applied", "and the next one in line is fine");
+});
+
+test("a REST page does not move the cursor past events the cache has not seen", () => {
+  const c = new MessageCache();
+  c.trust(7);
+  for (const n of [1, 2, 3]) c.apply(newMsg(n, n));
+  c.load(7, Array.from({ length: 10 }, (_, i) => msg(i + 1)));
+  assert.equal(c.cursor(7), "3-0");
+  assert.equal(c.apply(newMsg(4, 4), "sync"), "applied");
+  assert.equal(c.apply(newMsg(11, 11), "sync"), "gap", "eventSeq 5-10 are still missing");
+});
+
+test("a REST page with a hole before it replaces the older cached messages", () => {
+  const c = new MessageCache();
+  c.load(7, Array.from({ length: 50 }, (_, i) => msg(i + 1)));
+  c.apply(newMsg(50, 50), "sync");
+  c.load(7, Array.from({ length: 50 }, (_, i) => msg(i + 151)));
+  assert.deepEqual([c.messages(7)[0].seq, c.messages(7).length], [151, 50]);
+  assert.equal(c.cursor(7), 200, "the next sync starts after the page");
+  // An older page that joins is merged.
+  c.load(7, Array.from({ length: 50 }, (_, i) => msg(i + 101)));
+  assert.deepEqual([c.messages(7)[0].seq, c.messages(7).length], [101, 100]);
+});
+
+test("a REST page answered after a live edit does not undo it", () => {
+  const c = new MessageCache();
+  c.trust(7);
+  c.apply(newMsg(1, 1));
+  c.apply(event("message.updated", "1-1", 2, { message: { ...msg(1), content: "edited", editedAt: "2026-12-07T10:00:00Z" } }));
+  c.load(7, [msg(1)]);
+  assert.equal(c.messages(7)[0].content, "edited");
+});
+
+test("after a reload the last eventSeq still reveals events missed before a live one", () => {
+  const storage = new MapStorage();
+  const c = new MessageCache(storage, "k");
+  c.trust(7);
+  for (const n of [1, 2, 3]) c.apply(newMsg(n, n));
+  c.save();
+  const again = new MessageCache(storage, "k");
+  again.restore();
+  const reaction = event("message.reaction", "5-1", 6, { messageId: 105, reactions: [] });
+  assert.equal(again.apply(reaction), "gap");
+  assert.equal(again.cursor(7), "3-0");
+});
+
+test("undoing a refused change keeps what the server said meanwhile", () => {
+  const c = new MessageCache();
+  c.load(7, [msg(1)]);
+  const undo = c.patch(7, 101, () => ({ reactions: [{ emoji: "👍", userIds: [1], count: 1 }] }));
+  c.trust(7);
+  c.apply(event("message.updated", "1-1", 1, { message: { ...msg(1), content: "edited by the server", editedAt: "t" } }));
+  undo();
+  assert.equal(c.messages(7)[0].content, "edited by the server");
+  assert.deepEqual(c.messages(7)[0].reactions, [], "the reactions the server never confirmed go back");
+  const undoEdit = c.patch(7, 101, () => ({ content: "mine" }));
+  undoEdit();
+  assert.equal(c.messages(7)[0].content, "edited by the server");
 });

@@ -28,6 +28,7 @@ async function setup(routes: Parameters<typeof fakeOrigin>[0] = {}) {
       return s;
     },
     timers,
+    now: () => timers.now,
     random: () => 0,
     newId: () => `id-${++n}`,
   });
@@ -129,9 +130,12 @@ test("sync pages on hasMore and reloads a chat that missed too much", async () =
   rt.on("reload", (id) => reloads.push(id));
   last().receive("session.ready", ready([7, 8]));
   const [sync] = last().ofType("sync.request");
-  assert.deepEqual(sync.payload, { chats: { "7": "1-0", "8": "1-0" } });
+  assert.deepEqual(sync.payload, { chats: { "7": 1, "8": 1 } }, "REST pages: sync after their newest message");
   last().receive("sync.response", { chatId: 7, hasMore: true, cursor: "2-0", events: [newMessage(2)], badge: { unreadCount: 1, mentionCount: 0 }, readReceipts: [] });
   last().receive("sync.response", { chatId: 8, tooLarge: true, hasMore: false, cursor: "1-0", events: [] });
+  assert.equal(last().ofType("sync.request").length, 1, "follow-ups wait for the ack");
+  last().ack(sync.id, { chats: 2 });
+  await flush();
   assert.deepEqual(last().ofType("sync.request")[1].payload, { chats: { "7": "2-0" } });
   assert.deepEqual(reloads, [8]);
   assert.deepEqual(rt.cache.messages(8), []);
@@ -281,4 +285,103 @@ test("sends of one chat go one at a time in typing order, also when one is rate 
   assert.deepEqual(rt.cache.messages(7).map((m) => [m.content, m.status]), [["one", "sent"], ["two", "sent"], ["three", "failed"]]);
   rt.send(7, "four");
   assert.deepEqual(sent().slice(-1), ["four"], "a failed send does not block the lane");
+});
+
+test("a chat loaded over REST while reconnecting catches up by sync and then takes live events", async () => {
+  const { rt, sockets, last, timers } = await setup();
+  last().receive("session.ready", ready([7]));
+  for (const n of [1, 2, 3]) last().receive("message.new", newMessage(n).payload, newMessage(n).id);
+  sockets[0].drop(1006);
+  rt.cache.load(7, Array.from({ length: 10 }, (_, i) => message(i + 1)));
+  await timers.advance(1000);
+  last().receive("session.ready", ready([7]));
+  const [sync] = last().ofType("sync.request");
+  assert.deepEqual(sync.payload, { chats: { "7": "3-0" }, user: "0-0" });
+  const missed = [4, 5, 6, 7, 8, 9, 10, 11].map((n) => newMessage(n));
+  last().receive("sync.response", { chatId: 7, hasMore: false, cursor: "11-0", events: missed, badge: null, readReceipts: [] });
+  last().ack(sync.id, { chats: 1 });
+  await flush();
+  last().receive("message.new", newMessage(12).payload, newMessage(12).id);
+  assert.deepEqual(rt.cache.messages(7).map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.equal(last().ofType("sync.request").length, 1, "no sync loop");
+});
+
+test("follow-up pages of every chat go in one request; a refused sync is retried, and not after stop()", async () => {
+  const { rt, last, timers } = await setup();
+  for (let id = 1; id <= 30; id++) rt.cache.load(id, [{ ...message(1), chatId: id }]);
+  last().receive("session.ready", ready(Array.from({ length: 30 }, (_, i) => i + 1)));
+  const [first] = last().ofType("sync.request");
+  for (let id = 1; id <= 30; id++) last().receive("sync.response", { chatId: id, hasMore: true, cursor: "1-0", events: [] });
+  last().ack(first.id, { chats: 30 });
+  await flush();
+  const requests = last().ofType("sync.request");
+  assert.equal(requests.length, 2);
+  assert.equal(Object.keys(requests[1].payload.chats).length, 30);
+
+  last().receive("error", { refId: requests[1].id, code: "unavailable", message: "busy" });
+  await flush();
+  await timers.advance(1000);
+  assert.equal(last().ofType("sync.request").length, 3, "retried after a backoff");
+  last().receive("error", { refId: last().ofType("sync.request")[2].id, code: "internal", message: "oops" });
+  await flush();
+  rt.stop();
+  await timers.advance(60_000);
+  assert.equal(last().ofType("sync.request").length, 3, "stop() cancels the retry");
+});
+
+test("a frame over maxFrameBytes is refused locally; a 1009 close fails the write instead of resending it", async () => {
+  const { rt, sockets, last, timers } = await setup();
+  last().receive("session.ready", ready([7], "0-0", { maxFrameBytes: 1000 }));
+  const big = rt.send(7, "x".repeat(2000));
+  await flush();
+  assert.equal(last().ofType("message.send").length, 0);
+  assert.equal(rt.cache.pendingMessage(7, big)!.status, "failed");
+
+  const ok = rt.send(7, "y".repeat(500));
+  assert.deepEqual(last().ofType("message.send").map((f) => f.id), [ok]);
+  sockets[0].drop(1009);
+  await flush();
+  assert.equal(rt.cache.pendingMessage(7, ok)!.status, "failed");
+  await timers.advance(1000);
+  last().receive("session.ready", ready([7]));
+  assert.equal(last().ofType("message.send").length, 0, "not resent after the reconnect");
+});
+
+test("the backoff starts over only after a connection stayed up", async () => {
+  const { sockets, last, timers } = await setup();
+  const delays: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    last().receive("session.ready", ready([]));
+    const before = timers.now;
+    last().drop(1006);
+    const count = sockets.length;
+    while (sockets.length === count) await timers.advance(100);
+    delays.push(timers.now - before);
+  }
+  assert.deepEqual(delays, [500, 1000, 2000], "connections dying at once back off");
+  last().receive("session.ready", ready([]));
+  await timers.advance(30_000);
+  const before = timers.now;
+  last().drop(1006);
+  const count = sockets.length;
+  while (sockets.length === count) await timers.advance(100);
+  assert.equal(timers.now - before, 500, "a stable connection resets the backoff");
+});
+
+test("a user stream that lost the cursor asks for a reload; replayed badges are not passed on", async () => {
+  const { rt, last, frames, sockets, timers } = await setup();
+  let stale = 0;
+  rt.on("stale", () => stale++);
+  last().receive("session.ready", ready([], "5-0"));
+  sockets[0].drop(1006);
+  await timers.advance(1000);
+  last().receive("session.ready", ready([], "9-0"));
+  assert.deepEqual(last().ofType("sync.request")[0].payload, { user: "5-0" });
+  last().receive("sync.user", { tooLarge: false, hasMore: false, cursor: "7-0", events: [
+    { type: "notification.badge", id: "u:6", timestamp: "", payload: { userEventId: "6-0", chatId: 7, unreadCount: 0, mentionCount: 0 } },
+    { type: "membership.changed", id: "u:7", timestamp: "", payload: { userEventId: "7-0", chatId: 8, userId: 1, action: "added" } },
+  ] });
+  assert.deepEqual(frames.map((f) => f.frame.type), ["membership.changed"]);
+  last().receive("sync.user", { tooLarge: true, hasMore: false, cursor: "7-0", events: [] });
+  assert.equal(stale, 1);
 });

@@ -31,12 +31,26 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     },
   });
 
+  // Every window listener goes with the session (sign-out aborts them).
+  const listening = new AbortController();
+  const signal = listening.signal;
   const connection = h("span", { class: "connection", "data-testid": "connection", role: "status" });
+  // Seed §6.5: say that writes wait for the connection; 4001 needs the user.
+  const banner = h("div", { class: "banner", role: "status", "data-testid": "banner" });
   const renderConnection = () => {
     const { state, instance } = store.connection;
     connection.className = `connection ${state}`;
     connection.textContent =
-      state === "connected" ? `connected (${instance ?? "?"})` : state === "reconnecting" ? "reconnecting…" : state === "offline" ? "offline" : "connecting…";
+      state === "connected" ? `connected (${instance ?? "?"})` : state === "reconnecting" ? "reconnecting…" : state === "offline" || state === "replaced" ? "offline" : "connecting…";
+    banner.replaceChildren();
+    banner.hidden = state === "connected" || state === "connecting";
+    if (state === "reconnecting") banner.append("You're offline. Messages will be sent when you reconnect.");
+    if (state === "replaced") {
+      banner.append(
+        "Disconnected: this account opened too many connections elsewhere. ",
+        h("button", { type: "button", onclick: () => live.reconnect() }, "Reconnect"),
+      );
+    }
   };
   store.on("connection", renderConnection);
   renderConnection();
@@ -60,6 +74,7 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
         h("span", { class: "me" }, session.user.fullname),
         h("button", { type: "button", onclick: signOut }, "Sign out"),
       ),
+      banner,
       sidebar,
       pane,
     ),
@@ -175,10 +190,23 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   };
   void start();
 
-  window.addEventListener("hashchange", () => {
-    const m = /^#chat=(\d+)$/.exec(location.hash);
-    if (m && Number(m[1]) !== store.currentChatId) void open(Number(m[1]));
-  });
+  window.addEventListener(
+    "hashchange",
+    () => {
+      const m = /^#chat=(\d+)$/.exec(location.hash);
+      if (m && Number(m[1]) !== store.currentChatId) void open(Number(m[1]));
+    },
+    { signal },
+  );
+  // The skip link moves focus without touching the #chat= route.
+  document.querySelector(".skip-link")?.addEventListener(
+    "click",
+    (e) => {
+      e.preventDefault();
+      document.getElementById("composer")?.focus();
+    },
+    { signal },
+  );
   // Reloaded list and directory on each (re)connect: membership and names may have changed.
   live.onConnected = async () => {
     try {
@@ -190,10 +218,10 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   };
   // chat.focus follows the window: a chat in a window in the background gets toasts and badges.
   const refocus = () => live.focusChat(windowFocused() ? store.currentChatId : null);
-  window.addEventListener("focus", refocus);
-  window.addEventListener("blur", refocus);
-  document.addEventListener("visibilitychange", refocus);
-  window.addEventListener("beforeunload", () => live.stop());
+  window.addEventListener("focus", refocus, { signal });
+  window.addEventListener("blur", refocus, { signal });
+  document.addEventListener("visibilitychange", refocus, { signal });
+  window.addEventListener("beforeunload", () => live.stop(), { signal });
   // Reading and clicking count as activity (docs/protocol.md, Presence): a
   // frame at most every 2 minutes while the user does something here.
   let lastActive = Date.now();
@@ -202,11 +230,18 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     lastActive = Date.now();
     live.touch();
   };
-  window.addEventListener("keydown", active, { passive: true });
-  window.addEventListener("pointerdown", active, { passive: true });
+  window.addEventListener("keydown", active, { passive: true, signal });
+  window.addEventListener("pointerdown", active, { passive: true, signal });
   (window as unknown as { fechatter: unknown }).fechatter = { store, live };
   root.dataset["signedIn"] = String(session.user.id);
-  root.addEventListener("fechatter:signout", () => live.forget(), { once: true });
+  root.addEventListener(
+    "fechatter:signout",
+    () => {
+      listening.abort();
+      live.forget();
+    },
+    { once: true },
+  );
 }
 
 function windowFocused(): boolean {

@@ -63,6 +63,7 @@ export class Live implements Feed {
       this.hooks.chatsChanged();
     });
     this.rt.on("frame", ({ frame, live }) => this.onFrame(frame, live));
+    this.rt.on("stale", () => this.hooks.chatsChanged());
   }
 
   start(): void {
@@ -73,6 +74,11 @@ export class Live implements Feed {
   stop(): void {
     clearInterval(this.renewTimer);
     this.rt.stop();
+  }
+
+  /** Connects again after the connection was replaced (4001) by the user's choice. */
+  reconnect(): void {
+    this.rt.start();
   }
 
   /** Sign-out: also forgets the cached messages of this user. */
@@ -87,7 +93,7 @@ export class Live implements Feed {
       connecting: "connecting",
       open: "connected",
       reconnecting: "reconnecting",
-      replaced: "offline",
+      replaced: "replaced",
       "signed-out": "offline",
       stopped: "offline",
     };

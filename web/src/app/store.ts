@@ -14,7 +14,8 @@ export interface ChatEntry extends Chat {
   pinned: boolean;
 }
 
-export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline";
+/** "replaced": a sixth connection of the account closed this one (4001); it does not come back by itself. */
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "offline" | "replaced";
 
 export type Topic =
   | "chats" // list, badges, totals

@@ -5,10 +5,17 @@
 //   in the order they were made; never by client clock.
 // * Dedupe: chat events carry `eventId` "<seq>-<n>", totally ordered in
 //   commit order; an event at or before the chat's cursor was applied
-//   already and is dropped (live and sync deliveries overlap).
+//   already and is dropped (live and sync deliveries overlap). Only events
+//   move the cursor: a REST page is a snapshot of messages, not of events.
 // * Gaps: `eventSeq` numbers a chat's events 1, 2, 3, … without holes, so
-//   an event more than one ahead of the last one seen means one was
+//   a live event more than one ahead of the last one seen means one was
 //   missed: `apply` answers "gap" and the caller syncs from the cursor.
+//   While the last eventSeq is unknown (after a REST load or a restore)
+//   a live event is trusted only once a sync of the chat answered on this
+//   connection ("trusted"); before that it is a gap too.
+// * Holes: a REST page that does not join the cached messages (newer than
+//   the newest cached one + 1) replaces them: a cache never shows a run of
+//   messages with a silent hole before it.
 // * Optimistic sends sit in `pending` under their client id (the frame id)
 //   until the ack, or until their own `message.new` (whichever comes first)
 //   replaces them; edits, deletes and reactions change the message at once
@@ -45,8 +52,14 @@ interface ChatCache {
   /** The last event applied ("<seq>-<n>"), or null when unknown. */
   cursor: string | null;
   lastEventSeq: number | null;
+  /** A sync answered for this chat on the current connection. */
+  trusted: boolean;
 }
 
+/**
+ * Orders "<a>-<b>" ids: chat event ids ("<seq>-<n>") and user-event
+ * stream ids ("<ms>-<n>"; milliseconds fit a double exactly).
+ */
 export function compareEventIds(a: string, b: string): number {
   const [as, an] = a.split("-").map(Number);
   const [bs, bn] = b.split("-").map(Number);
@@ -99,15 +112,24 @@ export class MessageCache {
 
   // --- loading ------------------------------------------------------------
 
-  /** Merges a REST page (`GET /api/chat/{id}/messages`). */
+  /**
+   * Merges a REST page (`GET /api/chat/{id}/messages`). A page newer than
+   * the cached messages with a hole between replaces them (and forgets the
+   * cursor, so the next sync starts from the page). A message the cache
+   * already holds keeps what events told it unless the page is newer.
+   */
   load(chatId: number, messages: Message[]): void {
+    if (!messages.length) return;
     const c = this.chat(chatId);
+    const oldest = Math.min(...messages.map((m) => m.seq));
+    if (c.bySeq.size && oldest > this.lastSeq(chatId) + 1) {
+      c.bySeq.clear();
+      Object.assign(c, { cursor: null, lastEventSeq: null, trusted: false });
+    }
     for (const m of messages) {
-      c.bySeq.set(m.seq, { ...m, reactions: m.reactions ?? c.bySeq.get(m.seq)?.reactions ?? [], status: "sent" });
+      c.bySeq.set(m.seq, merged(c.bySeq.get(m.seq), m));
       this.settlePendingFor(c, m);
     }
-    const newest = messages.reduce((max, m) => Math.max(max, m.seq), 0);
-    if (newest && (!c.cursor || compareEventIds(`${newest}-0`, c.cursor) > 0)) c.cursor = `${newest}-0`;
   }
 
   /** Forgets a chat's messages (a sync answered tooLarge: reload it). */
@@ -115,8 +137,17 @@ export class MessageCache {
     const c = this.chats.get(chatId);
     if (!c) return;
     c.bySeq.clear();
-    c.cursor = null;
-    c.lastEventSeq = null;
+    Object.assign(c, { cursor: null, lastEventSeq: null, trusted: false });
+  }
+
+  /** A sync of the chat answered: live events after its cursor are contiguous. */
+  trust(chatId: number): void {
+    this.chat(chatId).trusted = true;
+  }
+
+  /** The connection closed: trust must be earned again by the next sync. */
+  distrustAll(): void {
+    for (const c of this.chats.values()) c.trusted = false;
   }
 
   /** Forgets a chat entirely (the user left it). */
@@ -126,8 +157,12 @@ export class MessageCache {
 
   // --- server events ------------------------------------------------------
 
-  /** Applies a `message.new`, `.updated`, `.deleted` or `.reaction` frame. */
-  apply(frame: Frame): ApplyResult {
+  /**
+   * Applies a `message.new`, `.updated`, `.deleted` or `.reaction` frame,
+   * received live or in a `sync.response` (whose events follow the cursor
+   * without holes).
+   */
+  apply(frame: Frame, source: "live" | "sync" = "live"): ApplyResult {
     const p = frame.payload ?? {};
     if (!frame.type.startsWith("message.") || typeof p.chatId !== "number" || typeof p.eventId !== "string") {
       return "ignored";
@@ -137,8 +172,11 @@ export class MessageCache {
     if (typeof p.eventSeq === "number" && c.lastEventSeq !== null) {
       if (p.eventSeq <= c.lastEventSeq) return "duplicate";
       if (p.eventSeq > c.lastEventSeq + 1) return "gap";
+    } else if (source === "live" && !c.trusted && (c.cursor !== null || c.bySeq.size > 0)) {
+      // Nothing tells whether events were missed since what the cache holds.
+      return "gap";
     }
-    if (frame.type === "message.new" && c.bySeq.size && p.message.seq > this.lastSeq(p.chatId) + 1 && c.cursor) {
+    if (source === "live" && frame.type === "message.new" && c.bySeq.size && p.message.seq > this.lastSeq(p.chatId) + 1) {
       return "gap";
     }
     this.applyEvent(c, frame.type, p);
@@ -223,9 +261,18 @@ export class MessageCache {
     const c = this.chats.get(chatId);
     const m = c && [...c.bySeq.values()].find((x) => x.id === messageId);
     if (!c || !m) return () => {};
-    c.bySeq.set(m.seq, { ...m, ...change(m) });
+    const changed = change(m);
+    c.bySeq.set(m.seq, { ...m, ...changed });
     return () => {
-      if (c.bySeq.get(m.seq)) c.bySeq.set(m.seq, m);
+      // Only the fields still showing the optimistic values go back: what
+      // the server said meanwhile wins (seed §6.4).
+      const now = c.bySeq.get(m.seq);
+      if (!now) return;
+      const undo: Partial<CachedMessage> = {};
+      for (const key of Object.keys(changed) as (keyof CachedMessage)[]) {
+        if (now[key] === changed[key]) (undo as any)[key] = m[key];
+      }
+      c.bySeq.set(m.seq, { ...now, ...undo });
     };
   }
 
@@ -233,13 +280,14 @@ export class MessageCache {
 
   save(): void {
     if (!this.storage) return;
-    const chats: Record<string, { messages: CachedMessage[]; cursor: string | null; pending: CachedMessage[] }> = {};
+    const chats: Record<string, { messages: CachedMessage[]; cursor: string | null; lastEventSeq: number | null; pending: CachedMessage[] }> = {};
     for (const [id, c] of this.chats) {
       const confirmed = [...c.bySeq.values()].sort((a, b) => a.seq - b.seq).slice(-PERSISTED);
       const pending = [...c.pending.values()].filter((m) => m.status !== "failed");
       // The cursor is kept only with the messages it covers, else syncing from
       // it would skip messages the cache no longer holds.
-      chats[id] = { messages: confirmed, cursor: confirmed.length ? c.cursor : null, pending };
+      const kept = confirmed.length > 0;
+      chats[id] = { messages: confirmed, cursor: kept ? c.cursor : null, lastEventSeq: kept ? c.lastEventSeq : null, pending };
     }
     try {
       this.storage.setItem(this.storageKey, JSON.stringify({ v: 1, chats }));
@@ -258,6 +306,7 @@ export class MessageCache {
         for (const m of saved.messages) c.bySeq.set(m.seq, m);
         for (const m of saved.pending) c.pending.set(m.clientId, { ...m, status: "sending" });
         c.cursor = saved.cursor;
+        c.lastEventSeq = typeof saved.lastEventSeq === "number" ? saved.lastEventSeq : null;
       }
     } catch {
       this.storage.removeItem(this.storageKey);
@@ -274,7 +323,7 @@ export class MessageCache {
   private chat(chatId: number): ChatCache {
     let c = this.chats.get(chatId);
     if (!c) {
-      c = { bySeq: new Map(), pending: new Map(), cursor: null, lastEventSeq: null };
+      c = { bySeq: new Map(), pending: new Map(), cursor: null, lastEventSeq: null, trusted: false };
       this.chats.set(chatId, c);
     }
     return c;
@@ -285,4 +334,22 @@ export class MessageCache {
     const seqs = [...c.bySeq.keys()].sort((a, b) => a - b);
     for (const seq of seqs.slice(0, seqs.length - KEPT)) c.bySeq.delete(seq);
   }
+}
+
+/**
+ * A message from a REST page over what the cache holds: the page wins for
+ * text and deletion only when it is newer (a page answered after a live
+ * edit must not undo it); reactions kept current by events stay.
+ */
+function merged(cached: CachedMessage | undefined, page: Message): CachedMessage {
+  if (!cached) return { ...page, reactions: page.reactions ?? [], status: "sent" };
+  const pageNewer = (page.editedAt ?? "") > (cached.editedAt ?? "");
+  return {
+    ...cached,
+    content: cached.deletedAt || page.deletedAt ? "" : pageNewer ? page.content : cached.content,
+    editedAt: pageNewer ? page.editedAt : cached.editedAt,
+    deletedAt: cached.deletedAt ?? page.deletedAt,
+    reactions: cached.reactions ?? page.reactions ?? [],
+    status: "sent",
+  };
 }

@@ -2,51 +2,37 @@
 // one connection kept open across gateway deaths, with everything a chat
 // client needs to lose nothing and show nothing twice.
 //
-// * Reconnect with exponential backoff and jitter (backoff.ts); a 4401
-//   close refreshes the token first; 4001 (replaced by a sixth
-//   connection) stops.
-// * After every `session.ready`: one `sync.request` with the cursor of
-//   every cached chat and the last user-event id, paging on `hasMore`;
-//   live gaps (eventSeq jumps) sync that chat again.
-// * Dedupe: chat events by event id (cache.ts), other frames by frame id.
-// * Writes (sends, edits, deletes, reactions, read marks) are retried with
-//   the same frame id every RETRY_MS without an answer, resent at once
-//   after a reconnect, and retried after `retryAfterMs` when refused as
-//   rate_limited or unavailable; the server's idempotency makes retries safe.
-// * Sends of one chat go one at a time, in the order they were made (a
-//   chat's "lane"): a refused or slow send holds the ones typed after it,
-//   so messages commit in typing order even under the rate limit.
-// * Optimistic sends (seed §6.4) appear in the cache at once as "sending",
-//   become "sent" on the ack (or on their own `message.new`), "failed" on
-//   an error, with `retry`.
+// * Reconnect with exponential backoff and jitter (backoff.ts); the
+//   backoff starts over only after a connection stayed up STABLE_MS, so a
+//   connection that keeps dying right after `session.ready` backs off too.
+//   A 4401 close, or two connections in a row refused before
+//   `session.ready` (a refused upgrade looks like any failure to a
+//   browser), first refresh the token: a refused refresh signs out. 4001
+//   (replaced by a sixth connection) stops.
+// * After every `session.ready`, the cached chats and the user stream are
+//   synced (sync.ts); writes waiting for a connection go (requests.ts).
+// * Dedupe: chat events by event id in the cache (cache.ts), other frames
+//   by frame id here.
+// * Optimistic sends, edits, deletes and reactions (seed §6.4) change the
+//   cache at once; a refused one is marked failed (sends) or undone.
 // * Token refresh: on `token.refresh` (60 s before expiry) the token is
 //   refreshed over REST and handed to the connection (`auth.refresh`).
 // * Heartbeat: a `ping` every heartbeatIntervalMs; no answer within
 //   PING_TIMEOUT_MS means the connection is dead and is replaced.
 import { Api, ApiError } from "./api.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
-import { MessageCache } from "./cache.js";
-import type { Frame, PresenceStatus, SearchPage, SessionReady } from "./types.js";
+import { MessageCache, type CachedMessage } from "./cache.js";
+import { RealtimeError, Requests } from "./requests.js";
+import { Syncer } from "./sync.js";
+import type { Frame, PresenceStatus, Reaction, SearchPage, SessionReady } from "./types.js";
 
-export const RETRY_MS = 5000;
+export { RealtimeError, RETRY_MS, MAX_REFUSALS } from "./requests.js";
 export const PING_TIMEOUT_MS = 10_000;
-/** Retries of a write refused as rate_limited/unavailable before it fails. */
-export const MAX_REFUSALS = 5;
-const WRITES = new Set(["message.send", "message.edit", "message.delete", "message.react", "read.mark"]);
-const SYNC_CHATS_PER_REQUEST = 200;
+/** A connection up this long resets the reconnect backoff. */
+export const STABLE_MS = 30_000;
+const DEFAULT_MAX_FRAME_BYTES = 65_536;
 
 export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "replaced" | "signed-out" | "stopped";
-
-export class RealtimeError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "RealtimeError";
-  }
-}
 
 /** The part of the browser's WebSocket this client uses. */
 export interface SocketLike {
@@ -73,6 +59,7 @@ export interface RealtimeOptions {
   backoff?: BackoffPolicy;
   random?: () => number;
   timers?: Timers;
+  now?: () => number;
   newId?: () => string;
 }
 
@@ -95,23 +82,11 @@ export interface RealtimeEvents {
   reload: number;
   /** A chat the user is no longer in (sync answered not_found). */
   gone: number;
+  /** The user stream no longer holds what was missed: reload the chat list. */
+  stale: null;
 }
 
 type Listener<K extends keyof RealtimeEvents> = (value: RealtimeEvents[K]) => void;
-
-interface Pending {
-  id: string;
-  /** The chat whose send lane this send waits in (sends only). */
-  lane: number | null;
-  type: string;
-  payload: any;
-  write: boolean;
-  refusals: number;
-  timer: any;
-  sent: boolean;
-  resolve(payload: any): void;
-  reject(error: RealtimeError): void;
-}
 
 export class Realtime {
   readonly cache: MessageCache;
@@ -120,28 +95,44 @@ export class Realtime {
   private ws: SocketLike | null = null;
   private attempt = 0;
   private everReady = false;
-  /** Whether the current socket got its session.ready. */
-  private gotReady = false;
+  /** When the current socket got its session.ready (null: not yet). */
+  private readyAt: number | null = null;
   private reconnectTimer: any = null;
   private pingTimer: any = null;
-  private pending = new Map<string, Pending>();
   private seen = new Set<string>();
-  private userCursor: string | null = null;
-  private syncing = new Set<number>();
-  /** Chats that saw a gap while a sync of them was in flight: synced again after it. */
-  private resyncAfter = new Set<number>();
   private searches = new Map<string, SearchPage>();
   private focused: number | null = null;
-  /** Per chat, the client ids of its unanswered sends, oldest first. */
-  private lanes = new Map<number, string[]>();
   private listeners = new Map<keyof RealtimeEvents, Set<(value: any) => void>>();
   private readonly timers: Timers;
+  private readonly now: () => number;
   private readonly newId: () => string;
+  private readonly requests: Requests;
+  private readonly sync: Syncer;
 
   constructor(private readonly opts: RealtimeOptions) {
     this.cache = opts.cache ?? new MessageCache();
     this.timers = opts.timers ?? { setTimeout: (f, ms) => setTimeout(f, ms), clearTimeout: (h) => clearTimeout(h) };
+    this.now = opts.now ?? Date.now;
     this.newId = opts.newId ?? uuid;
+    const timers = this.timers;
+    this.requests = new Requests({
+      transmit: (text) => (this.state === "open" && this.ws ? (this.ws.send(text), true) : false),
+      open: () => this.state === "open",
+      maxFrameBytes: () => this.ready?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+      setTimeout: (f, ms) => timers.setTimeout(f, ms),
+      clearTimeout: (h) => timers.clearTimeout(h),
+    });
+    this.sync = new Syncer({
+      cache: this.cache,
+      request: (payload) => this.request("sync.request", payload),
+      replay: (frame) => this.onEvent(frame, false),
+      report: (frame) => this.emit("frame", { frame, live: false }),
+      reload: (chatId) => (this.emit("chat", chatId), this.emit("reload", chatId)),
+      gone: (chatId) => this.emit("gone", chatId),
+      stale: () => this.emit("stale", null),
+      setTimeout: (f, ms) => timers.setTimeout(f, ms),
+      clearTimeout: (h) => timers.clearTimeout(h),
+    });
   }
 
   on<K extends keyof RealtimeEvents>(event: K, fn: Listener<K>): () => void {
@@ -166,24 +157,20 @@ export class Realtime {
   /** Connects and stays connected until `stop()`. Unsent messages of the cache are sent. */
   start(): void {
     if (this.ws || this.reconnectTimer) return;
-    for (const m of this.cache.unsent()) {
-      if (this.pending.has(m.clientId!)) continue;
-      this.sendWrite(m.chatId, m.clientId!, m.content, m.replyTo, m.mentions);
-    }
+    for (const m of this.cache.unsent()) if (!this.requests.has(m.clientId!)) this.sendWrite(m);
     void this.connect();
   }
 
   stop(): void {
     this.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this.stopHeartbeat();
     const ws = this.ws;
     this.ws = null;
     if (ws) {
       detach(ws);
       ws.close(1000, "client stopped");
     }
-    this.dropRequests();
+    this.disconnected(false);
     this.setState("stopped");
   }
 
@@ -208,7 +195,7 @@ export class Realtime {
     const ws = (this.opts.socket ?? ((u) => new WebSocket(u) as unknown as SocketLike))(url);
     this.ws = ws;
     ws.onmessage = (ev) => this.onText(String(ev.data));
-    ws.onclose = (ev) => this.onClose(ws, ev.code, ev.reason);
+    ws.onclose = (ev) => this.onClose(ws, ev.code);
     ws.onerror = () => {};
   }
 
@@ -219,48 +206,39 @@ export class Realtime {
     this.reconnectTimer = this.timers.setTimeout(() => void this.connect(), delay);
   }
 
-  private onClose(ws: SocketLike, code: number, reason: string): void {
-    if (ws !== this.ws) return;
-    const wasReady = this.gotReady;
-    this.gotReady = false;
-    detach(ws);
-    this.ws = null;
+  /** What every ended connection leaves behind: requests, syncs and trust. */
+  private disconnected(tooLarge: boolean): void {
     this.ready = null;
     this.stopHeartbeat();
-    this.dropRequests();
+    this.requests.suspend(tooLarge);
+    this.sync.reset();
+    this.cache.distrustAll();
+  }
+
+  private onClose(ws: SocketLike, code: number): void {
+    if (ws !== this.ws) return;
+    const readyAt = this.readyAt;
+    this.readyAt = null;
+    if (readyAt !== null && this.now() - readyAt >= STABLE_MS) this.attempt = 0;
+    detach(ws);
+    this.ws = null;
+    this.disconnected(code === 1009);
     if (code === 4001) return this.setState("replaced");
-    // 4401, or a second connection in a row refused before session.ready
-    // (an upgrade answered 401 looks like any failed connection to a
-    // browser): an expired token or a revoked session, and a refresh tells
-    // them apart.
-    if (code === 4401 || (!wasReady && this.attempt >= 1)) {
+    if (code === 4401 || (readyAt === null && this.attempt >= 1)) {
+      // An expired token or a revoked session: a refresh tells them apart.
+      this.setState("reconnecting");
       this.opts.api.refresh().then(
         () => this.scheduleReconnect(),
         (e) => (e instanceof ApiError && e.status === 401 ? this.signedOut() : this.scheduleReconnect()),
       );
       return;
     }
-    void reason;
     this.scheduleReconnect();
   }
 
   private signedOut(): void {
     this.stop();
     this.setState("signed-out");
-  }
-
-  /** Requests that cannot wait for the next connection fail now; writes stay queued. */
-  private dropRequests(): void {
-    for (const p of this.pending.values()) {
-      this.timers.clearTimeout(p.timer);
-      p.sent = false;
-      if (!p.write) {
-        this.pending.delete(p.id);
-        p.reject(new RealtimeError("disconnected", "the connection closed before an answer"));
-      }
-    }
-    this.syncing.clear();
-    this.resyncAfter.clear();
   }
 
   // --- incoming frames ----------------------------------------------------
@@ -277,11 +255,11 @@ export class Realtime {
         return this.onReady(frame.payload);
       case "ack":
       case "error":
-        return this.settle(frame);
+        return this.requests.settle(frame);
       case "sync.response":
-        return this.onSyncChat(frame.payload);
+        return this.sync.onChat(frame.payload);
       case "sync.user":
-        return this.onSyncUser(frame.payload);
+        return this.sync.onUser(frame.payload);
       case "search.results":
         this.searches.set(frame.payload.refId, frame.payload);
         return;
@@ -292,20 +270,17 @@ export class Realtime {
     this.onEvent(frame, true);
   }
 
-  /** A chat or user event, live or replayed. */
+  /** A chat or user event, live or replayed by a sync. */
   private onEvent(frame: Frame, live: boolean): void {
     if (frame.type.startsWith("message.")) {
-      const result = this.cache.apply(frame);
-      if (result === "gap") return this.onGap(frame.payload.chatId);
+      const result = this.cache.apply(frame, live ? "live" : "sync");
+      if (result === "gap") return this.sync.gap(frame.payload.chatId);
       if (result !== "applied") return;
       this.emit("chat", frame.payload.chatId);
     } else {
       if (frame.id && this.seen.has(frame.id)) return;
       if (frame.id) remember(this.seen, frame.id);
-      const cursor = frame.payload?.userEventId;
-      if (typeof cursor === "string" && (!this.userCursor || compareStreamIds(cursor, this.userCursor) > 0)) {
-        this.userCursor = cursor;
-      }
+      if (typeof frame.payload?.userEventId === "string") this.sync.advanceUser(frame.payload.userEventId);
       if (frame.type === "membership.changed" && frame.payload.action === "removed") {
         this.cache.drop(frame.payload.chatId);
       }
@@ -317,91 +292,17 @@ export class Realtime {
     const reconnect = this.everReady;
     this.ready = ready;
     this.everReady = true;
-    this.gotReady = true;
-    this.attempt = 0;
-    const since = reconnect || this.userCursor ? this.userCursor : null;
-    if (!this.userCursor) this.userCursor = ready.userEventId;
+    this.readyAt = this.now();
+    const since = this.sync.userCursor;
+    if (!since) this.sync.userCursor = ready.userEventId;
     this.setState("open");
     this.startHeartbeat(ready.heartbeatIntervalMs);
     this.emit("ready", { ready, reconnect });
-    const chats = this.cache.chatIds().filter((id) => ready.chats.includes(id));
     for (const id of this.cache.chatIds()) if (!ready.chats.includes(id)) this.cache.drop(id);
-    this.syncChats(chats, since ?? undefined);
+    this.sync.chats(this.cache.chatIds(), since ?? undefined);
     if (this.focused !== null) this.request("chat.focus", { chatId: this.focused }).catch(() => {});
     // Writes that waited for this connection (seed §6.5: sent on reconnect).
-    for (const p of this.pending.values()) if (!p.sent) this.transmit(p);
-  }
-
-  // --- sync ---------------------------------------------------------------
-
-  /** Asks for what the cache of these chats (and, with `user`, the user stream) missed. */
-  syncChats(chatIds: number[], user?: string): void {
-    const ids = chatIds.filter((id) => !this.syncing.has(id));
-    for (let i = 0; i < ids.length || (i === 0 && user); i += SYNC_CHATS_PER_REQUEST) {
-      const chunk = ids.slice(i, i + SYNC_CHATS_PER_REQUEST);
-      const chats: Record<string, string | number> = {};
-      for (const id of chunk) {
-        chats[id] = this.cache.cursor(id);
-        this.syncing.add(id);
-      }
-      const payload: any = chunk.length ? { chats } : {};
-      if (user && i === 0) payload.user = user;
-      this.requestSync(payload, chunk);
-    }
-  }
-
-  private onGap(chatId: number): void {
-    if (this.syncing.has(chatId)) this.resyncAfter.add(chatId);
-    else this.syncChats([chatId]);
-  }
-
-  private requestSync(payload: any, chats: number[], refusals = 0): void {
-    this.request("sync.request", payload).then(
-      () => {
-        chats.forEach((id) => this.syncing.delete(id));
-        const again = chats.filter((id) => this.resyncAfter.delete(id));
-        if (again.length) this.syncChats(again);
-      },
-      (e: RealtimeError) => {
-        chats.forEach((id) => this.syncing.delete(id));
-        // Rate limited: the sync must still happen; other failures are retried by the next ready.
-        if (e.code === "rate_limited" && refusals < MAX_REFUSALS && this.state === "open") {
-          this.timers.setTimeout(() => this.syncChats(chats, payload.user), e.retryAfterMs ?? 1000);
-        }
-      },
-    );
-  }
-
-  private onSyncChat(p: any): void {
-    const chatId: number = p.chatId;
-    if (p.error) {
-      this.cache.drop(chatId);
-      return this.emit("gone", chatId);
-    }
-    if (p.tooLarge) {
-      this.cache.clear(chatId);
-      this.emit("chat", chatId);
-      return this.emit("reload", chatId);
-    }
-    for (const event of p.events ?? []) this.onEvent(event, false);
-    const now = new Date().toISOString();
-    if (p.badge) {
-      this.emit("frame", { frame: synthetic("notification.badge", now, { chatId, ...p.badge }), live: false });
-    }
-    for (const r of p.readReceipts ?? []) {
-      this.emit("frame", { frame: synthetic("read.receipt", now, { chatId, ...r }), live: false });
-    }
-    if (p.hasMore) {
-      this.syncing.delete(chatId);
-      this.requestSync({ chats: { [chatId]: p.cursor } }, [chatId]);
-      this.syncing.add(chatId);
-    }
-  }
-
-  private onSyncUser(p: any): void {
-    for (const event of p.events ?? []) this.onEvent(event, false);
-    if (typeof p.cursor === "string" && p.cursor !== "0-0") this.userCursor = p.cursor;
-    if (p.hasMore) this.requestSync({ user: p.cursor }, []);
+    this.requests.resume();
   }
 
   // --- requests -----------------------------------------------------------
@@ -412,58 +313,12 @@ export class Realtime {
    * and retried until answered; other frames need an open connection.
    */
   request<T = any>(type: string, payload: object, id: string = this.newId()): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const lane = type === "message.send" ? (payload as { chatId: number }).chatId : null;
-      const p: Pending = { id, lane, type, payload, write: WRITES.has(type), refusals: 0, timer: null, sent: false, resolve, reject };
-      if (!p.write && this.state !== "open") {
-        return reject(new RealtimeError("disconnected", "not connected"));
-      }
-      this.pending.set(id, p);
-      if (lane !== null) {
-        const queue = this.lanes.get(lane) ?? [];
-        if (!queue.includes(id)) queue.push(id);
-        this.lanes.set(lane, queue);
-      }
-      this.transmit(p);
-    });
+    return this.requests.request<T>(type, payload, id);
   }
 
-  private transmit(p: Pending): void {
-    this.timers.clearTimeout(p.timer);
-    if (this.state !== "open" || !this.ws) return;
-    if (p.lane !== null && this.lanes.get(p.lane)?.[0] !== p.id) return;
-    this.ws.send(JSON.stringify({ type: p.type, id: p.id, timestamp: new Date().toISOString(), payload: p.payload }));
-    p.sent = true;
-    if (p.write) p.timer = this.timers.setTimeout(() => this.transmit(p), RETRY_MS);
-  }
-
-  private settle(frame: Frame): void {
-    const p = this.pending.get(frame.payload?.refId);
-    if (!p) return;
-    this.timers.clearTimeout(p.timer);
-    if (frame.type === "ack") {
-      this.finish(p);
-      return p.resolve(frame.payload);
-    }
-    const { code, message, retryAfterMs } = frame.payload;
-    if (p.write && (code === "rate_limited" || code === "unavailable") && p.refusals < MAX_REFUSALS) {
-      p.refusals += 1;
-      p.timer = this.timers.setTimeout(() => this.transmit(p), retryAfterMs ?? 1000);
-      return;
-    }
-    this.finish(p);
-    p.reject(new RealtimeError(code, message, retryAfterMs));
-  }
-
-  /** An answered request leaves; the next send of its chat's lane goes. */
-  private finish(p: Pending): void {
-    this.pending.delete(p.id);
-    if (p.lane === null) return;
-    const queue = (this.lanes.get(p.lane) ?? []).filter((id) => id !== p.id);
-    if (!queue.length) return void this.lanes.delete(p.lane);
-    this.lanes.set(p.lane, queue);
-    const next = this.pending.get(queue[0]);
-    if (next && !next.sent) this.transmit(next);
+  /** Asks for what these cached chats missed (normally automatic). */
+  syncChats(chatIds: number[]): void {
+    this.sync.chats(chatIds);
   }
 
   // --- writes -------------------------------------------------------------
@@ -475,9 +330,9 @@ export class Realtime {
   send(chatId: number, content: string, opts: { replyTo?: number | null; mentions?: number[]; priority?: "normal" | "urgent" } = {}): string {
     const clientId = this.newId();
     const me = this.opts.api.session?.user.id ?? 0;
-    this.cache.addPending(chatId, clientId, me, content, opts.replyTo ?? null, opts.mentions ?? []);
+    const m = this.cache.addPending(chatId, clientId, me, content, opts.replyTo ?? null, opts.mentions ?? []);
     this.emit("chat", chatId);
-    this.sendWrite(chatId, clientId, content, opts.replyTo ?? null, opts.mentions ?? [], opts.priority);
+    this.sendWrite(m, opts.priority);
     return clientId;
   }
 
@@ -487,21 +342,24 @@ export class Realtime {
     if (!m) return;
     this.cache.setPendingStatus(chatId, clientId, "sending");
     this.emit("chat", chatId);
-    this.sendWrite(chatId, clientId, m.content, m.replyTo, m.mentions);
+    this.sendWrite(m);
   }
 
-  private sendWrite(chatId: number, clientId: string, content: string, replyTo: number | null, mentions: number[], priority?: string): void {
-    const payload: any = { chatId, content, mentions };
+  private sendWrite(m: CachedMessage, priority?: string): void {
+    const { chatId, clientId, content, replyTo, mentions } = m;
+    const payload: Record<string, unknown> = { chatId, content, mentions };
     if (replyTo) payload.replyTo = replyTo;
     if (priority) payload.priority = priority;
     this.cache.save();
-    this.request<{ messageId: number; seq: number }>("message.send", payload, clientId).then(
-      (ack) => this.cache.confirm(chatId, clientId, ack.messageId, ack.seq),
-      (e: RealtimeError) => this.cache.setPendingStatus(chatId, clientId, "failed", e.message),
-    ).finally(() => {
-      this.cache.save();
-      this.emit("chat", chatId);
-    });
+    this.request<{ messageId: number; seq: number }>("message.send", payload, clientId!)
+      .then(
+        (ack) => this.cache.confirm(chatId, clientId!, ack.messageId, ack.seq),
+        (e: RealtimeError) => this.cache.setPendingStatus(chatId, clientId!, "failed", e.message),
+      )
+      .finally(() => {
+        this.cache.save();
+        this.emit("chat", chatId);
+      });
   }
 
   /** Applies `change` to the cache now, undoes it if the server refuses `type`. */
@@ -549,6 +407,7 @@ export class Realtime {
     return this.request("presence.update", { status });
   }
 
+  /** `presence.subscribe`; subscriptions lapse with the connection and after 10 minutes: renew them. */
   watchPresence(userIds: number[]): Promise<any> {
     return this.request("presence.subscribe", { userIds });
   }
@@ -590,7 +449,7 @@ export class Realtime {
       // No answer: the connection is dead even if the socket has not noticed.
       if (ws && ws === this.ws) {
         ws.close(4000, "no heartbeat answer");
-        this.onClose(ws, 4000, "no heartbeat answer");
+        this.onClose(ws, 4000);
       }
     }, PING_TIMEOUT_MS);
     this.request("ping", {})
@@ -617,23 +476,13 @@ function detach(ws: SocketLike): void {
   ws.onopen = null;
 }
 
-function synthetic(type: string, timestamp: string, payload: any): Frame {
-  return { type, id: "", timestamp, payload };
-}
-
 /** Keeps the last 4096 frame ids. */
 function remember(seen: Set<string>, id: string): void {
   seen.add(id);
   if (seen.size > 4096) seen.delete(seen.values().next().value as string);
 }
 
-export function compareStreamIds(a: string, b: string): number {
-  const [am, an] = a.split("-").map(BigInt);
-  const [bm, bn] = b.split("-").map(BigInt);
-  return am !== bm ? (am < bm ? -1 : 1) : an === bn ? 0 : an < bn ? -1 : 1;
-}
-
-function toggled(reactions: { emoji: string; userIds: number[]; count: number }[], emoji: string, me: number, action: "add" | "remove") {
+function toggled(reactions: Reaction[], emoji: string, me: number, action: "add" | "remove"): Reaction[] {
   const others = reactions.filter((r) => r.emoji !== emoji);
   const r = reactions.find((x) => x.emoji === emoji);
   const users = new Set(r?.userIds ?? []);
