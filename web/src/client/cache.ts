@@ -353,3 +353,13 @@ function merged(cached: CachedMessage | undefined, page: Message): CachedMessage
     status: "sent",
   };
 }
+
+/** `reactions` with `me` added to or removed from `emoji` (an optimistic reaction). */
+export function toggledReaction(reactions: Reaction[], emoji: string, me: number, action: "add" | "remove"): Reaction[] {
+  const others = reactions.filter((r) => r.emoji !== emoji);
+  const r = reactions.find((x) => x.emoji === emoji);
+  const users = new Set(r?.userIds ?? []);
+  if (action === "add") users.add(me);
+  else users.delete(me);
+  return users.size ? [...others, { emoji, userIds: [...users], count: users.size }] : others;
+}

@@ -19,72 +19,20 @@
 //   refreshed over REST and handed to the connection (`auth.refresh`).
 // * Heartbeat: a `ping` every heartbeatIntervalMs; no answer within
 //   PING_TIMEOUT_MS means the connection is dead and is replaced.
-import { Api, ApiError } from "./api.js";
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
-import { MessageCache, type CachedMessage } from "./cache.js";
+import { ApiError } from "./api.js";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { MessageCache, toggledReaction, type CachedMessage } from "./cache.js";
+import type { ConnectionState, RealtimeEvents, RealtimeOptions, SocketLike, Timers } from "./realtime_options.js";
 import { RealtimeError, Requests } from "./requests.js";
 import { Syncer } from "./sync.js";
-import type { Frame, PresenceStatus, Reaction, SearchPage, SessionReady } from "./types.js";
+import type { Frame, PresenceStatus, SearchPage, SessionReady } from "./types.js";
 
 export { RealtimeError, RETRY_MS, MAX_REFUSALS } from "./requests.js";
+export type { ConnectionState, RealtimeEvents, RealtimeOptions, SocketLike, Timers } from "./realtime_options.js";
 export const PING_TIMEOUT_MS = 10_000;
 /** A connection up this long resets the reconnect backoff. */
 export const STABLE_MS = 30_000;
 const DEFAULT_MAX_FRAME_BYTES = 65_536;
-
-export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "replaced" | "signed-out" | "stopped";
-
-/** The part of the browser's WebSocket this client uses. */
-export interface SocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: any) => void) | null;
-  onmessage: ((ev: { data: any }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: any) => void) | null;
-}
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): any;
-  clearTimeout(handle: any): void;
-}
-
-export interface RealtimeOptions {
-  api: Api;
-  /** The WebSocket URL without the token, e.g. "wss://host/ws". */
-  url: string;
-  socket?: (url: string) => SocketLike;
-  cache?: MessageCache;
-  backoff?: BackoffPolicy;
-  random?: () => number;
-  timers?: Timers;
-  now?: () => number;
-  newId?: () => string;
-}
-
-/** What listeners receive, by event name. */
-export interface RealtimeEvents {
-  /** The connection state changed. */
-  state: ConnectionState;
-  /** A `session.ready`; `reconnect` is false only for the first one. */
-  ready: { ready: SessionReady; reconnect: boolean };
-  /**
-   * A server frame other than ack/error/sync (after dedupe): chat events,
-   * typing, receipts, badges, toasts, presence, membership, settings.
-   * `live` is false for frames replayed by a sync (and for the badges and
-   * receipts a sync reports): show toasts only when live.
-   */
-  frame: { frame: Frame; live: boolean };
-  /** The cached messages of this chat changed. */
-  chat: number;
-  /** The cache lost track of this chat (sync tooLarge): reload it over REST. */
-  reload: number;
-  /** A chat the user is no longer in (sync answered not_found). */
-  gone: number;
-  /** The user stream no longer holds what was missed: reload the chat list. */
-  stale: null;
-}
 
 type Listener<K extends keyof RealtimeEvents> = (value: RealtimeEvents[K]) => void;
 
@@ -385,7 +333,7 @@ export class Realtime {
 
   react(chatId: number, messageId: number, emoji: string, action: "add" | "remove"): Promise<any> {
     const me = this.opts.api.session?.user.id ?? 0;
-    return this.optimistic(chatId, messageId, (m) => ({ reactions: toggled(m.reactions ?? [], emoji, me, action) }), "message.react", { messageId, emoji, action });
+    return this.optimistic(chatId, messageId, (m) => ({ reactions: toggledReaction(m.reactions ?? [], emoji, me, action) }), "message.react", { messageId, emoji, action });
   }
 
   markRead(chatId: number, seq: number): Promise<any> {
@@ -480,13 +428,4 @@ function detach(ws: SocketLike): void {
 function remember(seen: Set<string>, id: string): void {
   seen.add(id);
   if (seen.size > 4096) seen.delete(seen.values().next().value as string);
-}
-
-function toggled(reactions: Reaction[], emoji: string, me: number, action: "add" | "remove"): Reaction[] {
-  const others = reactions.filter((r) => r.emoji !== emoji);
-  const r = reactions.find((x) => x.emoji === emoji);
-  const users = new Set(r?.userIds ?? []);
-  if (action === "add") users.add(me);
-  else users.delete(me);
-  return users.size ? [...others, { emoji, userIds: [...users], count: users.size }] : others;
 }
