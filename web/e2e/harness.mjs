@@ -38,9 +38,12 @@ function readEnv() {
   };
 }
 
-/** Headless Chromium (the sandbox needs user namespaces, absent as root in CI). */
+/**
+ * Headless Chromium. No sandbox: it needs user namespaces, absent as root in
+ * CI; no /dev/shm: containers often give it 64 MB, too little for Chromium.
+ */
 export function launch() {
-  return chromium.launch({ executablePath: env.chromium, headless: true, args: ["--no-sandbox"] });
+  return chromium.launch({ executablePath: env.chromium, headless: true, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
 }
 
 /** Users (browser contexts) opened by the running scenario. */
