@@ -77,6 +77,21 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         .await?,
     );
 
+    match (&t.redis, &t.database) {
+        (Some(redis), Some(db)) => {
+            say("write-cost (the chats load with every process's counters)");
+            let shape = crate::cost::Shape {
+                users: scale(600),
+                chats: scale(200),
+                size: 5,
+                rate: 10.0,
+                duration: secs(10),
+            };
+            reports.push(crate::cost::run(&t.proxy, shape, redis, db).await?);
+        }
+        _ => say("write-cost skipped: needs --redis and --database"),
+    }
+
     say("ramp");
     reports.push(connections::ramp(&t.proxy, scale(3_000), 1_000.0, 100).await?);
 
@@ -307,6 +322,9 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             r.sent,
             figures.join("; ")
         );
+    }
+    if let Some(r) = find(reports, "write-cost") {
+        s.push_str(&crate::cost::section(r));
     }
     if let Some(r) = find(reports, "search") {
         s.push_str(&crate::search::section(r));

@@ -69,6 +69,28 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         duration: u64,
     },
+    /// The `chats` load with the cost per committed message of every
+    /// process on the write path: Redis commands, PostgreSQL transactions,
+    /// rows and WAL bytes, CPU (the machine must otherwise be idle).
+    WriteCost {
+        #[arg(long, default_value_t = 600)]
+        users: usize,
+        #[arg(long, default_value_t = 200)]
+        chats: usize,
+        #[arg(long, default_value_t = 5)]
+        size: usize,
+        /// Messages per second per chat.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Redis `host:port` of the pool (loopback only).
+        #[arg(long)]
+        redis: String,
+        /// The pool's PostgreSQL URL (loopback only).
+        #[arg(long)]
+        database: String,
+    },
     /// N idle connections; reports gateway RSS per connection (needs --gateway).
     Idle {
         #[arg(long, default_value_t = 5_000)]
@@ -271,6 +293,24 @@ async fn main() -> Result<()> {
             )
             .await?;
             traffic::run(&target, plan).await?
+        }
+        Scenario::WriteCost {
+            users,
+            chats,
+            size,
+            rate,
+            duration,
+            redis,
+            database,
+        } => {
+            let shape = loadtest::cost::Shape {
+                users: bounded_count(users)?,
+                chats,
+                size,
+                rate,
+                duration: bounded(duration)?,
+            };
+            loadtest::cost::run(&target, shape, &redis, &database).await?
         }
         Scenario::Idle {
             connections: n,

@@ -19,10 +19,7 @@ use anyhow::{ensure, Context, Result};
 use futures::{stream, SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    time::Instant,
-};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
@@ -219,29 +216,10 @@ async fn read(
     }
 }
 
-/// Redis's `total_commands_processed` (INFO stats), over a raw connection
-/// to `addr` (`host:port`, loopback only).
+/// Redis's `total_commands_processed` (INFO stats).
 async fn redis_commands(addr: &str) -> Result<u64> {
-    crate::target::ensure_loopback(&format!("redis://{addr}"))?;
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(b"INFO stats\r\n").await?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut chunk)).await??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        if let Some(v) = text
-            .lines()
-            .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        {
-            return Ok(v.trim().parse()?);
-        }
-    }
-    anyhow::bail!("no total_commands_processed in INFO stats of {addr}")
+    let stats = crate::redis_info::section(addr, "stats").await?;
+    Ok(crate::redis_info::field(&stats, "total_commands_processed") as u64)
 }
 
 /// Sum of the gateways' `process_cpu_seconds_total`, when known.
