@@ -114,13 +114,7 @@ async fn script(
     Query(version): Query<Version>,
     headers: HeaderMap,
 ) -> Response {
-    match &state.config.web_dir {
-        Some(dir) => from_disk(dir, "app.js", BUNDLE.script.content_type).await,
-        None => {
-            let asset = &BUNDLE.script;
-            serve(asset, &headers, version.v.as_deref() == Some(&asset.hash))
-        }
-    }
+    file(&state, "app.js", &BUNDLE.script, version, &headers).await
 }
 
 async fn style(
@@ -128,12 +122,21 @@ async fn style(
     Query(version): Query<Version>,
     headers: HeaderMap,
 ) -> Response {
+    file(&state, "app.css", &BUNDLE.style, version, &headers).await
+}
+
+/// The script or the style sheet: from `WEB_DIR` when set, else the
+/// compiled-in `asset`, immutable when the URL names its version.
+async fn file(
+    state: &AppState,
+    name: &str,
+    asset: &Asset,
+    version: Version,
+    headers: &HeaderMap,
+) -> Response {
     match &state.config.web_dir {
-        Some(dir) => from_disk(dir, "app.css", BUNDLE.style.content_type).await,
-        None => {
-            let asset = &BUNDLE.style;
-            serve(asset, &headers, version.v.as_deref() == Some(&asset.hash))
-        }
+        Some(dir) => from_disk(dir, name, asset.content_type).await,
+        None => serve(asset, headers, version.v.as_deref() == Some(&asset.hash)),
     }
 }
 

@@ -80,11 +80,12 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     match (&t.redis, &t.database) {
         (Some(redis), Some(db)) => {
             say("write-cost (the chats load with every process's counters)");
+            // 2,000 messages/s offered, one sender per chat at 2/s.
             let shape = crate::cost::Shape {
-                users: scale(600),
-                chats: scale(200),
+                users: scale(2_500),
+                chats: scale(1_000),
                 size: 5,
-                rate: 10.0,
+                rate: 2.0,
                 duration: secs(10),
             };
             reports.push(crate::cost::run(&t.proxy, shape, redis, db).await?);

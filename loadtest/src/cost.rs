@@ -5,7 +5,7 @@
 //! fixed offered rate and reads, right before and after, the counters of
 //! every process on the path:
 //!
-//! * Redis: calls per command (`INFO commandstats`) and its CPU (`INFO cpu`);
+//! * Redis: calls per command (`INFO commandstats`);
 //! * PostgreSQL: transactions, rows inserted/updated/deleted
 //!   (`pg_stat_database` of the pool's database) and WAL bytes
 //!   (`pg_current_wal_lsn`, the whole server);
@@ -42,7 +42,6 @@ const TOP_COMMANDS: usize = 8;
 #[derive(Default)]
 struct Counters {
     redis_calls: BTreeMap<String, u64>,
-    redis_cpu: f64,
     pg: [i64; 5],
     cpu: BTreeMap<String, f64>,
 }
@@ -61,9 +60,27 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
         shape.duration,
     )
     .await?;
-    settle_pg_stats().await;
-    let before = snapshot(redis, &db).await?;
-    let mut report = traffic::run(target, plan).await?;
+    // Counters are read once every client is connected, so that sign-ups
+    // and handshakes are not charged to the messages.
+    let (connected_tx, connected) = tokio::sync::oneshot::channel();
+    let (resume, resume_rx) = tokio::sync::oneshot::channel();
+    let mut plan = plan;
+    plan.gate = Some(traffic::Gate {
+        connected: connected_tx,
+        resume: resume_rx,
+    });
+    let observe = async {
+        connected.await.context("the run ended before connecting")?;
+        settle_pg_stats().await;
+        let before = snapshot(redis, &db).await?;
+        let _ = resume.send(());
+        Ok::<_, anyhow::Error>((before, std::time::Instant::now()))
+    };
+    let (report, observed) = tokio::join!(traffic::run(target, plan), observe);
+    let (before, started) = observed?;
+    let mut report = report?;
+    // The sending window plus the drain: when the commits happened.
+    let window = started.elapsed().as_secs_f64();
     settle_pg_stats().await;
     let after = snapshot(redis, &db).await?;
     report.scenario = "write-cost".into();
@@ -71,7 +88,7 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
         "chats": shape.chats, "size": shape.size, "ratePerChat": shape.rate,
         "offeredPerSec": shape.chats as f64 * shape.rate, "secs": shape.duration.as_secs(),
     });
-    figures(&mut report, &before, &after);
+    figures(&mut report, &before, &after, window);
     Ok(report)
 }
 
@@ -81,7 +98,6 @@ async fn settle_pg_stats() {
 
 async fn snapshot(redis: &str, db: &sqlx::PgPool) -> Result<Counters> {
     let stats = redis_info::section(redis, "commandstats").await?;
-    let cpu = redis_info::section(redis, "cpu").await?;
     let pg: (i64, i64, i64, i64, i64) = sqlx::query_as(
         "select xact_commit, tup_inserted, tup_updated, tup_deleted, \
                 pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint \
@@ -91,8 +107,6 @@ async fn snapshot(redis: &str, db: &sqlx::PgPool) -> Result<Counters> {
     .await?;
     Ok(Counters {
         redis_calls: command_calls(&stats),
-        redis_cpu: redis_info::field(&cpu, "used_cpu_sys")
-            + redis_info::field(&cpu, "used_cpu_user"),
         pg: [pg.0, pg.1, pg.2, pg.3, pg.4],
         cpu: cpu_by_process(),
     })
@@ -139,13 +153,14 @@ fn parse_stat(stat: &str) -> Option<(&str, f64)> {
     Some((name, (utime + stime) / 100.0))
 }
 
-fn figures(report: &mut Report, before: &Counters, after: &Counters) {
+fn figures(report: &mut Report, before: &Counters, after: &Counters, window: f64) {
     let msgs = report.acked.max(1) as f64;
     let x = &mut report.extra;
     x.insert("committed".into(), report.acked as f64);
+    x.insert("window_secs".into(), window);
     x.insert(
         "committed_per_sec".into(),
-        report.acked as f64 / report.duration_secs.max(0.001),
+        report.acked as f64 / window.max(0.001),
     );
     let mut calls: Vec<(String, u64)> = after
         .redis_calls
@@ -175,10 +190,6 @@ fn figures(report: &mut Report, before: &Counters, after: &Counters) {
     x.insert("pg_rows_updated_per_msg".into(), pg(2));
     x.insert("pg_rows_deleted_per_msg".into(), pg(3));
     x.insert("wal_bytes_per_msg".into(), pg(4));
-    x.insert(
-        "cpu_us_per_msg_redis_info".into(),
-        (after.redis_cpu - before.redis_cpu) * 1e6 / msgs,
-    );
     for name in PROCESSES {
         let d = after.cpu.get(name).copied().unwrap_or(0.0)
             - before.cpu.get(name).copied().unwrap_or(0.0);
@@ -193,7 +204,7 @@ fn figures(report: &mut Report, before: &Counters, after: &Counters) {
 pub fn section(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\n## Write path cost model\n");
-    let _ = writeln!(s, "`loadtest write-cost`: the `chats` load (`{}`) with every process's counters read before and after, divided by the {} messages committed ({:.0}/s; ack p99 {:.1} ms). CPU by process name from /proc (the machine is otherwise idle under `make bench`); WAL is the whole server's.\n",
+    let _ = writeln!(s, "`loadtest write-cost`: the `chats` load (`{}`) with every process's counters read before and after, divided by the {} messages committed ({:.0}/s over the sending window and the drain; ack p99 {:.1} ms). CPU by process name from /proc (the machine is otherwise idle under `make bench`); WAL is the whole server's.\n",
         r.params, r.acked, r.extra.get("committed_per_sec").copied().unwrap_or(0.0),
         r.ack_ms.as_ref().map(|a| a.p99).unwrap_or(f64::NAN));
     let _ = writeln!(s, "| per committed message | value |\n|---|---|");

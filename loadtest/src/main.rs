@@ -73,14 +73,16 @@ enum Scenario {
     /// process on the write path: Redis commands, PostgreSQL transactions,
     /// rows and WAL bytes, CPU (the machine must otherwise be idle).
     WriteCost {
-        #[arg(long, default_value_t = 600)]
+        /// At least chats × size / 2, so that no user sends in two chats.
+        #[arg(long, default_value_t = 2_500)]
         users: usize,
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 1_000)]
         chats: usize,
         #[arg(long, default_value_t = 5)]
         size: usize,
-        /// Messages per second per chat.
-        #[arg(long, default_value_t = 10.0)]
+        /// Messages per second per chat (one sender each: keep it under the
+        /// 10/s per-user send limit).
+        #[arg(long, default_value_t = 2.0)]
         rate: f64,
         #[arg(long, default_value_t = 10)]
         duration: u64,

@@ -37,6 +37,15 @@ pub struct Plan {
     pub duration: Duration,
     /// Longest wait after sending stops for owed deliveries.
     pub drain: Duration,
+    /// Told once every connection is open; sending starts when it answers
+    /// (write-cost reads its counters in between).
+    pub gate: Option<Gate>,
+}
+
+/// A pause between connecting and sending.
+pub struct Gate {
+    pub connected: tokio::sync::oneshot::Sender<()>,
+    pub resume: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// Signs up `n` users of one new workspace: the first creates it, the
@@ -96,6 +105,7 @@ pub async fn fanout_plan(
         rate_per_sender: rate,
         duration,
         drain: Duration::from_secs(10),
+        gate: None,
     })
 }
 
@@ -137,6 +147,7 @@ pub async fn chats_plan(
         rate_per_sender: rate,
         duration,
         drain: Duration::from_secs(10),
+        gate: None,
     })
 }
 
@@ -180,6 +191,11 @@ pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
         sinks.push(Some(sink));
     }
 
+    let mut plan = plan;
+    if let Some(gate) = plan.gate.take() {
+        let _ = gate.connected.send(());
+        let _ = gate.resume.await;
+    }
     let start = Instant::now() + Duration::from_millis(200);
     let start_unix = conn::unix_nanos() + 200_000_000;
     let until = start + plan.duration;
