@@ -82,6 +82,7 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
             say("write-cost (the chats load with every process's counters)");
             // 2,000 messages/s offered, one sender per chat at 2/s.
             let shape = crate::cost::Shape {
+                kind: "group".into(),
                 users: scale(2_500),
                 chats: scale(1_000),
                 size: 5,

@@ -27,6 +27,8 @@ use crate::{redis_info, report::Report, target::Target, traffic};
 /// The load: `chats` chats of `size` members, one sender each at `rate`
 /// messages/s, for `duration`.
 pub struct Shape {
+    /// `group` (every message alerts every member) or `private_channel`.
+    pub kind: String,
     pub users: usize,
     pub chats: usize,
     pub size: usize,
@@ -51,8 +53,9 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
     let db = sqlx::PgPool::connect(database)
         .await
         .context("connecting to the pool's database")?;
-    let plan = traffic::chats_plan(
+    let plan = traffic::chats_plan_of(
         target,
+        &shape.kind,
         shape.users,
         shape.chats,
         shape.size,
@@ -85,7 +88,7 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
     let after = snapshot(redis, &db).await?;
     report.scenario = "write-cost".into();
     report.params = json!({
-        "chats": shape.chats, "size": shape.size, "ratePerChat": shape.rate,
+        "chatType": shape.kind, "chats": shape.chats, "size": shape.size, "ratePerChat": shape.rate,
         "offeredPerSec": shape.chats as f64 * shape.rate, "secs": shape.duration.as_secs(),
     });
     figures(&mut report, &before, &after, window);

@@ -86,6 +86,10 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 10)]
         duration: u64,
+        /// `group` (every message alerts every other member: toasts) or
+        /// `private_channel` (no alerts at the default level).
+        #[arg(long, default_value = "group")]
+        kind: String,
         /// Redis `host:port` of the pool (loopback only).
         #[arg(long)]
         redis: String,
@@ -297,6 +301,7 @@ async fn main() -> Result<()> {
             traffic::run(&target, plan).await?
         }
         Scenario::WriteCost {
+            kind,
             users,
             chats,
             size,
@@ -305,7 +310,12 @@ async fn main() -> Result<()> {
             redis,
             database,
         } => {
+            anyhow::ensure!(
+                ["group", "private_channel"].contains(&kind.as_str()),
+                "--kind must be group or private_channel"
+            );
             let shape = loadtest::cost::Shape {
+                kind,
                 users: bounded_count(users)?,
                 chats,
                 size,

@@ -119,8 +119,23 @@ pub async fn chats_plan(
     rate: f64,
     duration: Duration,
 ) -> Result<Plan> {
+    chats_plan_of(target, "group", users, chats, size, rate, duration).await
+}
+
+/// [`chats_plan`] with chats of type `kind`: `group`, or
+/// `private_channel` (named `load-<n>`; at the default notification level
+/// its messages alert no one, where every group message alerts everyone).
+pub async fn chats_plan_of(
+    target: &Target,
+    kind: &str,
+    users: usize,
+    chats: usize,
+    size: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Plan> {
     anyhow::ensure!(size >= 3 && size <= users, "chat size must be 3..=users");
-    let params = json!({ "users": users, "chats": chats, "chatSize": size, "ratePerChat": rate, "durationSecs": duration.as_secs_f64() });
+    let params = json!({ "users": users, "chats": chats, "chatType": kind, "chatSize": size, "ratePerChat": rate, "durationSecs": duration.as_secs_f64() });
     let api = Api::new(&target.api);
     let accounts = signup_many(&api, users, &tag()).await?;
     let mut plan_chats = Vec::new();
@@ -129,8 +144,9 @@ pub async fn chats_plan(
         // Deterministic spread: chat c takes `size` consecutive users.
         let members: Vec<usize> = (0..size).map(|k| (c * size / 2 + k) % users).collect();
         let others: Vec<i64> = members[1..].iter().map(|&i| accounts[i].id).collect();
+        let name = (kind != "group").then(|| format!("load-{c}"));
         let id = api
-            .create_chat(&accounts[members[0]], "group", None, &others)
+            .create_chat(&accounts[members[0]], kind, name.as_deref(), &others)
             .await?;
         senders.push((members[c % size], id));
         plan_chats.push((id, members));
