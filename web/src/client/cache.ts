@@ -92,7 +92,8 @@ export class MessageCache {
   }
 
   message(chatId: number, messageId: number): CachedMessage | undefined {
-    return this.chats.get(chatId) && [...this.chats.get(chatId)!.bySeq.values()].find((m) => m.id === messageId);
+    const c = this.chats.get(chatId);
+    return c && byId(c, messageId);
   }
 
   lastSeq(chatId: number): number {
@@ -196,7 +197,7 @@ export class MessageCache {
       const m = c.bySeq.get(p.seq);
       if (m) c.bySeq.set(p.seq, { ...m, content: "", deletedAt: m.deletedAt ?? new Date().toISOString() });
     } else if (type === "message.reaction") {
-      const m = [...c.bySeq.values()].find((x) => x.id === p.messageId);
+      const m = byId(c, p.messageId);
       if (m) c.bySeq.set(m.seq, { ...m, reactions: p.reactions as Reaction[] });
     }
   }
@@ -259,7 +260,7 @@ export class MessageCache {
    */
   patch(chatId: number, messageId: number, change: (m: CachedMessage) => Partial<CachedMessage>): () => void {
     const c = this.chats.get(chatId);
-    const m = c && [...c.bySeq.values()].find((x) => x.id === messageId);
+    const m = c && byId(c, messageId);
     if (!c || !m) return () => {};
     const changed = change(m);
     c.bySeq.set(m.seq, { ...m, ...changed });
@@ -334,6 +335,12 @@ export class MessageCache {
     const seqs = [...c.bySeq.keys()].sort((a, b) => a - b);
     for (const seq of seqs.slice(0, seqs.length - KEPT)) c.bySeq.delete(seq);
   }
+}
+
+/** The confirmed message with server id `messageId`. */
+function byId(c: ChatCache, messageId: number): CachedMessage | undefined {
+  for (const m of c.bySeq.values()) if (m.id === messageId) return m;
+  return undefined;
 }
 
 /**
