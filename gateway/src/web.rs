@@ -27,9 +27,9 @@ use axum::{
     routing::get,
     Router,
 };
-use fechatter_shared::AppError;
+use bytes::Bytes;
+use fechatter_shared::{token::short_digest, AppError};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::state::AppState;
 
@@ -37,24 +37,23 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// One file of the client, ready to serve.
+/// One file of the client, ready to serve (the bodies are shared by
+/// every answer, not copied).
 struct Asset {
     content_type: &'static str,
-    body: Vec<u8>,
-    gzip: Vec<u8>,
+    body: Bytes,
+    gzip: Bytes,
     /// The first 16 hex digits of the body's SHA-256.
     hash: String,
 }
 
 impl Asset {
     fn new(content_type: &'static str, body: Vec<u8>) -> Self {
-        let hash = hex16(&body);
-        let gzip = gzip(&body);
         Self {
             content_type,
-            body,
-            gzip,
-            hash,
+            hash: short_digest(&body),
+            gzip: gzip(&body).into(),
+            body: body.into(),
         }
     }
 }
@@ -239,14 +238,6 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-fn hex16(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -301,7 +292,7 @@ mod tests {
 
     #[test]
     fn the_page_links_its_files_by_content_hash() {
-        let page = String::from_utf8(BUNDLE.page.body.clone()).unwrap();
+        let page = String::from_utf8(BUNDLE.page.body.to_vec()).unwrap();
         assert!(page.contains(&format!("/app.js?v={}", BUNDLE.script.hash)));
         assert!(page.contains(&format!("/app.css?v={}", BUNDLE.style.hash)));
         assert_eq!(BUNDLE.script.hash.len(), 16);
@@ -312,7 +303,7 @@ mod tests {
         use std::io::Read;
         for asset in [&BUNDLE.page, &BUNDLE.script, &BUNDLE.style] {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(asset.gzip.as_slice())
+            flate2::read::GzDecoder::new(&asset.gzip[..])
                 .read_to_end(&mut out)
                 .unwrap();
             assert_eq!(out, asset.body);

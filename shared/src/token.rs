@@ -182,6 +182,16 @@ pub fn new_refresh_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A short, non-secret name for `data`: the first 16 hex digits of its
+/// SHA-256. Rate-limit subjects use it (no e-mail or token in a Redis
+/// key), and the web client's files use it as their version.
+pub fn short_digest(data: &[u8]) -> String {
+    Sha256::digest(data)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// What is stored for a refresh token: its SHA-256.
 pub fn hash_refresh_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()

@@ -13,11 +13,10 @@ use fechatter_shared::{
     password, revocation,
     scripts::{self, Decision, Limit},
     store::{refresh, user},
-    token::Subject,
+    token::{short_digest, Subject},
     AppError, AppResult,
 };
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 
 use uuid::Uuid;
@@ -288,16 +287,14 @@ fn network_of(ip: IpAddr) -> String {
 /// The per-account bucket subject of an e-mail: a digest, so addresses do
 /// not appear in Redis keys.
 pub(crate) fn account_subject(email: &str) -> String {
-    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    format!("acct:{}", hex16(&digest))
+    format!(
+        "acct:{}",
+        short_digest(email.trim().to_lowercase().as_bytes())
+    )
 }
 
 fn token_subject(token: &str) -> String {
-    format!("rt:{}", hex16(&Sha256::digest(token.as_bytes())))
-}
-
-fn hex16(bytes: &[u8]) -> String {
-    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
+    format!("rt:{}", short_digest(token.as_bytes()))
 }
 
 pub(crate) fn valid_password(password: &str) -> AppResult<()> {
