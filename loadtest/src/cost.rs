@@ -53,7 +53,7 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
     let db = sqlx::PgPool::connect(database)
         .await
         .context("connecting to the pool's database")?;
-    let plan = traffic::chats_plan_of(
+    let mut plan = traffic::chats_plan_of(
         target,
         &shape.kind,
         shape.users,
@@ -67,7 +67,6 @@ pub async fn run(target: &Target, shape: Shape, redis: &str, database: &str) -> 
     // and handshakes are not charged to the messages.
     let (connected_tx, connected) = tokio::sync::oneshot::channel();
     let (resume, resume_rx) = tokio::sync::oneshot::channel();
-    let mut plan = plan;
     plan.gate = Some(traffic::Gate {
         connected: connected_tx,
         resume: resume_rx,

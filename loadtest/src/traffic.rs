@@ -172,7 +172,7 @@ pub fn tag() -> String {
 }
 
 /// Runs a plan and reports.
-pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
+pub async fn run(target: &Target, mut plan: Plan) -> Result<Report> {
     let counters = Arc::new(Counters::default());
     let members: HashMap<i64, u64> = plan
         .chats
@@ -207,7 +207,6 @@ pub async fn run(target: &Target, plan: Plan) -> Result<Report> {
         sinks.push(Some(sink));
     }
 
-    let mut plan = plan;
     if let Some(gate) = plan.gate.take() {
         let _ = gate.connected.send(());
         let _ = gate.resume.await;
