@@ -5,7 +5,7 @@
 import type { Api } from "../client/api.js";
 import type { Chat, Session } from "../client/types.js";
 import { browseChannelsDialog, inviteDialog, newChatDialog } from "./chat_dialogs.js";
-import { h, replace } from "./dom.js";
+import { h, replace, windowFocused } from "./dom.js";
 import { Live } from "./live.js";
 import { mountChat } from "./message_view.js";
 import { statusSelector } from "./presence.js";
@@ -242,10 +242,6 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     },
     { once: true },
   );
-}
-
-function windowFocused(): boolean {
-  return document.hasFocus() && document.visibilityState === "visible";
 }
 
 const lastRun = new Map<string, number>();

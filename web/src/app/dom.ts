@@ -134,3 +134,8 @@ export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
 }
+
+/** The user is looking at this window: it has focus and is not hidden. */
+export function windowFocused(): boolean {
+  return document.hasFocus() && document.visibilityState === "visible";
+}

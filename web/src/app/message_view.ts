@@ -6,7 +6,7 @@
 // shown and the window has focus.
 import type { Feed, ShownMessage } from "./feed.js";
 import { composer } from "./composer.js";
-import { formatTime, h, replace } from "./dom.js";
+import { formatTime, h, replace, windowFocused } from "./dom.js";
 import { presenceDot, presenceLabel } from "./presence.js";
 import type { Store } from "./store.js";
 
@@ -309,7 +309,7 @@ export function mountChat(
 
   let markedSeq = 0;
   const markRead = (shown = feed.list(chatId)) => {
-    if (!document.hasFocus() || document.visibilityState !== "visible") return;
+    if (!windowFocused()) return;
     let last = 0;
     for (const m of shown) if (m.seq !== null && m.seq > last) last = m.seq;
     if (last > markedSeq) {
