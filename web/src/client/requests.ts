@@ -31,8 +31,8 @@ export class RealtimeError extends Error {
 
 interface Pending {
   id: string;
-  type: string;
-  payload: any;
+  /** The frame as sent, every time (a retry is the same frame). */
+  text: string;
   write: boolean;
   /** The chat whose send lane this send waits in (sends only). */
   lane: number | null;
@@ -68,12 +68,13 @@ export class Requests {
     return new Promise<T>((resolve, reject) => {
       const write = WRITES.has(type);
       if (!write && !this.host.open()) return reject(new RealtimeError("disconnected", "not connected"));
-      const size = new TextEncoder().encode(frameText(type, id, payload)).length;
+      const text = JSON.stringify({ type, id, timestamp: new Date().toISOString(), payload });
+      const size = new TextEncoder().encode(text).length;
       if (size > this.host.maxFrameBytes()) {
         return reject(new RealtimeError("payload_too_large", `the frame is ${size} bytes, over the limit of ${this.host.maxFrameBytes()}`));
       }
       const lane = type === "message.send" ? (payload as { chatId: number }).chatId : null;
-      const p: Pending = { id, type, payload, write, lane, refusals: 0, timer: null, sent: false, resolve, reject };
+      const p: Pending = { id, text, write, lane, refusals: 0, timer: null, sent: false, resolve, reject };
       this.pending.set(id, p);
       if (lane !== null) {
         const queue = this.lanes.get(lane) ?? [];
@@ -124,7 +125,7 @@ export class Requests {
   private transmit(p: Pending): void {
     this.host.clearTimeout(p.timer);
     if (p.lane !== null && this.lanes.get(p.lane)?.[0] !== p.id) return;
-    if (!this.host.transmit(frameText(p.type, p.id, p.payload))) return;
+    if (!this.host.transmit(p.text)) return;
     p.sent = true;
     this.lastSent = p.id;
     if (p.write) p.timer = this.host.setTimeout(() => this.transmit(p), RETRY_MS);
@@ -146,8 +147,4 @@ export class Requests {
     const next = this.pending.get(queue[0]);
     if (next && !next.sent) this.transmit(next);
   }
-}
-
-function frameText(type: string, id: string, payload: object): string {
-  return JSON.stringify({ type, id, timestamp: new Date().toISOString(), payload });
 }
