@@ -91,11 +91,6 @@ export class MessageCache {
     return [...confirmed, ...c.pending.values()];
   }
 
-  message(chatId: number, messageId: number): CachedMessage | undefined {
-    const c = this.chats.get(chatId);
-    return c && byId(c, messageId);
-  }
-
   lastSeq(chatId: number): number {
     const c = this.chats.get(chatId);
     return c && c.bySeq.size ? Math.max(...c.bySeq.keys()) : 0;

@@ -264,11 +264,6 @@ export class Realtime {
     return this.requests.request<T>(type, payload, id);
   }
 
-  /** Asks for what these cached chats missed (normally automatic). */
-  syncChats(chatIds: number[]): void {
-    this.sync.chats(chatIds);
-  }
-
   // --- writes -------------------------------------------------------------
 
   /**
