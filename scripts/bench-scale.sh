@@ -31,29 +31,12 @@ scripts/ensure-services.sh
 cargo build --release --locked -p gateway -p loadtest
 BIN="$ROOT/target/release"
 
-DB=fechatter_scale
-psql -h 127.0.0.1 -U postgres -qc "drop database if exists $DB" postgres
-psql -h 127.0.0.1 -U postgres -qc "create database $DB" postgres
-export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
-export REDIS_PREFIX=scale$(date +%s)
-# As in `make bench`: cheap hashing and lifted auth limits for thousands of
-# sign-ups from loopback, room for 100 connections per user. Few pooled
-# PostgreSQL connections per gateway: 12 gateways share max_connections.
-export ARGON2_MEMORY_KIB=1024 ARGON2_ITERATIONS=1 MAX_CONNECTIONS_PER_USER=100 RUST_LOG=warn
-export AUTH_IP_PER_MINUTE=10000000 AUTH_ACCOUNT_PER_MINUTE=10000000 ARGON2_QUEUE=100000
-export SIGNUP_MODE=direct DB_MAX_CONNECTIONS=${SCALE_DB_CONNECTIONS:-4}
-export JWT_SECRET=${JWT_SECRET:-$(head -c 48 /dev/urandom | base64 | tr -d '\n')}
-export HAPROXY_CERT=$(scripts/tls-cert.sh)
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    redis-cli -u "$REDIS_URL" --scan --pattern "$REDIS_PREFIX:*" | xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null || true
-}
-trap cleanup EXIT
+# shellcheck source=scripts/bench-env.sh
+. scripts/bench-env.sh
+# As in `make bench` (scripts/bench-env.sh), and few pooled PostgreSQL
+# connections per gateway: 12 gateways share max_connections.
+bench_env fechatter_scale scale
+export DB_MAX_CONNECTIONS=${SCALE_DB_CONNECTIONS:-4}
 
 # The schema (the worker binary migrates; build it if missing).
 [ -x "$BIN/worker" ] || cargo build --release --locked -p worker
@@ -62,11 +45,11 @@ trap cleanup EXIT
 gw_args=()
 for i in $(seq "$GATEWAYS"); do
     port=$((18100 + i))
-    BIND_ADDR=127.0.0.1:$port INSTANCE_ID=scale-gw$i "$BIN/gateway" >"$RUN/gw$i.log" 2>&1 & pids+=($!)
+    BIND_ADDR=127.0.0.1:$port INSTANCE_ID=scale-gw$i bench_spawn "$RUN/gw$i.log" "$BIN/gateway"
     gw_args+=(--gateway "http://127.0.0.1:$port")
 done
 for i in $(seq "$GATEWAYS"); do
-    for _ in $(seq 300); do curl -fs "http://127.0.0.1:$((18100 + i))/health" >/dev/null && break; sleep 0.1; done
+    bench_wait "http://127.0.0.1:$((18100 + i))/health" 300
 done
 
 # The shipped haproxy.cfg with every gateway listed after gw2, in both
@@ -85,8 +68,8 @@ for h in $(seq "$HAPROXIES"); do
     HAPROXY_BIND=127.0.0.1:$((18200 + h)) HAPROXY_TLS_BIND=127.0.0.1:$((18300 + h)) \
         HAPROXY_STATS_BIND=127.0.0.1:$((18400 + h)) HAPROXY_STATS_SOCKET="$sock" \
         GATEWAY1_ADDR=127.0.0.1:18101 GATEWAY2_ADDR=127.0.0.1:18102 \
-        haproxy -f "$cfg" -db >"$RUN/haproxy$h.log" 2>&1 & pids+=($!)
-    proxy_args+=(--proxy "http://127.0.0.1:$((18200 + h))" --proxy-pid "$!")
+        bench_spawn "$RUN/haproxy$h.log" haproxy -f "$cfg" -db
+    proxy_args+=(--proxy "http://127.0.0.1:$((18200 + h))" --proxy-pid "${bench_pids[-1]}")
     for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 done
 # Every HAProxy sees every gateway up before any load.
@@ -99,7 +82,7 @@ for h in $(seq "$HAPROXIES"); do
 done
 [ "$HAPROXIES" -gt 0 ] || PROXIED=0
 
-machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB RAM, Linux $(uname -r)"
+machine=$(machine_line)
 timeout 1500 "$BIN/loadtest" --url http://127.0.0.1:18101 "${gw_args[@]}" \
     scale --direct "$DIRECT" --proxied "$PROXIED" "${proxy_args[@]}" --concurrency "${SCALE_CONCURRENCY:-16}" \
     --out "${BENCH_OUT:-BENCHMARKS.md}" \

@@ -113,21 +113,12 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
         },
         Some(Channel::Presence(_)) => crate::presence::on_announcement(state, text),
         Some(Channel::Gateway) => match GatewayNotice::decode(text) {
-            Some(GatewayNotice::Frame { conn, frame }) => match state.hub.conn(conn) {
-                Some(c) => {
-                    let kind = frame_kind(&frame).to_string();
-                    c.offer(
-                        Utf8Bytes::from(frame),
-                        Priority::Essential,
-                        &state.metrics,
-                        &kind,
-                    );
+            Some(GatewayNotice::Frame { conn, frame }) => deliver_answer(state, conn, frame),
+            Some(GatewayNotice::Frames(frames)) => {
+                for (conn, frame) in frames {
+                    deliver_answer(state, conn, frame);
                 }
-                // Not a socket: perhaps a REST write waiting (crate::replies).
-                None => {
-                    state.replies.deliver(conn, frame);
-                }
-            },
+            }
             Some(GatewayNotice::Evict { conn }) => {
                 if let Some(c) = state.hub.conn(conn) {
                     c.close(
@@ -139,6 +130,25 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
             None => tracing::warn!(channel, "unreadable gateway notice"),
         },
         None => {}
+    }
+}
+
+/// A worker's answer (ack or error) for connection `conn`.
+fn deliver_answer(state: &AppState, conn: u64, frame: String) {
+    match state.hub.conn(conn) {
+        Some(c) => {
+            let kind = frame_kind(&frame).to_string();
+            c.offer(
+                Utf8Bytes::from(frame),
+                Priority::Essential,
+                &state.metrics,
+                &kind,
+            );
+        }
+        // Not a socket: perhaps a REST write waiting (crate::replies).
+        None => {
+            state.replies.deliver(conn, frame);
+        }
     }
 }
 

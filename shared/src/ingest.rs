@@ -89,31 +89,62 @@ impl Command {
 pub enum GatewayNotice {
     /// Deliver `frame` to connection `conn` (acks and errors from workers).
     Frame { conn: u64, frame: String },
+    /// Deliver each frame to its connection, in order: the answers of one
+    /// worker batch to one gateway, in one message.
+    Frames(Vec<(u64, String)>),
     /// Close connection `conn` (evicted by the per-user connection limit).
     Evict { conn: u64 },
 }
 
 impl GatewayNotice {
+    /// `frame <conn>\n<frame>`, `evict <conn>\n`, or for [`Self::Frames`]
+    /// `frames <n>\n` then per frame `<conn> <byte length>\n<frame>`.
     pub fn encode(&self) -> String {
         match self {
             Self::Frame { conn, frame } => format!("frame {conn}\n{frame}"),
+            Self::Frames(frames) => {
+                let size: usize = frames.iter().map(|(_, f)| f.len() + 24).sum();
+                let mut out = String::with_capacity(16 + size);
+                out.push_str(&format!("frames {}\n", frames.len()));
+                for (conn, frame) in frames {
+                    out.push_str(&format!("{conn} {}\n", frame.len()));
+                    out.push_str(frame);
+                }
+                out
+            }
             Self::Evict { conn } => format!("evict {conn}\n"),
         }
     }
 
     pub fn decode(text: &str) -> Option<Self> {
         let (head, body) = text.split_once('\n')?;
-        let (kind, conn) = head.split_once(' ')?;
-        let conn = conn.parse().ok()?;
+        let (kind, arg) = head.split_once(' ')?;
+        let arg = arg.parse().ok()?;
         match kind {
             "frame" => Some(Self::Frame {
-                conn,
+                conn: arg,
                 frame: body.to_string(),
             }),
-            "evict" => Some(Self::Evict { conn }),
+            "frames" => decode_frames(arg, body).map(Self::Frames),
+            "evict" => Some(Self::Evict { conn: arg }),
             _ => None,
         }
     }
+}
+
+/// The `n` frames of a `frames` notice's body; None when it is not exactly
+/// that.
+fn decode_frames(n: u64, mut body: &str) -> Option<Vec<(u64, String)>> {
+    let mut frames = Vec::with_capacity(n.min(4096) as usize);
+    for _ in 0..n {
+        let (head, rest) = body.split_once('\n')?;
+        let (conn, len) = head.split_once(' ')?;
+        let len: usize = len.parse().ok()?;
+        let frame = rest.get(..len)?;
+        frames.push((conn.parse().ok()?, frame.to_string()));
+        body = &rest[len..];
+    }
+    body.is_empty().then_some(frames)
 }
 
 #[cfg(test)]
@@ -168,9 +199,24 @@ mod tests {
                 frame: "{\"a\":\n1}".into(),
             },
             GatewayNotice::Evict { conn: 6 },
+            GatewayNotice::Frames(vec![
+                (5, "{\"a\":\n1}".into()),
+                (7, "é\n".into()),
+                (5, String::new()),
+            ]),
+            GatewayNotice::Frames(vec![]),
         ] {
             assert_eq!(GatewayNotice::decode(&n.encode()), Some(n));
         }
         assert_eq!(GatewayNotice::decode("garbage"), None);
+        // Lengths that do not add up are refused, not guessed.
+        for bad in [
+            "frames 2\n5 2\n{}",
+            "frames 1\n5 3\n{}",
+            "frames 1\n5 1\n{}",
+            "frames 1\n5 9\n{}",
+        ] {
+            assert_eq!(GatewayNotice::decode(bad), None, "{bad:?}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use fred::{prelude::*, types::scripts::Script};
 
 struct Scripts {
     token_bucket: Script,
-    topic_publish: Script,
+    user_publish: Script,
     chat_publish: Script,
     ingest_append: Script,
     conn_register: Script,
@@ -23,7 +23,7 @@ struct Scripts {
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     token_bucket: Script::from_lua(include_str!("../../lua/token_bucket.lua")),
-    topic_publish: Script::from_lua(include_str!("../../lua/topic_publish.lua")),
+    user_publish: Script::from_lua(include_str!("../../lua/user_publish.lua")),
     chat_publish: Script::from_lua(include_str!("../../lua/chat_publish.lua")),
     ingest_append: Script::from_lua(include_str!("../../lua/ingest_append.lua")),
     conn_register: Script::from_lua(include_str!("../../lua/conn_register.lua")),
@@ -37,7 +37,7 @@ pub async fn load_all(client: &Client) -> Result<(), Error> {
     let s = &*SCRIPTS;
     for script in [
         &s.token_bucket,
-        &s.topic_publish,
+        &s.user_publish,
         &s.chat_publish,
         &s.ingest_append,
         &s.conn_register,
@@ -124,31 +124,27 @@ pub struct TopicRetention {
     pub idle_ttl_ms: u64,
 }
 
-/// Appends `frame` to the topic `stream` with entry id `id` (`"*"` for an
-/// automatic one) and publishes the wake on `channel`
-/// (lua/topic_publish.lua). Returns the entry id, or `None` when an entry
-/// with this id or a later one already exists.
-pub async fn topic_publish(
+/// Appends `frames` to the user stream `stream`, in order, and publishes
+/// one wake per frame on `channel` (lua/user_publish.lua). Returns the
+/// entry ids Redis assigned, one per frame.
+pub async fn user_publish(
     client: &Client,
     stream: &str,
-    id: &str,
     retention: TopicRetention,
     channel: &str,
-    frame: &str,
-) -> Result<Option<String>, Error> {
+    frames: &[&str],
+) -> Result<Vec<String>, Error> {
+    if frames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = Vec::with_capacity(3 + frames.len());
+    args.push(retention.max_len.to_string());
+    args.push(channel.to_string());
+    args.push(retention.idle_ttl_ms.to_string());
+    args.extend(frames.iter().map(|f| f.to_string()));
     SCRIPTS
-        .topic_publish
-        .evalsha_with_reload(
-            client,
-            vec![stream.to_string()],
-            vec![
-                id.to_string(),
-                retention.max_len.to_string(),
-                channel.to_string(),
-                frame.to_string(),
-                retention.idle_ttl_ms.to_string(),
-            ],
-        )
+        .user_publish
+        .evalsha_with_reload(client, vec![stream.to_string()], args)
         .await
 }
 

@@ -6,7 +6,7 @@
 //! Why a stream and not only Pub/Sub: a device that was offline (or a
 //! gateway that missed a wake during a Redis blip) can read what it missed
 //! instead of reloading everything. Publishing reuses
-//! lua/topic_publish.lua with Redis-assigned ids (`<ms>-<n>`): the wake on
+//! lua/user_publish.lua with Redis-assigned ids (`<ms>-<n>`): the wake on
 //! the user's channel carries the previous entry id, so gateways detect
 //! gaps exactly as for chat topics. The entry id is the event's
 //! `userEventId`, written into the frame's payload on delivery
@@ -29,16 +29,26 @@ pub const IDLE_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// Appends `frame` to `user`'s stream and wakes the gateways holding the
 /// user's connections.
 pub async fn publish(client: &Client, keys: &Keys, user: i64, frame: &str) -> Result<(), Error> {
-    scripts::topic_publish(
+    publish_all(client, keys, user, &[frame]).await
+}
+
+/// Appends `frames` to `user`'s stream in order, in one round trip, with
+/// one wake per frame.
+pub async fn publish_all(
+    client: &Client,
+    keys: &Keys,
+    user: i64,
+    frames: &[&str],
+) -> Result<(), Error> {
+    scripts::user_publish(
         client,
         &keys.user_stream(user),
-        "*",
         scripts::TopicRetention {
             max_len: MAX_LEN,
             idle_ttl_ms: IDLE_TTL.as_millis() as u64,
         },
         &keys.user_channel(user),
-        frame,
+        frames,
     )
     .await?;
     Ok(())

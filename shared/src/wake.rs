@@ -2,8 +2,9 @@
 //!
 //! Two shapes share one channel:
 //! * `"<prev> <id>\n<frame>"` — a durable event just appended to a topic
-//!   stream (written by `lua/topic_publish.lua`). `prev` is the id of the
-//!   entry before it, so a gateway can tell whether it missed something.
+//!   stream (by `lua/chat_publish.lua` or `lua/user_publish.lua`). `prev`
+//!   is the id of the entry before it, so a gateway can tell whether it
+//!   missed something.
 //! * `"- <excludeUserId>\n<frame>"` — an ephemeral event (typing, receipts,
 //!   badges) that exists nowhere else; `excludeUserId` (0: nobody) is the
 //!   user who caused it and must not receive it.

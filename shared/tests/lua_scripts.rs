@@ -6,6 +6,7 @@ use std::{collections::HashMap, time::Duration};
 use fechatter_shared::{
     redis::{connect, Keys},
     scripts::{self, Appended, ChatEvent, ChatPublished, Decision, LeaseGrant, Limit},
+    wake::StreamId,
 };
 use fred::prelude::*;
 
@@ -93,38 +94,45 @@ async fn token_bucket_refills() {
 }
 
 #[tokio::test]
-async fn topic_publish_orders_dedupes_and_wakes() {
+async fn user_publish_appends_in_order_and_wakes() {
     let (client, keys) = redis().await;
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let subscriber = Builder::from_config(Config::from_url(&url).unwrap())
         .build_subscriber_client()
         .unwrap();
     subscriber.init().await.unwrap();
-    let channel = keys.chat_channel(5);
+    let channel = keys.user_channel(5);
     let mut rx = subscriber.message_rx();
     subscriber.ssubscribe(channel.clone()).await.unwrap();
-    let stream = keys.chat_topic(5);
+    let stream = keys.user_stream(5);
 
-    let first = scripts::topic_publish(&client, &stream, "1-0", KEEP, &channel, "{\"n\":1}")
+    let none = scripts::user_publish(&client, &stream, KEEP, &channel, &[])
         .await
         .unwrap();
-    assert_eq!(first.as_deref(), Some("1-0"));
-    let again = scripts::topic_publish(&client, &stream, "1-0", KEEP, &channel, "{\"n\":1}")
+    assert!(none.is_empty());
+    let exists: bool = client.exists(&stream).await.unwrap();
+    assert!(!exists, "no frames, no stream");
+    let first = scripts::user_publish(&client, &stream, KEEP, &channel, &["{\"n\":1}"])
         .await
         .unwrap();
-    assert_eq!(again, None, "same id twice is a no-op");
-    let second = scripts::topic_publish(&client, &stream, "1-1", KEEP, &channel, "{\"n\":2}")
-        .await
-        .unwrap();
-    assert_eq!(second.as_deref(), Some("1-1"));
-    let third = scripts::topic_publish(&client, &stream, "2-0", KEEP, &channel, "{\"n\":3}")
-        .await
-        .unwrap();
-    assert_eq!(third.as_deref(), Some("2-0"));
-    let stale = scripts::topic_publish(&client, &stream, "1-5", KEEP, &channel, "{}")
-        .await
-        .unwrap();
-    assert_eq!(stale, None, "an id below the last one is refused");
+    assert_eq!(first.len(), 1);
+    // Several frames in one call: appended in order, one wake each.
+    let more = scripts::user_publish(
+        &client,
+        &stream,
+        KEEP,
+        &channel,
+        &["{\"n\":2}", "{\"n\":3}"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(more.len(), 2);
+    let ids: Vec<StreamId> = first
+        .iter()
+        .chain(&more)
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 
     let mut wakes = Vec::new();
     for _ in 0..3 {
@@ -137,32 +145,22 @@ async fn topic_publish_orders_dedupes_and_wakes() {
     assert_eq!(
         wakes,
         vec![
-            "0-0 1-0\n{\"n\":1}",
-            "1-0 1-1\n{\"n\":2}",
-            "1-1 2-0\n{\"n\":3}"
+            format!("0-0 {}\n{{\"n\":1}}", ids[0]),
+            format!("{} {}\n{{\"n\":2}}", ids[0], ids[1]),
+            format!("{} {}\n{{\"n\":3}}", ids[1], ids[2]),
         ]
     );
-    let len: u64 = client.xlen(&stream).await.unwrap();
-    assert_eq!(len, 3);
-    // Every append renews the idle lifetime.
+    let frames = fechatter_shared::topic::read(&client, &stream, "-", 10)
+        .await
+        .unwrap();
+    let stored: Vec<&str> = frames.iter().map(|(_, f)| f.as_str()).collect();
+    assert_eq!(stored, ["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
+    // Every call renews the idle lifetime.
     let ttl: i64 = client.pttl(&stream).await.unwrap();
     assert!(
         ttl > 0 && ttl <= 60_000,
-        "topic stream expires when idle: {ttl}"
+        "user stream expires when idle: {ttl}"
     );
-
-    // Automatic ids work for topics without explicit ordering.
-    let auto = scripts::topic_publish(
-        &client,
-        &keys.chat_topic(6),
-        "*",
-        KEEP,
-        &keys.chat_channel(6),
-        "{}",
-    )
-    .await
-    .unwrap();
-    assert!(auto.is_some());
 }
 
 #[tokio::test]

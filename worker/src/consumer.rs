@@ -63,7 +63,24 @@ impl From<AppError> for BatchError {
 
 impl Worker {
     /// Consumes until `shutdown`; returns early only on an injected crash.
+    /// The toaster ([`crate::toaster`]) runs beside it and sends what is
+    /// queued before this returns.
     pub async fn consume(
+        &self,
+        owned: watch::Receiver<BTreeMap<u32, i64>>,
+        shutdown: CancellationToken,
+    ) -> Result<(), BatchError> {
+        let done = CancellationToken::new();
+        let consuming = async {
+            let outcome = self.consume_batches(owned, shutdown).await;
+            done.cancel();
+            outcome
+        };
+        let (outcome, ()) = tokio::join!(consuming, self.run_toaster(done.clone()));
+        outcome
+    }
+
+    async fn consume_batches(
         &self,
         mut owned: watch::Receiver<BTreeMap<u32, i64>>,
         shutdown: CancellationToken,
@@ -322,16 +339,13 @@ impl Worker {
             .await
             .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
         timer.observe_duration();
-        if let Err(e) = self.toasts(&effects).await {
-            self.metrics.toast_failures.inc();
-            tracing::warn!(error = %e, "toasts of a committed batch not sent");
-        }
         for (kind, outcome) in &effects.outcomes {
             self.metrics
                 .entries
                 .with_label_values(&[kind, outcome])
                 .inc();
         }
+        self.queue_toasts(effects.messages).await;
         Ok(())
     }
 }

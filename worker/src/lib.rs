@@ -34,6 +34,7 @@ pub mod send_batch;
 pub mod send_checks;
 pub mod settle;
 pub mod shard_reader;
+pub mod toaster;
 pub mod trace;
 
 use std::{
@@ -251,6 +252,7 @@ impl Worker {
             redis,
             blocking,
             hooks,
+            toast_queue: toaster::ToastQueue::default(),
         })
     }
 }
@@ -267,6 +269,8 @@ pub struct Worker {
     pub keys: Keys,
     pub metrics: WorkerMetrics,
     pub hooks: Arc<Hooks>,
+    /// Committed batches waiting for their toasts ([`toaster`]).
+    pub toast_queue: toaster::ToastQueue,
 }
 
 /// Migrates, then works until `shutdown` fires. Serves `/metrics` and

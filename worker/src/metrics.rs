@@ -32,6 +32,7 @@ pub struct WorkerMetrics {
     pub ingest_oldest_age: prometheus::GaugeVec,
     pub toasts: prometheus::IntCounter,
     pub toast_failures: prometheus::IntCounter,
+    pub toast_backlog: IntGauge,
     pub evaluator_seconds: Histogram,
     pub push: push::PushMetrics,
     pub push_jobs: IntCounter,
@@ -77,6 +78,13 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "notification_toast_failures_total",
                     "batches whose toasts were lost to an error",
+                )
+                .expect("valid metric"),
+            ),
+            toast_backlog: base.register(
+                IntGauge::new(
+                    "notification_toast_backlog_batches",
+                    "committed batches waiting for their toasts and pushes",
                 )
                 .expect("valid metric"),
             ),

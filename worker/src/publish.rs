@@ -1,6 +1,7 @@
 //! Announces a committed batch: topic streams first (recipients), then
 //! unread badges and receipts, then (with the Meilisearch backend) the
-//! search index stream ([`crate::search_events`]), then the senders' acks.
+//! search index stream ([`crate::search_events`]), then the senders' acks
+//! (one message per gateway per batch: [`GatewayNotice::Frames`]).
 //!
 //! Every step is safe to repeat: if Redis fails half-way the batch is not
 //! acknowledged, is processed again, finds its events already in
@@ -241,14 +242,18 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
             )
             .await?;
     }
-    futures::future::try_join_all(fx.replies.iter().map(|r| async move {
-        let notice = GatewayNotice::Frame {
-            conn: r.conn,
-            frame: r.frame.clone(),
-        };
-        redis
-            .spublish::<(), _, _>(keys.gateway_channel(&r.gateway), notice.encode())
-            .await
+    // The answers: one message per gateway, in entry order.
+    let mut by_gateway: Vec<(&str, Vec<(u64, String)>)> = Vec::new();
+    for r in &fx.replies {
+        let answer = (r.conn, r.frame.clone());
+        match by_gateway.iter_mut().find(|(g, _)| *g == r.gateway) {
+            Some((_, answers)) => answers.push(answer),
+            None => by_gateway.push((&r.gateway, vec![answer])),
+        }
+    }
+    futures::future::try_join_all(by_gateway.into_iter().map(|(gateway, answers)| {
+        let notice = GatewayNotice::Frames(answers);
+        redis.spublish::<(), _, _>(keys.gateway_channel(gateway), notice.encode())
     }))
     .await?;
     Ok(())

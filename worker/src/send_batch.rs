@@ -220,22 +220,42 @@ async fn announce(
 /// Steps 7 and 8: each sender's watermark in each chat moves to their
 /// newest message of the run (one row per sender and chat), and their
 /// other devices get the chat's badge (0 unread, unless later messages of
-/// others are in this batch too).
+/// others are in this batch too). A sender who had read everything before
+/// their first message of the batch and still has nothing unread gets no
+/// badge: their devices already show 0 for the chat.
 async fn mark_read(
     tx: &mut PgConnection,
     fresh: &[(&Send<'_>, Vec<i64>)],
     seqs: &[i64],
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let mut read: HashMap<(i64, i64), i64> = HashMap::new();
+    // (chat, sender) -> (first seq, newest seq) of the sender's messages.
+    let mut runs: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
     for ((s, _), &seq) in fresh.iter().zip(seqs) {
-        let w = read.entry((s.entry.chat_id, s.entry.user_id)).or_default();
-        *w = (*w).max(seq);
+        let run = runs
+            .entry((s.entry.chat_id, s.entry.user_id))
+            .or_insert((seq, seq));
+        *run = (run.0.min(seq), run.1.max(seq));
     }
-    let (pairs, marks): (Vec<(i64, i64)>, Vec<i64>) = read.into_iter().unzip();
+    let (pairs, marks): (Vec<(i64, i64)>, Vec<i64>) = runs
+        .iter()
+        .map(|(&pair, &(_, newest))| (pair, newest))
+        .unzip();
     let (chats, users): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
-    store::chat::mark_read_up_to(tx, &chats, &users, &marks).await?;
+    let before = store::chat::mark_read_up_to(tx, &chats, &users, &marks).await?;
+    let caught_up: HashSet<(i64, i64)> = before
+        .into_iter()
+        .filter(|&(chat, user, watermark)| {
+            runs.get(&(chat, user))
+                .is_some_and(|&(first, _)| watermark + 1 == first)
+        })
+        .map(|(chat, user, _)| (chat, user))
+        .collect();
     for b in store::badge::of_members(tx, &chats, &users).await? {
+        let unchanged = b.unread == 0 && b.mentions == 0;
+        if unchanged && caught_up.contains(&(b.chat_id, b.user_id)) {
+            continue;
+        }
         fx.badges.push(Badge {
             user_id: b.user_id,
             chat_id: b.chat_id,

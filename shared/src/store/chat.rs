@@ -339,22 +339,28 @@ pub async fn reserve_numbers(
 }
 
 /// Moves each `(chats[i], users[i])` read watermark up to `seqs[i]`
-/// (never back).
+/// (never back). Returns `(chat, user, watermark before)` of each row.
 pub async fn mark_read_up_to(
     tx: &mut PgConnection,
     chats: &[i64],
     users: &[i64],
     seqs: &[i64],
-) -> AppResult<()> {
-    sqlx::query(
-        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, v.seq)
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(chat_id, user_id, seq)
-         WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id",
+) -> AppResult<Vec<(i64, i64, i64)>> {
+    // The sub-select locks each row and reads its watermark before the
+    // update, so the previous value can be returned.
+    Ok(sqlx::query_as(
+        "UPDATE chat_members m SET last_read_seq = GREATEST(o.last_read_seq, o.seq)
+         FROM (SELECT x.chat_id, x.user_id, x.last_read_seq, v.seq
+               FROM chat_members x
+               JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS v(chat_id, user_id, seq)
+                 ON x.chat_id = v.chat_id AND x.user_id = v.user_id
+               FOR UPDATE OF x) o
+         WHERE m.chat_id = o.chat_id AND m.user_id = o.user_id
+         RETURNING m.chat_id, m.user_id, o.last_read_seq",
     )
     .bind(chats)
     .bind(users)
     .bind(seqs)
-    .execute(tx)
-    .await?;
-    Ok(())
+    .fetch_all(tx)
+    .await?)
 }
