@@ -133,7 +133,10 @@ max_db_connections = ${PGBOUNCER_MAX_DB_CONNECTIONS:-40}
 max_client_conn = 2000
 ; sqlx asks for extra_float_digits at connect; results are binary anyway.
 ignore_startup_parameters = extra_float_digits
-server_idle_timeout = 10
+; Tests set 1: a test's database is dropped right after the test, and
+; PostgreSQL waits up to 5 s (then refuses) while PgBouncer still holds
+; idle server connections to it.
+server_idle_timeout = ${PGBOUNCER_SERVER_IDLE_TIMEOUT:-10}
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 INI

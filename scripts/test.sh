@@ -94,16 +94,30 @@ if [ "${TEST_PGBOUNCER:-1}" = 1 ] && ! scripts/pgbouncer.sh install >/dev/null; 
     echo "WARNING: no PgBouncer >= 1.21 could be installed: the gateway and worker tests run straight to PostgreSQL, NOT through PgBouncer" >&2
     TEST_PGBOUNCER=0
 fi
+# The gateway and worker tests mostly wait (on gateways, workers, HAProxy,
+# a browser, timers), so they run six at a time across test binaries with
+# cargo-nextest (one process per test), which every machine of this kind
+# has; plain `cargo test` (one binary after another, two tests at a time
+# on two cores) took about three times as long. Without nextest the
+# suite still runs, only slower.
+if cargo nextest --version >/dev/null 2>&1; then
+    pool_tests=(cargo nextest run --locked --test-threads "${TEST_THREADS:-6}" --no-fail-fast)
+else
+    echo "WARNING: cargo-nextest not installed: the gateway and worker tests run with cargo test (slower)" >&2
+    pool_tests=(cargo test --locked)
+fi
 if [ "${TEST_PGBOUNCER:-1}" = 1 ]; then
     echo "==> cargo test (shared, loadtest: straight to PostgreSQL)"
     cargo test --workspace --locked --exclude gateway --exclude worker
-    echo "==> cargo test -p gateway -p worker through PgBouncer (transaction pooling)"
+    echo "==> ${pool_tests[*]:0:2} -p gateway -p worker through PgBouncer (transaction pooling)"
     PGB_DIR="$(pwd)/.run/test-pgbouncer"
     PGB_PORT=${TEST_PGBOUNCER_PORT:-16432}
     # Fewer server connections per test database (5) than its clients
     # (a test's pool, gateway and worker processes): statements of
-    # different clients really share server connections.
-    PGBOUNCER_POOL_SIZE=5 scripts/pgbouncer.sh start "$PGB_DIR" "$PGB_PORT"
+    # different clients really share server connections. Idle server
+    # connections close after 1 s, so that dropping a test's database at
+    # its end does not wait (PostgreSQL waits up to 5 s for them).
+    PGBOUNCER_POOL_SIZE=5 PGBOUNCER_SERVER_IDLE_TIMEOUT=1 scripts/pgbouncer.sh start "$PGB_DIR" "$PGB_PORT"
     since=$(psql "$DATABASE_URL" -Atc "select now()")
     trap 'scripts/pgbouncer.sh stop "$PGB_DIR"' EXIT
     # #[sqlx::test] creates each test database through PgBouncer (its
@@ -111,7 +125,7 @@ if [ "${TEST_PGBOUNCER:-1}" = 1 ]; then
     # by tests go straight to PostgreSQL (Config::for_tests).
     DATABASE_DIRECT_URL=$DATABASE_URL \
         DATABASE_URL=$(echo "$DATABASE_URL" | sed -E "s#^(postgres(ql)?://([^@/]*@)?)[^/]+/#\\1127.0.0.1:$PGB_PORT/#") \
-        cargo test -p gateway -p worker --locked
+        "${pool_tests[@]}" -p gateway -p worker
     scripts/pgbouncer.sh stop "$PGB_DIR"
     trap - EXIT
     # sqlx drops each test database right after its test, while PgBouncer

@@ -11,7 +11,7 @@
 //!   (`pg_current_wal_lsn`, the whole server);
 //! * CPU seconds of the gateways, the worker, Redis, PostgreSQL and
 //!   HAProxy, by process name from `/proc` (so the machine must otherwise
-//!   be idle, as under `make bench`).
+//!   be idle, as under `make bench`), and of the load generator itself.
 //!
 //! Everything is divided by the messages committed (acked sends) in the
 //! window. PostgreSQL publishes its statistics up to a second late, so
@@ -36,8 +36,17 @@ pub struct Shape {
     pub duration: Duration,
 }
 
-/// Process names whose CPU is counted (`/proc/<pid>/stat` comm).
-const PROCESSES: [&str; 5] = ["gateway", "worker", "redis-server", "postgres", "haproxy"];
+/// Process names whose CPU is counted (`/proc/<pid>/stat` comm). The load
+/// generator (`loadtest`, this process and its helpers) shares the cores
+/// and is reported beside the pool, not in it.
+const PROCESSES: [&str; 6] = [
+    "gateway",
+    "worker",
+    "redis-server",
+    "postgres",
+    "haproxy",
+    "loadtest",
+];
 /// Redis commands listed one by one (the rest are summed as "other").
 const TOP_COMMANDS: usize = 8;
 
