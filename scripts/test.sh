@@ -95,13 +95,13 @@ if [ "${TEST_PGBOUNCER:-1}" = 1 ] && ! scripts/pgbouncer.sh install >/dev/null; 
     TEST_PGBOUNCER=0
 fi
 # The gateway and worker tests mostly wait (on gateways, workers, HAProxy,
-# a browser, timers), so they run six at a time across test binaries with
+# a browser, timers), so they run four at a time across test binaries with
 # cargo-nextest (one process per test), which every machine of this kind
 # has; plain `cargo test` (one binary after another, two tests at a time
 # on two cores) took about three times as long. Without nextest the
 # suite still runs, only slower.
 if cargo nextest --version >/dev/null 2>&1; then
-    pool_tests=(cargo nextest run --locked --test-threads "${TEST_THREADS:-6}" --no-fail-fast)
+    pool_tests=(cargo nextest run --locked --test-threads "${TEST_THREADS:-4}" --no-fail-fast)
 else
     echo "WARNING: cargo-nextest not installed: the gateway and worker tests run with cargo test (slower)" >&2
     pool_tests=(cargo test --locked)

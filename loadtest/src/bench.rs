@@ -10,8 +10,10 @@ use anyhow::Result;
 use crate::{connections, report::Report, storm, target::Target, traffic};
 
 pub struct BenchTargets {
-    /// Through HAProxy.
+    /// REST through HAProxy, WebSockets straight to the gateways.
     pub proxy: Target,
+    /// REST and WebSockets through HAProxy (the path clients use).
+    pub haproxy: Target,
     /// Straight to the first gateway (single-gateway figures, memory).
     pub one_gateway: Target,
     /// The pool's Redis (`host:port`), for command counts.
@@ -49,6 +51,16 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         )
         .await?,
     );
+    // The same moderate load as fanout-20k below, on the bare broadcaster:
+    // the ratios of the latency rows are to this run.
+    say("baseline at 20k deliveries/s");
+    let mut bare_20k = traffic::run(
+        &bare,
+        traffic::fanout_plan(&bare, scale(500), scale(10), 4.0, secs(15)).await?,
+    )
+    .await?;
+    bare_20k.scenario = "baseline-20k".into();
+    reports.push(bare_20k);
     server.abort();
     say("fanout (saturation, one gateway)");
     let mut sat = traffic::run(
@@ -59,23 +71,30 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     sat.scenario = "fanout-saturation".into();
     reports.push(sat);
 
-    say("fanout at 20k deliveries/s (HAProxy, two gateways)");
-    let mut steady = traffic::run(
-        &t.proxy,
-        traffic::fanout_plan(&t.proxy, scale(500), scale(10), 4.0, secs(15)).await?,
-    )
-    .await?;
-    steady.scenario = "fanout-20k".into();
-    reports.push(steady);
-
-    say("chats");
-    reports.push(
-        traffic::run(
-            &t.proxy,
-            traffic::chats_plan(&t.proxy, scale(600), scale(200), 5, 2.0, secs(10)).await?,
+    // Every latency row twice: straight to the two gateways, and through
+    // HAProxy as clients connect.
+    for (target, suffix, via) in [
+        (&t.proxy, "", "straight to two gateways"),
+        (&t.haproxy, "-haproxy", "through HAProxy"),
+    ] {
+        say(&format!("fanout at 20k deliveries/s ({via})"));
+        let mut steady = traffic::run(
+            target,
+            traffic::fanout_plan(target, scale(500), scale(10), 4.0, secs(15)).await?,
         )
-        .await?,
-    );
+        .await?;
+        steady.scenario = format!("fanout-20k{suffix}");
+        reports.push(steady);
+
+        say(&format!("chats ({via})"));
+        let mut chats = traffic::run(
+            target,
+            traffic::chats_plan(target, scale(600), scale(200), 5, 2.0, secs(10)).await?,
+        )
+        .await?;
+        chats.scenario = format!("chats{suffix}");
+        reports.push(chats);
+    }
 
     match (&t.redis, &t.database) {
         (Some(redis), Some(db)) => {
@@ -170,6 +189,19 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
     if let Some(r) = steady {
         let p99 = r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
         let _ = writeln!(s, "| p99 send→receive < 25 ms at 20k deliveries/s | p99 {p99:.1} ms at {:.0} deliveries/s | {} |", r.deliveries_per_sec, yes(p99 < 25.0 && r.deliveries_per_sec >= 19_000.0));
+    }
+    let p99_of = |r: &Report| r.latency_ms.as_ref().map(|p| p.p99).unwrap_or(f64::NAN);
+    if let Some(r) = find(reports, "fanout-20k-haproxy") {
+        let p99 = p99_of(r);
+        let _ = writeln!(s, "| p99 send→receive < 20 ms at 20k deliveries/s through HAProxy (issue 13) | p99 {p99:.1} ms at {:.0} deliveries/s | {} |", r.deliveries_per_sec, yes(p99 < 20.0 && r.deliveries_per_sec >= 19_000.0));
+    }
+    if let Some(b) = find(reports, "baseline-20k") {
+        for name in ["fanout-20k", "fanout-20k-haproxy"] {
+            if let Some(r) = find(reports, name) {
+                let ratio = p99_of(r) / p99_of(b);
+                let _ = writeln!(s, "| `{name}` p99 within 1.2× the bare baseline's at the same load, same run (issue 13) | {ratio:.2}× ({:.1} vs {:.1} ms) | {} |", p99_of(r), p99_of(b), yes(ratio <= 1.2));
+            }
+        }
     }
     if let Some(r) = sat {
         let _ = writeln!(

@@ -413,6 +413,7 @@ async fn main() -> Result<()> {
             );
             let targets = bench::BenchTargets {
                 proxy: target.clone(),
+                haproxy: Target::new(&cli.url, &[])?,
                 one_gateway: Target::new(&cli.gateways[0], &cli.gateways[..1])?,
                 redis,
                 database,

@@ -1221,9 +1221,12 @@ async fn fake_meili_indexer_retries_then_applies_the_stream(pool: PgPool) {
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
+    // Applied, then acknowledged and deleted: wait for both (the second
+    // follows the first by a round trip, longer on a loaded machine).
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if !state.lock().unwrap().docs.contains_key(&gone) {
+        let len: i64 = redis.xlen(keys.search_index()).await.unwrap();
+        if !state.lock().unwrap().docs.contains_key(&gone) && len == 0 {
             break;
         }
     }
