@@ -78,6 +78,9 @@ pub struct GatewayMetrics {
     pub sync_reads: IntCounterVec,
     /// `rate_limited_total{action}`.
     pub rate_limited: IntCounterVec,
+    /// `ingest_refused_total{reason}`: writes refused because their shard
+    /// was full or lagging (back-pressure).
+    pub ingest_refused: IntCounterVec,
 }
 
 impl std::ops::Deref for GatewayMetrics {
@@ -150,6 +153,19 @@ impl GatewayMetrics {
             )
             .expect("valid metric"),
         );
+        let ingest_refused = base.register(
+            IntCounterVec::new(
+                Opts::new(
+                    "ingest_refused_total",
+                    "writes refused because their ingest shard was full or its oldest entry waited too long",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        );
+        for reason in ["full", "lagging"] {
+            ingest_refused.with_label_values(&[reason]);
+        }
         for class in CLASSES {
             for reason in [BACKPRESSURE, OVERFLOW] {
                 dropped.with_label_values(&[class, reason]);
@@ -172,6 +188,7 @@ impl GatewayMetrics {
             queued_bytes,
             sync_reads,
             rate_limited,
+            ingest_refused,
         }
     }
 

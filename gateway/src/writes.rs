@@ -29,6 +29,9 @@ pub const URGENT_LIMIT: Limit = Limit {
 };
 /// Most mentions per message.
 pub const MAX_MENTIONS: usize = 100;
+/// The retry hint of a write refused because its shard lags
+/// (`INGEST_MAX_WAIT_MS`): about a batch or two of a worker catching up.
+pub const LAGGING_RETRY_MS: u64 = 500;
 
 /// A message as a client asked for it, before validation.
 pub struct Draft {
@@ -117,21 +120,35 @@ pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<bool> {
     let pending = state
         .keys
         .ingest_pending(&stream, entry.chat_id, entry.user_id, &entry.ref_id);
-    let appended = scripts::ingest_append(
-        &state.redis,
-        &stream,
-        &pending,
-        state.config.ingest_max_len,
-        ENTRY_FIELD,
-        &body,
-    )
-    .await?;
+    let bounds = scripts::IngestBounds {
+        max_len: state.config.ingest_max_len,
+        max_wait_ms: state.config.ingest_max_wait.as_millis() as u64,
+    };
+    let appended =
+        scripts::ingest_append(&state.redis, &stream, &pending, bounds, ENTRY_FIELD, &body).await?;
     match appended {
         Appended::Added(_) => Ok(true),
         Appended::AlreadyQueued => Ok(false),
         Appended::Full => {
             tracing::warn!(%stream, "ingest shard full; write refused");
+            state
+                .metrics
+                .ingest_refused
+                .with_label_values(&["full"])
+                .inc();
             Err(AppError::Unavailable("ingest shard is full".into()))
+        }
+        Appended::Lagging(waited_ms) => {
+            tracing::warn!(%stream, waited_ms, "ingest shard lagging; write refused");
+            state
+                .metrics
+                .ingest_refused
+                .with_label_values(&["lagging"])
+                .inc();
+            Err(AppError::Overloaded {
+                what: "message ingest",
+                retry_after_ms: LAGGING_RETRY_MS,
+            })
         }
     }
 }

@@ -213,3 +213,47 @@ async fn workers_share_the_shards_and_keep_delivering(pool: PgPool) {
     got_chats.sort();
     assert_eq!(got_chats, chats);
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_lagging_shard_refuses_writes_with_a_retry_hint(pool: PgPool) {
+    // Back-pressure (INGEST_MAX_WAIT_MS): with no worker, the first write
+    // waits in its shard; once it has waited longer than the bound, new
+    // writes to the shard are refused, not queued behind it.
+    let mut p = Pool::start_without_worker(pool.clone(), 1, |c| {
+        c.ingest_max_wait = Duration::from_millis(300);
+    })
+    .await;
+    let (ada, _bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let first = a.say(chat, "waits for a worker").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = a.say(chat, "refused while the shard lags").await;
+    let refused = a.answer(&second).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"]["code"], "unavailable", "{refused}");
+    assert_eq!(refused["payload"]["retryAfterMs"], 500, "{refused}");
+    // A worker catches up: the first is committed, and the refused write,
+    // sent again with its id, goes through.
+    p.add_worker().await;
+    assert_eq!(a.answer(&first).await["payload"]["seq"], 1);
+    // (The first entry leaves the shard just after its ack: a retry that
+    // races it may be refused once more, and is retried, as a client does.)
+    let mut ack = refused;
+    for _ in 0..5 {
+        a.send_with_id(
+            &second,
+            "message.send",
+            serde_json::json!({ "chatId": chat, "content": "refused while the shard lags" }),
+        )
+        .await;
+        ack = a.answer(&second).await;
+        if ack["type"] == "ack" {
+            break;
+        }
+        assert_eq!(ack["payload"]["code"], "unavailable", "{ack}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["payload"]["seq"], 2);
+    assert_eq!(count_messages(&pool).await, 2);
+}

@@ -220,16 +220,28 @@ pub enum Appended {
     AlreadyQueued,
     /// The shard holds its maximum; nothing was appended.
     Full,
+    /// The shard's oldest entry has waited this many ms, more than the
+    /// limit: workers are behind; nothing was appended.
+    Lagging(u64),
+}
+
+/// How much an ingest shard may hold before it refuses writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestBounds {
+    /// Most entries.
+    pub max_len: u64,
+    /// Longest wait of its oldest entry in ms (0: no limit).
+    pub max_wait_ms: u64,
 }
 
 /// Appends `entry` under `field` to the ingest shard `stream`, once per
-/// `pending` marker, unless the shard holds `max_len` entries already
+/// `pending` marker, unless the shard is beyond `bounds`
 /// (lua/ingest_append.lua).
 pub async fn ingest_append(
     client: &Client,
     stream: &str,
     pending: &str,
-    max_len: u64,
+    bounds: IngestBounds,
     field: &str,
     entry: &str,
 ) -> Result<Appended, Error> {
@@ -239,17 +251,21 @@ pub async fn ingest_append(
             client,
             vec![stream.to_string(), pending.to_string()],
             vec![
-                max_len.to_string(),
+                bounds.max_len.to_string(),
                 field.to_string(),
                 entry.to_string(),
                 PENDING_MARKER_SECS.to_string(),
+                bounds.max_wait_ms.to_string(),
             ],
         )
         .await?;
     Ok(match outcome.as_str() {
         "queued" => Appended::AlreadyQueued,
         "full" => Appended::Full,
-        _ => Appended::Added(outcome),
+        _ => match outcome.strip_prefix("lagging ") {
+            Some(ms) => Appended::Lagging(ms.parse().unwrap_or(0)),
+            None => Appended::Added(outcome),
+        },
     })
 }
 

@@ -242,7 +242,12 @@ async fn ingest_append_refuses_a_full_shard_and_queues_a_write_once() {
     let append = |n: usize| {
         let (client, shard, marker) = (client.clone(), shard.clone(), marker(n));
         async move {
-            scripts::ingest_append(&client, &shard, &marker, 3, "e", &format!("{{\"n\":{n}}}"))
+            let bounds = scripts::IngestBounds {
+                max_len: 3,
+                max_wait_ms: 0,
+            };
+            let entry = format!("{{\"n\":{n}}}");
+            scripts::ingest_append(&client, &shard, &marker, bounds, "e", &entry)
                 .await
                 .unwrap()
         }
@@ -272,6 +277,59 @@ async fn ingest_append_refuses_a_full_shard_and_queues_a_write_once() {
     let _: i64 = client.xdel(&shard, &first[0].0).await.unwrap();
     let _: i64 = client.del(marker(0)).await.unwrap();
     assert!(matches!(append(0).await, Appended::Added(_)));
+}
+
+#[tokio::test]
+async fn ingest_append_refuses_while_the_oldest_entry_waits_too_long() {
+    let (client, keys) = redis().await;
+    let shard = keys.ingest_shard(1);
+    let bounds = scripts::IngestBounds {
+        max_len: 100,
+        max_wait_ms: 1000,
+    };
+    let append = |n: u32| {
+        let (client, shard) = (client.clone(), shard.clone());
+        let marker = keys.ingest_pending(&shard, 1, 7, &format!("w{n}"));
+        async move {
+            scripts::ingest_append(&client, &shard, &marker, bounds, "e", "{}")
+                .await
+                .unwrap()
+        }
+    };
+    // An empty shard, and one whose oldest entry is fresh, accept.
+    let Appended::Added(id) = append(0).await else {
+        panic!("an empty shard accepts")
+    };
+    assert!(matches!(append(1).await, Appended::Added(_)));
+    // An entry appended 5 s ago (by this server's clock: entry ids are its
+    // milliseconds) still waits.
+    let now_ms: u64 = id.split('-').next().unwrap().parse().unwrap();
+    let old = format!("{}-0", now_ms - 5000);
+    let _: i64 = client.del(&shard).await.unwrap();
+    let _: String = client
+        .xadd(&shard, false, None, old.as_str(), ("e", "{}"))
+        .await
+        .unwrap();
+    match append(2).await {
+        Appended::Lagging(waited) => assert!((5000..7000).contains(&waited), "{waited}"),
+        other => panic!("a lagging shard refuses: {other:?}"),
+    }
+    let len: u64 = client.xlen(&shard).await.unwrap();
+    assert_eq!(len, 1, "nothing appended");
+    // Without a limit the same shard accepts; once settled, it accepts.
+    let unbounded = scripts::IngestBounds {
+        max_wait_ms: 0,
+        ..bounds
+    };
+    let marker = keys.ingest_pending(&shard, 1, 7, "w3");
+    assert!(matches!(
+        scripts::ingest_append(&client, &shard, &marker, unbounded, "e", "{}")
+            .await
+            .unwrap(),
+        Appended::Added(_)
+    ));
+    let _: i64 = client.xdel(&shard, old.as_str()).await.unwrap();
+    assert!(matches!(append(4).await, Appended::Added(_)));
 }
 
 #[tokio::test]

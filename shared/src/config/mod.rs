@@ -110,6 +110,10 @@ pub struct Config {
     /// Most entries an ingest stream shard holds; beyond it writes are
     /// answered `unavailable` instead of growing Redis without bound.
     pub ingest_max_len: u64,
+    /// Writes are refused (`unavailable`, retry hint) while the oldest
+    /// entry of their shard has waited longer than this: the bound on how
+    /// long an accepted write waits for a worker. Zero: no limit.
+    pub ingest_max_wait: Duration,
     /// A chat topic stream without a new event for this long expires.
     pub topic_idle_ttl: Duration,
     /// Sign-up admission: direct (tokens at once) or verified by e-mail.
@@ -178,6 +182,7 @@ impl fmt::Debug for Config {
             .field("send_queue_bytes", &self.send_queue_bytes)
             .field("drain_grace", &self.drain_grace)
             .field("ingest_max_len", &self.ingest_max_len)
+            .field("ingest_max_wait", &self.ingest_max_wait)
             .field("topic_idle_ttl", &self.topic_idle_ttl)
             .field("signup_mode", &self.signup_mode)
             .field("public_url", &self.public_url)
@@ -319,6 +324,7 @@ impl Config {
             send_queue_bytes: parse("SEND_QUEUE_BYTES", &get("SEND_QUEUE_BYTES"))?,
             drain_grace: millis("DRAIN_GRACE_MS", &get("DRAIN_GRACE_MS"))?,
             ingest_max_len: parse("INGEST_MAX_LEN", &get("INGEST_MAX_LEN"))?,
+            ingest_max_wait: millis("INGEST_MAX_WAIT_MS", &get("INGEST_MAX_WAIT_MS"))?,
             topic_idle_ttl: Duration::from_secs(parse(
                 "TOPIC_IDLE_TTL_SECS",
                 &get("TOPIC_IDLE_TTL_SECS"),
@@ -398,6 +404,9 @@ impl Config {
         config.argon2_iterations = 1;
         // Most tests sign up directly; the verified flow's tests switch.
         config.signup_mode = SignupMode::Direct;
+        // A loaded test machine must not turn a slow batch into refused
+        // writes; the back-pressure test sets its own.
+        config.ingest_max_wait = Duration::from_secs(30);
         config
     }
 }

@@ -106,6 +106,10 @@ impl Config {
             "INGEST_MAX_LEN must be at least 1000"
         );
         ensure!(
+            self.ingest_max_wait.is_zero() || self.ingest_max_wait >= Duration::from_millis(100),
+            "INGEST_MAX_WAIT_MS must be 0 (no limit) or at least 100"
+        );
+        ensure!(
             self.topic_idle_ttl >= Duration::from_secs(60),
             "TOPIC_IDLE_TTL_SECS must be at least 60"
         );

@@ -163,6 +163,11 @@ impl Config {
             "entries an ingest shard may hold; beyond it writes answer `unavailable`",
         ),
         (
+            "INGEST_MAX_WAIT_MS",
+            "1000",
+            "writes answer `unavailable` (retryAfterMs) while their shard's oldest entry has waited longer than this (workers behind); 0: no limit",
+        ),
+        (
             "TOPIC_IDLE_TTL_SECS",
             "604800",
             "a chat topic stream with no new event for this long expires (PostgreSQL keeps all)",
