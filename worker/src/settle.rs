@@ -35,15 +35,21 @@ impl Worker {
         Ok(())
     }
 
-    /// Acknowledges and deletes processed entries.
+    /// Acknowledges and deletes processed entries, both in one MULTI per
+    /// shard: an entry acknowledged but left in the stream (a worker dying
+    /// between two separate commands) would never be claimed or deleted
+    /// again, and would hold its shard "lagging" (`INGEST_MAX_WAIT_MS`,
+    /// lua/ingest_append.lua) for good.
     pub(crate) async fn ack(&self, batch: &[Pending]) -> Result<(), Error> {
         let mut by_stream: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         for p in batch {
             by_stream.entry(&p.stream).or_default().push(p.id.clone());
         }
         for (stream, ids) in by_stream {
-            let _: i64 = self.redis.xack(stream, GROUP, ids.clone()).await?;
-            let _: i64 = self.redis.xdel(stream, ids).await?;
+            let tx = self.redis.multi();
+            let _: () = tx.xack(stream, GROUP, ids.clone()).await?;
+            let _: () = tx.xdel(stream, ids).await?;
+            let _: (i64, i64) = tx.exec(true).await?;
         }
         Ok(())
     }
