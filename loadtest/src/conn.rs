@@ -164,9 +164,18 @@ struct Frame {
 #[serde(rename_all = "camelCase")]
 struct Payload {
     chat_id: Option<i64>,
-    message: Option<Msg>,
+    /// The message of a `message.new`; an `error`'s payload has a text
+    /// `message` instead (it must still parse, or the error goes uncounted).
+    message: Option<MessageField>,
     ref_id: Option<String>,
     seq: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum MessageField {
+    Message(Msg),
+    Text(#[allow(dead_code)] String),
 }
 
 #[derive(Deserialize)]
@@ -226,7 +235,7 @@ pub async fn read_loop(
         let Some(p) = frame.payload else { continue };
         match frame.kind.as_str() {
             "message.new" => {
-                let (Some(chat), Some(m)) = (p.chat_id, p.message) else {
+                let (Some(chat), Some(MessageField::Message(m))) = (p.chat_id, p.message) else {
                     continue;
                 };
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -271,4 +280,25 @@ pub async fn read_loop(
         }
     }
     stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_frames_parse_so_they_are_counted() {
+        let error = r#"{"type":"error","id":"x","payload":{"refId":"lt-1-2-3","code":"unavailable","message":"message ingest is saturated, retry after 500 ms","retryAfterMs":500}}"#;
+        let f: Frame = serde_json::from_str(error).unwrap();
+        assert_eq!(f.kind, "error");
+        assert_eq!(f.payload.unwrap().ref_id.as_deref(), Some("lt-1-2-3"));
+        let new =
+            r#"{"type":"message.new","payload":{"chatId":4,"message":{"seq":7,"content":"x|1"}}}"#;
+        let f: Frame = serde_json::from_str(new).unwrap();
+        let p = f.payload.unwrap();
+        assert!(matches!(
+            p.message,
+            Some(MessageField::Message(Msg { seq: 7, .. }))
+        ));
+    }
 }

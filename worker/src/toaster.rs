@@ -103,7 +103,10 @@ impl Worker {
         .await;
         if drained.is_err() {
             let left = rx.len();
-            tracing::warn!(batches = left, "shutdown: toasts of the batches still queued are not sent");
+            tracing::warn!(
+                batches = left,
+                "shutdown: toasts of the batches still queued are not sent"
+            );
             self.metrics.toast_failures.inc_by(left as u64);
         }
     }
