@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 SECS=${API_FUZZ_SECS:-60}
-BIN="$ROOT/target/debug"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 cargo build --locked -q -p gateway -p worker
 
 if ! command -v st >/dev/null; then

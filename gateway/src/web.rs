@@ -140,9 +140,16 @@ async fn file(
 }
 
 /// Answers with `asset`: 304 when the client holds this version, gzip
-/// when accepted, cached for a year when the URL named this version.
+/// when accepted, cached for a year when the URL named this version. The
+/// gzip and the plain body are two representations, so their (strong)
+/// ETags differ: `"<hash>-gz"` and `"<hash>"`.
 fn serve(asset: &Asset, headers: &HeaderMap, immutable: bool) -> Response {
-    let etag = format!("\"{}\"", asset.hash);
+    let gzip = accepts_gzip(headers);
+    let etag = if gzip {
+        format!("\"{}-gz\"", asset.hash)
+    } else {
+        format!("\"{}\"", asset.hash)
+    };
     let cache = if immutable {
         "public, max-age=31536000, immutable"
     } else {
@@ -150,7 +157,7 @@ fn serve(asset: &Asset, headers: &HeaderMap, immutable: bool) -> Response {
     };
     let mut response = if if_none_match(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if accepts_gzip(headers) {
+    } else if gzip {
         let mut r = asset.gzip.clone().into_response();
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));

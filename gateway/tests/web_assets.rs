@@ -117,6 +117,7 @@ async fn hashed_files_are_immutable_and_gzipped_on_request(pool: PgPool) {
             "public, max-age=31536000, immutable"
         );
         assert!(res.headers().get(header::CONTENT_ENCODING).is_none());
+        let plain_etag = res.headers()[header::ETAG].to_str().unwrap().to_string();
         let plain = res.bytes().await.unwrap();
         assert!(!plain.is_empty());
 
@@ -140,6 +141,28 @@ async fn hashed_files_are_immutable_and_gzipped_on_request(pool: PgPool) {
             .unwrap();
         assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
         assert_eq!(zipped.headers()[header::VARY], "Accept-Encoding");
+        // Two representations, two strong validators; each revalidates
+        // only itself.
+        let zipped_etag = zipped.headers()[header::ETAG].to_str().unwrap().to_string();
+        assert_eq!(
+            zipped_etag,
+            format!("{}-gz\"", plain_etag.trim_end_matches('"'))
+        );
+        for (accept, tag, want) in [
+            ("gzip", &zipped_etag, StatusCode::NOT_MODIFIED),
+            ("gzip", &plain_etag, StatusCode::OK),
+            ("identity", &plain_etag, StatusCode::NOT_MODIFIED),
+        ] {
+            let res = app
+                .http
+                .get(format!("{}{hashed}", app.base))
+                .header(header::ACCEPT_ENCODING, accept)
+                .header(header::IF_NONE_MATCH, tag.as_str())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), want, "{file}: {accept} with {tag}");
+        }
         let body = zipped.bytes().await.unwrap();
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut out).unwrap();
