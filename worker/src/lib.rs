@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod effects;
 pub mod entries;
 pub mod evaluator;
+pub mod here;
 #[cfg(feature = "meilisearch")]
 pub mod index_rebuild;
 #[cfg(feature = "meilisearch")]

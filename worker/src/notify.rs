@@ -17,7 +17,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use fechatter_shared::{
-    presence::{self, Status},
+    presence,
     protocol::{preview, rfc3339_ms, NotificationToast},
     store::notification::{self, RecipientRow},
     user_stream, AppResult,
@@ -323,41 +323,6 @@ impl Worker {
         };
         self.metrics.push_jobs.inc();
         crate::push::enqueue(&self.redis, &self.keys, &job).await
-    }
-
-    /// Members of chats whose new messages say `@here` who are connected
-    /// now (empty when no message says it).
-    pub async fn connected_for_here(
-        &self,
-        entries: &[fechatter_shared::ingest::IngestEntry],
-    ) -> AppResult<std::collections::HashSet<i64>> {
-        use fechatter_shared::ingest::Command;
-        let mut chats: Vec<i64> = entries
-            .iter()
-            .filter(|e| matches!(&e.command, Command::Send { content, .. } if content.to_lowercase().contains("@here")))
-            .map(|e| e.chat_id)
-            .collect();
-        if chats.is_empty() {
-            return Ok(Default::default());
-        }
-        chats.sort_unstable();
-        chats.dedup();
-        let mut conn = self.pool.acquire().await?;
-        let mut members: Vec<i64> = notification::member_names(&mut conn, &chats)
-            .await?
-            .into_iter()
-            .map(|(_, m)| m.user_id)
-            .collect();
-        drop(conn);
-        members.sort_unstable();
-        members.dedup();
-        let states = presence::current(&self.redis, &self.keys, &members).await?;
-        Ok(members
-            .into_iter()
-            .zip(states)
-            .filter(|(_, s)| s.is_some_and(|(status, _)| status != Status::Offline))
-            .map(|(u, _)| u)
-            .collect())
     }
 }
 
