@@ -5,48 +5,34 @@
 //! harmless. The unread and mention counts sent back are recomputed from
 //! PostgreSQL, which also repairs any drift in the Redis counters.
 
-use fechatter_shared::{ingest::IngestEntry, protocol, AppResult};
+use fechatter_shared::{ingest::IngestEntry, protocol::ReadReceipt, store, AppResult};
 use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::effects::{ack, Badge, Effects};
 
+/// Steps of a `read.mark`: 1. move the watermark; 2. recompute the badge
+/// from PostgreSQL; 3. the receipt to the chat's other members; 4. the ack.
 pub async fn read_mark(
     tx: &mut PgConnection,
     e: &IngestEntry,
     seq: i64,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let (watermark, last_seq): (i64, i64) = sqlx::query_as(
-        "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
-         FROM chats c WHERE c.id = m.chat_id AND m.chat_id = $1 AND m.user_id = $2
-         RETURNING m.last_read_seq, c.last_seq",
-    )
-    .bind(e.chat_id)
-    .bind(e.user_id)
-    .bind(seq)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (mentions,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM messages
-         WHERE chat_id = $1 AND seq > $2 AND $3 = ANY(mentions) AND deleted_at IS NULL",
-    )
-    .bind(e.chat_id)
-    .bind(watermark)
-    .bind(e.user_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (watermark, last_seq) = store::chat::mark_read_to(tx, e.chat_id, e.user_id, seq).await?;
+    let mentions = store::badge::mentions_after(tx, e.chat_id, e.user_id, watermark).await?;
     fx.badges.push(Badge {
         user_id: e.user_id,
         chat_id: e.chat_id,
         unread: last_seq - watermark,
         mentions,
     });
-    let receipt = protocol::new_frame(
-        "read.receipt",
-        &json!({ "chatId": e.chat_id, "userId": e.user_id, "seq": watermark }),
-    );
-    fx.chat_frames.push((e.chat_id, e.user_id, receipt));
+    let receipt = ReadReceipt {
+        chat_id: e.chat_id,
+        user_id: e.user_id,
+        seq: watermark,
+    };
+    fx.chat_frames.push((e.chat_id, e.user_id, receipt.frame()));
     ack(fx, e, json!({ "seq": watermark }));
     Ok(())
 }

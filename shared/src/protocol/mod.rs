@@ -426,6 +426,23 @@ impl NotificationBadge {
     }
 }
 
+/// `read.receipt`: a member's read watermark in a chat moved to `seq`
+/// (ephemeral, to the chat's other members).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub seq: i64,
+}
+
+impl ReadReceipt {
+    pub const TYPE: &'static str = "read.receipt";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
 /// `session.revoked`: the session (or, with no `sessionId`, every session
 /// of the user) was ended; the connection closes with 4401 right after.
 /// Also the notice gateways receive on the user's wake channel.
