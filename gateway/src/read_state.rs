@@ -6,6 +6,8 @@
 
 use std::time::Instant;
 
+use fechatter_shared::protocol::{self, ReadReceipt};
+
 use crate::outbound::Conn;
 
 /// A user's read watermark and unread mention count in one chat.
@@ -48,14 +50,9 @@ pub struct PendingRead {
 /// read mark moves the reader's cached watermark (the reader is excluded
 /// from the frame, not from the bookkeeping).
 pub fn receipt_of(frame: &str) -> Option<(i64, i64, i64)> {
-    if fechatter_shared::protocol::frame_kind(frame) != "read.receipt" {
+    if protocol::frame_kind(frame) != ReadReceipt::TYPE {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(frame).ok()?;
-    let p = &v["payload"];
-    Some((
-        p["userId"].as_i64()?,
-        p["chatId"].as_i64()?,
-        p["seq"].as_i64()?,
-    ))
+    let r: ReadReceipt = protocol::frame_payload(frame)?;
+    Some((r.user_id, r.chat_id, r.seq))
 }

@@ -13,7 +13,8 @@
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
     protocol::{
-        frame_kind, MembershipChanged, NotificationBadge, NotificationToast, SessionRevoked,
+        frame_kind, frame_payload as payload, MembershipChanged, NotificationBadge,
+        NotificationToast, SessionRevoked,
     },
     user_stream::{self, Replay},
     wake::StreamId,
@@ -138,16 +139,6 @@ fn offer(state: &AppState, conns: &[Conn], id: StreamId, frame: &str) {
     for c in conns {
         c.offer(bytes.clone(), Priority::Essential, &state.metrics, &kind);
     }
-}
-
-fn payload<T: serde::de::DeserializeOwned>(frame: &str) -> Option<T> {
-    #[derive(serde::Deserialize)]
-    struct Envelope<T> {
-        payload: T,
-    }
-    serde_json::from_str::<Envelope<T>>(frame)
-        .ok()
-        .map(|e| e.payload)
 }
 
 /// A page of the user's events after `cursor` for `sync.request`, within

@@ -92,8 +92,7 @@ impl Titles {
     }
 }
 
-/// One toast to send: the message, its recipient, and (once counted) the
-/// position of the message in the recipient's group for its chat.
+/// One alert to send: the message and its recipient.
 type Due<'a> = (&'a NewMessage, i64);
 
 /// The evaluator's verdicts for a batch: every (message, recipient) to

@@ -19,14 +19,15 @@ pub async fn read_mark(
     seq: i64,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let (watermark, last_seq) = store::chat::mark_read_to(tx, e.chat_id, e.user_id, seq).await?;
-    let mentions = store::badge::mentions_after(tx, e.chat_id, e.user_id, watermark).await?;
-    fx.badges.push(Badge {
-        user_id: e.user_id,
-        chat_id: e.chat_id,
-        unread: last_seq - watermark,
-        mentions,
-    });
+    let watermark = store::chat::mark_read_to(tx, e.chat_id, e.user_id, seq).await?;
+    for b in store::badge::of_members(tx, &[e.chat_id], &[e.user_id]).await? {
+        fx.badges.push(Badge {
+            user_id: b.user_id,
+            chat_id: b.chat_id,
+            unread: b.unread,
+            mentions: b.mentions,
+        });
+    }
     let receipt = ReadReceipt {
         chat_id: e.chat_id,
         user_id: e.user_id,

@@ -337,6 +337,18 @@ pub fn frame_kind(frame: &str) -> &str {
         .unwrap_or("unknown")
 }
 
+/// The payload of a serialized server frame as `T`, None when it is not
+/// one.
+pub fn frame_payload<T: DeserializeOwned>(frame: &str) -> Option<T> {
+    #[derive(Deserialize)]
+    struct Payload<T> {
+        payload: T,
+    }
+    serde_json::from_str::<Payload<T>>(frame)
+        .ok()
+        .map(|f| f.payload)
+}
+
 /// A server frame with a fresh random id, stamped now.
 pub fn new_frame<P: Serialize + ?Sized>(kind: &str, payload: &P) -> String {
     server_frame(kind, &uuid::Uuid::new_v4().to_string(), Utc::now(), payload)

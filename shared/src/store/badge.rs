@@ -37,23 +37,3 @@ pub async fn of_members(
     .fetch_all(tx)
     .await?)
 }
-
-/// Undeleted messages of `chat_id` after `watermark` that mention
-/// `user_id`: the member's mention count at that watermark.
-pub async fn mentions_after(
-    tx: &mut PgConnection,
-    chat_id: i64,
-    user_id: i64,
-    watermark: i64,
-) -> AppResult<i64> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM messages
-         WHERE chat_id = $1 AND seq > $2 AND $3 = ANY(mentions) AND deleted_at IS NULL",
-    )
-    .bind(chat_id)
-    .bind(watermark)
-    .bind(user_id)
-    .fetch_one(tx)
-    .await?;
-    Ok(n)
-}

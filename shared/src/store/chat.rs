@@ -339,23 +339,24 @@ pub async fn reserve_numbers(
 }
 
 /// A `read.mark`: moves the member's watermark up to `seq`, never back and
-/// never past the chat's newest message. Returns (watermark, newest seq).
+/// never past the chat's newest message. Returns the watermark.
 pub async fn mark_read_to(
     tx: &mut PgConnection,
     chat_id: i64,
     user_id: i64,
     seq: i64,
-) -> AppResult<(i64, i64)> {
-    Ok(sqlx::query_as(
+) -> AppResult<i64> {
+    let (watermark,): (i64,) = sqlx::query_as(
         "UPDATE chat_members m SET last_read_seq = GREATEST(m.last_read_seq, LEAST($3, c.last_seq))
          FROM chats c WHERE c.id = m.chat_id AND m.chat_id = $1 AND m.user_id = $2
-         RETURNING m.last_read_seq, c.last_seq",
+         RETURNING m.last_read_seq",
     )
     .bind(chat_id)
     .bind(user_id)
     .bind(seq)
     .fetch_one(tx)
-    .await?)
+    .await?;
+    Ok(watermark)
 }
 
 /// Moves each `(chats[i], users[i])` read watermark up to `seqs[i]`
