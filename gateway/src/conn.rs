@@ -19,8 +19,8 @@ use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 
 use crate::{
-    metrics::{GatewayMetrics, BACKPRESSURE, OVERFLOW},
-    outbound::{close, Outbound, Priority, TimedFrame},
+    metrics::{GatewayMetrics, BACKPRESSURE, EVICTED, OVERFLOW},
+    outbound::{close, Outbound, Priority, TimedFrame, EVICTABLE},
     queue::{Queue, Refused},
 };
 
@@ -193,23 +193,26 @@ impl Conn {
         metrics: &GatewayMetrics,
         kind: &str,
     ) -> bool {
-        let queued = self.queued_bytes.load(Ordering::Relaxed);
-        let waiting = self.queue.len();
-        let half_full = waiting >= self.capacity - self.capacity / 2 || queued > self.max_bytes / 2;
-        if priority == Priority::Droppable && half_full {
+        if self.refuses(priority) {
             metrics.record_drop(kind, BACKPRESSURE);
             return false;
+        }
+        if !priority.droppable() {
+            self.make_room(len, metrics);
         }
         // Counted before the frame is queued: the writer (another task)
         // subtracts as soon as it takes the frame, and must never see a
         // frame it has not been counted for.
+        let queued = self.queued_bytes.load(Ordering::Relaxed);
         let sent = if queued.saturating_add(len) > self.max_bytes {
             Err(Refused::Full)
         } else {
             self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-            self.queue.push(message, self.capacity).inspect_err(|_| {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            })
+            self.queue
+                .push(message, priority.lane(), self.capacity)
+                .inspect_err(|_| {
+                    self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                })
         };
         match sent {
             Ok(()) => {
@@ -218,7 +221,7 @@ impl Conn {
             }
             Err(Refused::Full) => {
                 metrics.record_drop(kind, OVERFLOW);
-                if priority == Priority::Essential {
+                if !priority.droppable() {
                     self.close(
                         close::SLOW_CONSUMER,
                         "slow consumer: reconnect and send sync.request",
@@ -230,10 +233,49 @@ impl Conn {
         }
     }
 
+    /// Whether backpressure refuses a droppable frame: the queue (frames or
+    /// bytes) is as full as its priority tolerates.
+    fn refuses(&self, priority: Priority) -> bool {
+        let Some((num, den)) = priority.refused_from() else {
+            return false;
+        };
+        let share =
+            |used: usize, bound: usize| used as u128 * den as u128 >= bound as u128 * num as u128;
+        share(self.queue.len(), self.capacity)
+            || share(self.queued_bytes.load(Ordering::Relaxed), self.max_bytes)
+    }
+
+    /// Evicts queued typing, then presence frames (newest first) until a
+    /// frame of `len` bytes fits, or none is left to evict.
+    fn make_room(&self, len: usize, metrics: &GatewayMetrics) {
+        let full = || {
+            self.queue.len() >= self.capacity
+                || self
+                    .queued_bytes
+                    .load(Ordering::Relaxed)
+                    .saturating_add(len)
+                    > self.max_bytes
+        };
+        while full() {
+            let Some((lane, old)) = self.queue.evict(&EVICTABLE) else {
+                return;
+            };
+            self.queued_bytes.fetch_sub(old.len(), Ordering::Relaxed);
+            let kind = if lane == Priority::Typing.lane() {
+                "typing.indicator"
+            } else {
+                "presence.changed"
+            };
+            metrics.record_drop(kind, EVICTED);
+        }
+    }
+
     /// Queues a server ping; skipped when the queue is full (the client is
     /// evidently receiving).
     pub fn ping(&self) {
-        let _ = self.queue.push(Outbound::ping(), self.capacity);
+        let _ = self
+            .queue
+            .push(Outbound::ping(), Priority::Message.lane(), self.capacity);
     }
 
     /// Frames (pings included) and bytes waiting in the queue now.
@@ -251,19 +293,14 @@ mod tests {
         let metrics = GatewayMetrics::new();
         let (c, _rx) = Conn::new(1, 1, 8);
         for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+            assert!(c.offer("x".into(), Priority::Message, &metrics, "message.new"));
         }
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
+        assert!(!c.offer("t".into(), Priority::Typing, &metrics, "typing.indicator"));
         assert!(!c.is_closed());
         for _ in 0..4 {
-            assert!(c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+            assert!(c.offer("x".into(), Priority::Message, &metrics, "message.new"));
         }
-        assert!(!c.offer("x".into(), Priority::Essential, &metrics, "message.new"));
+        assert!(!c.offer("x".into(), Priority::Message, &metrics, "message.new"));
         assert!(c.is_closed());
         assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
         let dropped = |class, reason| metrics.dropped.with_label_values(&[class, reason]).get();
@@ -279,7 +316,7 @@ mod tests {
             frame: "{}".into(),
             committed_ms: 42,
         });
-        assert!(c.offer_event(&event, Priority::Essential, &metrics, "message.new"));
+        assert!(c.offer_event(&event, Priority::Message, &metrics, "message.new"));
         c.ping();
         assert_eq!(c.queue_depth(), (2, 2));
         match rx.try_recv() {
@@ -291,22 +328,51 @@ mod tests {
     }
 
     #[test]
+    fn presence_goes_at_three_quarters_and_queued_typing_makes_room() {
+        let metrics = GatewayMetrics::new();
+        let (c, mut rx) = Conn::new(1, 1, 8);
+        assert!(c.offer("t".into(), Priority::Typing, &metrics, "typing.indicator"));
+        for _ in 0..5 {
+            assert!(c.offer("m".into(), Priority::Message, &metrics, "message.new"));
+        }
+        // 6 of 8 waiting: presence is refused, a badge is not.
+        assert!(!c.offer("p".into(), Priority::Presence, &metrics, "presence.changed"));
+        assert!(c.offer("b".into(), Priority::User, &metrics, "notification.badge"));
+        assert!(c.offer("r".into(), Priority::Receipt, &metrics, "read.receipt"));
+        // Full: the queued typing frame is evicted for the message.
+        assert!(c.offer("n".into(), Priority::Message, &metrics, "message.new"));
+        assert!(!c.is_closed());
+        assert_eq!(c.queue_depth(), (8, 8));
+        let dropped = |class, reason| metrics.dropped.with_label_values(&[class, reason]).get();
+        assert_eq!(dropped("presence", BACKPRESSURE), 1);
+        assert_eq!(dropped("typing", EVICTED), 1);
+        // The writer sees messages first, then the badge, then the receipt.
+        let mut order = String::new();
+        while let Some(Outbound::Frame(f)) = rx.try_recv() {
+            order.push_str(&f);
+        }
+        assert_eq!(order, "mmmmmnbr");
+        // Nothing left to evict: the next essential frame that does not fit
+        // closes the connection.
+        for _ in 0..8 {
+            assert!(c.offer("m".into(), Priority::Message, &metrics, "message.new"));
+        }
+        assert!(!c.offer("b".into(), Priority::User, &metrics, "notification.badge"));
+        assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
+    }
+
+    #[test]
     fn the_byte_bound_applies_next_to_the_frame_bound() {
         let metrics = GatewayMetrics::new();
         let (c, _rx) = Conn::open(1, 1, uuid::Uuid::nil(), 1000, 100);
         let big: Utf8Bytes = "x".repeat(40).into();
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
+        assert!(c.offer(big.clone(), Priority::Message, &metrics, "sync.response"));
         // Over half the bytes: typing is dropped, the connection lives.
-        assert!(c.offer(big.clone(), Priority::Essential, &metrics, "sync.response"));
-        assert!(!c.offer(
-            "t".into(),
-            Priority::Droppable,
-            &metrics,
-            "typing.indicator"
-        ));
+        assert!(c.offer(big.clone(), Priority::Message, &metrics, "sync.response"));
+        assert!(!c.offer("t".into(), Priority::Typing, &metrics, "typing.indicator"));
         assert!(!c.is_closed());
         // 120 > 100 bytes: an essential frame that does not fit closes it.
-        assert!(!c.offer(big, Priority::Essential, &metrics, "sync.response"));
+        assert!(!c.offer(big, Priority::Message, &metrics, "sync.response"));
         assert_eq!(c.close_reason().0, close::SLOW_CONSUMER);
     }
 }

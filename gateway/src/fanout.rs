@@ -140,7 +140,7 @@ fn deliver_answer(state: &AppState, conn: u64, frame: String) {
             let kind = frame_kind(&frame).to_string();
             c.offer(
                 Utf8Bytes::from(frame),
-                Priority::Essential,
+                Priority::Message,
                 &state.metrics,
                 &kind,
             );
@@ -305,7 +305,7 @@ fn deliver_event(state: &AppState, chat: i64, frame: &str, committed_ms: Option<
         for c in badge.conns.into_iter().filter(|c| !c.focused_on(chat)) {
             c.offer(
                 bytes.clone(),
-                Priority::Essential,
+                Priority::User,
                 &state.metrics,
                 "notification.badge",
             );
@@ -327,11 +327,7 @@ fn deliver_to_chat(
         return;
     }
     let kind = frame_kind(frame);
-    let priority = if kind.starts_with("typing.") {
-        Priority::Droppable
-    } else {
-        Priority::Essential
-    };
+    let priority = Priority::of_chat_frame(kind);
     let bytes = Utf8Bytes::from(frame.to_string());
     let event = committed_ms.map(|committed_ms| {
         let frame = bytes.clone();

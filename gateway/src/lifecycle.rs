@@ -111,7 +111,7 @@ fn open_conn(
     .frame();
     conn.offer(
         Utf8Bytes::from(ready),
-        Priority::Essential,
+        Priority::Message,
         &state.metrics,
         protocol::SessionReady::TYPE,
     );

@@ -19,8 +19,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use fechatter_shared::metrics::Metrics;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
 
-/// A droppable frame refused because the queue was half full.
+/// A droppable frame refused because the queue was filling (typing from
+/// half full, presence from three quarters).
 pub const BACKPRESSURE: &str = "backpressure";
+/// A queued droppable frame removed to make room for one that must not be
+/// dropped.
+pub const EVICTED: &str = "evicted";
 /// A frame that did not fit the queue at all (an essential one closes the
 /// connection as a slow consumer).
 pub const OVERFLOW: &str = "overflow";
@@ -167,7 +171,7 @@ impl GatewayMetrics {
             ingest_refused.with_label_values(&[reason]);
         }
         for class in CLASSES {
-            for reason in [BACKPRESSURE, OVERFLOW] {
+            for reason in [BACKPRESSURE, EVICTED, OVERFLOW] {
                 dropped.with_label_values(&[class, reason]);
             }
         }

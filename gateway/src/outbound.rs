@@ -34,6 +34,18 @@ impl Outbound {
     pub fn ping() -> Self {
         Self::Frame(Utf8Bytes::from_static(""))
     }
+
+    /// Bytes of the frame (0 for a ping).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Frame(text) => text.len(),
+            Self::Event(event) => event.frame.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A committed chat event and when the worker committed it (ms since the
@@ -44,15 +56,68 @@ pub struct TimedFrame {
     pub committed_ms: u64,
 }
 
-/// How a frame may be treated under backpressure.
+/// A frame's place in its connection's queue (seed 002 §7.4: messages >
+/// badges > receipts > typing > presence): the lane it waits in, and
+/// whether backpressure may drop it.
+///
+/// Frames whose relative order matters share a lane: chat events with
+/// their `eventSeq`, answers and sync pages travel in `Message`; every
+/// badge (absolute counts: a later one must not be overtaken by an
+/// earlier one) and every other event of the user's stream (ordered by
+/// `userEventId`) travel in `User`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    /// Typing indicators: dropped first, already when the queue is half full.
-    Droppable,
-    /// Everything else: never dropped; a connection that cannot take it is
-    /// closed (the client resyncs).
-    Essential,
+    /// Chat events, replies, sync, session frames: never dropped; a
+    /// connection that cannot take one is closed (the client resyncs).
+    Message = 0,
+    /// Badges and the user's event stream (toasts, settings, membership):
+    /// never dropped.
+    User = 1,
+    /// `read.receipt`: never dropped.
+    Receipt = 2,
+    /// Typing indicators: dropped first, from a half-full queue on.
+    Typing = 3,
+    /// `presence.changed`: dropped from a three-quarters-full queue on.
+    Presence = 4,
 }
+
+impl Priority {
+    /// The lane of a chat-stream frame of type `kind`.
+    pub fn of_chat_frame(kind: &str) -> Self {
+        if kind.starts_with("typing.") {
+            Self::Typing
+        } else if kind == "read.receipt" {
+            Self::Receipt
+        } else {
+            Self::Message
+        }
+    }
+
+    /// The queue lane.
+    pub fn lane(self) -> usize {
+        self as usize
+    }
+
+    /// The share of the queue (frames or bytes) from which a frame of this
+    /// priority is refused, as (numerator, denominator); `None`: never
+    /// refused before the queue is full.
+    pub fn refused_from(self) -> Option<(usize, usize)> {
+        match self {
+            Self::Typing => Some((1, 2)),
+            Self::Presence => Some((3, 4)),
+            _ => None,
+        }
+    }
+
+    /// Whether backpressure may drop the frame.
+    pub fn droppable(self) -> bool {
+        self.refused_from().is_some()
+    }
+}
+
+/// Lanes whose queued frames are evicted, in this order, to make room for
+/// a frame that must not be dropped.
+pub const EVICTABLE: [usize; 2] = [Priority::Typing as usize, Priority::Presence as usize];
 
 /// Close codes the gateway uses (documented in docs/protocol.md).
 pub mod close {

@@ -229,7 +229,7 @@ async fn flush(state: &AppState) {
         .frame();
         conn.offer(
             Utf8Bytes::from(frame),
-            Priority::Droppable,
+            Priority::Presence,
             &state.metrics,
             PresenceChanged::TYPE,
         );

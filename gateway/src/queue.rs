@@ -1,12 +1,22 @@
 //! A connection's outbound queue: bounded, many producers that never wait,
-//! one consumer (the connection's writer task).
+//! one consumer (the connection's writer task), and lanes taken in
+//! priority order (seed 002 §7.4: messages > badges > receipts > typing >
+//! presence).
 //!
 //! Why not `tokio::sync::mpsc`: a bounded channel allocates its first
 //! block of 32 slots and a cache-padded channel header up front, about
 //! 1.6 KB per connection that an idle connection never uses, and keeps
-//! blocks it has grown. Here the frames live in a `VecDeque` that is
+//! blocks it has grown. Here the frames live in `VecDeque`s that are
 //! allocated when the first frame is queued and released whenever the
-//! writer has emptied it, so an idle connection holds no queue memory.
+//! writer has emptied them, so an idle connection holds no queue memory;
+//! the lanes below the first live in one box that only exists while one
+//! of them holds a frame (an idle connection pays one pointer for them).
+//!
+//! Order holds within a lane, not across lanes: the consumer always takes
+//! from the highest lane that has frames, so a frame can overtake frames
+//! of lower lanes queued before it. Which frames share a lane so that
+//! their relative order survives is the caller's choice
+//! ([`crate::outbound::Priority`]).
 
 use std::{
     collections::VecDeque,
@@ -14,6 +24,9 @@ use std::{
 };
 
 use tokio::sync::Notify;
+
+/// Lanes of a queue; lane 0 is taken first.
+pub const LANES: usize = 5;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +36,36 @@ pub enum Refused {
 }
 
 struct Slots<T> {
-    frames: VecDeque<T>,
+    /// Lane 0, the busiest.
+    first: VecDeque<T>,
+    /// Lanes 1.., allocated while one of them holds a frame.
+    rest: Option<Box<[VecDeque<T>; LANES - 1]>>,
+    /// Frames in all lanes.
+    len: usize,
     closed: bool,
+}
+
+impl<T> Slots<T> {
+    fn lane(&mut self, lane: usize) -> &mut VecDeque<T> {
+        match lane {
+            0 => &mut self.first,
+            n => &mut self.rest.get_or_insert_with(Default::default)[n.min(LANES) - 1],
+        }
+    }
+
+    /// Gives back the memory of lanes that are empty.
+    fn release(&mut self) {
+        if self.first.is_empty() {
+            self.first = VecDeque::new();
+        }
+        if self
+            .rest
+            .as_ref()
+            .is_some_and(|r| r.iter().all(VecDeque::is_empty))
+        {
+            self.rest = None;
+        }
+    }
 }
 
 /// The queue, shared by the producers' handles and the consumer.
@@ -38,7 +79,9 @@ impl<T> Default for Queue<T> {
     fn default() -> Self {
         Self {
             slots: Mutex::new(Slots {
-                frames: VecDeque::new(),
+                first: VecDeque::new(),
+                rest: None,
+                len: 0,
                 closed: false,
             }),
             ready: Notify::new(),
@@ -52,39 +95,65 @@ impl<T> Queue<T> {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `item` unless `bound` items are waiting or the consumer left.
-    pub fn push(&self, item: T, bound: usize) -> Result<(), Refused> {
+    /// Queues `item` in `lane` unless `bound` items are waiting (all
+    /// lanes together) or the consumer left.
+    pub fn push(&self, item: T, lane: usize, bound: usize) -> Result<(), Refused> {
         let mut s = self.lock();
         if s.closed {
             return Err(Refused::Closed);
         }
-        if s.frames.len() >= bound {
+        if s.len >= bound {
             return Err(Refused::Full);
         }
-        s.frames.push_back(item);
+        s.lane(lane).push_back(item);
+        s.len += 1;
         drop(s);
         self.ready.notify_one();
         Ok(())
     }
 
-    /// Items waiting now.
+    /// Removes the newest item of the first of `lanes` that holds one, to
+    /// make room for a frame that must not be dropped.
+    pub fn evict(&self, lanes: &[usize]) -> Option<(usize, T)> {
+        let mut s = self.lock();
+        let lane = *lanes.iter().find(|&&l| match l {
+            0 => !s.first.is_empty(),
+            n => s.rest.as_ref().is_some_and(|r| !r[n - 1].is_empty()),
+        })?;
+        let item = s.lane(lane).pop_back()?;
+        s.len -= 1;
+        s.release();
+        Some((lane, item))
+    }
+
+    /// Items waiting now, all lanes together.
     pub fn len(&self) -> usize {
-        self.lock().frames.len()
+        self.lock().len
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Moves up to `max` waiting items into `out`; gives the queue's
-    /// memory back when that emptied it.
+    /// Moves up to `max` waiting items into `out`, highest lane first;
+    /// gives the memory of emptied lanes back.
     pub fn take(&self, out: &mut Vec<T>, max: usize) -> usize {
         let mut s = self.lock();
-        let n = s.frames.len().min(max);
-        out.extend(s.frames.drain(..n));
-        if s.frames.is_empty() {
-            s.frames = VecDeque::new();
+        let mut n = 0;
+        for lane in 0..LANES {
+            if n == max || n == s.len {
+                break;
+            }
+            if lane > 0 && s.rest.is_none() {
+                break;
+            }
+            let q = s.lane(lane);
+            let k = q.len().min(max - n);
+            out.extend(q.drain(..k));
+            n += k;
         }
+        s.len -= n;
+        s.release();
         n
     }
 
@@ -104,7 +173,9 @@ impl<T> Queue<T> {
     pub fn close(&self) {
         let mut s = self.lock();
         s.closed = true;
-        s.frames = VecDeque::new();
+        s.first = VecDeque::new();
+        s.rest = None;
+        s.len = 0;
         drop(s);
         self.ready.notify_one();
     }
@@ -118,33 +189,68 @@ mod tests {
     fn bounded_in_order_and_released_when_empty() {
         let q = Queue::default();
         for i in 0..3 {
-            assert_eq!(q.push(i, 3), Ok(()));
+            assert_eq!(q.push(i, 0, 3), Ok(()));
         }
-        assert_eq!(q.push(9, 3), Err(Refused::Full));
+        assert_eq!(q.push(9, 0, 3), Err(Refused::Full));
         let mut out = Vec::new();
         assert_eq!(q.take(&mut out, 2), 2);
         assert_eq!(out, vec![0, 1]);
         assert_eq!(q.take(&mut out, 8), 1);
         assert_eq!(out, vec![0, 1, 2]);
         assert_eq!(
-            q.lock().frames.capacity(),
+            q.lock().first.capacity(),
             0,
             "an empty queue holds no memory"
         );
         q.close();
-        assert_eq!(q.push(1, 3), Err(Refused::Closed));
+        assert_eq!(q.push(1, 0, 3), Err(Refused::Closed));
+    }
+
+    #[test]
+    fn higher_lanes_go_first_and_the_bound_counts_every_lane() {
+        let q = Queue::default();
+        q.push("presence", 4, 5).unwrap();
+        q.push("badge 1", 1, 5).unwrap();
+        q.push("message 1", 0, 5).unwrap();
+        q.push("badge 2", 1, 5).unwrap();
+        q.push("message 2", 0, 5).unwrap();
+        assert_eq!(q.push("receipt", 2, 5), Err(Refused::Full));
+        let mut out = Vec::new();
+        assert_eq!(q.take(&mut out, 3), 3);
+        assert_eq!(out, ["message 1", "message 2", "badge 1"]);
+        q.push("message 3", 0, 5).unwrap();
+        assert_eq!(q.take(&mut out, 8), 3);
+        assert_eq!(out[3..], ["message 3", "badge 2", "presence"]);
+        let s = q.lock();
+        assert!(s.rest.is_none(), "emptied lanes hold no memory");
+        assert_eq!(s.len, 0);
+    }
+
+    #[test]
+    fn eviction_takes_the_newest_item_of_the_first_listed_lane() {
+        let q = Queue::default();
+        q.push("message", 0, 4).unwrap();
+        q.push("presence", 4, 4).unwrap();
+        q.push("typing 1", 3, 4).unwrap();
+        q.push("typing 2", 3, 4).unwrap();
+        assert_eq!(q.evict(&[3, 4]), Some((3, "typing 2")));
+        assert_eq!(q.evict(&[3, 4]), Some((3, "typing 1")));
+        assert_eq!(q.evict(&[3, 4]), Some((4, "presence")));
+        assert_eq!(q.evict(&[3, 4]), None);
+        assert_eq!(q.len(), 1);
+        assert!(q.lock().rest.is_none());
     }
 
     #[tokio::test]
     async fn the_consumer_wakes_for_an_item_pushed_while_it_was_not_waiting() {
         let q = std::sync::Arc::new(Queue::default());
         let mut out = Vec::new();
-        q.push(1, 8).unwrap();
+        q.push(1, 0, 8).unwrap();
         assert_eq!(q.recv(&mut out, 8).await, 1);
         let producer = q.clone();
         let task = tokio::spawn(async move {
             tokio::task::yield_now().await;
-            producer.push(2, 8).unwrap();
+            producer.push(2, 0, 8).unwrap();
         });
         assert_eq!(q.recv(&mut out, 8).await, 1);
         assert_eq!(out, vec![1, 2]);

@@ -32,7 +32,7 @@ pub fn on_notice(state: &AppState, user: i64, frame: &str) {
 fn end(state: &AppState, c: &Conn, frame: String) {
     c.offer(
         Utf8Bytes::from(frame),
-        Priority::Essential,
+        Priority::Message,
         &state.metrics,
         SessionRevoked::TYPE,
     );

@@ -245,7 +245,7 @@ impl Session {
         let kind = crate::fanout::frame_kind(&frame).to_string();
         self.conn.offer(
             Utf8Bytes::from(frame),
-            Priority::Essential,
+            Priority::Message,
             &self.state.metrics,
             &kind,
         );

@@ -137,7 +137,7 @@ fn offer(state: &AppState, conns: &[Conn], id: StreamId, frame: &str) {
     let kind = frame_kind(frame).to_string();
     let bytes = Utf8Bytes::from(user_stream::with_event_id(frame, id));
     for c in conns {
-        c.offer(bytes.clone(), Priority::Essential, &state.metrics, &kind);
+        c.offer(bytes.clone(), Priority::User, &state.metrics, &kind);
     }
 }
 
