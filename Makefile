@@ -1,5 +1,5 @@
 # Fechatter realtime. Quick start: `make run`, then `make test`.
-.PHONY: run stop test build fmt lint demo bench bench-scale
+.PHONY: run stop test build fmt lint demo bench bench-scale bench-growth
 
 run:
 	scripts/run.sh
@@ -34,3 +34,9 @@ bench:
 # processes (about 10 minutes); writes BENCHMARKS.md's "Connections at scale".
 bench-scale:
 	scripts/bench-scale.sh
+
+# Send, sync-from-PostgreSQL and REST paging latency as the message table
+# grows to 10M rows (GROWTH_SIZES, comma-separated; about 15 minutes at
+# the default); prints the figures BENCHMARKS.md's "Database growth" cites.
+bench-growth:
+	scripts/bench-growth.sh

@@ -71,6 +71,10 @@ async fn stalled_postgres_means_no_ack_and_no_delivery_until_commit(pool: PgPool
     let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(0), &bob).await;
+    // The worker builds the search index at start, partition by partition
+    // with CREATE INDEX CONCURRENTLY, which waits for open transactions:
+    // holding the table lock meanwhile would deadlock with it.
+    search_index_built(&pool).await;
 
     let mut lock = pool.begin().await.unwrap();
     sqlx::query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
@@ -256,4 +260,25 @@ async fn a_lagging_shard_refuses_writes_with_a_retry_hint(pool: PgPool) {
     assert_eq!(ack["type"], "ack", "{ack}");
     assert_eq!(ack["payload"]["seq"], 2);
     assert_eq!(count_messages(&pool).await, 2);
+}
+
+/// Waits until the worker's background build of `messages_search` is done.
+async fn search_index_built(pool: &PgPool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let valid: Option<(bool,)> = sqlx::query_as(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('messages_search')",
+        )
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if valid == Some((true,)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "search index not built in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

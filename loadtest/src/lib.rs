@@ -9,6 +9,7 @@ pub mod client;
 pub mod conn;
 pub mod connections;
 pub mod cost;
+pub mod growth;
 pub mod notify;
 pub mod presence;
 pub mod redis_info;

@@ -172,6 +172,24 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         searchers: usize,
     },
+    /// Send, sync-from-PostgreSQL and REST paging latency of one probe
+    /// chat as filler chats grow the message table through `sizes`.
+    Growth {
+        /// PostgreSQL of the pool under test.
+        #[arg(long)]
+        database: String,
+        /// Table sizes (messages rows) to measure at, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000,10000000")]
+        sizes: Vec<u64>,
+        /// Messages in the probe chat's history.
+        #[arg(long, default_value_t = 20_000)]
+        probe_messages: i64,
+        #[arg(long, default_value_t = 1000)]
+        filler_chats: i64,
+        /// Samples per measurement and stage.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+    },
     /// Its own pool under traffic while a gateway, the worker, Redis and
     /// PostgreSQL fail in turn: convergence per fault, audit of acked messages.
     Chaos(loadtest::chaos::ChaosArgs),
@@ -394,6 +412,33 @@ async fn main() -> Result<()> {
                 searchers,
             };
             loadtest::search::run(&target, &database, shape).await?
+        }
+        Scenario::Growth {
+            database,
+            sizes,
+            probe_messages,
+            filler_chats,
+            samples,
+        } => {
+            anyhow::ensure!(
+                !sizes.is_empty()
+                    && sizes.windows(2).all(|w| w[0] < w[1])
+                    && sizes.iter().all(|&n| n <= 20_000_000),
+                "sizes must be ascending, each at most 20000000"
+            );
+            anyhow::ensure!(
+                (1_000..=1_000_000).contains(&probe_messages)
+                    && (1..=10_000).contains(&filler_chats)
+                    && (10..=10_000).contains(&samples),
+                "probe messages must be 1000..=1000000, filler chats 1..=10000, samples 10..=10000"
+            );
+            let shape = loadtest::growth::Shape {
+                sizes,
+                probe_messages,
+                filler_chats,
+                samples,
+            };
+            loadtest::growth::run(&target, &database, shape).await?
         }
         Scenario::Chaos(args) => loadtest::chaos::run(&args).await?,
         Scenario::Scale(args) => loadtest::scale::run(&target, &args).await?,

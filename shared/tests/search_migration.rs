@@ -1,9 +1,10 @@
 //! The search migrations on a database that already holds messages: the
 //! backfill fills every existing row in committed batches, the GIN index
 //! is built (after the migrations, by `ensure_index`), and new or edited
-//! rows are kept by the trigger from then on. An invalid index (an
-//! interrupted concurrent build) is rebuilt, and concurrent builders do
-//! not deadlock.
+//! rows are kept by the trigger from then on; the messages then move into
+//! the hash partitions of migration 12 and the index is built partition by
+//! partition. An invalid index (an interrupted concurrent build) is
+//! rebuilt, and concurrent builders do not deadlock.
 
 use fechatter_shared::MIGRATOR;
 use sqlx::PgPool;
@@ -30,7 +31,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     .unwrap();
 
     MIGRATOR.run(&pool).await.unwrap();
-    assert!(fechatter_shared::store::search::ensure_index(&pool)
+    assert!(fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
 
@@ -77,7 +78,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     assert_eq!(hits("replaced").await, 1);
 
     // Valid already: nothing to do.
-    assert!(!fechatter_shared::store::search::ensure_index(&pool)
+    assert!(!fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
     // Marked invalid (what an interrupted CONCURRENTLY build leaves): rebuilt.
@@ -87,7 +88,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    assert!(fechatter_shared::store::search::ensure_index(&pool)
+    assert!(fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
     let (valid,): (bool,) = sqlx::query_as(
@@ -97,6 +98,37 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     .await
     .unwrap();
     assert!(valid);
+
+    // Interrupted between partitions: no parent, one partition's index
+    // left invalid. The next run drops that one, builds the rest, and
+    // attaches all 16 to a valid parent.
+    sqlx::query("DROP INDEX messages_search")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE INDEX messages_p03_search ON messages_p03 USING gin (search_tsv)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'messages_p03_search'::regclass",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(fechatter_shared::store::text_index::ensure_index(&pool)
+        .await
+        .unwrap());
+    let (valid, attached): (bool, i64) = sqlx::query_as(
+        "SELECT i.indisvalid, (SELECT count(*) FROM pg_inherits WHERE inhparent = i.indexrelid)
+         FROM pg_index i WHERE i.indexrelid = 'messages_search'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(valid);
+    assert_eq!(attached, 16, "every partition's index is attached");
+    assert_eq!(hits("replaced").await, 1);
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
@@ -110,7 +142,7 @@ async fn concurrent_migrators_build_one_valid_index(pool: PgPool) {
             let pool = pool.clone();
             tokio::spawn(async move {
                 MIGRATOR.run(&pool).await.unwrap();
-                fechatter_shared::store::search::ensure_index(&pool)
+                fechatter_shared::store::text_index::ensure_index(&pool)
                     .await
                     .unwrap()
             })

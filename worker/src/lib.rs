@@ -58,7 +58,7 @@ use tokio_util::sync::CancellationToken;
 /// directly (`store::connect_direct`), never through a transaction pooler.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await.context("running migrations")?;
-    fechatter_shared::store::search::ensure_index(pool)
+    fechatter_shared::store::text_index::ensure_index(pool)
         .await
         .context("building the search index")?;
     tracing::info!("database schema is up to date");
@@ -75,7 +75,7 @@ async fn migrate_for_run(config: &Config) -> Result<()> {
     let pool = fechatter_shared::store::connect_direct(config).await?;
     MIGRATOR.run(&pool).await.context("running migrations")?;
     tokio::spawn(async move {
-        if let Err(e) = fechatter_shared::store::search::ensure_index(&pool).await {
+        if let Err(e) = fechatter_shared::store::text_index::ensure_index(&pool).await {
             e.log();
             tracing::error!("the search index could not be built; `worker migrate` retries");
         }

@@ -22,7 +22,7 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
-use fechatter_shared::store::message::{self, COLUMNS as MESSAGE_COLUMNS};
+use fechatter_shared::store::message;
 
 /// Why a batch did not commit.
 #[derive(Debug)]
@@ -134,13 +134,7 @@ async fn apply(
             if msg.deleted_at.is_some() {
                 return Err(AppError::validation("the message was deleted"));
             }
-            let updated: Message = sqlx::query_as(&format!(
-                "UPDATE messages SET content = $2, edited_at = now() WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
-            ))
-            .bind(message_id)
-            .bind(content)
-            .fetch_one(&mut *tx)
-            .await?;
+            let updated = message::edit(tx, e.chat_id, msg.id, content).await?;
             let payload = json!({ "chatId": e.chat_id, "message": updated });
             record_event(tx, e, "message.updated", updated.id, payload, fx).await?;
             ack(
@@ -157,10 +151,7 @@ async fn apply(
                 ));
             }
             if msg.deleted_at.is_none() {
-                sqlx::query("UPDATE messages SET content = '', deleted_at = now() WHERE id = $1")
-                    .bind(message_id)
-                    .execute(&mut *tx)
-                    .await?;
+                message::soft_delete(tx, e.chat_id, msg.id).await?;
                 let payload = json!({ "chatId": e.chat_id, "messageId": msg.id, "seq": msg.seq });
                 record_event(tx, e, "message.deleted", msg.id, payload, fx).await?;
             }
@@ -175,22 +166,8 @@ async fn apply(
             if msg.deleted_at.is_some() {
                 return Err(AppError::validation("the message was deleted"));
             }
-            let sql = match action {
-                ReactAction::Add => {
-                    "INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-                }
-                ReactAction::Remove => {
-                    "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3"
-                }
-            };
-            let changed = sqlx::query(sql)
-                .bind(message_id)
-                .bind(e.user_id)
-                .bind(emoji)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
+            let add = matches!(action, ReactAction::Add);
+            let changed = message::react(tx, (e.chat_id, msg.id), e.user_id, emoji, add).await?;
             if changed {
                 let reactions = message::reactions_of(&mut *tx, msg.id).await?;
                 let payload =
@@ -230,7 +207,7 @@ async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Opti
     let row: Option<(String, i64, i64, i64, i64, String, i64)> = sqlx::query_as(
         "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame, m.seq
          FROM chat_events ev
-         JOIN messages m ON m.id = ev.message_id
+         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
          WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
     )
     .bind(e.chat_id)
@@ -276,14 +253,9 @@ async fn message_in_chat(
     chat_id: i64,
     message_id: i64,
 ) -> AppResult<Message> {
-    sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND chat_id = $2 FOR UPDATE"
-    ))
-    .bind(message_id)
-    .bind(chat_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| AppError::not_found("message not found"))
+    message::lock_in_chat(tx, chat_id, message_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("message not found"))
 }
 
 /// Numbers a non-message event (edit, delete, reaction) after the chat's

@@ -104,7 +104,7 @@ pub async fn earlier_sends(
          FROM chat_events ev
          JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
            ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-         JOIN messages m ON m.id = ev.message_id",
+         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id",
     )
     .bind(chats)
     .bind(client_ids)

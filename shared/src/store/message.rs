@@ -170,3 +170,66 @@ pub async fn reactions<'c>(
 pub async fn reactions_of<'c>(db: impl PgExecutor<'c>, id: i64) -> AppResult<Vec<Reaction>> {
     Ok(reactions(db, &[id]).await?.remove(&id).unwrap_or_default())
 }
+
+/// Message `id` of `chat`, locked until the transaction ends (an edit, a
+/// delete or a reaction is decided on the row it changes).
+pub async fn lock_in_chat(tx: &mut PgConnection, chat: i64, id: i64) -> AppResult<Option<Message>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND id = $2 FOR UPDATE"
+    ))
+    .bind(chat)
+    .bind(id)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// Replaces the content of message `id` of `chat`; the row after the edit.
+pub async fn edit(tx: &mut PgConnection, chat: i64, id: i64, content: &str) -> AppResult<Message> {
+    Ok(sqlx::query_as(&format!(
+        "UPDATE messages SET content = $3, edited_at = now() WHERE chat_id = $1 AND id = $2
+         RETURNING {COLUMNS}"
+    ))
+    .bind(chat)
+    .bind(id)
+    .bind(content)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// Blanks message `id` of `chat` and marks it deleted (the row stays: its
+/// seq is part of the chat's gap-free sequence).
+pub async fn soft_delete(tx: &mut PgConnection, chat: i64, id: i64) -> AppResult<()> {
+    sqlx::query(
+        "UPDATE messages SET content = '', deleted_at = now() WHERE chat_id = $1 AND id = $2",
+    )
+    .bind(chat)
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds (`add`) or removes `user`'s `emoji` on message `id` of `chat`;
+/// whether that changed anything.
+pub async fn react(
+    tx: &mut PgConnection,
+    (chat, id): (i64, i64),
+    user: i64,
+    emoji: &str,
+    add: bool,
+) -> AppResult<bool> {
+    let sql = if add {
+        "INSERT INTO reactions (chat_id, message_id, user_id, emoji) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM reactions WHERE chat_id = $1 AND message_id = $2 AND user_id = $3 AND emoji = $4"
+    };
+    let done = sqlx::query(sql)
+        .bind(chat)
+        .bind(id)
+        .bind(user)
+        .bind(emoji)
+        .execute(tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -20,6 +20,7 @@ pub mod refresh;
 pub mod search;
 pub mod search_index;
 pub mod signup;
+pub mod text_index;
 pub mod user;
 pub mod workspace_domain;
 
