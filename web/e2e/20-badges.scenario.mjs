@@ -1,6 +1,7 @@
 // Badges and toasts for another chat: B has chat 1 open; A posts in chat 2;
 // B sees the unread badge on chat 2 and a toast; clicking the toast opens
-// chat 2 and its badge clears.
+// chat 2 and its badge clears. A click on a chat whose list re-renders
+// between the press and the release (a message arriving) still opens it.
 import { chatItem, createChat, expectCount, expectHidden, expectText, messages, openChat, scenario, send, twoUsers } from "./app_steps.mjs";
 
 export default async function (ctx) {
@@ -34,5 +35,20 @@ export default async function (ctx) {
     await expectHidden(chatItem(b, `#${two}`).getByTestId("unread-badge"));
     await expectHidden(chatItem(b, `#${two}`).getByTestId("mention-badge"));
     await expectHidden(toast);
+
+    // The chat list re-renders on every badge. B presses on chat 1 (at the
+    // top after A's post), A posts again (the list re-renders under the
+    // pointer), B releases: the click must still open chat 1.
+    await openChat(a, `#${one}`);
+    await send(a, "back in one");
+    await expectText(chatItem(b, `#${one}`).getByTestId("unread-badge"), "1");
+    const box = await chatItem(b, `#${one}`).boundingBox();
+    await b.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await b.mouse.down();
+    await send(a, "still in one");
+    await expectText(chatItem(b, `#${one}`).getByTestId("unread-badge"), "2");
+    await b.mouse.up();
+    await expectText(b.getByRole("heading", { level: 2, name: `#${one}` }), one);
+    await expectCount(messages(b, "still in one"), 1);
   });
 }

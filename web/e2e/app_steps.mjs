@@ -131,18 +131,8 @@ export function chatItem(page, title) {
 }
 
 export async function openChat(page, title) {
-  // Known race (issue 13 note of 2026-12-07): a click that lands while the
-  // chat list re-renders (a new chat arriving) can be lost; click again.
-  const heading = page.getByRole("heading", { level: 2, name: title });
-  for (let attempt = 1; ; attempt++) {
-    await chatItem(page, title).click();
-    try {
-      await expectText(heading, title, 5000);
-      return;
-    } catch (e) {
-      if (attempt === 3) throw e;
-    }
-  }
+  await chatItem(page, title).click();
+  await expectText(page.getByRole("heading", { level: 2, name: title }), title);
 }
 
 /** Messages shown in the open chat whose text contains `text`. */

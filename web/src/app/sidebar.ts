@@ -1,7 +1,7 @@
 // The chat list: every chat I am in with its unread and mention badges,
 // the totals, presence dots of direct chats, and the buttons that create,
 // browse and invite. Tab reaches the list; Up/Down/Home/End move within it.
-import { h, replace } from "./dom.js";
+import { h, replace, type Child } from "./dom.js";
 import type { ChatEntry, Store } from "./store.js";
 import { presenceDot } from "./presence.js";
 
@@ -49,8 +49,11 @@ export function mountSidebar(el: HTMLElement, store: Store, actions: SidebarActi
     }
   });
 
+  // One row per chat, kept across renders and updated in place: the list
+  // re-renders on every badge, and a row replaced between a press and its
+  // release would swallow the click (e2e/20-badges).
+  const rows = new Map<number, HTMLLIElement>();
   const render = () => {
-    const focusedId = (document.activeElement as HTMLElement | null)?.closest?.("li")?.dataset["chatId"];
     replace(
       totals,
       store.unreadTotal
@@ -61,8 +64,16 @@ export function mountSidebar(el: HTMLElement, store: Store, actions: SidebarActi
         : null,
     );
     const chats = store.orderedChats();
-    replace(list, chats.length ? chats.map((c) => item(store, c, actions)) : h("li", { class: "empty" }, "No chats yet: start one with New chat."));
-    if (focusedId) list.querySelector<HTMLButtonElement>(`li[data-chat-id="${focusedId}"] button`)?.focus();
+    const shown = new Set(chats.map((c) => c.id));
+    for (const id of [...rows.keys()]) if (!shown.has(id)) rows.delete(id);
+    const next = chats.map((c) => row(rows, store, c, actions));
+    if (!next.length) replace(list, h("li", { class: "empty" }, "No chats yet: start one with New chat."));
+    else if (list.children.length !== next.length || next.some((li, i) => list.children[i] !== li)) {
+      // New rows or a new order: the rows move (focus goes with its button).
+      const focused = document.activeElement;
+      replace(list, next);
+      if (focused instanceof HTMLElement && list.contains(focused)) focused.focus();
+    }
     document.title = store.unreadTotal ? `(${store.unreadTotal}) Fechatter` : "Fechatter";
   };
   store.on("chats", render);
@@ -71,30 +82,34 @@ export function mountSidebar(el: HTMLElement, store: Store, actions: SidebarActi
   render();
 }
 
-function item(store: Store, c: ChatEntry, actions: SidebarActions): HTMLElement {
-  const current = store.currentChatId === c.id;
+/** The row of chat `c`, made once and brought up to date. */
+function row(rows: Map<number, HTMLLIElement>, store: Store, c: ChatEntry, actions: SidebarActions): HTMLLIElement {
+  let li = rows.get(c.id);
+  if (!li) {
+    li = h("li", { "data-chat-id": String(c.id) }, h("button", { type: "button", class: "chat-item", onclick: () => actions.open(c.id) }));
+    rows.set(c.id, li);
+  }
+  li.className = c.unreadCount ? "unread" : "";
+  const button = li.firstElementChild as HTMLButtonElement;
+  if (store.currentChatId === c.id) button.setAttribute("aria-current", "page");
+  else button.removeAttribute("aria-current");
+  replace(button, content(store, c));
+  return li;
+}
+
+/** What a chat's row shows: kind or presence, title, pin, badges. */
+function content(store: Store, c: ChatEntry): Child[] {
   const label = c.type === "single" ? "direct" : c.type === "group" ? "group" : c.type === "private_channel" ? "private" : "public";
-  return h(
-    "li",
-    { "data-chat-id": String(c.id), class: c.unreadCount ? "unread" : "" },
-    h(
-      "button",
-      {
-        type: "button",
-        class: "chat-item",
-        "aria-current": current ? "page" : false,
-        onclick: () => actions.open(c.id),
-      },
-      c.type === "single" && c.otherUserId !== null ? presenceDot(store, c.otherUserId) : h("span", { class: "kind", "aria-hidden": "true" }, c.type === "private_channel" ? "◆" : c.type === "public_channel" ? "○" : c.type === "group" ? "◎" : "•"),
-      h("span", { class: "chat-title" }, c.title),
-      h("span", { class: "sr-only" }, ` (${label})`),
-      c.pinned ? h("span", { class: "pin", title: "pinned" }, "pinned") : null,
-      c.mentionCount
-        ? h("span", { class: "badge mention", "data-testid": "mention-badge" }, `@${c.mentionCount}`, h("span", { class: "sr-only" }, " mentions"))
-        : null,
-      c.unreadCount
-        ? h("span", { class: "badge", "data-testid": "unread-badge" }, String(c.unreadCount), h("span", { class: "sr-only" }, " unread"))
-        : null,
-    ),
-  );
+  return [
+    c.type === "single" && c.otherUserId !== null ? presenceDot(store, c.otherUserId) : h("span", { class: "kind", "aria-hidden": "true" }, c.type === "private_channel" ? "◆" : c.type === "public_channel" ? "○" : c.type === "group" ? "◎" : "•"),
+    h("span", { class: "chat-title" }, c.title),
+    h("span", { class: "sr-only" }, ` (${label})`),
+    c.pinned ? h("span", { class: "pin", title: "pinned" }, "pinned") : null,
+    c.mentionCount
+      ? h("span", { class: "badge mention", "data-testid": "mention-badge" }, `@${c.mentionCount}`, h("span", { class: "sr-only" }, " mentions"))
+      : null,
+    c.unreadCount
+      ? h("span", { class: "badge", "data-testid": "unread-badge" }, String(c.unreadCount), h("span", { class: "sr-only" }, " unread"))
+      : null,
+  ];
 }
