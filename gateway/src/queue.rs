@@ -46,10 +46,20 @@ struct Slots<T> {
 }
 
 impl<T> Slots<T> {
+    /// Lane `lane` (0..LANES), allocating the lanes below the first.
     fn lane(&mut self, lane: usize) -> &mut VecDeque<T> {
         match lane {
             0 => &mut self.first,
-            n => &mut self.rest.get_or_insert_with(Default::default)[n.min(LANES) - 1],
+            n => &mut self.rest.get_or_insert_with(Default::default)[n - 1],
+        }
+    }
+
+    /// Items waiting in lane `lane` (allocates nothing).
+    fn waiting(&self, lane: usize) -> usize {
+        match (lane, &self.rest) {
+            (0, _) => self.first.len(),
+            (n, Some(rest)) => rest[n - 1].len(),
+            (_, None) => 0,
         }
     }
 
@@ -116,10 +126,7 @@ impl<T> Queue<T> {
     /// make room for a frame that must not be dropped.
     pub fn evict(&self, lanes: &[usize]) -> Option<(usize, T)> {
         let mut s = self.lock();
-        let lane = *lanes.iter().find(|&&l| match l {
-            0 => !s.first.is_empty(),
-            n => s.rest.as_ref().is_some_and(|r| !r[n - 1].is_empty()),
-        })?;
+        let lane = *lanes.iter().find(|&&l| s.waiting(l) > 0)?;
         let item = s.lane(lane).pop_back()?;
         s.len -= 1;
         s.release();
@@ -141,16 +148,11 @@ impl<T> Queue<T> {
         let mut s = self.lock();
         let mut n = 0;
         for lane in 0..LANES {
-            if n == max || n == s.len {
-                break;
+            let k = s.waiting(lane).min(max - n);
+            if k > 0 {
+                out.extend(s.lane(lane).drain(..k));
+                n += k;
             }
-            if lane > 0 && s.rest.is_none() {
-                break;
-            }
-            let q = s.lane(lane);
-            let k = q.len().min(max - n);
-            out.extend(q.drain(..k));
-            n += k;
         }
         s.len -= n;
         s.release();

@@ -73,7 +73,7 @@ pub async fn run(target: &Target, database_url: &str, shape: Shape) -> Result<Re
         .connect(database_url)
         .await
         .context("connecting to the pool's PostgreSQL")?;
-    write_history(&pool, probe, &ids, 1, shape.probe_messages).await?;
+    append(&pool, &[probe], (1, shape.probe_messages), &ids).await?;
     let fillers = filler_chats(&pool, users[0].id, shape.filler_chats).await?;
     let mut report = Report {
         scenario: "growth".into(),
@@ -85,12 +85,12 @@ pub async fn run(target: &Target, database_url: &str, shape: Shape) -> Result<Re
     let chats = (probe, sending);
     Stage::measure(&api, &users, chats, shape.probe_messages, USERS).await?;
     // 3. Each stage: grow, then measure.
-    let mut seqs = vec![0i64; fillers.len()];
+    let mut filled = 0;
     for &size in &shape.sizes {
         let started = Instant::now();
-        grow(&pool, &fillers, &mut seqs, &ids, size).await?;
+        let rows;
+        (filled, rows) = grow(&pool, &fillers, filled, &ids, size).await?;
         let fill_secs = started.elapsed().as_secs_f64();
-        let rows = table_rows(&pool).await?;
         let stage =
             Stage::measure(&api, &users, chats, shape.probe_messages, shape.samples).await?;
         eprintln!(
@@ -109,23 +109,23 @@ pub async fn run(target: &Target, database_url: &str, shape: Shape) -> Result<Re
     Ok(report)
 }
 
-/// Messages `from..=to` of `chat` with their `message.new` events, sent by
-/// `senders` in turn; the chat's counters follow.
-async fn write_history(
+/// Messages `from..=to` of each of `chats` with their `message.new`
+/// events, sent by `senders` in turn, at most `FILL_BATCH` seqs per
+/// statement; then the chats' counters.
+async fn append(
     pool: &PgPool,
-    chat: i64,
+    chats: &[i64],
+    (from, to): (i64, i64),
     senders: &[i64],
-    from: i64,
-    to: i64,
 ) -> Result<()> {
     let mut start = from;
     while start <= to {
         let end = (start + FILL_BATCH - 1).min(to);
-        insert_rows(pool, &[chat], start, end, senders).await?;
+        insert_rows(pool, chats, start, end, senders).await?;
         start = end + 1;
     }
-    sqlx::query("UPDATE chats SET last_seq = $2, last_event = $2 WHERE id = $1")
-        .bind(chat)
+    sqlx::query("UPDATE chats SET last_seq = $2, last_event = $2 WHERE id = ANY($1)")
+        .bind(chats)
         .bind(to)
         .execute(pool)
         .await?;
@@ -183,35 +183,29 @@ async fn filler_chats(pool: &PgPool, owner: i64, n: i64) -> Result<Vec<i64>> {
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Grows `messages` to about `size` rows through the filler chats (each
-/// statement a few chats, two statements at a time), then refreshes the
-/// planner's statistics.
+/// Grows `messages` to about `size` rows through the filler chats, whose
+/// messages so far are seqs 1..=`filled` (each statement a few chats, two
+/// statements at a time), then refreshes the planner's statistics.
+/// Returns the fillers' new last seq and the table's rows.
 async fn grow(
     pool: &PgPool,
     fillers: &[i64],
-    seqs: &mut [i64],
+    filled: i64,
     senders: &[i64],
     size: u64,
-) -> Result<()> {
+) -> Result<(i64, u64)> {
     let have = table_rows(pool).await?;
     if have >= size {
-        return Ok(());
+        return Ok((filled, have));
     }
-    let per_chat = ((size - have).div_ceil(fillers.len() as u64)) as i64;
-    let chats_per_statement = (FILL_BATCH / per_chat.max(1)).clamp(1, 100) as usize;
-    let from = seqs[0] + 1;
-    let to = seqs[0] + per_chat;
+    let per_chat = (size - have).div_ceil(fillers.len() as u64) as i64;
+    let chats_per_statement = (FILL_BATCH / per_chat).clamp(1, 100) as usize;
+    let seqs = (filled + 1, filled + per_chat);
     let groups: Vec<&[i64]> = fillers.chunks(chats_per_statement).collect();
     let total = groups.len();
     stream::iter(groups.into_iter().enumerate())
         .map(|(i, chats)| async move {
-            // A chat's rows go in slices of at most FILL_BATCH.
-            let mut start = from;
-            while start <= to {
-                let end = (start + FILL_BATCH - 1).min(to);
-                insert_rows(pool, chats, start, end, senders).await?;
-                start = end + 1;
-            }
+            append(pool, chats, seqs, senders).await?;
             if i % 20 == 0 {
                 eprintln!(
                     "growth: filling towards {size} rows, statement group {} of {total}",
@@ -223,18 +217,12 @@ async fn grow(
         .buffer_unordered(2)
         .try_collect::<Vec<()>>()
         .await?;
-    seqs.iter_mut().for_each(|s| *s = to);
-    sqlx::query("UPDATE chats SET last_seq = $2, last_event = $2 WHERE id = ANY($1)")
-        .bind(fillers)
-        .bind(to)
-        .execute(pool)
-        .await?;
     sqlx::query("ANALYZE messages").execute(pool).await?;
     sqlx::query("ANALYZE chat_events").execute(pool).await?;
-    Ok(())
+    Ok((seqs.1, have + per_chat as u64 * fillers.len() as u64))
 }
 
-/// Rows in `messages` now (exact: the fill needs the number).
+/// Rows in `messages` now (exact: the fill and the report need it).
 async fn table_rows(pool: &PgPool) -> Result<u64> {
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
         .fetch_one(pool)
@@ -247,7 +235,6 @@ struct Stage {
     send: Percentiles,
     sync: Percentiles,
     page: Percentiles,
-    sent: usize,
 }
 
 impl Stage {
@@ -261,12 +248,7 @@ impl Stage {
         let send = sends(api, users, sending, samples).await?;
         let sync = syncs(api, users, probe, history, samples).await?;
         let page = pages(api, &users[0], probe, history, samples).await?;
-        Ok(Self {
-            send,
-            sync,
-            page,
-            sent: samples,
-        })
+        Ok(Self { send, sync, page })
     }
 
     fn record(&self, report: &mut Report, size: u64, rows: u64, fill_secs: f64) {
@@ -281,7 +263,7 @@ impl Stage {
             report.extra.insert(key(&format!("{name}_p50_ms")), p.p50);
             report.extra.insert(key(&format!("{name}_p99_ms")), p.p99);
         }
-        report.sent += self.sent as u64;
+        report.sent += self.send.count;
     }
 }
 

@@ -41,13 +41,10 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(missing, 0, "every existing row was backfilled");
-    let (valid,): (bool,) = sqlx::query_as(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(valid, "the concurrently built index is valid");
+    assert!(
+        search_index_valid(&pool).await,
+        "the concurrently built index is valid"
+    );
     let seqs: Vec<(i64,)> = sqlx::query_as(
         "SELECT seq FROM messages WHERE search_tsv @@ to_tsquery('simple', 'needle')",
     )
@@ -91,13 +88,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
     assert!(fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
-    let (valid,): (bool,) = sqlx::query_as(
-        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(valid);
+    assert!(search_index_valid(&pool).await);
 
     // Interrupted between partitions: no parent, one partition's index
     // left invalid. The next run drops that one, builds the rest, and
@@ -155,11 +146,16 @@ async fn concurrent_migrators_build_one_valid_index(pool: PgPool) {
     assert!(built.iter().filter(|b| **b).count() <= 1, "{built:?}");
     // Whoever did not build went on; the index is there and valid once
     // the builder finished (join_all waited for it).
+    assert!(search_index_valid(&pool).await);
+}
+
+/// Whether `messages_search` is valid.
+async fn search_index_valid(pool: &PgPool) -> bool {
     let (valid,): (bool,) = sqlx::query_as(
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'messages_search'::regclass",
     )
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
     .unwrap();
-    assert!(valid);
+    valid
 }

@@ -167,7 +167,7 @@ async fn apply(
                 return Err(AppError::validation("the message was deleted"));
             }
             let add = matches!(action, ReactAction::Add);
-            let changed = message::react(tx, (e.chat_id, msg.id), e.user_id, emoji, add).await?;
+            let changed = message::react(tx, e.chat_id, msg.id, e.user_id, emoji, add).await?;
             if changed {
                 let reactions = message::reactions_of(&mut *tx, msg.id).await?;
                 let payload =

@@ -213,7 +213,8 @@ pub async fn soft_delete(tx: &mut PgConnection, chat: i64, id: i64) -> AppResult
 /// whether that changed anything.
 pub async fn react(
     tx: &mut PgConnection,
-    (chat, id): (i64, i64),
+    chat: i64,
+    id: i64,
     user: i64,
     emoji: &str,
     add: bool,

@@ -48,13 +48,14 @@ pub async fn ensure_index(pool: &PgPool) -> AppResult<bool> {
 /// The steps, under the lock.
 async fn build(conn: &mut PgConnection) -> AppResult<bool> {
     // 1. Valid already: nothing to do.
-    if validity(conn, PARENT).await? == Some(true) {
+    let parent = validity(conn, PARENT).await?;
+    if parent == Some(true) {
         return Ok(false);
     }
     // 2. Every partition whose index is attached, yet the parent is
     //    invalid: only a damaged catalog gets here; start over.
     let partitions = partitions(conn).await?;
-    if validity(conn, PARENT).await?.is_some() && unattached(conn, &partitions).await?.is_empty() {
+    if parent.is_some() && unattached(conn, &partitions).await?.is_empty() {
         tracing::warn!(
             "search index {PARENT} is invalid with every partition attached; rebuilding"
         );
