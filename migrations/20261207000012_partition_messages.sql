@@ -59,7 +59,7 @@ ALTER SEQUENCE messages_id_seq OWNED BY messages.id;
 
 -- 4. Keys and indexes, built once over the copied rows. The search index
 --    (messages_search) is built by `worker migrate` afterwards, partition
---    by partition without blocking writes (store::search::ensure_index).
+--    by partition without blocking writes (store::text_index::ensure_index).
 ALTER TABLE messages ADD CONSTRAINT messages_pkey PRIMARY KEY (chat_id, id);
 ALTER TABLE messages ADD CONSTRAINT messages_chat_seq UNIQUE (chat_id, seq);
 ALTER TABLE messages ADD CONSTRAINT messages_chat_sender_client UNIQUE (chat_id, sender_id, client_id);
