@@ -79,12 +79,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
         .await
         .unwrap());
     // Marked invalid (what an interrupted CONCURRENTLY build leaves): rebuilt.
-    sqlx::query(
-        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'messages_search'::regclass",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    mark_invalid(&pool, "messages_search").await;
     assert!(fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
@@ -101,12 +96,7 @@ async fn search_migrations_backfill_existing_messages(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query(
-        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'messages_p03_search'::regclass",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    mark_invalid(&pool, "messages_p03_search").await;
     assert!(fechatter_shared::store::text_index::ensure_index(&pool)
         .await
         .unwrap());
@@ -158,4 +148,13 @@ async fn search_index_valid(pool: &PgPool) -> bool {
     .await
     .unwrap();
     valid
+}
+
+/// Marks index `name` invalid, as an interrupted concurrent build leaves it.
+async fn mark_invalid(pool: &PgPool, name: &str) {
+    sqlx::query("UPDATE pg_index SET indisvalid = false WHERE indexrelid = $1::regclass")
+        .bind(name)
+        .execute(pool)
+        .await
+        .unwrap();
 }
