@@ -5,6 +5,8 @@
 //! * `group`: at least three members including the creator.
 //! * `private_channel`: the creator plus any invited members.
 //! * `public_channel`: only the creator at first; others join themselves.
+//! * a channel may be read-only (a broadcast channel): only its owner and
+//!   admins post (`Role::may_post`, checked by the worker at commit).
 
 use fechatter_shared::{
     model::{ChatType, Role},
@@ -80,6 +82,17 @@ pub fn may_add_members(chat_type: ChatType, role: Option<Role>) -> AppResult<()>
     }
 }
 
+/// Checks a requested read-only flag (a broadcast channel: only its owner
+/// and admins post, `Role::may_post`): only channels can be read-only.
+pub fn read_only(chat_type: ChatType, requested: Option<bool>) -> AppResult<Option<bool>> {
+    match requested {
+        Some(true) if !chat_type.is_channel() => Err(AppError::validation(
+            "only channels can be read-only (broadcast channels)",
+        )),
+        other => Ok(other),
+    }
+}
+
 /// May `me` (with `role`) remove `targets` from a chat owned by `owner`?
 pub fn may_remove_members(
     chat_type: ChatType,
@@ -151,6 +164,23 @@ mod tests {
         assert!(may_remove_members(Group, 1, Some(Role::Owner), owner, &[1]).is_err());
         assert!(may_remove_members(Single, 1, Some(Role::Owner), owner, &[2]).is_err());
         assert!(may_remove_members(Group, 9, None, owner, &[9]).is_err());
+    }
+
+    #[test]
+    fn only_channels_are_read_only() {
+        assert!(read_only(Group, Some(true)).is_err());
+        assert!(read_only(Single, Some(true)).is_err());
+        assert_eq!(read_only(Group, Some(false)).unwrap(), Some(false));
+        assert_eq!(read_only(PublicChannel, Some(true)).unwrap(), Some(true));
+        assert_eq!(read_only(PrivateChannel, None).unwrap(), None);
+    }
+
+    #[test]
+    fn read_only_channels_take_posts_from_managers() {
+        assert!(Role::Member.may_post(false));
+        assert!(!Role::Member.may_post(true));
+        assert!(Role::Admin.may_post(true));
+        assert!(Role::Owner.may_post(true));
     }
 
     #[test]

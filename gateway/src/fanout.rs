@@ -12,7 +12,7 @@
 //! by every connection it goes to, with the commit time the topic entry
 //! carries (for `delivery_latency_seconds`).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
@@ -25,9 +25,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    chat_delivery::{deliver_ephemeral, deliver_event, flush_summaries},
     hub::{close, Priority},
     metrics::{POSTGRES, REDIS},
-    outbound::TimedFrame,
     state::AppState,
 };
 
@@ -47,6 +47,9 @@ const RESYNC_AFTER_RECONNECT: [Duration; 4] = [
     Duration::from_secs(10),
 ];
 
+/// Summary mode's window and the interval of its `chat.summary` frames.
+const SUMMARY_TICK: Duration = Duration::from_secs(1);
+
 /// Runs the delivery loop until `shutdown` fires. Every delivery, live or
 /// catch-up, happens on this one task, so a chat's events go out in order.
 pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
@@ -54,6 +57,9 @@ pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
     let mut reconnects = state.subscriber.reconnect_rx();
     tokio::spawn(async move {
         let mut resyncs: Vec<tokio::time::Instant> = Vec::new();
+        let summarizing = state.config.summary_mode_rate > 0;
+        let mut summaries = tokio::time::interval(SUMMARY_TICK);
+        summaries.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next = resyncs.first().copied();
             tokio::select! {
@@ -82,6 +88,7 @@ pub fn spawn_delivery(state: AppState, shutdown: CancellationToken) {
                     resyncs.remove(0);
                     resync(&state).await;
                 }
+                _ = summaries.tick(), if summarizing => flush_summaries(&state),
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -101,7 +108,7 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
                 if let Some((user, chat, seq)) = crate::read_state::receipt_of(frame) {
                     state.hub.set_watermark(user, chat, seq);
                 }
-                deliver_to_chat(state, chat, exclude, frame, None)
+                deliver_ephemeral(state, chat, exclude, frame)
             }
             None => tracing::warn!(channel, "unreadable wake message"),
         },
@@ -163,19 +170,19 @@ async fn on_event(
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
-            deliver_event(state, chat, frame, committed_ms);
+            deliver_event(state, chat, id, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
         Some(Some(last)) if prev == last && !skips_messages(last, id) => {
-            deliver_event(state, chat, frame, committed_ms);
+            deliver_event(state, chat, id, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if prev == last => {
             // The stream itself has a hole (entries lost or refused):
             // PostgreSQL has every committed event.
             fill_from_database(state, chat, last, id).await;
-            deliver_event(state, chat, frame, committed_ms);
+            deliver_event(state, chat, id, frame, committed_ms);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) => {
@@ -212,7 +219,7 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             if skips_messages(from, id) {
                 fill_from_database(state, chat, from, id).await;
             }
-            deliver_event(state, chat, &frame, committed_ms);
+            deliver_event(state, chat, id, &frame, committed_ms);
             state.hub.advance(chat, id);
             from = id;
         }
@@ -243,104 +250,12 @@ async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before
     match rows {
         Ok(rows) => {
             for (seq, sub, frame) in rows {
-                deliver_event(state, chat, &frame, None);
-                state.hub.advance(chat, StreamId(seq as u64, sub as u64));
+                let id = StreamId(seq as u64, sub as u64);
+                deliver_event(state, chat, id, &frame, None);
+                state.hub.advance(chat, id);
             }
         }
         Err(e) => tracing::warn!(chat, error = %e, "filling a topic gap failed"),
-    }
-}
-
-/// The fields of a `message.new` that badges need.
-#[derive(serde::Deserialize)]
-struct NewMessage {
-    payload: NewMessagePayload,
-}
-
-#[derive(serde::Deserialize)]
-struct NewMessagePayload {
-    message: MessageHead,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageHead {
-    seq: i64,
-    sender_id: i64,
-    #[serde(default)]
-    mentions: Vec<i64>,
-}
-
-/// Delivers a committed chat event; a new message also updates the unread
-/// badges of the chat's local members, computed here from their cached
-/// watermarks so the worker does not publish one badge per member.
-fn deliver_event(state: &AppState, chat: i64, frame: &str, committed_ms: Option<u64>) {
-    deliver_to_chat(state, chat, 0, frame, committed_ms);
-    if frame_kind(frame) != "message.new" {
-        return;
-    }
-    let Ok(new) = serde_json::from_str::<NewMessage>(frame) else {
-        tracing::warn!(chat, "unreadable message.new; badges skipped");
-        return;
-    };
-    let m = new.payload.message;
-    let badges = state.hub.on_message(chat, m.seq, m.sender_id, &m.mentions);
-    if badges.is_empty() {
-        return;
-    }
-    // One badge per recipient per message is the hottest serialization in
-    // the gateway: format it directly, with a deterministic id (no random
-    // UUID, no JSON tree) and one timestamp per event.
-    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    for badge in badges {
-        let text = format!(
-            r#"{{"type":"notification.badge","id":"b{chat}:{seq}:{user}","timestamp":"{ts}","payload":{{"chatId":{chat},"unreadCount":{unread},"mentionCount":{mentions}}}}}"#,
-            seq = m.seq,
-            user = badge.user,
-            unread = badge.unread,
-            mentions = badge.mentions,
-        );
-        let bytes = Utf8Bytes::from(text);
-        // A device showing the chat does not count it as unread.
-        for c in badge.conns.into_iter().filter(|c| !c.focused_on(chat)) {
-            c.offer(
-                bytes.clone(),
-                Priority::User,
-                &state.metrics,
-                "notification.badge",
-            );
-        }
-    }
-}
-
-/// Offers `frame` to the chat's local members except `exclude`; with a
-/// commit time, as an event whose delivery latency the writers observe.
-fn deliver_to_chat(
-    state: &AppState,
-    chat: i64,
-    exclude: i64,
-    frame: &str,
-    committed_ms: Option<u64>,
-) {
-    let conns = state.hub.conns_of_chat(chat, exclude);
-    if conns.is_empty() {
-        return;
-    }
-    let kind = frame_kind(frame);
-    let priority = Priority::of_chat_frame(kind);
-    let bytes = Utf8Bytes::from(frame.to_string());
-    let event = committed_ms.map(|committed_ms| {
-        let frame = bytes.clone();
-        Arc::new(TimedFrame {
-            frame,
-            committed_ms,
-        })
-    });
-    for c in conns {
-        match &event {
-            Some(event) => c.offer_event(event, priority, &state.metrics, kind),
-            None => c.offer(bytes.clone(), priority, &state.metrics, kind),
-        };
     }
 }
 

@@ -49,6 +49,48 @@ struct State {
     conns: HashMap<u64, Conn>,
 }
 
+impl State {
+    fn members(&self, chat: i64) -> Vec<i64> {
+        self.chats
+            .get(&chat)
+            .map(|c| c.members.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn apply_message(&mut self, chat: i64, seq: i64, sender: i64, mentioned: &[i64]) {
+        for user in self.members(chat) {
+            let Some(entry) = self.users.get_mut(&user) else {
+                continue;
+            };
+            let state = entry.read.entry(chat).or_default();
+            if user == sender {
+                state.watermark = state.watermark.max(seq);
+            } else if mentioned.contains(&user) {
+                state.mentions += 1;
+            }
+        }
+    }
+
+    fn badges(&self, chat: i64, seq: i64, skip: i64) -> Vec<BadgeUpdate> {
+        let members = self.chats.get(&chat).map(|c| &c.members);
+        members
+            .into_iter()
+            .flatten()
+            .filter(|&&u| u != skip)
+            .filter_map(|u| self.users.get(u).map(|e| (*u, e)))
+            .map(|(user, entry)| {
+                let state = entry.read.get(&chat).copied().unwrap_or_default();
+                BadgeUpdate {
+                    user,
+                    unread: (seq - state.watermark).max(0),
+                    mentions: state.mentions,
+                    conns: entry.conns.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Local registry of connections, memberships and topic positions.
 #[derive(Default)]
 pub struct Hub {
@@ -182,34 +224,20 @@ impl Hub {
         mentioned: &[i64],
     ) -> Vec<BadgeUpdate> {
         let mut s = self.lock();
-        let Some(members) = s
-            .chats
-            .get(&chat)
-            .map(|c| c.members.iter().copied().collect::<Vec<_>>())
-        else {
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(members.len());
-        for user in members {
-            let Some(entry) = s.users.get_mut(&user) else {
-                continue;
-            };
-            let state = entry.read.entry(chat).or_default();
-            if user == sender {
-                state.watermark = state.watermark.max(seq);
-                continue;
-            }
-            if mentioned.contains(&user) {
-                state.mentions += 1;
-            }
-            out.push(BadgeUpdate {
-                user,
-                unread: (seq - state.watermark).max(0),
-                mentions: state.mentions,
-                conns: entry.conns.clone(),
-            });
-        }
-        out
+        s.apply_message(chat, seq, sender, mentioned);
+        s.badges(chat, seq, sender)
+    }
+
+    /// [`Self::on_message`] without the badges: a chat in summary mode
+    /// sends them once a second ([`Self::badges`]).
+    pub fn apply_message(&self, chat: i64, seq: i64, sender: i64, mentioned: &[i64]) {
+        self.lock().apply_message(chat, seq, sender, mentioned);
+    }
+
+    /// The badge of every local member of the chat but `skip`, as of
+    /// message `seq`.
+    pub fn badges(&self, chat: i64, seq: i64, skip: i64) -> Vec<BadgeUpdate> {
+        self.lock().badges(chat, seq, skip)
     }
 
     pub fn is_member(&self, user: i64, chat: i64) -> bool {

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod attention;
+pub mod chat_delivery;
 pub mod chat_policy;
 pub mod commands;
 pub mod conn;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod startup;
 pub mod state;
 pub mod subscriptions;
+pub mod summary;
 pub mod sync;
 pub mod upgrade;
 pub mod user_events;

@@ -85,6 +85,11 @@ pub struct GatewayMetrics {
     /// `ingest_refused_total{reason}`: writes refused because their shard
     /// was full or lagging (back-pressure).
     pub ingest_refused: IntCounterVec,
+    /// `summary_mode_chats`: chats this gateway summarizes now.
+    pub summary_chats: IntGauge,
+    /// `summarized_events_total`: chat events sent only to focused
+    /// connections (the rest got a `chat.summary`).
+    pub summarized_events: prometheus::IntCounter,
 }
 
 impl std::ops::Deref for GatewayMetrics {
@@ -167,6 +172,17 @@ impl GatewayMetrics {
             )
             .expect("valid metric"),
         );
+        let summary_chats = gauge(
+            "summary_mode_chats",
+            "chats in summary mode on this gateway (more than SUMMARY_MODE_RATE messages a second)",
+        );
+        let summarized_events = base.register(
+            prometheus::IntCounter::new(
+                "summarized_events_total",
+                "chat events of chats in summary mode: sent only to connections focused on the chat",
+            )
+            .expect("valid metric"),
+        );
         for reason in ["full", "lagging"] {
             ingest_refused.with_label_values(&[reason]);
         }
@@ -193,6 +209,8 @@ impl GatewayMetrics {
             sync_reads,
             rate_limited,
             ingest_refused,
+            summary_chats,
+            summarized_events,
         }
     }
 

@@ -71,6 +71,9 @@ impl AppState {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
                 search_latency: crate::search::latency_histogram(&metrics),
+                summaries: std::sync::Mutex::new(crate::summary::Summaries::new(
+                    config.summary_mode_rate,
+                )),
                 metrics,
                 node,
                 config,

@@ -12,7 +12,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     hub::Hub, metrics::GatewayMetrics, presence_watch::PresenceWatch, replies::Replies,
-    subscriptions, user_positions::UserPositions,
+    subscriptions, summary::Summaries, user_positions::UserPositions,
 };
 
 #[derive(Clone)]
@@ -35,6 +35,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub metrics: GatewayMetrics,
     pub hub: Arc<Hub>,
+    /// Per-chat message rates and summary mode (used by the delivery task).
+    pub summaries: std::sync::Mutex<Summaries>,
     /// Which local connections watch whose presence.
     pub presence: Arc<PresenceWatch>,
     /// The last user-stream event delivered, per local user.

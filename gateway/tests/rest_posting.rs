@@ -265,3 +265,124 @@ async fn a_timeout_is_503_and_the_retry_is_safe(pool: PgPool) {
         "the timed-out attempt and its retries made one message"
     );
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_read_only_channel_takes_posts_from_its_owner_and_admins(pool: PgPool) {
+    use reqwest::Method;
+    let p = Pool::start(pool, 1).await;
+    let app = p.gw(0);
+    let ada = app.signup("Ada", "Acme").await;
+    let bob = app.signup("Bob", "Acme").await;
+    let cat = app.signup("Cat", "Acme").await;
+    // Only channels can be read-only.
+    let (status, err) = app
+        .post(
+            "/api/chat",
+            &ada,
+            json!({"type": "group", "members": [bob.id, cat.id], "readOnly": true}),
+        )
+        .await;
+    assert_error(status, &err, 422, "validation_failed");
+    let (status, created) = app
+        .post(
+            "/api/chat",
+            &ada,
+            json!({"type": "public_channel", "name": "announcements", "readOnly": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["readOnly"], true);
+    let chat = created["id"].as_i64().unwrap();
+    for u in [&bob, &cat] {
+        let (status, _) = app
+            .post(&format!("/api/chat/{chat}/join"), u, json!({}))
+            .await;
+        assert!(status.is_success());
+    }
+    let mut b = Client::connect(app, &bob).await;
+    let mut c = Client::connect(app, &cat).await;
+
+    // A member cannot post, over WebSocket or REST, nor lift the flag.
+    let id = b
+        .send("message.send", json!({"chatId": chat, "content": "me too"}))
+        .await;
+    let err = b.answer(&id).await;
+    assert_eq!(err["type"], "error", "{err}");
+    assert_eq!(err["payload"]["code"], "forbidden", "{err}");
+    let path = format!("/api/chat/{chat}/messages");
+    let (status, err) = app
+        .post(&path, &bob, json!({"content": "me too", "clientId": "b1"}))
+        .await;
+    assert_error(status, &err, 403, "forbidden");
+    let chat_path = format!("/api/chat/{chat}");
+    let patch = |token: &str, body| {
+        let token = token.to_string();
+        let path = chat_path.clone();
+        async move {
+            app.call(Method::PATCH, &path, Some(&token), Some(body))
+                .await
+        }
+    };
+    let (status, err) = patch(&bob.token, json!({"readOnly": false})).await;
+    assert_error(status, &err, 403, "forbidden");
+
+    // The owner posts; every member receives it.
+    let (status, posted) = app
+        .post(
+            &path,
+            &ada,
+            json!({"content": "release at 5", "clientId": "a1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{posted}");
+    assert_eq!(posted["seq"], 1);
+    for client in [&mut b, &mut c] {
+        let got = client.expect("message.new").await;
+        assert_eq!(got["payload"]["message"]["content"], "release at 5");
+    }
+
+    // A new owner posts; the former owner is an admin and still posts.
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/chat/{chat}/members/{}", bob.id),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    let id = b
+        .send(
+            "message.send",
+            json!({"chatId": chat, "content": "from bob"}),
+        )
+        .await;
+    assert_eq!(b.answer(&id).await["payload"]["seq"], 2);
+    let (status, posted) = app
+        .post(
+            &path,
+            &ada,
+            json!({"content": "from ada", "clientId": "a2"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{posted}");
+    let id = c
+        .send(
+            "message.send",
+            json!({"chatId": chat, "content": "from cat"}),
+        )
+        .await;
+    assert_eq!(c.answer(&id).await["payload"]["code"], "forbidden");
+
+    // Lifting the flag opens the channel to members at the next send.
+    let (status, updated) = patch(&bob.token, json!({"readOnly": false})).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["readOnly"], false);
+    let id = c
+        .send(
+            "message.send",
+            json!({"chatId": chat, "content": "from cat"}),
+        )
+        .await;
+    assert_eq!(c.answer(&id).await["payload"]["seq"], 4);
+}

@@ -63,6 +63,23 @@ impl Api {
         Ok(body)
     }
 
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Result<Value> {
+        let res = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("PATCH {path}"))?;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("PATCH {path} answered {status}: {body}");
+        }
+        Ok(body)
+    }
+
     /// Signs up into a new workspace named `workspace`, or with `invite`
     /// into the workspace it admits to.
     pub async fn signup(&self, name: &str, email: &str, join: &Join) -> Result<Account> {

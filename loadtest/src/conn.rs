@@ -169,6 +169,9 @@ struct Payload {
     message: Option<MessageField>,
     ref_id: Option<String>,
     seq: Option<i64>,
+    /// Of a `chat.summary`.
+    new_messages: Option<u64>,
+    last_seq: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -191,6 +194,11 @@ pub struct ChatSeen {
     pub last: i64,
     pub duplicated: u64,
     pub out_of_order: u64,
+    /// `chat.summary` frames (summary mode), the messages they counted,
+    /// and the newest seq they covered.
+    pub summaries: u64,
+    pub summarized: u64,
+    pub summarized_upto: i64,
 }
 
 /// What one connection measured.
@@ -200,6 +208,8 @@ pub struct ReaderStats {
     pub chats: HashMap<i64, ChatSeen>,
     /// (chat, seq) of this connection's acked messages.
     pub acked: Vec<(i64, i64)>,
+    /// Text frames received, of any type.
+    pub frames: u64,
 }
 
 /// Reads frames until `stop` flips, accounting for deliveries and acks.
@@ -217,6 +227,7 @@ pub async fn read_loop(
         ack: histogram(),
         chats: HashMap::new(),
         acked: Vec::new(),
+        frames: 0,
     };
     loop {
         let msg = tokio::select! {
@@ -229,6 +240,7 @@ pub async fn read_loop(
             _ => break,
         };
         let now = unix_nanos();
+        stats.frames += 1;
         let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
             continue;
         };
@@ -275,6 +287,16 @@ pub async fn read_loop(
             }
             "error" => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            "chat.summary" => {
+                let (Some(chat), Some(n), Some(upto)) = (p.chat_id, p.new_messages, p.last_seq)
+                else {
+                    continue;
+                };
+                let seen = stats.chats.entry(chat).or_default();
+                seen.summaries += 1;
+                seen.summarized += n;
+                seen.summarized_upto = seen.summarized_upto.max(upto);
             }
             _ => {}
         }

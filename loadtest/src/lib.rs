@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod channel;
 pub mod chaos;
 pub mod client;
 pub mod conn;

@@ -55,6 +55,26 @@ enum Scenario {
     Fanout(FanoutArgs),
     /// The same fan-out against an in-process bare WebSocket broadcaster.
     Baseline(FanoutArgs),
+    /// One channel of thousands of members: a read-only broadcast channel
+    /// (`--read-only`), or a busy one past summary mode's rate where only
+    /// `--viewers` members show it.
+    Channel {
+        #[arg(long, default_value_t = 5_000)]
+        members: usize,
+        #[arg(long, default_value_t = 1)]
+        senders: usize,
+        /// Messages per second per sender (the server allows 10).
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// Members that show the channel (`chat.focus`): every event.
+        #[arg(long, default_value_t = 0)]
+        viewers: usize,
+        /// Only the owner and admins (the senders) may post.
+        #[arg(long)]
+        read_only: bool,
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
+    },
     /// Many small group chats, one sender each.
     Chats {
         #[arg(long, default_value_t = 300)]
@@ -234,6 +254,10 @@ struct FanoutArgs {
     rate: f64,
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Every member shows the channel (`chat.focus`): every event even past
+    /// summary mode's rate, and no badges.
+    #[arg(long)]
+    focused: bool,
 }
 
 fn bounded(duration: u64) -> Result<Duration> {
@@ -268,8 +292,9 @@ async fn main() -> Result<()> {
             senders,
             rate,
             duration,
+            focused,
         }) => {
-            let plan = traffic::fanout_plan(
+            let mut plan = traffic::fanout_plan(
                 &target,
                 bounded_count(members)?,
                 senders,
@@ -277,13 +302,35 @@ async fn main() -> Result<()> {
                 bounded(duration)?,
             )
             .await?;
+            if focused {
+                plan.focused = (0..members).collect();
+            }
             traffic::run(&target, plan).await?
+        }
+        Scenario::Channel {
+            members,
+            senders,
+            rate,
+            viewers,
+            read_only,
+            duration,
+        } => {
+            let shape = loadtest::channel::Shape {
+                members: bounded_count(members)?,
+                senders,
+                rate,
+                viewers,
+                read_only,
+                duration: bounded(duration)?,
+            };
+            loadtest::channel::run(&target, shape).await?
         }
         Scenario::Baseline(FanoutArgs {
             members,
             senders,
             rate,
             duration,
+            ..
         }) => {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let bare = Target::bare(listener.local_addr()?);

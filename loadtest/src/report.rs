@@ -49,6 +49,13 @@ pub struct Audit {
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
+    /// Deliveries a `chat.summary` accounted for instead (summary mode):
+    /// acked messages a connection did not get, at or before the newest
+    /// seq its summaries covered.
+    pub summarized: u64,
+    /// Connection-chats whose summaries' `newMessages` do not add up to
+    /// the messages they skipped.
+    pub summary_miscounts: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

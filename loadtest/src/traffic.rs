@@ -37,6 +37,11 @@ pub struct Plan {
     pub duration: Duration,
     /// Longest wait after sending stops for owed deliveries.
     pub drain: Duration,
+    /// Shortest wait after sending stops (summaries come once a second).
+    pub settle: Duration,
+    /// Connections that show (`chat.focus`) their first chat: they get
+    /// every event of it even in summary mode, and no badges for it.
+    pub focused: Vec<usize>,
     /// Told once every connection is open; sending starts when it answers
     /// (write-cost reads its counters in between).
     pub gate: Option<Gate>,
@@ -105,6 +110,8 @@ pub async fn fanout_plan(
         rate_per_sender: rate,
         duration,
         drain: Duration::from_secs(10),
+        settle: Duration::ZERO,
+        focused: Vec::new(),
         gate: None,
     })
 }
@@ -163,12 +170,34 @@ pub async fn chats_plan_of(
         rate_per_sender: rate,
         duration,
         drain: Duration::from_secs(10),
+        settle: Duration::ZERO,
+        focused: Vec::new(),
         gate: None,
     })
 }
 
 pub fn tag() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_string()
+}
+
+/// Sends `chat.focus` for the first chat of each focused connection (its
+/// ack is not a send's: the readers ignore it).
+async fn focus(plan: &Plan, sinks: &mut [Option<conn::Sink>]) -> Result<()> {
+    use futures::SinkExt;
+    for &i in &plan.focused {
+        let Some(chat) = plan.chats.iter().find(|(_, m)| m.contains(&i)).map(|c| c.0) else {
+            continue;
+        };
+        let frame = format!(
+            r#"{{"type":"chat.focus","id":"focus-{i}","timestamp":"","payload":{{"chatId":{chat}}}}}"#
+        );
+        if let Some(sink) = sinks[i].as_mut() {
+            sink.send(tokio_tungstenite::tungstenite::Message::Text(frame.into()))
+                .await
+                .with_context(|| format!("focusing connection {i}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a plan and reports.
@@ -207,6 +236,7 @@ pub async fn run(target: &Target, mut plan: Plan) -> Result<Report> {
         sinks.push(Some(sink));
     }
 
+    focus(&plan, &mut sinks).await?;
     if let Some(gate) = plan.gate.take() {
         let _ = gate.connected.send(());
         let _ = gate.resume.await;
@@ -255,7 +285,8 @@ pub async fn run(target: &Target, mut plan: Plan) -> Result<Report> {
             );
             let _ = std::io::stderr().flush();
         }
-        if now >= until && settled >= sent && delivered >= expected {
+        let settled_all = settled >= sent && delivered >= expected;
+        if now >= until + plan.settle && settled_all {
             break;
         }
         if now >= drain_until {
@@ -285,6 +316,58 @@ pub async fn run(target: &Target, mut plan: Plan) -> Result<Report> {
         elapsed_send,
         span_secs,
     ))
+}
+
+/// Frames per connection per second received by focused connections and
+/// by the others (summary mode's effect), and summaries per second.
+fn frame_rates(
+    plan: &Plan,
+    stats: &[(usize, ReaderStats)],
+    secs: f64,
+    extra: &mut std::collections::BTreeMap<String, f64>,
+) {
+    let focused: HashSet<usize> = plan.focused.iter().copied().collect();
+    let mut sums = [(0u64, 0u64, 0u64); 2];
+    for (i, s) in stats {
+        let k = usize::from(!focused.contains(i));
+        sums[k].0 += 1;
+        sums[k].1 += s.frames;
+        sums[k].2 += s.chats.values().map(|c| c.summaries).sum::<u64>();
+    }
+    for (k, label) in [(0, "focused"), (1, "unfocused")] {
+        let (n, frames, summaries) = sums[k];
+        if n > 0 {
+            let per = |x: u64| x as f64 / n as f64 / secs.max(0.001);
+            extra.insert(format!("frames_per_conn_per_sec_{label}"), per(frames));
+            extra.insert(
+                format!("summaries_per_conn_per_sec_{label}"),
+                per(summaries),
+            );
+        }
+    }
+}
+
+/// Audits what one connection saw of one chat against the acked seqs:
+/// each must have arrived once and in order, or, in summary mode, be
+/// covered by a `chat.summary` whose counts add up.
+fn audit_one(audit: &mut Audit, want: &HashSet<i64>, seen: Option<&conn::ChatSeen>) {
+    audit.expected += want.len() as u64;
+    let Some(c) = seen else {
+        audit.lost += want.len() as u64;
+        return;
+    };
+    let missing = want.iter().filter(|seq| !c.seen.contains(seq));
+    let (summarized, lost): (Vec<i64>, Vec<i64>) =
+        missing.partition(|&&seq| seq <= c.summarized_upto);
+    audit.lost += lost.len() as u64;
+    audit.summarized += summarized.len() as u64;
+    // Summaries count every skipped message, acked here or not (a send
+    // whose ack was lost still commits): they may only count more.
+    if c.summaries > 0 && c.summarized < summarized.len() as u64 {
+        audit.summary_miscounts += 1;
+    }
+    audit.duplicated += c.duplicated;
+    audit.out_of_order += c.out_of_order;
 }
 
 fn summarize(
@@ -318,16 +401,7 @@ fn summarize(
     for (i, s) in &stats {
         for chat in chats_of.get(i).into_iter().flatten() {
             let want = acked.get(chat).cloned().unwrap_or_default();
-            audit.expected += want.len() as u64;
-            let seen = s.chats.get(chat);
-            audit.lost += want
-                .iter()
-                .filter(|seq| !seen.is_some_and(|c| c.seen.contains(seq)))
-                .count() as u64;
-            if let Some(c) = seen {
-                audit.duplicated += c.duplicated;
-                audit.out_of_order += c.out_of_order;
-            }
+            audit_one(&mut audit, &want, s.chats.get(chat));
         }
     }
     let delivered = counters.delivered.load(Ordering::Relaxed);
@@ -337,6 +411,9 @@ fn summarize(
         plan.senders.len() as f64 * plan.rate_per_sender,
     );
     extra.insert("drain_secs".into(), (total_secs - send_secs).max(0.0));
+    if !plan.focused.is_empty() {
+        frame_rates(plan, &stats, total_secs, &mut extra);
+    }
     Report {
         scenario: plan.name.clone(),
         params: plan.params.clone(),

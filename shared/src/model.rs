@@ -75,6 +75,8 @@ pub struct Chat {
     pub name: Option<String>,
     pub description: String,
     pub owner_id: i64,
+    /// A broadcast channel: only the owner and admins post.
+    pub read_only: bool,
     /// Sequence number of the newest message.
     pub last_seq: i64,
     pub member_count: i64,
@@ -111,6 +113,12 @@ impl Role {
     /// Owners and admins manage a chat (rename, invite, remove others).
     pub fn can_manage(self) -> bool {
         matches!(self, Self::Owner | Self::Admin)
+    }
+
+    /// May a member with this role post in a chat, read-only or not? In a
+    /// read-only (broadcast) channel only the owner and admins post.
+    pub fn may_post(self, read_only: bool) -> bool {
+        !read_only || self.can_manage()
     }
 }
 

@@ -49,10 +49,12 @@ pub(crate) fn sends_of<'a>(run: &[&'a IngestEntry]) -> Vec<Send<'a>> {
         .collect()
 }
 
-/// Step 2's answers: which (chat, user) pairs are memberships, and the
-/// chat of each reply target.
+/// Step 2's answers: which (chat, user) pairs are memberships, which of
+/// them may post (not a plain member of a read-only channel), and the chat
+/// of each reply target.
 pub(crate) struct Validity {
     members: HashSet<(i64, i64)>,
+    may_post: HashSet<(i64, i64)>,
     parent_chat: HashMap<i64, i64>,
 }
 
@@ -90,10 +92,16 @@ pub(crate) async fn validity(tx: &mut PgConnection, sends: &[Send<'_>]) -> AppRe
         }
     }
     let members = store::chat::memberships_among(tx, &chats, &users).await?;
+    let may_post = members
+        .iter()
+        .filter(|m| m.may_post)
+        .map(|m| (m.chat, m.user))
+        .collect();
     let parents: Vec<i64> = sends.iter().filter_map(|s| s.reply_to).collect();
     let parent_chat = store::message::chats_of(tx, &parents).await?;
     Ok(Validity {
-        members: members.into_iter().collect(),
+        members: members.into_iter().map(|m| (m.chat, m.user)).collect(),
+        may_post,
         parent_chat: parent_chat.into_iter().collect(),
     })
 }
@@ -172,6 +180,11 @@ fn refusal(s: &Send<'_>, v: &Validity) -> Option<AppError> {
     let e = s.entry;
     if !v.members.contains(&(e.chat_id, e.user_id)) {
         return Some(AppError::not_found("chat not found"));
+    }
+    if !v.may_post.contains(&(e.chat_id, e.user_id)) {
+        return Some(AppError::forbidden(
+            "this channel is read-only: only its owner and admins post",
+        ));
     }
     let foreign_parent = s
         .reply_to
@@ -269,12 +282,14 @@ mod tests {
             send(1, 10, "c", Some(500), &[]),          // reply into chat 2
             send(1, 10, "a", None, &[]),               // repeat of "a" in the run
             send(1, 11, "d", Some(501), &[]),          // reply inside chat 1
+            send(3, 12, "e", None, &[]),               // member of read-only chat 3
         ];
         let run: Vec<&IngestEntry> = entries.iter().collect();
         let sends = sends_of(&run);
         let earlier = HashMap::from([((1, 10, "old".to_string()), committed(1, 10, "old"))]);
         let v = Validity {
-            members: HashSet::from([(1, 10), (1, 11)]),
+            members: HashSet::from([(1, 10), (1, 11), (3, 12)]),
+            may_post: HashSet::from([(1, 10), (1, 11)]),
             parent_chat: HashMap::from([(500, 2), (501, 1)]),
         };
         let mut fx = Effects::default();
@@ -295,7 +310,10 @@ mod tests {
         assert_eq!(fx.topic.len(), 1, "an earlier event is re-published once");
         assert_eq!(fx.topic[0].event_seq, 9);
         let outcomes: Vec<&str> = fx.outcomes.iter().map(|o| o.1).collect();
-        assert_eq!(outcomes, ["duplicate", "duplicate", "rejected", "rejected"]);
+        assert_eq!(
+            outcomes,
+            ["duplicate", "duplicate", "rejected", "rejected", "rejected"]
+        );
         let answers: Vec<serde_json::Value> = fx
             .replies
             .iter()
@@ -305,5 +323,6 @@ mod tests {
         assert_eq!(answers[0]["payload"]["messageId"], 77);
         assert_eq!(answers[2]["payload"]["code"], "not_found");
         assert_eq!(answers[3]["payload"]["code"], "validation_failed");
+        assert_eq!(answers[4]["payload"]["code"], "forbidden");
     }
 }

@@ -48,6 +48,7 @@ struct CreateChat {
     chat_type: ChatType,
     name: Option<String>,
     description: Option<String>,
+    read_only: Option<bool>,
     #[serde(default)]
     members: Vec<i64>,
 }
@@ -57,6 +58,7 @@ struct CreateChat {
 struct UpdateChat {
     name: Option<String>,
     description: Option<String>,
+    read_only: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +126,7 @@ async fn create_chat(
 ) -> AppResult<(StatusCode, Json<Chat>)> {
     let others = chat_policy::initial_members(me.user_id, req.chat_type, &req.members)?;
     let name = chat_policy::initial_name(req.chat_type, req.name.as_deref())?;
+    let read_only = chat_policy::read_only(req.chat_type, req.read_only)?.unwrap_or(false);
     let description = req.description.unwrap_or_default();
     if description.chars().count() > 1000 {
         return Err(AppError::validation(
@@ -138,17 +141,16 @@ async fn create_chat(
             return Ok((StatusCode::OK, Json(existing)));
         }
     }
-    let created = match chat::create(
-        &state.pool,
-        me.workspace_id,
-        me.user_id,
-        req.chat_type,
-        name.as_deref(),
-        description.trim(),
-        &others,
-    )
-    .await
-    {
+    let new = chat::NewChat {
+        workspace_id: me.workspace_id,
+        owner_id: me.user_id,
+        chat_type: req.chat_type,
+        name: name.as_deref(),
+        description: description.trim(),
+        read_only,
+        members: &others,
+    };
+    let created = match chat::create(&state.pool, new).await {
         Err(AppError::Conflict(_)) if req.chat_type == ChatType::Single => {
             // Lost a race with a concurrent creation of the same pair.
             let existing =
@@ -206,7 +208,14 @@ async fn update_chat(
         ));
     }
     Ok(Json(
-        chat::update(&state.pool, id, name, req.description.as_deref()).await?,
+        chat::update(
+            &state.pool,
+            id,
+            name,
+            req.description.as_deref(),
+            chat_policy::read_only(found.chat_type, req.read_only)?,
+        )
+        .await?,
     ))
 }
 

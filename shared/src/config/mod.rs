@@ -104,6 +104,9 @@ pub struct Config {
     pub auth_account_per_minute: u32,
     /// Per-connection outbound queue bound in bytes (next to `send_queue`).
     pub send_queue_bytes: usize,
+    /// Messages per second in one chat above which a gateway switches the
+    /// chat to summary mode (seed 002 §7.4); 0 turns summary mode off.
+    pub summary_mode_rate: u32,
     /// Shutdown: how long the liveness check fails before the listener
     /// closes, so the load balancer stops routing here first.
     pub drain_grace: Duration,
@@ -180,6 +183,7 @@ impl fmt::Debug for Config {
             .field("auth_ip_per_minute", &self.auth_ip_per_minute)
             .field("auth_account_per_minute", &self.auth_account_per_minute)
             .field("send_queue_bytes", &self.send_queue_bytes)
+            .field("summary_mode_rate", &self.summary_mode_rate)
             .field("drain_grace", &self.drain_grace)
             .field("ingest_max_len", &self.ingest_max_len)
             .field("ingest_max_wait", &self.ingest_max_wait)
@@ -322,6 +326,7 @@ impl Config {
                 &get("AUTH_ACCOUNT_PER_MINUTE"),
             )?,
             send_queue_bytes: parse("SEND_QUEUE_BYTES", &get("SEND_QUEUE_BYTES"))?,
+            summary_mode_rate: parse("SUMMARY_MODE_RATE", &get("SUMMARY_MODE_RATE"))?,
             drain_grace: millis("DRAIN_GRACE_MS", &get("DRAIN_GRACE_MS"))?,
             ingest_max_len: parse("INGEST_MAX_LEN", &get("INGEST_MAX_LEN"))?,
             ingest_max_wait: millis("INGEST_MAX_WAIT_MS", &get("INGEST_MAX_WAIT_MS"))?,

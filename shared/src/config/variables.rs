@@ -93,6 +93,11 @@ impl Config {
             "outbound frames queued per connection before backpressure",
         ),
         (
+            "SUMMARY_MODE_RATE",
+            "100",
+            "messages per second in one chat above which a gateway sends the chat's unfocused connections `chat.summary` frames instead of every event (0: never)",
+        ),
+        (
             "DRAIN_TIMEOUT_MS",
             "10000",
             "gateway shutdown: wait this long for connections to close",

@@ -39,6 +39,35 @@ impl<'a> MessageNew<'a> {
     }
 }
 
+/// `chat.summary {chatId, newMessages, events, lastSeq, lastEventId, live}`:
+/// a gateway's once-a-second digest of a chat in summary mode (more than
+/// `SUMMARY_MODE_RATE` messages a second) for the connections not focused
+/// on it, instead of the events themselves (`gateway/src/summary.rs`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSummary {
+    pub chat_id: i64,
+    /// Messages not sent since the previous summary.
+    pub new_messages: u64,
+    /// Events (messages, edits, deletes, reactions) not sent since then.
+    pub events: u64,
+    /// The chat's newest message seq this gateway has seen.
+    pub last_seq: i64,
+    /// The chat's newest event (`"<seq>-<sub>"`).
+    pub last_event_id: String,
+    /// True on the last summary: from the next event on, every event is
+    /// delivered again.
+    pub live: bool,
+}
+
+impl ChatSummary {
+    pub const TYPE: &'static str = "chat.summary";
+
+    pub fn frame(&self) -> String {
+        super::new_frame(Self::TYPE, self)
+    }
+}
+
 /// What an ack of `message.send` adds to `{refId, status}`:
 /// `{messageId, seq}`, plus `duplicate: true` for a retry.
 #[derive(Debug, Clone, Copy, Serialize)]

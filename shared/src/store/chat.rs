@@ -13,7 +13,7 @@ use crate::{
 };
 
 const CHAT_COLUMNS: &str = "c.id, c.workspace_id, c.type, c.name, c.description, c.owner_id,
-    c.last_seq, (SELECT count(*) FROM chat_members cm WHERE cm.chat_id = c.id) AS member_count,
+    c.read_only, c.last_seq, (SELECT count(*) FROM chat_members cm WHERE cm.chat_id = c.id) AS member_count,
     c.created_at, c.updated_at";
 
 /// Chats the user is a member of, newest activity first.
@@ -65,17 +65,29 @@ pub async fn get(pool: &PgPool, chat_id: i64) -> AppResult<Chat> {
     .ok_or_else(|| AppError::not_found("chat not found"))
 }
 
-/// Creates a chat with `owner_id` as owner and `members` (which must not
-/// contain the owner) as plain members.
-pub async fn create(
-    pool: &PgPool,
-    workspace_id: i64,
-    owner_id: i64,
-    chat_type: ChatType,
-    name: Option<&str>,
-    description: &str,
-    members: &[i64],
-) -> AppResult<Chat> {
+/// A chat to create: its owner, type and settings, and its plain members
+/// (which must not contain the owner).
+pub struct NewChat<'a> {
+    pub workspace_id: i64,
+    pub owner_id: i64,
+    pub chat_type: ChatType,
+    pub name: Option<&'a str>,
+    pub description: &'a str,
+    pub read_only: bool,
+    pub members: &'a [i64],
+}
+
+/// Creates a chat with its owner and members.
+pub async fn create(pool: &PgPool, new: NewChat<'_>) -> AppResult<Chat> {
+    let NewChat {
+        workspace_id,
+        owner_id,
+        chat_type,
+        name,
+        description,
+        read_only,
+        members,
+    } = new;
     let mut tx = pool.begin().await?;
     // A single chat is unique per pair (chats_single_pair): two racing
     // creations cannot both insert; the loser gets a Conflict and the
@@ -85,8 +97,8 @@ pub async fn create(
         format!("{}:{}", owner_id.min(other), owner_id.max(other))
     });
     let (chat_id,): (i64,) = sqlx::query_as(
-        "INSERT INTO chats (workspace_id, type, name, description, owner_id, single_pair)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO chats (workspace_id, type, name, description, owner_id, single_pair, read_only)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(workspace_id)
     .bind(chat_type)
@@ -94,6 +106,7 @@ pub async fn create(
     .bind(description)
     .bind(owner_id)
     .bind(single_pair)
+    .bind(read_only)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| crate::store::conflict_on_unique(e, "this single chat already exists"))?;
@@ -169,15 +182,17 @@ pub async fn update(
     chat_id: i64,
     name: Option<&str>,
     description: Option<&str>,
+    read_only: Option<bool>,
 ) -> AppResult<Chat> {
     sqlx::query(
         "UPDATE chats SET name = coalesce($2, name), description = coalesce($3, description),
-                updated_at = now()
+                read_only = coalesce($4, read_only), updated_at = now()
          WHERE id = $1",
     )
     .bind(chat_id)
     .bind(name)
     .bind(description)
+    .bind(read_only)
     .execute(pool)
     .await?;
     get(pool, chat_id).await
@@ -306,16 +321,34 @@ pub async fn memberships_among(
     tx: &mut PgConnection,
     chats: &[i64],
     users: &[i64],
-) -> AppResult<Vec<(i64, i64)>> {
-    Ok(sqlx::query_as(
-        "SELECT m.chat_id, m.user_id FROM chat_members m
+) -> AppResult<Vec<Membership>> {
+    let rows: Vec<(i64, i64, String, bool)> = sqlx::query_as(
+        "SELECT m.chat_id, m.user_id, m.role, c.read_only FROM chat_members m
          JOIN unnest($1::bigint[], $2::bigint[]) AS k(chat_id, user_id)
-           ON m.chat_id = k.chat_id AND m.user_id = k.user_id",
+           ON m.chat_id = k.chat_id AND m.user_id = k.user_id
+         JOIN chats c ON c.id = m.chat_id",
     )
     .bind(chats)
     .bind(users)
     .fetch_all(tx)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(chat, user, role, read_only)| Membership {
+            chat,
+            user,
+            may_post: Role::parse(&role).may_post(read_only),
+        })
+        .collect())
+}
+
+/// One (chat, user) membership as the send path checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Membership {
+    pub chat: i64,
+    pub user: i64,
+    /// False for a plain member of a read-only channel.
+    pub may_post: bool,
 }
 
 /// Reserves `counts[i]` message seqs and event numbers in chat `ids[i]`

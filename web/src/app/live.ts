@@ -114,6 +114,9 @@ export class Live implements Feed {
       case "typing.indicator":
         if (live) this.store.setTyping(p.chatId, p.userId, p.displayName, p.active);
         break;
+      case "chat.summary":
+        this.store.bump(p.chatId, frame.timestamp);
+        break;
       case "message.new":
         // A message ends its sender's typing.
         this.store.setTyping(p.chatId, p.message.senderId, "", false);

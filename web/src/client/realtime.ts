@@ -214,6 +214,13 @@ export class Realtime {
       case "token.refresh":
         void this.refreshToken();
         break;
+      case "chat.summary":
+        // A busy chat's events were skipped (summary mode): forget the
+        // cached messages; a shown chat reloads its newest page.
+        this.cache.clear(frame.payload.chatId);
+        this.emit("chat", frame.payload.chatId);
+        this.emit("reload", frame.payload.chatId);
+        break;
     }
     this.onEvent(frame, true);
   }

@@ -1,0 +1,152 @@
+//! Summary mode (seed 002 §7.4): a chat over `SUMMARY_MODE_RATE` messages
+//! a second reaches connections not focused on it as one `chat.summary`
+//! (and one badge) per second instead of every event; focused connections
+//! keep getting every event; a calm second brings full delivery back with
+//! a `live: true` summary; what was skipped comes back through sync.
+
+mod common;
+
+use std::time::Duration;
+
+use common::realtime::{seqs, Client, Pool, WAIT};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+/// Frames of `kinds` until a `chat.summary` with `live: true` (included).
+async fn until_live(c: &mut Client, kinds: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let Some(f) = c.next_frame(Duration::from_millis(500)).await else {
+            continue;
+        };
+        if !kinds.contains(&f["type"].as_str().unwrap_or("")) {
+            continue;
+        }
+        let live = f["type"] == "chat.summary" && f["payload"]["live"] == true;
+        out.push(f);
+        if live {
+            return out;
+        }
+    }
+    panic!("no live chat.summary within {WAIT:?}; got {out:?}");
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_busy_chat_is_summarized_for_unfocused_connections_only(pool: PgPool) {
+    let p = Pool::start_with(pool, 1, |c| c.summary_mode_rate = 3).await;
+    let app = p.gw(0);
+    let ada = app.signup("Ada", "Acme").await;
+    let bob = app.signup("Bob", "Acme").await;
+    let cat = app.signup("Cat", "Acme").await;
+    let chat = app
+        .create_chat(&ada, "group", Some("busy"), &[bob.id, cat.id])
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let mut a = Client::connect(app, &ada).await;
+    let mut b = Client::connect(app, &bob).await;
+    let mut c = Client::connect(app, &cat).await;
+    let id = c.send("chat.focus", json!({ "chatId": chat })).await;
+    assert_eq!(c.answer(&id).await["type"], "ack");
+
+    // Eight messages well within a second: more than 3 a second.
+    for i in 1..=8 {
+        let id = a
+            .send(
+                "message.send",
+                json!({"chatId": chat, "content": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
+    }
+
+    // Cat shows the chat: every message, in order.
+    let got = c.collect("message.new", Duration::from_secs(2)).await;
+    assert_eq!(seqs(&got), (1..=8).collect::<Vec<_>>());
+
+    // Bob does not: the first messages until the rate is passed, then
+    // summaries that account for the rest, the last one live.
+    let frames = until_live(
+        &mut b,
+        &["message.new", "chat.summary", "notification.badge"],
+    )
+    .await;
+    let live: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["type"] == "message.new")
+        .map(|f| f["payload"]["message"]["seq"].as_i64().unwrap())
+        .collect();
+    assert!(live.len() >= 3 && live.len() < 8, "{live:?}");
+    assert_eq!(live, (1..=live.len() as i64).collect::<Vec<_>>());
+    let summaries: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "chat.summary")
+        .map(|f| &f["payload"])
+        .collect();
+    let summarized: u64 = summaries
+        .iter()
+        .map(|s| s["newMessages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(live.len() as u64 + summarized, 8, "{summaries:?}");
+    let last = summaries.last().unwrap();
+    assert_eq!(last["chatId"], chat);
+    assert_eq!(last["lastSeq"], 8);
+    assert_eq!(last["lastEventId"], "8-0");
+    assert!(summaries[..summaries.len() - 1]
+        .iter()
+        .all(|s| s["live"] == false));
+    // The badge that came with a summary counts every message.
+    let badge = frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "notification.badge")
+        .expect("a badge with the summary");
+    assert_eq!(badge["payload"]["unreadCount"], 8);
+
+    // What was skipped comes back through sync, from Bob's own cursor.
+    let from = *live.last().unwrap();
+    let id = b
+        .send(
+            "sync.request",
+            json!({ "chats": { chat.to_string(): from } }),
+        )
+        .await;
+    let sync = b.expect("sync.response").await;
+    let events: Vec<i64> = sync["payload"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"]["message"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(events, ((from + 1)..=8).collect::<Vec<_>>());
+    assert_eq!(b.answer(&id).await["type"], "ack");
+
+    // Back to live: the next message reaches Bob as an event.
+    let id = a
+        .send("message.send", json!({"chatId": chat, "content": "calm"}))
+        .await;
+    assert_eq!(a.answer(&id).await["payload"]["seq"], 9);
+    let next = b.expect("message.new").await;
+    assert_eq!(next["payload"]["message"]["seq"], 9);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn summary_mode_off_delivers_every_event(pool: PgPool) {
+    let p = Pool::start_with(pool, 1, |c| c.summary_mode_rate = 0).await;
+    let (ada, bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    for i in 1..=8 {
+        let id = a
+            .send("message.send", json!({"chatId": chat, "content": "x"}))
+            .await;
+        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
+    }
+    let got = b.collect("message.new", Duration::from_secs(2)).await;
+    assert_eq!(seqs(&got), (1..=8).collect::<Vec<_>>());
+    assert!(b
+        .collect("chat.summary", Duration::from_millis(1500))
+        .await
+        .is_empty());
+}
