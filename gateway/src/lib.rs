@@ -13,6 +13,7 @@ pub mod commands;
 pub mod conn;
 pub mod extract;
 pub mod fanout;
+pub mod fanout_lag;
 pub mod hub;
 pub mod lifecycle;
 pub mod listener;

@@ -141,7 +141,10 @@ async fn admit(session: &Session, head: StreamId, writer: WriterHalf) -> JoinHan
         sink,
         rx,
         conn.clone(),
-        state.metrics.delivery_latency.clone(),
+        crate::metrics::DeliveryObserver {
+            latency: state.metrics.delivery_latency.clone(),
+            lag: state.fanout_lag.window(),
+        },
     ))
 }
 

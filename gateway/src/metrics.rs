@@ -85,6 +85,8 @@ pub struct GatewayMetrics {
     /// `ingest_refused_total{reason}`: writes refused because their shard
     /// was full or lagging (back-pressure).
     pub ingest_refused: IntCounterVec,
+    /// `fanout_lag_ms`: the pool's fan-out lag as this gateway sees it.
+    pub fanout_lag: IntGauge,
     /// `summary_mode_chats`: chats this gateway summarizes now.
     pub summary_chats: IntGauge,
     /// `summarized_events_total`: chat events sent only to focused
@@ -172,6 +174,10 @@ impl GatewayMetrics {
             )
             .expect("valid metric"),
         );
+        let fanout_lag = gauge(
+            "fanout_lag_ms",
+            "the pool's fan-out lag (commit to socket write, highest over the gateways in the last 250 ms) as this gateway sees it; writes are refused above FANOUT_MAX_LAG_MS",
+        );
         let summary_chats = gauge(
             "summary_mode_chats",
             "chats in summary mode on this gateway (more than SUMMARY_MODE_RATE messages a second)",
@@ -183,7 +189,7 @@ impl GatewayMetrics {
             )
             .expect("valid metric"),
         );
-        for reason in ["full", "lagging"] {
+        for reason in ["full", "lagging", "fanout"] {
             ingest_refused.with_label_values(&[reason]);
         }
         for class in CLASSES {
@@ -209,6 +215,7 @@ impl GatewayMetrics {
             sync_reads,
             rate_limited,
             ingest_refused,
+            fanout_lag,
             summary_chats,
             summarized_events,
         }
@@ -245,8 +252,27 @@ impl GatewayMetrics {
     }
 }
 
-/// [`GatewayMetrics::observe_delivery`] on a cloned histogram (the
-/// connection writers hold one each).
+/// What a connection writer reports per committed event it wrote: the
+/// `delivery_latency_seconds` histogram and the gateway's fan-out lag
+/// window ([`crate::fanout_lag`]).
+#[derive(Clone)]
+pub struct DeliveryObserver {
+    pub latency: Histogram,
+    pub lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DeliveryObserver {
+    /// One socket write of an event committed at `committed_ms`; the
+    /// highest lag of the window wins (a clock ahead of ours is no lag).
+    pub fn observe(&self, committed_ms: u64) {
+        observe_delivery(&self.latency, committed_ms);
+        let lag = now_ms().saturating_sub(committed_ms);
+        self.lag
+            .fetch_max(lag, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// [`GatewayMetrics::observe_delivery`] on a cloned histogram.
 pub fn observe_delivery(histogram: &Histogram, committed_ms: u64) {
     let waited = now_ms().saturating_sub(committed_ms);
     histogram.observe(waited as f64 / 1000.0);
@@ -328,6 +354,23 @@ mod tests {
             r#"fechatter_outbound_frames_dropped_total{class="typing",reason="backpressure"} 1"#
         ));
         assert!(text.contains(r#"fechatter_ws_frames_dropped_total{type="typing.indicator"} 1"#));
+    }
+
+    #[test]
+    fn a_write_reports_its_lag_and_the_highest_wins() {
+        use std::sync::atomic::Ordering;
+        let m = GatewayMetrics::new();
+        let o = DeliveryObserver {
+            latency: m.delivery_latency.clone(),
+            lag: Default::default(),
+        };
+        o.observe(now_ms() - 300);
+        o.observe(now_ms() - 10);
+        assert!(o.lag.load(Ordering::Relaxed) >= 300);
+        o.lag.store(0, Ordering::Relaxed);
+        o.observe(now_ms() + 5_000);
+        assert_eq!(o.lag.load(Ordering::Relaxed), 0);
+        assert_eq!(m.delivery_latency.get_sample_count(), 3);
     }
 
     #[test]

@@ -8,9 +8,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::metrics::DeliveryObserver;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{stream::SplitSink, SinkExt};
-use prometheus::Histogram;
 
 pub use crate::conn::{Conn, Receiver};
 
@@ -133,13 +133,13 @@ pub mod close {
     pub const TOKEN_EXPIRED: u16 = 4401;
 }
 
-/// Drains `rx` onto the socket until the connection closes; `latency` is
-/// the gateway's `delivery_latency_seconds`.
+/// Drains `rx` onto the socket until the connection closes; `observer`
+/// takes the delivery latency of every committed event written.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: Receiver,
     conn: Conn,
-    latency: Histogram,
+    observer: DeliveryObserver,
 ) {
     loop {
         let mut batch = Vec::new();
@@ -153,7 +153,7 @@ pub async fn write_loop(
         if taken == 0 {
             break;
         }
-        if Box::pin(write_batch(&mut sink, batch, &conn, &latency))
+        if Box::pin(write_batch(&mut sink, batch, &conn, &observer))
             .await
             .is_err()
         {
@@ -162,7 +162,7 @@ pub async fn write_loop(
         }
     }
     // Boxed: only a closing connection needs the closing's state.
-    Box::pin(finish(sink, rx, conn, latency)).await;
+    Box::pin(finish(sink, rx, conn, observer)).await;
 }
 
 /// Sends what is already queued (bounded in time), then Close.
@@ -170,7 +170,7 @@ async fn finish(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: Receiver,
     conn: Conn,
-    latency: Histogram,
+    observer: DeliveryObserver,
 ) {
     let (code, reason) = conn.close_reason();
     if code != close::SLOW_CONSUMER {
@@ -179,7 +179,7 @@ async fn finish(
             while let Some(m) = rx.try_recv() {
                 batch.push(m);
             }
-            write_batch(&mut sink, batch, &conn, &latency).await
+            write_batch(&mut sink, batch, &conn, &observer).await
         })
         .await;
     }
@@ -197,7 +197,7 @@ async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     batch: Vec<Outbound>,
     conn: &Conn,
-    latency: &Histogram,
+    observer: &DeliveryObserver,
 ) -> Result<(), axum::Error> {
     let mut committed = Vec::new();
     for m in batch {
@@ -217,7 +217,7 @@ async fn write_batch(
     }
     sink.flush().await?;
     for at in committed {
-        crate::metrics::observe_delivery(latency, at);
+        observer.observe(at);
     }
     Ok(())
 }

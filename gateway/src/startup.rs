@@ -71,6 +71,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 tokens: TokenKeys::new(&config.jwt_secret, config.access_token_ttl),
                 search_latency: crate::search::latency_histogram(&metrics),
+                fanout_lag: Arc::new(crate::fanout_lag::FanoutLag::new(config.fanout_max_lag)),
                 summaries: std::sync::Mutex::new(crate::summary::Summaries::new(
                     config.summary_mode_rate,
                 )),
@@ -94,6 +95,16 @@ impl AppState {
             }),
         };
         fanout::spawn_delivery(state.clone(), background.clone());
+        crate::fanout_lag::spawn(
+            crate::fanout_lag::Exchange {
+                lag: state.fanout_lag.clone(),
+                redis: state.redis.clone(),
+                key: state.keys.fanout_lag(),
+                node: state.node.clone(),
+                gauge: state.metrics.fanout_lag.clone(),
+            },
+            background.clone(),
+        );
         spawn_queue_sampler(state.clone(), background.clone());
         fechatter_shared::health::spawn_probe(
             state.metrics.dependency_up.clone(),

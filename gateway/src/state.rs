@@ -11,8 +11,8 @@ use sqlx::PgPool;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    hub::Hub, metrics::GatewayMetrics, presence_watch::PresenceWatch, replies::Replies,
-    subscriptions, summary::Summaries, user_positions::UserPositions,
+    fanout_lag::FanoutLag, hub::Hub, metrics::GatewayMetrics, presence_watch::PresenceWatch,
+    replies::Replies, subscriptions, summary::Summaries, user_positions::UserPositions,
 };
 
 #[derive(Clone)]
@@ -35,6 +35,8 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub metrics: GatewayMetrics,
     pub hub: Arc<Hub>,
+    /// This gateway's fan-out lag and the pool's (write back-pressure).
+    pub fanout_lag: Arc<FanoutLag>,
     /// Per-chat message rates and summary mode (used by the delivery task).
     pub summaries: std::sync::Mutex<Summaries>,
     /// Which local connections watch whose presence.

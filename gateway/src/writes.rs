@@ -115,6 +115,21 @@ pub async fn limit_send(state: &AppState, user: i64, urgent: bool) -> AppResult<
 /// of a write still waiting in the shard is not queued again (false): the
 /// first entry's answer (same ref id) goes to the first attempt's address.
 pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<bool> {
+    if state.fanout_lag.over() {
+        tracing::debug!(
+            pool_lag_ms = state.fanout_lag.pool_ms(),
+            "fan-out lagging; write refused"
+        );
+        state
+            .metrics
+            .ingest_refused
+            .with_label_values(&["fanout"])
+            .inc();
+        return Err(AppError::Overloaded {
+            what: "message fan-out",
+            retry_after_ms: crate::fanout_lag::RETRY_MS,
+        });
+    }
     let body = serde_json::to_string(entry).map_err(|e| AppError::Internal(e.into()))?;
     let stream = state.keys.ingest(entry.chat_id, state.config.ingest_shards);
     let pending = state

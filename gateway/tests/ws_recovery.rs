@@ -262,6 +262,55 @@ async fn a_lagging_shard_refuses_writes_with_a_retry_hint(pool: PgPool) {
     assert_eq!(count_messages(&pool).await, 2);
 }
 
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_lagging_fan_out_anywhere_in_the_pool_refuses_writes(pool: PgPool) {
+    // Back-pressure (FANOUT_MAX_LAG_MS): this test plays a second gateway
+    // that delivers 900 ms after commit; within a tick (250 ms) this
+    // gateway refuses new writes with a retry hint, and accepts them again
+    // once that gateway's report is stale (2 s) or low.
+    let p = Pool::start_with(pool.clone(), 1, |c| {
+        c.fanout_max_lag = Duration::from_millis(200);
+    })
+    .await;
+    let (ada, _bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let first = a.say(chat, "delivered in time").await;
+    assert_eq!(a.answer(&first).await["payload"]["seq"], 1);
+
+    let state = &p.gw(0).state;
+    let now = gateway::metrics::now_ms();
+    let _: () = fred::prelude::HashesInterface::hset(
+        &state.redis,
+        state.keys.fanout_lag(),
+        ("other-gateway~1", format!("900 {now}")),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let second = a.say(chat, "refused while fan-out lags").await;
+    let refused = a.answer(&second).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["payload"]["code"], "unavailable", "{refused}");
+    assert_eq!(refused["payload"]["retryAfterMs"], 1000, "{refused}");
+    assert_eq!(
+        count_messages(&pool).await,
+        1,
+        "a refused write is not queued"
+    );
+
+    // The lagging gateway's report goes stale: writes pass again.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    a.send_with_id(
+        &second,
+        "message.send",
+        serde_json::json!({ "chatId": chat, "content": "refused while fan-out lags" }),
+    )
+    .await;
+    let ack = a.answer(&second).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_eq!(ack["payload"]["seq"], 2);
+}
+
 /// Waits until the worker's background build of `messages_search` is done.
 async fn search_index_built(pool: &PgPool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -63,11 +63,12 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
     reports.push(bare_20k);
     server.abort();
     say("fanout (saturation, one gateway)");
-    let mut sat = traffic::run(
-        &t.one_gateway,
-        traffic::fanout_plan(&t.one_gateway, members, senders, rate, secs(8)).await?,
-    )
-    .await?;
+    // 800 messages/s in one channel is past summary mode's rate: every
+    // member shows the channel (chat.focus), so every one gets every
+    // message, as the bare baseline's clients do (and no badges).
+    let mut plan = traffic::fanout_plan(&t.one_gateway, members, senders, rate, secs(8)).await?;
+    plan.focused = (0..members).collect();
+    let mut sat = traffic::run(&t.one_gateway, plan).await?;
     sat.scenario = "fanout-saturation".into();
     reports.push(sat);
 
@@ -95,6 +96,8 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         chats.scenario = format!("chats{suffix}");
         reports.push(chats);
     }
+
+    reports.extend(large_channels(t, quick).await?);
 
     match (&t.redis, &t.database) {
         (Some(redis), Some(db)) => {
@@ -160,6 +163,48 @@ pub async fn run(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
         reports.push(crate::chaos::run(&args).await?);
     }
     Ok(reports)
+}
+
+/// Issue 13 item 4: a 5,000-member broadcast channel, a 5,000-member
+/// channel past summary mode's rate, and many chats of 50.
+async fn large_channels(t: &BenchTargets, quick: bool) -> Result<Vec<Report>> {
+    let secs = |s: u64| Duration::from_secs(if quick { 2 } else { s });
+    let scale = |n: usize| if quick { (n / 10).max(6) } else { n };
+    let mut out = Vec::new();
+    say("broadcast (5,000-member read-only channel, owner and an admin post)");
+    let shape = crate::channel::Shape {
+        members: scale(5_000),
+        senders: 2,
+        rate: 5.0,
+        viewers: 0,
+        read_only: true,
+        duration: secs(15),
+    };
+    out.push(crate::channel::run(&t.proxy, shape).await?);
+    say("busy-channel (5,000 members, 216 messages/s, 100 viewers)");
+    let shape = crate::channel::Shape {
+        members: scale(5_000),
+        senders: scale(24),
+        rate: 9.0,
+        viewers: scale(100),
+        read_only: false,
+        duration: secs(15),
+    };
+    out.push(crate::channel::run(&t.proxy, shape).await?);
+    say("chats-50 (200 chats of 50 among 5,000 users)");
+    let plan = traffic::chats_plan(
+        &t.proxy,
+        scale(5_000),
+        scale(200),
+        50.min(scale(50)),
+        1.0,
+        secs(15),
+    )
+    .await?;
+    let mut chats = traffic::run(&t.proxy, plan).await?;
+    chats.scenario = "chats-50".into();
+    out.push(chats);
+    Ok(out)
 }
 
 fn say(what: &str) {
@@ -357,6 +402,7 @@ pub fn markdown(reports: &[Report], machine: &str, commit: &str, date: &str) -> 
             figures.join("; ")
         );
     }
+    s.push_str(&crate::channel::section(reports));
     if let Some(r) = find(reports, "write-cost") {
         s.push_str(&crate::cost::section(r));
     }

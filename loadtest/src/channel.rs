@@ -127,3 +127,48 @@ async fn make_admins(api: &Api, chat: i64, senders: &[Account]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The "Large channels" section of BENCHMARKS.md: the rows of the
+/// `broadcast`, `busy-channel` and `chats-50` runs with what summary mode
+/// did.
+pub fn section(reports: &[Report]) -> String {
+    use std::fmt::Write as _;
+    let rows: Vec<&Report> = reports
+        .iter()
+        .filter(|r| ["broadcast", "busy-channel", "chats-50"].contains(&r.scenario.as_str()))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("\n## Large channels (issue 13 item 4)\n\n");
+    s.push_str("Through the two gateways. `broadcast`: a read-only channel, only its owner and an admin post. `busy-channel`: past `SUMMARY_MODE_RATE` (100 messages/s), the viewers show the channel (`chat.focus`) and get every event, the other members get one `chat.summary` and one badge a second. Frames per connection per second count every frame received.\n\n");
+    s.push_str("| scenario | parameters | deliveries/s | p50 ms | p99 ms | lost | dup | out-of-order | covered by summaries | summary miscounts | frames/conn/s, viewers | frames/conn/s, others | summaries/conn/s, others |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in rows {
+        let (p50, p99) = r
+            .latency_ms
+            .as_ref()
+            .map_or((f64::NAN, f64::NAN), |l| (l.p50, l.p99));
+        let a = r.audit.clone().unwrap_or_default();
+        let x = |k: &str| {
+            r.extra
+                .get(k)
+                .map_or("-".to_string(), |v| format!("{v:.1}"))
+        };
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {:.0} | {p50:.1} | {p99:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.scenario,
+            r.params,
+            r.deliveries_per_sec,
+            a.lost,
+            a.duplicated,
+            a.out_of_order,
+            a.summarized,
+            a.summary_miscounts,
+            x("frames_per_conn_per_sec_focused"),
+            x("frames_per_conn_per_sec_unfocused"),
+            x("summaries_per_conn_per_sec_unfocused"),
+        );
+    }
+    s
+}

@@ -149,6 +149,13 @@ impl Report {
                 "audit: expected {}  lost {}  duplicated {}  out-of-order {}",
                 a.expected, a.lost, a.duplicated, a.out_of_order
             );
+            if a.summarized > 0 || a.summary_miscounts > 0 {
+                let _ = writeln!(
+                    s,
+                    "summary mode: {} deliveries covered by chat.summary  miscounted {}",
+                    a.summarized, a.summary_miscounts
+                );
+            }
         }
         if let Some(kib) = self.rss_per_conn_kib {
             let _ = writeln!(s, "gateway RSS per connection: {kib:.2} KiB");

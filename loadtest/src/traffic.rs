@@ -411,9 +411,7 @@ fn summarize(
         plan.senders.len() as f64 * plan.rate_per_sender,
     );
     extra.insert("drain_secs".into(), (total_secs - send_secs).max(0.0));
-    if !plan.focused.is_empty() {
-        frame_rates(plan, &stats, total_secs, &mut extra);
-    }
+    frame_rates(plan, &stats, total_secs, &mut extra);
     Report {
         scenario: plan.name.clone(),
         params: plan.params.clone(),

@@ -122,6 +122,12 @@ impl Keys {
         format!("{}:revoked:{{u{user_id}}}", self.prefix)
     }
 
+    /// Hash of each gateway's fan-out lag (field: node id, value
+    /// `"<lag ms> <written at ms>"`), for pool-wide back-pressure.
+    pub fn fanout_lag(&self) -> String {
+        format!("{}:fanout_lag", self.prefix)
+    }
+
     /// Settings every process of a deployment must agree on (field
     /// `ingest_shards`), written by the first process to start.
     pub fn deployment(&self) -> String {

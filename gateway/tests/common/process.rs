@@ -34,6 +34,7 @@ pub async fn start_gateway(c: &Config, name: &str, extra: &[(&str, &str)]) -> Ga
         )
         .env("DB_MAX_CONNECTIONS", "4")
         .env("DRAIN_GRACE_MS", "0")
+        .env("FANOUT_MAX_LAG_MS", "0")
         .env("RUST_LOG", "warn");
     for (k, v) in extra {
         cmd.env(k, v);

@@ -117,6 +117,10 @@ pub struct Config {
     /// entry of their shard has waited longer than this: the bound on how
     /// long an accepted write waits for a worker. Zero: no limit.
     pub ingest_max_wait: Duration,
+    /// Writes are refused (`unavailable`, retry hint) while the pool's
+    /// fan-out lag (commit to socket write, the highest over the gateways
+    /// in the last 250 ms) is above this. Zero: no limit.
+    pub fanout_max_lag: Duration,
     /// A chat topic stream without a new event for this long expires.
     pub topic_idle_ttl: Duration,
     /// Sign-up admission: direct (tokens at once) or verified by e-mail.
@@ -187,6 +191,7 @@ impl fmt::Debug for Config {
             .field("drain_grace", &self.drain_grace)
             .field("ingest_max_len", &self.ingest_max_len)
             .field("ingest_max_wait", &self.ingest_max_wait)
+            .field("fanout_max_lag", &self.fanout_max_lag)
             .field("topic_idle_ttl", &self.topic_idle_ttl)
             .field("signup_mode", &self.signup_mode)
             .field("public_url", &self.public_url)
@@ -330,6 +335,7 @@ impl Config {
             drain_grace: millis("DRAIN_GRACE_MS", &get("DRAIN_GRACE_MS"))?,
             ingest_max_len: parse("INGEST_MAX_LEN", &get("INGEST_MAX_LEN"))?,
             ingest_max_wait: millis("INGEST_MAX_WAIT_MS", &get("INGEST_MAX_WAIT_MS"))?,
+            fanout_max_lag: millis("FANOUT_MAX_LAG_MS", &get("FANOUT_MAX_LAG_MS"))?,
             topic_idle_ttl: Duration::from_secs(parse(
                 "TOPIC_IDLE_TTL_SECS",
                 &get("TOPIC_IDLE_TTL_SECS"),
@@ -412,6 +418,7 @@ impl Config {
         // A loaded test machine must not turn a slow batch into refused
         // writes; the back-pressure test sets its own.
         config.ingest_max_wait = Duration::from_secs(30);
+        config.fanout_max_lag = Duration::ZERO;
         config
     }
 }

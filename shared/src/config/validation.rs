@@ -110,6 +110,10 @@ impl Config {
             "INGEST_MAX_WAIT_MS must be 0 (no limit) or at least 100"
         );
         ensure!(
+            self.fanout_max_lag.is_zero() || self.fanout_max_lag >= Duration::from_millis(50),
+            "FANOUT_MAX_LAG_MS must be 0 (no limit) or at least 50"
+        );
+        ensure!(
             self.topic_idle_ttl >= Duration::from_secs(60),
             "TOPIC_IDLE_TTL_SECS must be at least 60"
         );

@@ -173,6 +173,11 @@ impl Config {
             "writes answer `unavailable` (retryAfterMs) while their shard's oldest entry has waited longer than this (workers behind); 0: no limit",
         ),
         (
+            "FANOUT_MAX_LAG_MS",
+            "250",
+            "writes answer `unavailable` (retryAfterMs) while the pool delivers committed events later than this after their commit (fan-out behind); 0: no limit",
+        ),
+        (
             "TOPIC_IDLE_TTL_SECS",
             "604800",
             "a chat topic stream with no new event for this long expires (PostgreSQL keeps all)",
