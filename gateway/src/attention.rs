@@ -60,6 +60,15 @@ impl Session {
                     self.ensure_member(chat)?;
                 }
                 self.conn.set_focus(f.chat_id);
+                // Events withheld from it before this tick's summary: it
+                // hears of them now, since it will get no summary.
+                let missed = f.chat_id.and_then(|chat| {
+                    let s = self.state.summaries.lock().expect("summaries lock");
+                    s.pending(chat)
+                });
+                if let Some(summary) = missed {
+                    self.send(summary.frame());
+                }
                 self.send(protocol::ack_frame(ref_id, json!({ "chatId": f.chat_id })));
             }
             other => {

@@ -48,24 +48,18 @@ struct MessageHead {
 /// cached watermarks so the worker does not publish one badge per member.
 /// In summary mode only connections focused on the chat get the event and
 /// badges wait for the next summary.
-pub fn deliver_event(
-    state: &AppState,
-    chat: i64,
-    id: StreamId,
-    frame: &str,
-    committed_ms: Option<u64>,
-) {
+pub fn deliver_event(state: &AppState, chat: i64, id: StreamId, frame: &str, how: Delivery) {
     let kind = frame_kind(frame);
     let is_message = kind == "message.new";
     let summarized = state
         .summaries
         .lock()
         .expect("summaries lock")
-        .on_event(chat, id, is_message);
+        .on_event(chat, id, is_message, how.live);
     if summarized {
         state.metrics.summarized_events.inc();
     }
-    offer(state, chat, 0, frame, committed_ms, summarized);
+    offer(state, chat, 0, frame, how.committed_ms, summarized);
     if !is_message {
         return;
     }
@@ -82,6 +76,15 @@ pub fn deliver_event(
         let badges = state.hub.on_message(chat, m.seq, m.sender_id, &m.mentions);
         offer_badges(state, chat, m.seq, badges);
     }
+}
+
+/// How an event reached the delivery task.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Its commit time, when the topic entry carries one.
+    pub committed_ms: Option<u64>,
+    /// A wake as it arrived (not a catch-up): counts toward summary mode.
+    pub live: bool,
 }
 
 /// Offers an ephemeral frame (typing, receipt) to the chat's local members
@@ -166,10 +169,11 @@ fn offer(
     committed_ms: Option<u64>,
     focused_only: bool,
 ) {
-    let mut conns = state.hub.conns_of_chat(chat, exclude);
-    if focused_only {
-        conns.retain(|c| c.focused_on(chat));
-    }
+    let conns = if focused_only {
+        state.hub.focused_conns_of_chat(chat)
+    } else {
+        state.hub.conns_of_chat(chat, exclude)
+    };
     if conns.is_empty() {
         return;
     }

@@ -25,7 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    chat_delivery::{deliver_ephemeral, deliver_event, flush_summaries},
+    chat_delivery::{deliver_ephemeral, deliver_event, flush_summaries, Delivery},
     hub::{close, Priority},
     metrics::{POSTGRES, REDIS},
     state::AppState,
@@ -170,19 +170,46 @@ async fn on_event(
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
-            deliver_event(state, chat, id, frame, committed_ms);
+            deliver_event(
+                state,
+                chat,
+                id,
+                frame,
+                Delivery {
+                    committed_ms,
+                    live: true,
+                },
+            );
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
         Some(Some(last)) if prev == last && !skips_messages(last, id) => {
-            deliver_event(state, chat, id, frame, committed_ms);
+            deliver_event(
+                state,
+                chat,
+                id,
+                frame,
+                Delivery {
+                    committed_ms,
+                    live: true,
+                },
+            );
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if prev == last => {
             // The stream itself has a hole (entries lost or refused):
             // PostgreSQL has every committed event.
             fill_from_database(state, chat, last, id).await;
-            deliver_event(state, chat, id, frame, committed_ms);
+            deliver_event(
+                state,
+                chat,
+                id,
+                frame,
+                Delivery {
+                    committed_ms,
+                    live: true,
+                },
+            );
             state.hub.advance(chat, id);
         }
         Some(Some(last)) => {
@@ -219,7 +246,16 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             if skips_messages(from, id) {
                 fill_from_database(state, chat, from, id).await;
             }
-            deliver_event(state, chat, id, &frame, committed_ms);
+            deliver_event(
+                state,
+                chat,
+                id,
+                &frame,
+                Delivery {
+                    committed_ms,
+                    live: false,
+                },
+            );
             state.hub.advance(chat, id);
             from = id;
         }
@@ -251,7 +287,16 @@ async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before
         Ok(rows) => {
             for (seq, sub, frame) in rows {
                 let id = StreamId(seq as u64, sub as u64);
-                deliver_event(state, chat, id, &frame, None);
+                deliver_event(
+                    state,
+                    chat,
+                    id,
+                    &frame,
+                    Delivery {
+                        committed_ms: None,
+                        live: false,
+                    },
+                );
                 state.hub.advance(chat, id);
             }
         }

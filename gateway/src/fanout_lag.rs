@@ -8,48 +8,114 @@
 //! while every send is still acked at once. Senders must hear about it
 //! (`unavailable` with `retryAfterMs`) before latency grows without bound.
 //!
-//! How: every socket write of a committed event reports its lag (commit to
-//! write) into this gateway's window (`metrics::DeliveryObserver`, the
-//! highest value wins). Every 250 ms the gateway takes its window's maximum,
-//! publishes it in the hash `fc:fanout_lag` under its node id with the
-//! time, and reads every gateway's entry back (one HSET and one HGETALL,
-//! pipelined): the pool's lag is the highest entry younger than 2 s, since
-//! a message's delivery spans every gateway with members and the sender's
-//! gateway may be idle. A write is refused while the pool's lag, or this
-//! gateway's current window, is above `FANOUT_MAX_LAG_MS`. As the backlog
-//! drains the lag falls and writes are accepted again; a gateway that
-//! stops reporting drops out after 2 s.
+//! How: every socket write of a committed event records its lag (commit to
+//! write) in this gateway's window, a small histogram
+//! (`metrics::DeliveryObserver`). The window's lag is its 90th percentile,
+//! and only with at least [`MIN_SAMPLES`] writes: one client that reads
+//! slowly (its writes wait in its own queue until it is closed as a slow
+//! consumer) must not stop the pool's writes, an overloaded gateway makes
+//! most writes late. Every 250 ms each gateway reports its window's lag
+//! through lua/fanout_lag.lua, which stamps it with Redis's clock and
+//! returns the highest report of the last 2 s: a message's delivery spans
+//! every gateway with members, and the sender's gateway may be idle. A
+//! write is refused while the pool's lag, or this gateway's current
+//! window's, is above `FANOUT_MAX_LAG_MS`. As the backlog drains the lag
+//! falls and writes pass again. A pool lag not refreshed for 2 s (Redis
+//! unreachable) stops counting.
+//!
+//! The lag is this gateway's clock minus the worker's commit stamp, like
+//! `delivery_latency_seconds`: hosts need synchronized clocks (NTP), and
+//! skew adds to (or hides) lag.
 
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
+use fechatter_shared::scripts::{self, LagReportAges};
 use fred::prelude::*;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::now_ms;
-
-/// How often each gateway publishes its lag and reads the pool's.
+/// How often each gateway reports its lag and reads the pool's.
 const TICK: Duration = Duration::from_millis(250);
-/// Entries older than this are a gateway that stopped reporting.
-const FRESH_MS: u64 = 2_000;
-/// Entries older than this (a gateway that crashed) are deleted.
-const FORGET_MS: u64 = 60_000;
+/// Reports older than this (Redis time) are a gateway that stopped.
+const AGES: LagReportAges = LagReportAges {
+    fresh_ms: 2_000,
+    forget_ms: 60_000,
+};
+/// A pool lag older than this on this gateway no longer counts.
+const POOL_VALID_MS: u64 = 2_000;
+/// Fewer writes than this in a window: no lag (a few late writes to a
+/// slow client are not an overloaded gateway).
+pub const MIN_SAMPLES: u32 = 50;
 /// The retry hint of a refused write.
 pub const RETRY_MS: u64 = 1_000;
+/// Upper bounds (ms) of the window's buckets; the last is open.
+const BOUNDS_MS: [u64; 16] = [
+    5, 10, 25, 50, 100, 150, 200, 250, 300, 400, 500, 750, 1_000, 2_500, 5_000, 10_000,
+];
+
+/// Commit-to-write lags of one window, bucketed (shared with every
+/// connection writer of the gateway).
+#[derive(Debug, Default)]
+pub struct LagWindow {
+    buckets: [AtomicU32; BOUNDS_MS.len() + 1],
+}
+
+impl LagWindow {
+    /// Counts one write `lag_ms` after its commit.
+    pub fn record(&self, lag_ms: u64) {
+        let i = BOUNDS_MS.partition_point(|&b| b < lag_ms);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The window's lag: the upper bound of the bucket holding its 90th
+    /// percentile, 0 with fewer than [`MIN_SAMPLES`] writes.
+    pub fn lag_ms(&self) -> u64 {
+        lag_of(self.buckets.each_ref().map(|b| b.load(Ordering::Relaxed)))
+    }
+
+    /// [`Self::lag_ms`], and a new window.
+    fn take(&self) -> u64 {
+        lag_of(
+            self.buckets
+                .each_ref()
+                .map(|b| b.swap(0, Ordering::Relaxed)),
+        )
+    }
+}
+
+fn lag_of(counts: [u32; BOUNDS_MS.len() + 1]) -> u64 {
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    if total < u64::from(MIN_SAMPLES) {
+        return 0;
+    }
+    let rank = total * 9 / 10;
+    let mut seen = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += u64::from(c);
+        if seen > rank {
+            return BOUNDS_MS
+                .get(i)
+                .copied()
+                .unwrap_or(2 * BOUNDS_MS[BOUNDS_MS.len() - 1]);
+        }
+    }
+    0
+}
 
 /// This gateway's fan-out lag and its view of the pool's.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FanoutLag {
-    /// Highest commit-to-write lag (ms) since the last tick; shared with
-    /// the connection writers.
-    window: Arc<AtomicU64>,
-    /// The pool's lag as of the last tick.
+    window: Arc<LagWindow>,
+    /// The pool's lag as of the last successful report ...
     pool: AtomicU64,
+    /// ... which counts until this many ms after `started`.
+    pool_until: AtomicU64,
+    started: Instant,
     /// `FANOUT_MAX_LAG_MS`; 0: never refuse.
     limit_ms: u64,
 }
@@ -57,51 +123,42 @@ pub struct FanoutLag {
 impl FanoutLag {
     pub fn new(limit: Duration) -> Self {
         Self {
+            window: Default::default(),
+            pool: AtomicU64::new(0),
+            pool_until: AtomicU64::new(0),
+            started: Instant::now(),
             limit_ms: limit.as_millis() as u64,
-            ..Self::default()
         }
     }
 
     /// The writers' handle on this gateway's window.
-    pub fn window(&self) -> Arc<AtomicU64> {
+    pub fn window(&self) -> Arc<LagWindow> {
         self.window.clone()
     }
 
     /// Should a new write be refused now?
     pub fn over(&self) -> bool {
-        let lag = self
-            .pool
-            .load(Ordering::Relaxed)
-            .max(self.window.load(Ordering::Relaxed));
-        self.limit_ms > 0 && lag > self.limit_ms
+        self.limit_ms > 0 && self.pool_ms().max(self.window.lag_ms()) > self.limit_ms
     }
 
-    /// The pool's lag as of the last tick (ms).
+    /// The pool's lag as of the last report, 0 once that is too old.
     pub fn pool_ms(&self) -> u64 {
-        self.pool.load(Ordering::Relaxed)
+        let now = self.started.elapsed().as_millis() as u64;
+        if now < self.pool_until.load(Ordering::Relaxed) {
+            self.pool.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    fn set_pool(&self, lag_ms: u64) {
+        self.pool.store(lag_ms, Ordering::Relaxed);
+        let until = self.started.elapsed().as_millis() as u64 + POOL_VALID_MS;
+        self.pool_until.store(until, Ordering::Relaxed);
     }
 }
 
-/// The pool's lag from the entries of `fc:fanout_lag` (`"<lag> <at>"`
-/// per node): the highest one written in the last [`FRESH_MS`].
-pub fn pool_lag<'a>(entries: impl IntoIterator<Item = &'a str>, now: u64) -> u64 {
-    entries
-        .into_iter()
-        .filter_map(|v| {
-            let (lag, at) = v.split_once(' ')?;
-            let (lag, at) = (lag.parse::<u64>().ok()?, at.parse::<u64>().ok()?);
-            (now.saturating_sub(at) <= FRESH_MS).then_some(lag)
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-/// When an entry was written, None for an unreadable one.
-fn written_at(v: &str) -> Option<u64> {
-    v.split_once(' ')?.1.parse().ok()
-}
-
-/// Where and as whom a gateway exchanges its lag.
+/// Where and as whom a gateway reports its lag.
 pub struct Exchange {
     pub lag: Arc<FanoutLag>,
     pub redis: Client,
@@ -113,7 +170,7 @@ pub struct Exchange {
     pub gauge: prometheus::IntGauge,
 }
 
-/// Publishes this gateway's lag and reads the pool's every [`TICK`] until
+/// Reports this gateway's lag and reads the pool's every [`TICK`] until
 /// `shutdown` (only when `FANOUT_MAX_LAG_MS` is set).
 pub fn spawn(x: Exchange, shutdown: CancellationToken) {
     if x.lag.limit_ms == 0 {
@@ -124,8 +181,13 @@ pub fn spawn(x: Exchange, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    if let Err(e) = exchange(&x).await {
-                        tracing::debug!(error = %e, "fan-out lag exchange failed");
+                    let mine = x.lag.window.take();
+                    match scripts::fanout_lag(&x.redis, &x.key, &x.node, mine, AGES).await {
+                        Ok(pool) => {
+                            x.lag.set_pool(pool);
+                            x.gauge.set(pool as i64);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "fan-out lag report failed"),
                     }
                 }
                 _ = shutdown.cancelled() => break,
@@ -135,58 +197,54 @@ pub fn spawn(x: Exchange, shutdown: CancellationToken) {
     });
 }
 
-/// One tick: take this gateway's window, publish it, read the pool's.
-async fn exchange(x: &Exchange) -> Result<(), fred::error::Error> {
-    let mine = x.lag.window.swap(0, Ordering::Relaxed);
-    let now = now_ms();
-    let pipe = x.redis.pipeline();
-    let _: () = pipe
-        .hset(&x.key, (x.node.as_str(), format!("{mine} {now}")))
-        .await?;
-    let _: () = pipe.hgetall(&x.key).await?;
-    let (_, all): (i64, std::collections::HashMap<String, String>) = pipe.all().await?;
-    let pool = pool_lag(all.values().map(String::as_str), now);
-    x.lag.pool.store(pool, Ordering::Relaxed);
-    x.gauge.set(pool as i64);
-    let gone: Vec<&String> = all
-        .iter()
-        .filter(|(_, v)| written_at(v).is_none_or(|at| now.saturating_sub(at) > FORGET_MS))
-        .map(|(k, _)| k)
-        .collect();
-    if !gone.is_empty() {
-        let _: () = x.redis.hdel(&x.key, gone).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn window(lags: &[(u64, u32)]) -> LagWindow {
+        let w = LagWindow::default();
+        for &(lag, n) in lags {
+            for _ in 0..n {
+                w.record(lag);
+            }
+        }
+        w
+    }
+
     #[test]
-    fn the_pool_lag_is_the_highest_fresh_entry() {
-        let now = 100_000;
-        let entries = ["40 99900", "900 97000", "120 99000", "junk", "5"];
-        // 900 is older than 2 s: that gateway stopped reporting.
-        assert_eq!(pool_lag(entries, now), 120);
-        assert_eq!(written_at("40 99900"), Some(99900));
-        assert_eq!(written_at("junk"), None);
-        assert_eq!(pool_lag([], now), 0);
+    fn a_windows_lag_is_its_90th_percentile_bucket() {
+        assert_eq!(window(&[(3, 95), (4_000, 5)]).lag_ms(), 5, "5 slow of 100");
+        assert_eq!(window(&[(3, 80), (260, 20)]).lag_ms(), 300);
+        assert_eq!(
+            window(&[(99_000, 60)]).lag_ms(),
+            20_000,
+            "past the last bound"
+        );
+        assert_eq!(window(&[(900, 49)]).lag_ms(), 0, "too few writes to judge");
+        let w = window(&[(120, 60)]);
+        assert_eq!(w.take(), 150);
+        assert_eq!(w.lag_ms(), 0, "taking starts a new window");
     }
 
     #[test]
     fn writes_are_refused_above_the_limit_only() {
         let lag = FanoutLag::new(Duration::from_millis(200));
         assert!(!lag.over());
-        lag.window.store(200, Ordering::Relaxed);
-        assert!(!lag.over(), "at the limit is not over it");
-        lag.window.store(201, Ordering::Relaxed);
+        for _ in 0..60 {
+            lag.window.record(180);
+        }
+        assert!(!lag.over(), "the 200 ms bucket is not over 200");
+        for _ in 0..600 {
+            lag.window.record(230);
+        }
         assert!(lag.over(), "this gateway's own window counts at once");
-        lag.window.store(0, Ordering::Relaxed);
-        lag.pool.store(350, Ordering::Relaxed);
+        lag.window.take();
+        lag.set_pool(350);
         assert!(lag.over(), "another gateway's lag counts");
+        lag.pool_until.store(0, Ordering::Relaxed);
+        assert!(!lag.over(), "a pool lag not refreshed stops counting");
         let off = FanoutLag::new(Duration::ZERO);
-        off.pool.store(10_000, Ordering::Relaxed);
+        off.set_pool(10_000);
         assert!(!off.over());
     }
 }

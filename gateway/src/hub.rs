@@ -311,6 +311,21 @@ impl Hub {
             .collect()
     }
 
+    /// Connections of the chat's local members that show it
+    /// (`chat.focus`), filtered under the lock.
+    pub fn focused_conns_of_chat(&self, chat: i64) -> Vec<Conn> {
+        let s = self.lock();
+        let Some(entry) = s.chats.get(&chat) else {
+            return Vec::new();
+        };
+        entry
+            .members
+            .iter()
+            .filter_map(|u| s.users.get(u))
+            .flat_map(|e| e.conns.iter().filter(|c| c.focused_on(chat)).cloned())
+            .collect()
+    }
+
     /// Topic position of a chat: `None` if not tracked, `Some(None)` if
     /// tracked but nothing delivered yet.
     pub fn position(&self, chat: i64) -> Option<Option<StreamId>> {

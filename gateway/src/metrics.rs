@@ -258,17 +258,15 @@ impl GatewayMetrics {
 #[derive(Clone)]
 pub struct DeliveryObserver {
     pub latency: Histogram,
-    pub lag: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub lag: std::sync::Arc<crate::fanout_lag::LagWindow>,
 }
 
 impl DeliveryObserver {
-    /// One socket write of an event committed at `committed_ms`; the
-    /// highest lag of the window wins (a clock ahead of ours is no lag).
+    /// One socket write of an event committed at `committed_ms` (a clock
+    /// ahead of ours is no lag).
     pub fn observe(&self, committed_ms: u64) {
         observe_delivery(&self.latency, committed_ms);
-        let lag = now_ms().saturating_sub(committed_ms);
-        self.lag
-            .fetch_max(lag, std::sync::atomic::Ordering::Relaxed);
+        self.lag.record(now_ms().saturating_sub(committed_ms));
     }
 }
 
@@ -357,20 +355,25 @@ mod tests {
     }
 
     #[test]
-    fn a_write_reports_its_lag_and_the_highest_wins() {
-        use std::sync::atomic::Ordering;
+    fn a_write_reports_its_lag_to_the_window() {
         let m = GatewayMetrics::new();
         let o = DeliveryObserver {
             latency: m.delivery_latency.clone(),
             lag: Default::default(),
         };
-        o.observe(now_ms() - 300);
-        o.observe(now_ms() - 10);
-        assert!(o.lag.load(Ordering::Relaxed) >= 300);
-        o.lag.store(0, Ordering::Relaxed);
-        o.observe(now_ms() + 5_000);
-        assert_eq!(o.lag.load(Ordering::Relaxed), 0);
-        assert_eq!(m.delivery_latency.get_sample_count(), 3);
+        for _ in 0..crate::fanout_lag::MIN_SAMPLES {
+            o.observe(now_ms() - 280);
+        }
+        assert_eq!(o.lag.lag_ms(), 300, "280 ms falls in the 250-300 bucket");
+        let ahead = DeliveryObserver {
+            latency: m.delivery_latency.clone(),
+            lag: Default::default(),
+        };
+        for _ in 0..crate::fanout_lag::MIN_SAMPLES {
+            ahead.observe(now_ms() + 5_000);
+        }
+        assert_eq!(ahead.lag.lag_ms(), 5, "a clock ahead of ours is no lag");
+        assert_eq!(m.delivery_latency.get_sample_count(), 100);
     }
 
     #[test]

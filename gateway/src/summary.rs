@@ -69,13 +69,14 @@ impl Summaries {
 
     /// Step 1, per delivered chat event `id` of `chat`: counts it and
     /// says whether unfocused connections skip it (the chat is, or just
-    /// became, summarized).
-    pub fn on_event(&mut self, chat: i64, id: StreamId, is_message: bool) -> bool {
+    /// became, summarized). Only `live` events (a wake as it arrives, not
+    /// a catch-up after a reconnect) count toward the rate.
+    pub fn on_event(&mut self, chat: i64, id: StreamId, is_message: bool, live: bool) -> bool {
         if self.rate == 0 {
             return false;
         }
         let c = self.chats.entry(chat).or_default();
-        if is_message {
+        if is_message && live {
             c.in_window = c.in_window.saturating_add(1);
         }
         if c.summary.is_none() && c.in_window > self.rate {
@@ -128,6 +129,22 @@ impl Summaries {
         out
     }
 
+    /// For a connection that just focused `chat`: what was withheld since
+    /// the last summary, as a summary saying every event follows (`live`),
+    /// if the chat is summarized and anything was.
+    pub fn pending(&self, chat: i64) -> Option<ChatSummary> {
+        let w = self.chats.get(&chat)?.summary?;
+        let last = w.last.filter(|_| w.events > 0)?;
+        Some(ChatSummary {
+            chat_id: chat,
+            new_messages: w.messages,
+            events: w.events,
+            last_seq: last.0 as i64,
+            last_event_id: format!("{}-{}", last.0, last.1),
+            live: true,
+        })
+    }
+
     /// Chats in summary mode now.
     pub fn summarized(&self) -> usize {
         self.chats.values().filter(|c| c.summary.is_some()).count()
@@ -139,7 +156,7 @@ mod tests {
     use super::*;
 
     fn messages(s: &mut Summaries, chat: i64, seqs: std::ops::RangeInclusive<u64>) -> Vec<bool> {
-        seqs.map(|seq| s.on_event(chat, StreamId(seq, 0), true))
+        seqs.map(|seq| s.on_event(chat, StreamId(seq, 0), true, true))
             .collect()
     }
 
@@ -151,8 +168,12 @@ mod tests {
         assert_eq!(skipped.iter().filter(|b| **b).count(), 2);
         assert!(!skipped[9] && skipped[10] && skipped[11]);
         // An edit of message 12 is withheld too.
-        assert!(s.on_event(7, StreamId(12, 1), false));
+        assert!(s.on_event(7, StreamId(12, 1), false, true));
         assert_eq!(s.summarized(), 1);
+        // A connection focusing now hears of what it missed this second.
+        let p = s.pending(7).unwrap();
+        assert_eq!((p.new_messages, p.events, p.live), (2, 3, true));
+        assert!(s.pending(8).is_none());
 
         // The tick sends one summary of what was withheld.
         let flushed = s.tick();
@@ -175,7 +196,18 @@ mod tests {
         assert_eq!(flushed[0].summary.new_messages, 2);
         assert!(flushed[0].summary.live);
         assert_eq!(s.summarized(), 0);
-        assert!(!s.on_event(7, StreamId(21, 0), true));
+        assert!(!s.on_event(7, StreamId(21, 0), true, true));
+        assert!(s.pending(7).is_none(), "not summarized");
+    }
+
+    #[test]
+    fn a_catch_up_burst_does_not_count_toward_the_rate() {
+        let mut s = Summaries::new(3);
+        let caught_up: Vec<bool> = (1..=50)
+            .map(|seq| s.on_event(1, StreamId(seq, 0), true, false))
+            .collect();
+        assert!(caught_up.iter().all(|b| !*b));
+        assert_eq!(s.summarized(), 0);
     }
 
     #[test]

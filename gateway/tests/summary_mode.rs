@@ -150,3 +150,50 @@ async fn summary_mode_off_delivers_every_event(pool: PgPool) {
         .await
         .is_empty());
 }
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn focusing_a_summarized_chat_tells_what_was_skipped(pool: PgPool) {
+    let p = Pool::start_with(pool, 1, |c| c.summary_mode_rate = 3).await;
+    let (ada, bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    for i in 1..=8 {
+        let id = a
+            .send("message.send", json!({"chatId": chat, "content": "x"}))
+            .await;
+        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
+    }
+    // Bob opens the chat at once, perhaps before the second's summary:
+    // whatever was skipped is told by a summary, the tick's or one sent
+    // with the focus (live, since every event follows).
+    let focus = b.send("chat.focus", json!({ "chatId": chat })).await;
+    let mut frames = Vec::new();
+    while let Some(f) = b.next_frame(Duration::from_millis(1500)).await {
+        frames.push(f);
+    }
+    assert!(frames
+        .iter()
+        .any(|f| f["type"] == "ack" && f["payload"]["refId"] == focus.as_str()));
+    let live = frames.iter().filter(|f| f["type"] == "message.new").count() as u64;
+    let summaries: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "chat.summary")
+        .map(|f| &f["payload"])
+        .collect();
+    let summarized: u64 = summaries
+        .iter()
+        .map(|s| s["newMessages"].as_u64().unwrap())
+        .sum();
+    assert!(!summaries.is_empty());
+    assert_eq!(live + summarized, 8, "{frames:?}");
+    assert_eq!(summaries.last().unwrap()["lastSeq"], 8);
+    // Focused, Bob gets the next message itself.
+    let id = a
+        .send("message.send", json!({"chatId": chat, "content": "y"}))
+        .await;
+    assert_eq!(a.answer(&id).await["payload"]["seq"], 9);
+    assert_eq!(
+        b.expect("message.new").await["payload"]["message"]["seq"],
+        9
+    );
+}

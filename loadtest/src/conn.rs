@@ -45,6 +45,8 @@ pub struct Counters {
     pub delivered: AtomicU64,
     /// Deliveries owed for acked messages (members of the chat).
     pub expected: AtomicU64,
+    /// Messages told by `chat.summary` instead of delivered.
+    pub summarized: AtomicU64,
     /// When the latest delivery arrived (Unix nanoseconds), for throughput.
     pub last_delivery: AtomicU64,
 }
@@ -194,11 +196,38 @@ pub struct ChatSeen {
     pub last: i64,
     pub duplicated: u64,
     pub out_of_order: u64,
-    /// `chat.summary` frames (summary mode), the messages they counted,
-    /// and the newest seq they covered.
+    /// `chat.summary` frames (summary mode), and the seq ranges they
+    /// covered: (after, upto], from the last message received live (or
+    /// the previous summary) to the summary's `lastSeq`.
     pub summaries: u64,
-    pub summarized: u64,
-    pub summarized_upto: i64,
+    pub covered: Vec<(i64, i64)>,
+    /// Summaries whose `newMessages` is not the length of their range
+    /// (seqs are gap-free, and a connection with a constant focus gets
+    /// none of a summarized range live).
+    pub miscounts: u64,
+}
+
+impl ChatSeen {
+    /// A `chat.summary` of `n` new messages up to `upto`: it covers the
+    /// seqs after the last one received live or covered before.
+    pub fn on_summary(&mut self, n: u64, upto: i64) {
+        self.summaries += 1;
+        let after = self
+            .covered
+            .last()
+            .map_or(self.last, |c| c.1.max(self.last));
+        if n != (upto - after).max(0) as u64 {
+            self.miscounts += 1;
+        }
+        if upto > after {
+            self.covered.push((after, upto));
+        }
+    }
+
+    /// Was `seq` told by a summary rather than delivered?
+    pub fn covered(&self, seq: i64) -> bool {
+        self.covered.iter().any(|&(a, b)| a < seq && seq <= b)
+    }
 }
 
 /// What one connection measured.
@@ -293,10 +322,8 @@ pub async fn read_loop(
                 else {
                     continue;
                 };
-                let seen = stats.chats.entry(chat).or_default();
-                seen.summaries += 1;
-                seen.summarized += n;
-                seen.summarized_upto = seen.summarized_upto.max(upto);
+                stats.chats.entry(chat).or_default().on_summary(n, upto);
+                counters.summarized.fetch_add(n, Ordering::Relaxed);
             }
             _ => {}
         }
@@ -307,6 +334,23 @@ pub async fn read_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_cover_what_came_after_the_last_live_message() {
+        let mut c = ChatSeen {
+            last: 3,
+            ..Default::default()
+        };
+        c.on_summary(4, 7); // 4-7
+        c.on_summary(2, 9); // 8-9
+        c.on_summary(0, 9); // the live one: nothing new
+        assert_eq!(c.covered, [(3, 7), (7, 9)]);
+        assert_eq!(c.miscounts, 0);
+        c.last = 12; // 10-12 live again
+        c.on_summary(5, 15); // 13-15 is 3 messages, not 5
+        assert_eq!(c.miscounts, 1);
+        assert!(c.covered(8) && !c.covered(11) && c.covered(15));
+    }
 
     #[test]
     fn error_frames_parse_so_they_are_counted() {

@@ -53,8 +53,8 @@ pub struct Audit {
     /// acked messages a connection did not get, at or before the newest
     /// seq its summaries covered.
     pub summarized: u64,
-    /// Connection-chats whose summaries' `newMessages` do not add up to
-    /// the messages they skipped.
+    /// Summaries whose `newMessages` was not the number of messages they
+    /// covered.
     pub summary_miscounts: u64,
 }
 

@@ -271,7 +271,8 @@ pub async fn run(target: &Target, mut plan: Plan) -> Result<Report> {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = Instant::now();
-        let delivered = counters.delivered.load(Ordering::Relaxed);
+        let delivered = counters.delivered.load(Ordering::Relaxed)
+            + counters.summarized.load(Ordering::Relaxed);
         let expected = counters.expected.load(Ordering::Relaxed);
         let sent = counters.sent.load(Ordering::Relaxed);
         let settled =
@@ -348,24 +349,23 @@ fn frame_rates(
 }
 
 /// Audits what one connection saw of one chat against the acked seqs:
-/// each must have arrived once and in order, or, in summary mode, be
-/// covered by a `chat.summary` whose counts add up.
+/// each must have arrived once and in order, or, in summary mode, lie in a
+/// range a `chat.summary` covered (whose count must equal the range's
+/// length, checked as the summary arrived).
 fn audit_one(audit: &mut Audit, want: &HashSet<i64>, seen: Option<&conn::ChatSeen>) {
     audit.expected += want.len() as u64;
     let Some(c) = seen else {
         audit.lost += want.len() as u64;
         return;
     };
-    let missing = want.iter().filter(|seq| !c.seen.contains(seq));
-    let (summarized, lost): (Vec<i64>, Vec<i64>) =
-        missing.partition(|&&seq| seq <= c.summarized_upto);
-    audit.lost += lost.len() as u64;
-    audit.summarized += summarized.len() as u64;
-    // Summaries count every skipped message, acked here or not (a send
-    // whose ack was lost still commits): they may only count more.
-    if c.summaries > 0 && c.summarized < summarized.len() as u64 {
-        audit.summary_miscounts += 1;
+    for seq in want.iter().filter(|seq| !c.seen.contains(seq)) {
+        if c.covered(*seq) {
+            audit.summarized += 1;
+        } else {
+            audit.lost += 1;
+        }
     }
+    audit.summary_miscounts += c.miscounts;
     audit.duplicated += c.duplicated;
     audit.out_of_order += c.out_of_order;
 }
@@ -428,5 +428,32 @@ fn summarize(
         audit: Some(audit),
         rss_per_conn_kib: None,
         extra,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summarized_ranges_excuse_only_the_messages_they_cover() {
+        // Received 1-3 live, a summary covered 4-6, 7 and 9 live again; 8
+        // was neither delivered nor summarized.
+        let seen = conn::ChatSeen {
+            seen: [1, 2, 3, 7, 9].into(),
+            last: 9,
+            summaries: 1,
+            covered: vec![(3, 6)],
+            ..Default::default()
+        };
+        let want: HashSet<i64> = (1..=9).collect();
+        let mut audit = Audit::default();
+        audit_one(&mut audit, &want, Some(&seen));
+        assert_eq!((audit.expected, audit.summarized, audit.lost), (9, 3, 1));
+        assert_eq!(audit.summary_miscounts, 0);
+        // A connection that saw nothing lost everything.
+        let mut audit = Audit::default();
+        audit_one(&mut audit, &want, None);
+        assert_eq!(audit.lost, 9);
     }
 }

@@ -19,6 +19,7 @@ struct Scripts {
     lease_acquire: Script,
     lease_release: Script,
     presence_update: Script,
+    fanout_lag: Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -30,6 +31,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lease_acquire: Script::from_lua(include_str!("../../lua/lease_acquire.lua")),
     lease_release: Script::from_lua(include_str!("../../lua/lease_release.lua")),
     presence_update: Script::from_lua(include_str!("../../lua/presence_update.lua")),
+    fanout_lag: Script::from_lua(include_str!("../../lua/fanout_lag.lua")),
 });
 
 /// Loads every script into the Redis script cache.
@@ -44,6 +46,7 @@ pub async fn load_all(client: &Client) -> Result<(), Error> {
         &s.lease_acquire,
         &s.lease_release,
         &s.presence_update,
+        &s.fanout_lag,
     ] {
         script.load(client).await?;
     }
@@ -342,6 +345,39 @@ pub async fn release_lease(client: &Client, key: &str, holder: &str) -> Result<b
         .evalsha_with_reload(client, vec![key.to_string()], vec![holder.to_string()])
         .await?;
     Ok(released == 1)
+}
+
+/// How long a gateway's fan-out lag report counts, and when it is deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct LagReportAges {
+    pub fresh_ms: u64,
+    pub forget_ms: u64,
+}
+
+/// Reports `lag_ms` for gateway `node` in the hash `key` and returns the
+/// pool's lag: the highest report younger than `ages.fresh_ms` by Redis's
+/// clock (lua/fanout_lag.lua).
+pub async fn fanout_lag(
+    client: &Client,
+    key: &str,
+    node: &str,
+    lag_ms: u64,
+    ages: LagReportAges,
+) -> Result<u64, Error> {
+    let pool: i64 = SCRIPTS
+        .fanout_lag
+        .evalsha_with_reload(
+            client,
+            vec![key.to_string()],
+            vec![
+                node.to_string(),
+                lag_ms.to_string(),
+                ages.fresh_ms.to_string(),
+                ages.forget_ms.to_string(),
+            ],
+        )
+        .await?;
+    Ok(pool.max(0) as u64)
 }
 
 /// Runs lua/presence_update.lua on the presence hash `key` with its eight

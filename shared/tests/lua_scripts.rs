@@ -423,3 +423,60 @@ async fn chat_publish_keeps_event_order_and_refuses_older_epochs() {
     let ttl: i64 = client.pttl(&meta).await.unwrap();
     assert!(ttl > 0, "the bookkeeping expires with the stream");
 }
+
+#[tokio::test]
+async fn fanout_lag_reports_the_pools_highest_fresh_lag() {
+    let (client, keys) = redis().await;
+    let key = keys.fanout_lag();
+    let ages = scripts::LagReportAges {
+        fresh_ms: 300,
+        forget_ms: 600,
+    };
+    assert_eq!(
+        scripts::fanout_lag(&client, &key, "gw-a", 40, ages)
+            .await
+            .unwrap(),
+        40
+    );
+    assert_eq!(
+        scripts::fanout_lag(&client, &key, "gw-b", 700, ages)
+            .await
+            .unwrap(),
+        700
+    );
+    // gw-a's newer report replaces its older one; gw-b's still counts.
+    assert_eq!(
+        scripts::fanout_lag(&client, &key, "gw-a", 10, ages)
+            .await
+            .unwrap(),
+        700
+    );
+    // A report written long ago (a crashed gateway, junk) is deleted; one
+    // past `fresh_ms` no longer counts.
+    let _: () = client
+        .hset(&key, [("gw-old", "9000 1"), ("junk", "x")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        scripts::fanout_lag(&client, &key, "gw-a", 25, ages)
+            .await
+            .unwrap(),
+        25
+    );
+    let fields: Vec<String> = client.hkeys(&key).await.unwrap();
+    let mut fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        ["gw-a", "gw-b"],
+        "gw-b is stale but not forgotten yet"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    scripts::fanout_lag(&client, &key, "gw-a", 0, ages)
+        .await
+        .unwrap();
+    let fields: Vec<String> = client.hkeys(&key).await.unwrap();
+    assert_eq!(fields, ["gw-a"]);
+    let _: () = client.del(&key).await.unwrap();
+}

@@ -115,7 +115,7 @@ export class Live implements Feed {
         if (live) this.store.setTyping(p.chatId, p.userId, p.displayName, p.active);
         break;
       case "chat.summary":
-        this.store.bump(p.chatId, frame.timestamp);
+        if (p.newMessages > 0) this.store.bump(p.chatId, frame.timestamp);
         break;
       case "message.new":
         // A message ends its sender's typing.

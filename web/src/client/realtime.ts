@@ -50,6 +50,8 @@ export class Realtime {
   private seen = new Set<string>();
   private searches = new Map<string, SearchPage>();
   private focused: number | null = null;
+  /** Chats whose events a `chat.summary` said were skipped: reloaded when focused. */
+  private skipped = new Set<number>();
   private listeners = new Map<keyof RealtimeEvents, Set<(value: any) => void>>();
   private readonly timers: Timers;
   private readonly now: () => number;
@@ -216,10 +218,12 @@ export class Realtime {
         break;
       case "chat.summary":
         // A busy chat's events were skipped (summary mode): forget the
-        // cached messages; a shown chat reloads its newest page.
-        this.cache.clear(frame.payload.chatId);
-        this.emit("chat", frame.payload.chatId);
-        this.emit("reload", frame.payload.chatId);
+        // cached messages; the chat reloads its newest page when focused.
+        if (frame.payload.newMessages > 0) {
+          this.cache.clear(frame.payload.chatId);
+          this.skipped.add(frame.payload.chatId);
+          this.emit("chat", frame.payload.chatId);
+        }
         break;
     }
     this.onEvent(frame, true);
@@ -351,6 +355,7 @@ export class Realtime {
   focus(chatId: number | null): void {
     this.focused = chatId;
     if (this.state === "open") this.request("chat.focus", { chatId }).catch(() => {});
+    if (chatId !== null && this.skipped.delete(chatId)) this.emit("reload", chatId);
   }
 
   setPresence(status: Exclude<PresenceStatus, "offline">): Promise<{ presence: PresenceStatus }> {
