@@ -51,11 +51,12 @@ struct MessageHead {
 pub fn deliver_event(state: &AppState, chat: i64, id: StreamId, frame: &str, how: Delivery) {
     let kind = frame_kind(frame);
     let is_message = kind == "message.new";
-    let summarized = state
-        .summaries
-        .lock()
-        .expect("summaries lock")
-        .on_event(chat, id, is_message, how.live);
+    let summarized = state.summaries.lock().expect("summaries lock").on_event(
+        chat,
+        id,
+        is_message,
+        how.committed_ms.filter(|_| how.live),
+    );
     if summarized {
         state.metrics.summarized_events.inc();
     }

@@ -14,32 +14,56 @@
 //! A summarized client fetches what it skipped when it needs it (on focus,
 //! `sync.request` from its own cursor, or a REST page).
 //!
-//! Each gateway decides for its own connections from the events it
-//! delivers; every gateway sees the same events, so they agree to within a
-//! tick. This module is the pure bookkeeping (windows, transitions,
+//! The rate is read from the commit times the events carry, not from when
+//! this gateway gets to them: a gateway busy fanning out a big channel
+//! processes fewer wakes a second than the chat produces, and counting
+//! those would keep it from ever noticing. A chat passes the rate when
+//! `SUMMARY_MODE_RATE` + 1 of its messages were committed within one
+//! second. It calms down at a tick when no message of it arrived since the
+//! last tick, or when at most half the rate were committed in the second
+//! before the newest one. Each gateway decides for its own connections;
+//! every gateway sees the same events, so they agree to within a tick. This module is the pure bookkeeping (windows, transitions,
 //! counts), driven by the delivery task with explicit events and ticks so
 //! it is tested without Redis or sockets; [`crate::chat_delivery`] applies
 //! it to connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use fechatter_shared::{protocol::ChatSummary, wake::StreamId};
 
-/// Per-chat rate windows and summary states of one gateway.
+/// Per-chat message rates and summary states of one gateway.
 #[derive(Debug)]
 pub struct Summaries {
-    /// Messages per window (one second, between two ticks) above which a
-    /// chat is summarized; 0: never.
+    /// Messages per second (by commit time) above which a chat is
+    /// summarized; 0: never.
     rate: u32,
     chats: HashMap<i64, ChatRate>,
 }
 
+/// The span of commit times over which rates are counted.
+const SECOND_MS: u64 = 1_000;
+
 #[derive(Debug, Default)]
 struct ChatRate {
-    /// Messages since the last tick.
-    in_window: u32,
+    /// Commit times (ms) of the chat's last `rate + 1` live messages.
+    recent: VecDeque<u64>,
+    /// Live messages since the last tick.
+    since_tick: u32,
     /// Some while the chat is in summary mode.
     summary: Option<Withheld>,
+}
+
+impl ChatRate {
+    /// Messages committed within the second before the newest one.
+    fn last_second(&self) -> usize {
+        let Some(&newest) = self.recent.back() else {
+            return 0;
+        };
+        self.recent
+            .iter()
+            .filter(|&&t| t + SECOND_MS > newest)
+            .count()
+    }
 }
 
 /// What unfocused connections have not been sent since the last summary.
@@ -69,17 +93,29 @@ impl Summaries {
 
     /// Step 1, per delivered chat event `id` of `chat`: counts it and
     /// says whether unfocused connections skip it (the chat is, or just
-    /// became, summarized). Only `live` events (a wake as it arrives, not
-    /// a catch-up after a reconnect) count toward the rate.
-    pub fn on_event(&mut self, chat: i64, id: StreamId, is_message: bool, live: bool) -> bool {
+    /// became, summarized). Only messages of live wakes with a commit time
+    /// (`live_commit`; not a catch-up after a reconnect) count toward the
+    /// rate.
+    pub fn on_event(
+        &mut self,
+        chat: i64,
+        id: StreamId,
+        is_message: bool,
+        live_commit: Option<u64>,
+    ) -> bool {
         if self.rate == 0 {
             return false;
         }
+        let keep = self.rate as usize + 1;
         let c = self.chats.entry(chat).or_default();
-        if is_message && live {
-            c.in_window = c.in_window.saturating_add(1);
+        if let (true, Some(at)) = (is_message, live_commit) {
+            c.since_tick = c.since_tick.saturating_add(1);
+            c.recent.push_back(at);
+            if c.recent.len() > keep {
+                c.recent.pop_front();
+            }
         }
-        if c.summary.is_none() && c.in_window > self.rate {
+        if c.summary.is_none() && c.recent.len() == keep && c.last_second() == keep {
             c.summary = Some(Withheld::default());
             tracing::info!(chat, rate = self.rate, "chat switched to summary mode");
         }
@@ -94,17 +130,18 @@ impl Summaries {
 
     /// Step 2, once a second: the summaries to send (one per summarized
     /// chat that had events, plus the closing one of each chat that calmed
-    /// down), and a new window for every chat. Chats without events and
-    /// without summary state are forgotten.
+    /// down). Chats without messages since the last tick and without
+    /// summary state are forgotten.
     pub fn tick(&mut self) -> Vec<Flush> {
-        let calm = self.rate / 2;
+        let calm = self.rate as usize / 2;
         let mut out = Vec::new();
         self.chats.retain(|&chat, c| {
-            let window = std::mem::take(&mut c.in_window);
+            let quiet = std::mem::take(&mut c.since_tick) == 0;
+            let busy = !quiet && c.last_second() > calm;
             let Some(w) = c.summary.as_mut() else {
-                return window > 0;
+                return !quiet;
             };
-            let live = window <= calm;
+            let live = !busy;
             if let (Some(last), true) = (w.last, w.events > 0 || live) {
                 out.push(Flush {
                     summary: ChatSummary {
@@ -155,20 +192,30 @@ impl Summaries {
 mod tests {
     use super::*;
 
-    fn messages(s: &mut Summaries, chat: i64, seqs: std::ops::RangeInclusive<u64>) -> Vec<bool> {
-        seqs.map(|seq| s.on_event(chat, StreamId(seq, 0), true, true))
-            .collect()
+    /// Messages `seqs` of `chat` committed `gap` ms apart from `start`.
+    fn messages(
+        s: &mut Summaries,
+        chat: i64,
+        seqs: std::ops::RangeInclusive<u64>,
+        (start, gap): (u64, u64),
+    ) -> Vec<bool> {
+        let first = *seqs.start();
+        seqs.map(|seq| {
+            let at = start + (seq - first) * gap;
+            s.on_event(chat, StreamId(seq, 0), true, Some(at))
+        })
+        .collect()
     }
 
     #[test]
     fn a_chat_over_the_rate_is_summarized_until_it_calms_down() {
         let mut s = Summaries::new(10);
-        // Ten messages in a second are delivered; the eleventh is not.
-        let skipped = messages(&mut s, 7, 1..=12);
+        // Ten messages within a second are delivered; the eleventh is not.
+        let skipped = messages(&mut s, 7, 1..=12, (0, 50));
         assert_eq!(skipped.iter().filter(|b| **b).count(), 2);
         assert!(!skipped[9] && skipped[10] && skipped[11]);
         // An edit of message 12 is withheld too.
-        assert!(s.on_event(7, StreamId(12, 1), false, true));
+        assert!(s.on_event(7, StreamId(12, 1), false, Some(560)));
         assert_eq!(s.summarized(), 1);
         // A connection focusing now hears of what it missed this second.
         let p = s.pending(7).unwrap();
@@ -181,30 +228,51 @@ mod tests {
         let f = &flushed[0].summary;
         assert_eq!((f.new_messages, f.events), (2, 3));
         assert_eq!((f.last_seq, f.last_event_id.as_str()), (12, "12-1"));
-        assert!(!f.live, "12 messages in the window: still busy");
+        assert!(!f.live, "still 11 messages within a second");
 
         // A busy second keeps it summarized from its first message on.
-        assert!(messages(&mut s, 7, 13..=18).iter().all(|b| *b));
+        assert!(messages(&mut s, 7, 13..=18, (1_000, 50)).iter().all(|b| *b));
         let flushed = s.tick();
         assert_eq!(flushed[0].summary.new_messages, 6);
-        assert!(!flushed[0].summary.live, "6 > 10/2");
+        assert!(!flushed[0].summary.live);
 
         // A calm second (at most half the rate) ends summary mode with a
         // last summary, and the next message is delivered live.
-        assert!(messages(&mut s, 7, 19..=20).iter().all(|b| *b));
+        assert!(messages(&mut s, 7, 19..=20, (2_500, 500))
+            .iter()
+            .all(|b| *b));
         let flushed = s.tick();
         assert_eq!(flushed[0].summary.new_messages, 2);
         assert!(flushed[0].summary.live);
         assert_eq!(s.summarized(), 0);
-        assert!(!s.on_event(7, StreamId(21, 0), true, true));
+        assert!(!s.on_event(7, StreamId(21, 0), true, Some(3_100)));
         assert!(s.pending(7).is_none(), "not summarized");
+    }
+
+    #[test]
+    fn a_burst_processed_late_is_still_a_burst() {
+        // A gateway busy fanning out gets to 200 messages committed within
+        // one second over several of its ticks: the commit times decide.
+        let mut s = Summaries::new(100);
+        let mut skipped = 0;
+        for part in 0..4u64 {
+            let seqs = (part * 50 + 1)..=(part * 50 + 50);
+            let from = part * 50 * 4;
+            skipped += messages(&mut s, 1, seqs, (from, 4))
+                .iter()
+                .filter(|b| **b)
+                .count();
+            let flushed = s.tick();
+            assert!(flushed.iter().all(|f| !f.summary.live), "part {part}");
+        }
+        assert_eq!(skipped, 100, "from the 101st message on");
     }
 
     #[test]
     fn a_catch_up_burst_does_not_count_toward_the_rate() {
         let mut s = Summaries::new(3);
         let caught_up: Vec<bool> = (1..=50)
-            .map(|seq| s.on_event(1, StreamId(seq, 0), true, false))
+            .map(|seq| s.on_event(1, StreamId(seq, 0), true, None))
             .collect();
         assert!(caught_up.iter().all(|b| !*b));
         assert_eq!(s.summarized(), 0);
@@ -213,7 +281,7 @@ mod tests {
     #[test]
     fn a_silent_second_ends_summary_mode_with_an_empty_live_summary() {
         let mut s = Summaries::new(4);
-        messages(&mut s, 1, 1..=5);
+        messages(&mut s, 1, 1..=5, (0, 10));
         assert_eq!(s.tick()[0].summary.new_messages, 1);
         let flushed = s.tick();
         assert_eq!(flushed.len(), 1);
@@ -228,15 +296,17 @@ mod tests {
     #[test]
     fn chats_are_counted_apart_and_zero_turns_it_off() {
         let mut s = Summaries::new(3);
-        messages(&mut s, 1, 1..=3);
-        messages(&mut s, 2, 1..=3);
+        messages(&mut s, 1, 1..=3, (0, 10));
+        messages(&mut s, 2, 1..=3, (0, 10));
         assert_eq!(s.summarized(), 0, "3 each, not 6 together");
-        // The window is per tick: three more next second are fine too.
+        // Three more a second later are fine too.
         s.tick();
-        assert!(messages(&mut s, 1, 4..=6).iter().all(|b| !*b));
+        assert!(messages(&mut s, 1, 4..=6, (1_500, 10)).iter().all(|b| !*b));
 
         let mut off = Summaries::new(0);
-        assert!(messages(&mut off, 1, 1..=10_000).iter().all(|b| !*b));
+        assert!(messages(&mut off, 1, 1..=10_000, (0, 0))
+            .iter()
+            .all(|b| !*b));
         assert!(off.tick().is_empty());
     }
 }

@@ -142,7 +142,7 @@ pub fn section(reports: &[Report]) -> String {
     }
     let mut s = String::from("\n## Large channels (issue 13 item 4)\n\n");
     s.push_str("Through the two gateways. `broadcast`: a read-only channel, only its owner and an admin post. `busy-channel`: past `SUMMARY_MODE_RATE` (100 messages/s), the viewers show the channel (`chat.focus`) and get every event, the other members get one `chat.summary` and one badge a second. Frames per connection per second count every frame received.\n\n");
-    s.push_str("| scenario | parameters | deliveries/s | p50 ms | p99 ms | lost | dup | out-of-order | covered by summaries | summary miscounts | frames/conn/s, viewers | frames/conn/s, others | summaries/conn/s, others |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| scenario | parameters | sent | acked | refused | deliveries/s | p50 ms | p99 ms | viewers' p50 / p99 ms | lost | dup | out-of-order | covered by summaries | summary miscounts | frames/conn/s, viewers | frames/conn/s, others | summaries/conn/s, others |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let (p50, p99) = r
             .latency_ms
@@ -156,10 +156,15 @@ pub fn section(reports: &[Report]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | `{}` | {:.0} | {p50:.1} | {p99:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {:.0} | {p50:.1} | {p99:.1} | {} / {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.params,
+            r.sent,
+            r.acked,
+            r.errors,
             r.deliveries_per_sec,
+            x("focused_p50_ms"),
+            x("focused_p99_ms"),
             a.lost,
             a.duplicated,
             a.out_of_order,

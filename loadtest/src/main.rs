@@ -88,6 +88,10 @@ enum Scenario {
         rate: f64,
         #[arg(long, default_value_t = 10)]
         duration: u64,
+        /// `group` (every message alerts every other member) or
+        /// `private_channel` (no alerts at the default level).
+        #[arg(long, default_value = "group")]
+        kind: String,
     },
     /// The `chats` load with the cost per committed message of every
     /// process on the write path: Redis commands, PostgreSQL transactions,
@@ -353,9 +357,11 @@ async fn main() -> Result<()> {
             size,
             rate,
             duration,
+            kind,
         } => {
-            let plan = traffic::chats_plan(
+            let plan = traffic::chats_plan_of(
                 &target,
+                &kind,
                 bounded_count(users)?,
                 chats,
                 size,

@@ -329,11 +329,19 @@ fn frame_rates(
 ) {
     let focused: HashSet<usize> = plan.focused.iter().copied().collect();
     let mut sums = [(0u64, 0u64, 0u64); 2];
+    let mut focused_latency = histogram();
     for (i, s) in stats {
         let k = usize::from(!focused.contains(i));
         sums[k].0 += 1;
         sums[k].1 += s.frames;
         sums[k].2 += s.chats.values().map(|c| c.summaries).sum::<u64>();
+        if k == 0 {
+            focused_latency.add(&s.latency).expect("same bounds");
+        }
+    }
+    if let Some(p) = Percentiles::of(&focused_latency).filter(|_| !focused.is_empty()) {
+        extra.insert("focused_p50_ms".into(), p.p50);
+        extra.insert("focused_p99_ms".into(), p.p99);
     }
     for (k, label) in [(0, "focused"), (1, "unfocused")] {
         let (n, frames, summaries) = sums[k];

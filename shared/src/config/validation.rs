@@ -110,6 +110,10 @@ impl Config {
             "INGEST_MAX_WAIT_MS must be 0 (no limit) or at least 100"
         );
         ensure!(
+            self.summary_mode_rate <= 10_000,
+            "SUMMARY_MODE_RATE must be at most 10000 (0: off)"
+        );
+        ensure!(
             self.fanout_max_lag.is_zero() || self.fanout_max_lag >= Duration::from_millis(50),
             "FANOUT_MAX_LAG_MS must be 0 (no limit) or at least 50"
         );
