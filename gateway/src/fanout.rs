@@ -167,49 +167,26 @@ async fn on_event(
     frame: &str,
     committed_ms: Option<u64>,
 ) {
+    let live = Delivery {
+        committed_ms,
+        live: true,
+    };
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
-            deliver_event(
-                state,
-                chat,
-                id,
-                frame,
-                Delivery {
-                    committed_ms,
-                    live: true,
-                },
-            );
+            deliver_event(state, chat, id, frame, live);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if id <= last => {}
         Some(Some(last)) if prev == last && !skips_messages(last, id) => {
-            deliver_event(
-                state,
-                chat,
-                id,
-                frame,
-                Delivery {
-                    committed_ms,
-                    live: true,
-                },
-            );
+            deliver_event(state, chat, id, frame, live);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) if prev == last => {
             // The stream itself has a hole (entries lost or refused):
             // PostgreSQL has every committed event.
             fill_from_database(state, chat, last, id).await;
-            deliver_event(
-                state,
-                chat,
-                id,
-                frame,
-                Delivery {
-                    committed_ms,
-                    live: true,
-                },
-            );
+            deliver_event(state, chat, id, frame, live);
             state.hub.advance(chat, id);
         }
         Some(Some(last)) => {

@@ -298,22 +298,17 @@ impl Hub {
 
     /// Connections of the chat's local members, except `exclude`'s.
     pub fn conns_of_chat(&self, chat: i64, exclude: i64) -> Vec<Conn> {
-        let s = self.lock();
-        let Some(entry) = s.chats.get(&chat) else {
-            return Vec::new();
-        };
-        entry
-            .members
-            .iter()
-            .filter(|&&u| u != exclude)
-            .filter_map(|u| s.users.get(u))
-            .flat_map(|e| e.conns.iter().cloned())
-            .collect()
+        self.conns_where(chat, |user, _| user != exclude)
     }
 
     /// Connections of the chat's local members that show it
     /// (`chat.focus`), filtered under the lock.
     pub fn focused_conns_of_chat(&self, chat: i64) -> Vec<Conn> {
+        self.conns_where(chat, |_, c| c.focused_on(chat))
+    }
+
+    /// Connections of the chat's local members that `keep` (user, conn).
+    fn conns_where(&self, chat: i64, keep: impl Fn(i64, &Conn) -> bool) -> Vec<Conn> {
         let s = self.lock();
         let Some(entry) = s.chats.get(&chat) else {
             return Vec::new();
@@ -321,8 +316,11 @@ impl Hub {
         entry
             .members
             .iter()
-            .filter_map(|u| s.users.get(u))
-            .flat_map(|e| e.conns.iter().filter(|c| c.focused_on(chat)).cloned())
+            .filter_map(|u| s.users.get(u).map(|e| (*u, e)))
+            .flat_map(|(u, e)| {
+                let keep = &keep;
+                e.conns.iter().filter(move |c| keep(u, c)).cloned()
+            })
             .collect()
     }
 

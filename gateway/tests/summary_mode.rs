@@ -12,6 +12,19 @@ use common::realtime::{seqs, Client, Pool, WAIT};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+/// Sends `n` messages to `chat`, each acked in seq order.
+async fn burst(a: &mut Client, chat: i64, n: i64) {
+    for i in 1..=n {
+        let id = a
+            .send(
+                "message.send",
+                json!({"chatId": chat, "content": format!("m{i}")}),
+            )
+            .await;
+        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
+    }
+}
+
 /// Frames of `kinds` until a `chat.summary` with `live: true` (included).
 async fn until_live(c: &mut Client, kinds: &[&str]) -> Vec<Value> {
     let mut out = Vec::new();
@@ -51,15 +64,7 @@ async fn a_busy_chat_is_summarized_for_unfocused_connections_only(pool: PgPool) 
     assert_eq!(c.answer(&id).await["type"], "ack");
 
     // Eight messages well within a second: more than 3 a second.
-    for i in 1..=8 {
-        let id = a
-            .send(
-                "message.send",
-                json!({"chatId": chat, "content": format!("m{i}")}),
-            )
-            .await;
-        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
-    }
+    burst(&mut a, chat, 8).await;
 
     // Cat shows the chat: every message, in order.
     let got = c.collect("message.new", Duration::from_secs(2)).await;
@@ -137,12 +142,7 @@ async fn summary_mode_off_delivers_every_event(pool: PgPool) {
     let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(0), &bob).await;
-    for i in 1..=8 {
-        let id = a
-            .send("message.send", json!({"chatId": chat, "content": "x"}))
-            .await;
-        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
-    }
+    burst(&mut a, chat, 8).await;
     let got = b.collect("message.new", Duration::from_secs(2)).await;
     assert_eq!(seqs(&got), (1..=8).collect::<Vec<_>>());
     assert!(b
@@ -157,12 +157,7 @@ async fn focusing_a_summarized_chat_tells_what_was_skipped(pool: PgPool) {
     let (ada, bob, chat) = p.pair().await;
     let mut a = Client::connect(p.gw(0), &ada).await;
     let mut b = Client::connect(p.gw(0), &bob).await;
-    for i in 1..=8 {
-        let id = a
-            .send("message.send", json!({"chatId": chat, "content": "x"}))
-            .await;
-        assert_eq!(a.answer(&id).await["payload"]["seq"], i);
-    }
+    burst(&mut a, chat, 8).await;
     // Bob opens the chat at once, perhaps before the second's summary:
     // whatever was skipped is told by a summary, the tick's or one sent
     // with the focus (live, since every event follows).
