@@ -87,7 +87,8 @@ pub async fn chat_sync(
         return Ok((page.render(false, true, "none", Vec::new()), 0));
     }
     // 3. The events after `known`: from the topic stream when it provably
-    //    holds all of them, else from PostgreSQL.
+    //    holds all of them, else from PostgreSQL, unless retention deleted
+    //    some of them there (then the client reloads, as when too far).
     let (source, mut events) = match events_from_stream(state, chat_id, known).await? {
         Some(events) => {
             state.metrics.record_sync_read("sync", REDIS);
@@ -95,6 +96,9 @@ pub async fn chat_sync(
         }
         None => {
             state.metrics.record_sync_read("sync", POSTGRES);
+            if expired_before(state, chat_id, known).await? {
+                return Ok((page.render(true, false, "none", Vec::new()), 0));
+            }
             let events = events_from_database(state, chat_id, known).await?;
             ("database", events)
         }
@@ -139,6 +143,14 @@ async fn events_from_stream(
         })
         .is_some();
     Ok(contiguous.then_some(entries))
+}
+
+/// Did retention delete events after `known` (the log's oldest event is
+/// not the chat's first, and `known` is before it)?
+async fn expired_before(state: &AppState, chat_id: i64, known: StreamId) -> AppResult<bool> {
+    let oldest = fechatter_shared::store::event::oldest(&state.pool, chat_id).await?;
+    Ok(oldest
+        .is_some_and(|(seq, sub, number)| number > 1 && known < StreamId(seq as u64, sub as u64)))
 }
 
 /// Events after `known` from PostgreSQL's event log.

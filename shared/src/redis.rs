@@ -122,6 +122,11 @@ impl Keys {
         format!("{}:revoked:{{u{user_id}}}", self.prefix)
     }
 
+    /// Who runs this hour's event retention (SET NX, one hour lifetime).
+    pub fn retention_lock(&self) -> String {
+        format!("{}:retention:lock", self.prefix)
+    }
+
     /// Hash of each gateway's fan-out lag (field: node id, value
     /// `"<lag ms> <written at ms>"`), for pool-wide back-pressure.
     pub fn fanout_lag(&self) -> String {

@@ -30,6 +30,7 @@ pub mod presence_sweep;
 pub mod publish;
 pub mod push;
 pub mod read_state;
+pub mod retention;
 pub mod search_events;
 pub mod send_batch;
 pub mod send_checks;
@@ -316,6 +317,15 @@ pub async fn run_with_hooks(
     let sweep = tokio::spawn(sweeper.run(mail_stop.clone()));
     let pusher = push_worker(&worker).await?;
     let pushing = tokio::spawn(pusher.run(mail_stop.clone()));
+    let retention = retention::Retention {
+        pool: worker.pool.clone(),
+        redis: worker.redis.clone(),
+        keys: worker.keys.clone(),
+        keep: worker.config.event_retention,
+        instance: worker.config.instance_id.clone(),
+        deleted: worker.metrics.events_deleted.clone(),
+    };
+    let retaining = tokio::spawn(retention.run(mail_stop.clone()));
 
     let lease_stop = CancellationToken::new();
     let (owned, leases) = lease::spawn(
@@ -339,6 +349,7 @@ pub async fn run_with_hooks(
     let _ = mail.await;
     let _ = sweep.await;
     let _ = pushing.await;
+    let _ = retaining.await;
     if let Some(indexing) = indexing {
         let _ = indexing.await;
     }

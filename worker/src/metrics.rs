@@ -36,6 +36,8 @@ pub struct WorkerMetrics {
     pub evaluator_seconds: Histogram,
     pub push: push::PushMetrics,
     pub push_jobs: IntCounter,
+    /// `chat_events_deleted_total`: events removed by retention.
+    pub events_deleted: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -100,6 +102,13 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "push_jobs_queued_total",
                     "push jobs queued by the evaluator",
+                )
+                .expect("valid metric"),
+            ),
+            events_deleted: base.register(
+                IntCounter::new(
+                    "chat_events_deleted_total",
+                    "events of the replay log deleted by retention (EVENT_RETENTION_DAYS)",
                 )
                 .expect("valid metric"),
             ),

@@ -139,6 +139,9 @@ pub struct Config {
     /// A gateway that has not renewed its presence lease for this long is
     /// considered dead and its users' connections are swept.
     pub presence_node_ttl: Duration,
+    /// Events of the replay log (`chat_events`) older than this are
+    /// deleted by a worker (the messages stay); zero keeps them forever.
+    pub event_retention: Duration,
     /// How long a `presence.subscribe` lasts unless renewed.
     pub presence_sub_ttl: Duration,
     /// Worker: push providers.
@@ -199,6 +202,7 @@ impl fmt::Debug for Config {
             .field("mail", &self.mail)
             .field("presence_away", &self.presence_away)
             .field("presence_node_ttl", &self.presence_node_ttl)
+            .field("event_retention", &self.event_retention)
             .field("presence_sub_ttl", &self.presence_sub_ttl)
             .field("push", &self.push)
             .field("write_timeout", &self.write_timeout)
@@ -354,6 +358,9 @@ impl Config {
             )?,
             presence_away: millis("PRESENCE_AWAY_MS", &get("PRESENCE_AWAY_MS"))?,
             presence_node_ttl: millis("PRESENCE_NODE_TTL_MS", &get("PRESENCE_NODE_TTL_MS"))?,
+            event_retention: Duration::from_secs(
+                86_400 * parse::<u64>("EVENT_RETENTION_DAYS", &get("EVENT_RETENTION_DAYS"))?,
+            ),
             presence_sub_ttl: millis("PRESENCE_SUB_TTL_MS", &get("PRESENCE_SUB_TTL_MS"))?,
             push: PushSettings {
                 fcm_endpoint: get("PUSH_FCM_ENDPOINT"),
@@ -419,6 +426,8 @@ impl Config {
         // writes; the back-pressure test sets its own.
         config.ingest_max_wait = Duration::from_secs(30);
         config.fanout_max_lag = Duration::ZERO;
+        // Retention runs in its own tests, not at every worker start.
+        config.event_retention = Duration::ZERO;
         config
     }
 }

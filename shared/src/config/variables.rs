@@ -224,6 +224,11 @@ impl Config {
             "a gateway that stopped renewing its presence lease this long ago is swept: its users go offline",
         ),
         (
+            "EVENT_RETENTION_DAYS",
+            "90",
+            "worker: events of the replay log (`chat_events`) older than this many days are deleted, in small batches once an hour (messages are kept); a sync from before the oldest kept event answers `tooLarge`; 0: keep forever",
+        ),
+        (
             "PRESENCE_SUB_TTL_MS",
             "600000",
             "a `presence.subscribe` lapses after this long unless renewed",

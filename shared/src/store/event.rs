@@ -151,3 +151,50 @@ pub async fn insert_message_news(
     .await?;
     Ok(())
 }
+
+/// The oldest event the log still holds for `chat`: `(seq, sub,
+/// event_seq)`. An `event_seq` above 1 means older events were deleted by
+/// retention (events are numbered from 1 without holes).
+pub async fn oldest(pool: &PgPool, chat: i64) -> AppResult<Option<(i64, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, sub, event_seq FROM chat_events WHERE chat_id = $1
+         ORDER BY seq, sub LIMIT 1",
+    )
+    .bind(chat)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The partitions of `chat_events`, by name.
+pub async fn partitions(pool: &PgPool) -> AppResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'chat_events'::regclass ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
+
+/// Deletes up to `limit` events created before `before` from the
+/// partition `partition` (a name [`partitions`] returned); returns how
+/// many. One short transaction per call, so retention never holds locks
+/// for long.
+pub async fn delete_expired(
+    pool: &PgPool,
+    partition: &str,
+    before: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> AppResult<u64> {
+    // The name comes from the catalog, never from a client; quoted anyway.
+    let table = format!("\"{}\"", partition.replace('"', ""));
+    let done = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM {table} WHERE created_at < $1 LIMIT $2))"
+    ))
+    .bind(before)
+    .bind(limit)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

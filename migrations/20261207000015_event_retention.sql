@@ -1,0 +1,12 @@
+-- Retention of the event log (issue 13 item 5, docs/architecture.md
+-- "Database growth").
+--
+-- `chat_events` is a replay log (sync of at most 500 missed messages, gap
+-- fill, re-publishing after a crash, idempotency of retried frames), not
+-- the record: `messages` is. The worker deletes events older than
+-- EVENT_RETENTION_DAYS in small batches per partition
+-- (worker/src/retention.rs). A BRIN index on created_at finds them: rows
+-- are appended in time order within each partition, so the index is a
+-- few pages per partition and costs the insert path next to nothing,
+-- where a B-tree would add a write to every event.
+CREATE INDEX chat_events_created_brin ON chat_events USING brin (created_at);
