@@ -88,6 +88,24 @@ pub struct Delivery {
     pub live: bool,
 }
 
+impl Delivery {
+    /// A wake as it arrived.
+    pub fn live(committed_ms: Option<u64>) -> Self {
+        Self {
+            committed_ms,
+            live: true,
+        }
+    }
+
+    /// An event read back to fill a gap (topic stream or PostgreSQL).
+    pub fn caught_up(committed_ms: Option<u64>) -> Self {
+        Self {
+            committed_ms,
+            live: false,
+        }
+    }
+}
+
 /// Offers an ephemeral frame (typing, receipt) to the chat's local members
 /// except `exclude`.
 pub fn deliver_ephemeral(state: &AppState, chat: i64, exclude: i64, frame: &str) {
@@ -105,12 +123,12 @@ pub fn flush_summaries(state: &AppState) {
         state.metrics.summary_chats.set(s.summarized() as i64);
         flushes
     };
-    for f in flushes {
-        let chat = f.summary.chat_id;
-        offer_summary(state, &f.summary);
-        if f.summary.new_messages > 0 {
-            let badges = state.hub.badges(chat, f.last_seq, 0);
-            offer_badges(state, chat, f.last_seq, badges);
+    for summary in flushes {
+        let chat = summary.chat_id;
+        offer_summary(state, &summary);
+        if summary.new_messages > 0 {
+            let badges = state.hub.badges(chat, summary.last_seq, 0);
+            offer_badges(state, chat, summary.last_seq, badges);
         }
     }
 }

@@ -167,10 +167,7 @@ async fn on_event(
     frame: &str,
     committed_ms: Option<u64>,
 ) {
-    let live = Delivery {
-        committed_ms,
-        live: true,
-    };
+    let live = Delivery::live(committed_ms);
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
@@ -223,16 +220,7 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             if skips_messages(from, id) {
                 fill_from_database(state, chat, from, id).await;
             }
-            deliver_event(
-                state,
-                chat,
-                id,
-                &frame,
-                Delivery {
-                    committed_ms,
-                    live: false,
-                },
-            );
+            deliver_event(state, chat, id, &frame, Delivery::caught_up(committed_ms));
             state.hub.advance(chat, id);
             from = id;
         }
@@ -264,16 +252,7 @@ async fn fill_from_database(state: &AppState, chat: i64, after: StreamId, before
         Ok(rows) => {
             for (seq, sub, frame) in rows {
                 let id = StreamId(seq as u64, sub as u64);
-                deliver_event(
-                    state,
-                    chat,
-                    id,
-                    &frame,
-                    Delivery {
-                        committed_ms: None,
-                        live: false,
-                    },
-                );
+                deliver_event(state, chat, id, &frame, Delivery::caught_up(None));
                 state.hub.advance(chat, id);
             }
         }

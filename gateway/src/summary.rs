@@ -98,12 +98,19 @@ struct Withheld {
     last: Option<StreamId>,
 }
 
-/// What a tick asks the delivery task to send for one chat.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Flush {
-    pub summary: ChatSummary,
-    /// The newest message seq: badges are computed up to it.
-    pub last_seq: i64,
+impl Withheld {
+    /// The summary of what was withheld, if the chat has had an event.
+    fn summary(&self, chat: i64, live: bool) -> Option<ChatSummary> {
+        let last = self.last?;
+        Some(ChatSummary {
+            chat_id: chat,
+            new_messages: self.messages,
+            events: self.events,
+            last_seq: last.0 as i64,
+            last_event_id: format!("{}-{}", last.0, last.1),
+            live,
+        })
+    }
 }
 
 impl Summaries {
@@ -161,7 +168,7 @@ impl Summaries {
     /// chat that had events, plus the closing one of each chat that calmed
     /// down). Chats without messages since the last tick and without
     /// summary state are forgotten.
-    pub fn tick(&mut self) -> Vec<Flush> {
+    pub fn tick(&mut self) -> Vec<ChatSummary> {
         let calm = self.rate as usize / 2;
         let mut out = Vec::new();
         self.chats.retain(|&chat, c| {
@@ -172,18 +179,8 @@ impl Summaries {
             };
             c.calm_ticks = if busy { 0 } else { c.calm_ticks + 1 };
             let live = c.calm_ticks >= CALM_TICKS;
-            if let (Some(last), true) = (w.last, w.events > 0 || live) {
-                out.push(Flush {
-                    summary: ChatSummary {
-                        chat_id: chat,
-                        new_messages: w.messages,
-                        events: w.events,
-                        last_seq: last.0 as i64,
-                        last_event_id: format!("{}-{}", last.0, last.1),
-                        live,
-                    },
-                    last_seq: last.0 as i64,
-                });
+            if w.events > 0 || live {
+                out.extend(w.summary(chat, live));
             }
             w.messages = 0;
             w.events = 0;
@@ -202,15 +199,7 @@ impl Summaries {
     /// if the chat is summarized and anything was.
     pub fn pending(&self, chat: i64) -> Option<ChatSummary> {
         let w = self.chats.get(&chat)?.summary?;
-        let last = w.last.filter(|_| w.events > 0)?;
-        Some(ChatSummary {
-            chat_id: chat,
-            new_messages: w.messages,
-            events: w.events,
-            last_seq: last.0 as i64,
-            last_event_id: format!("{}-{}", last.0, last.1),
-            live: true,
-        })
+        w.summary(chat, true).filter(|_| w.events > 0)
     }
 
     /// Chats in summary mode now.
@@ -256,7 +245,7 @@ mod tests {
         // The tick sends one summary of what was withheld.
         let flushed = s.tick();
         assert_eq!(flushed.len(), 1);
-        let f = &flushed[0].summary;
+        let f = &flushed[0];
         assert_eq!((f.new_messages, f.events), (3, 4));
         assert_eq!((f.last_seq, f.last_event_id.as_str()), (7, "7-1"));
         assert!(!f.live);
@@ -264,8 +253,8 @@ mod tests {
         // A busy second keeps it summarized from its first message on.
         assert!(messages(&mut s, 7, 8..=10, (1_000, 50)).iter().all(|b| *b));
         let flushed = s.tick();
-        assert_eq!(flushed[0].summary.new_messages, 3);
-        assert!(!flushed[0].summary.live, "3 in the last second > 4/2");
+        assert_eq!(flushed[0].new_messages, 3);
+        assert!(!flushed[0].live, "3 in the last second > 4/2");
 
         // Three calm ticks in a row (at most half the rate, or nothing)
         // end summary mode with a last summary; the next message is live.
@@ -273,13 +262,13 @@ mod tests {
             .iter()
             .all(|b| *b));
         let flushed = s.tick();
-        assert_eq!(flushed[0].summary.new_messages, 2);
-        assert!(!flushed[0].summary.live, "one calm tick is not enough");
+        assert_eq!(flushed[0].new_messages, 2);
+        assert!(!flushed[0].live, "one calm tick is not enough");
         assert!(s.tick().is_empty(), "nothing withheld, still summarized");
         let flushed = s.tick();
         assert_eq!(flushed.len(), 1);
-        assert!(flushed[0].summary.live);
-        assert_eq!(flushed[0].summary.new_messages, 0);
+        assert!(flushed[0].live);
+        assert_eq!(flushed[0].new_messages, 0);
         assert_eq!(s.summarized(), 0);
         assert!(!s.on_event(7, StreamId(13, 0), true, Some(5_000)));
         assert!(s.pending(7).is_none(), "not summarized");
@@ -312,7 +301,7 @@ mod tests {
                 .filter(|b| **b)
                 .count();
             let flushed = s.tick();
-            assert!(flushed.iter().all(|f| !f.summary.live), "part {part}");
+            assert!(flushed.iter().all(|f| !f.live), "part {part}");
         }
         // 26 messages within 100 ms switched it.
         assert_eq!(skipped, 175);
@@ -332,12 +321,12 @@ mod tests {
     fn silent_seconds_end_summary_mode_with_an_empty_live_summary() {
         let mut s = Summaries::new(4);
         messages(&mut s, 1, 1..=5, (0, 10));
-        assert_eq!(s.tick()[0].summary.new_messages, 1);
+        assert_eq!(s.tick()[0].new_messages, 1);
         assert!(s.tick().is_empty());
         assert!(s.tick().is_empty());
         let flushed = s.tick();
         assert_eq!(flushed.len(), 1);
-        let f = &flushed[0].summary;
+        let f = &flushed[0];
         assert_eq!((f.new_messages, f.events, f.live), (0, 0, true));
         assert_eq!(f.last_seq, 5, "it still names the newest event");
         // Quiet chats are forgotten.

@@ -25,6 +25,21 @@ async fn burst(a: &mut Client, chat: i64, n: i64) {
     }
 }
 
+/// The payloads of the `chat.summary` frames among `frames`, and the sum
+/// of their `newMessages`.
+fn summaries_in(frames: &[Value]) -> (Vec<&Value>, u64) {
+    let summaries: Vec<&Value> = frames
+        .iter()
+        .filter(|f| f["type"] == "chat.summary")
+        .map(|f| &f["payload"])
+        .collect();
+    let summarized = summaries
+        .iter()
+        .map(|s| s["newMessages"].as_u64().unwrap())
+        .sum();
+    (summaries, summarized)
+}
+
 /// Frames of `kinds` until a `chat.summary` with `live: true` (included).
 async fn until_live(c: &mut Client, kinds: &[&str]) -> Vec<Value> {
     let mut out = Vec::new();
@@ -84,15 +99,7 @@ async fn a_busy_chat_is_summarized_for_unfocused_connections_only(pool: PgPool) 
         .collect();
     assert!(live.len() >= 3 && live.len() < 8, "{live:?}");
     assert_eq!(live, (1..=live.len() as i64).collect::<Vec<_>>());
-    let summaries: Vec<&Value> = frames
-        .iter()
-        .filter(|f| f["type"] == "chat.summary")
-        .map(|f| &f["payload"])
-        .collect();
-    let summarized: u64 = summaries
-        .iter()
-        .map(|s| s["newMessages"].as_u64().unwrap())
-        .sum();
+    let (summaries, summarized) = summaries_in(&frames);
     assert_eq!(live.len() as u64 + summarized, 8, "{summaries:?}");
     let last = summaries.last().unwrap();
     assert_eq!(last["chatId"], chat);
@@ -170,15 +177,7 @@ async fn focusing_a_summarized_chat_tells_what_was_skipped(pool: PgPool) {
         .iter()
         .any(|f| f["type"] == "ack" && f["payload"]["refId"] == focus.as_str()));
     let live = frames.iter().filter(|f| f["type"] == "message.new").count() as u64;
-    let summaries: Vec<&Value> = frames
-        .iter()
-        .filter(|f| f["type"] == "chat.summary")
-        .map(|f| &f["payload"])
-        .collect();
-    let summarized: u64 = summaries
-        .iter()
-        .map(|s| s["newMessages"].as_u64().unwrap())
-        .sum();
+    let (summaries, summarized) = summaries_in(&frames);
     assert!(!summaries.is_empty());
     assert_eq!(live + summarized, 8, "{frames:?}");
     assert_eq!(summaries.last().unwrap()["lastSeq"], 8);

@@ -56,6 +56,27 @@ pub fn is_cluster(url: &str) -> bool {
 /// Records this deployment's `INGEST_SHARDS` in Redis on first start and
 /// refuses to start a process that disagrees: a gateway appending to shard
 /// 7 of 8 while workers read 4 shards would strand writes silently.
+/// Takes the lock `key` for `holder` for `ttl` if nobody holds it (SET NX
+/// PX): a job that several workers could run is run by one; a holder that
+/// dies leaves it until it lapses.
+pub async fn try_lock(
+    client: &Client,
+    key: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<bool, fred::error::Error> {
+    let set: Option<String> = client
+        .set(
+            key,
+            holder,
+            Some(Expiration::PX(ttl.as_millis() as i64)),
+            Some(SetOptions::NX),
+            false,
+        )
+        .await?;
+    Ok(set.is_some())
+}
+
 pub async fn check_deployment(client: &Client, keys: &Keys, ingest_shards: u32) -> Result<()> {
     let key = keys.deployment();
     let _: i64 = client

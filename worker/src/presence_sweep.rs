@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use fechatter_shared::{
     presence::{self, Op, Status},
-    redis::Keys,
+    redis::{self, Keys},
     store, AppResult,
 };
 use fred::prelude::*;
@@ -64,17 +64,9 @@ impl Sweeper {
             presence::dead_nodes(&self.redis, &self.keys, self.node_ttl.as_millis() as u64).await?;
         let mut offline = 0;
         for node in dead {
-            let locked: Option<String> = self
-                .redis
-                .set(
-                    self.keys.presence_sweep_lock(&node),
-                    &self.instance,
-                    Some(Expiration::PX(60_000)),
-                    Some(SetOptions::NX),
-                    false,
-                )
-                .await?;
-            if locked.is_none() {
+            let lock = self.keys.presence_sweep_lock(&node);
+            let ttl = Duration::from_secs(60);
+            if !redis::try_lock(&self.redis, &lock, &self.instance, ttl).await? {
                 continue;
             }
             offline += self.sweep_node(&node).await?;

@@ -75,17 +75,8 @@ impl Retention {
 
     /// Takes this hour's run (SET NX with the interval as lifetime).
     async fn locked(&self) -> AppResult<bool> {
-        let set: Option<String> = self
-            .redis
-            .set(
-                self.keys.retention_lock(),
-                &self.instance,
-                Some(Expiration::PX(INTERVAL.as_millis() as i64)),
-                Some(SetOptions::NX),
-                false,
-            )
-            .await?;
-        Ok(set.is_some())
+        let key = self.keys.retention_lock();
+        Ok(fechatter_shared::redis::try_lock(&self.redis, &key, &self.instance, INTERVAL).await?)
     }
 
     /// Deletes every event older than the retention, partition by
@@ -93,7 +84,7 @@ impl Retention {
     pub async fn run_once(&self, stop: &CancellationToken) -> AppResult<u64> {
         let before = Utc::now() - chrono::Duration::from_std(self.keep).unwrap_or_default();
         let mut total = 0;
-        for partition in store::event::partitions(&self.pool).await? {
+        for partition in store::partitions(&self.pool, "chat_events").await? {
             loop {
                 if stop.is_cancelled() {
                     return Ok(total);

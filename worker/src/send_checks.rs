@@ -49,12 +49,11 @@ pub(crate) fn sends_of<'a>(run: &[&'a IngestEntry]) -> Vec<Send<'a>> {
         .collect()
 }
 
-/// Step 2's answers: which (chat, user) pairs are memberships, which of
-/// them may post (not a plain member of a read-only channel), and the chat
-/// of each reply target.
+/// Step 2's answers: which (chat, user) pairs are memberships, with
+/// whether each may post (false for a plain member of a read-only
+/// channel), and the chat of each reply target.
 pub(crate) struct Validity {
-    members: HashSet<(i64, i64)>,
-    may_post: HashSet<(i64, i64)>,
+    members: HashMap<(i64, i64), bool>,
     parent_chat: HashMap<i64, i64>,
 }
 
@@ -92,16 +91,13 @@ pub(crate) async fn validity(tx: &mut PgConnection, sends: &[Send<'_>]) -> AppRe
         }
     }
     let members = store::chat::memberships_among(tx, &chats, &users).await?;
-    let may_post = members
-        .iter()
-        .filter(|m| m.may_post)
-        .map(|m| (m.chat, m.user))
-        .collect();
     let parents: Vec<i64> = sends.iter().filter_map(|s| s.reply_to).collect();
     let parent_chat = store::message::chats_of(tx, &parents).await?;
     Ok(Validity {
-        members: members.into_iter().map(|m| (m.chat, m.user)).collect(),
-        may_post,
+        members: members
+            .into_iter()
+            .map(|m| ((m.chat, m.user), m.may_post))
+            .collect(),
         parent_chat: parent_chat.into_iter().collect(),
     })
 }
@@ -151,7 +147,7 @@ pub(crate) fn decide<'s, 'a>(
             .mentions
             .iter()
             .copied()
-            .filter(|&m| m != e.user_id && v.members.contains(&(e.chat_id, m)))
+            .filter(|&m| m != e.user_id && v.members.contains_key(&(e.chat_id, m)))
             .collect();
         mentioned.sort_unstable();
         mentioned.dedup();
@@ -178,10 +174,10 @@ fn republish(done: &EarlierSend) -> TopicEvent {
 /// Why a send is refused, if it is.
 fn refusal(s: &Send<'_>, v: &Validity) -> Option<AppError> {
     let e = s.entry;
-    if !v.members.contains(&(e.chat_id, e.user_id)) {
+    let Some(&may_post) = v.members.get(&(e.chat_id, e.user_id)) else {
         return Some(AppError::not_found("chat not found"));
-    }
-    if !v.may_post.contains(&(e.chat_id, e.user_id)) {
+    };
+    if !may_post {
         return Some(AppError::forbidden(
             "this channel is read-only: only its owner and admins post",
         ));
@@ -288,8 +284,7 @@ mod tests {
         let sends = sends_of(&run);
         let earlier = HashMap::from([((1, 10, "old".to_string()), committed(1, 10, "old"))]);
         let v = Validity {
-            members: HashSet::from([(1, 10), (1, 11), (3, 12)]),
-            may_post: HashSet::from([(1, 10), (1, 11)]),
+            members: HashMap::from([((1, 10), true), ((1, 11), true), ((3, 12), false)]),
             parent_chat: HashMap::from([(500, 2), (501, 1)]),
         };
         let mut fx = Effects::default();

@@ -165,19 +165,8 @@ pub async fn oldest(pool: &PgPool, chat: i64) -> AppResult<Option<(i64, i64, i64
     .await?)
 }
 
-/// The partitions of `chat_events`, by name.
-pub async fn partitions(pool: &PgPool) -> AppResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'chat_events'::regclass ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|(name,)| name).collect())
-}
-
 /// Deletes up to `limit` events created before `before` from the
-/// partition `partition` (a name [`partitions`] returned); returns how
+/// partition `partition` (a name `store::partitions` returned); returns how
 /// many. One short transaction per call, so retention never holds locks
 /// for long.
 pub async fn delete_expired(

@@ -27,9 +27,22 @@ pub mod workspace_domain;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::{postgres::PgPoolOptions, PgPool};
+use sqlx::{postgres::PgPoolOptions, PgExecutor, PgPool};
 
-use crate::{config::DbRole, AppError, Config};
+use crate::{config::DbRole, AppError, AppResult, Config};
+
+/// The partitions of the partitioned table `parent` (`messages`,
+/// `chat_events`: migration 12), by name.
+pub async fn partitions<'e>(db: impl PgExecutor<'e>, parent: &str) -> AppResult<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = $1::regclass ORDER BY 1",
+    )
+    .bind(parent)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(name,)| name).collect())
+}
 
 /// The PostgreSQL pool of a process of `role`: its pool size (see
 /// [`Config::db_pool_size`] and the connection budget in

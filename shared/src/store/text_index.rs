@@ -54,7 +54,7 @@ async fn build(conn: &mut PgConnection) -> AppResult<bool> {
     }
     // 2. Every partition whose index is attached, yet the parent is
     //    invalid: only a damaged catalog gets here; start over.
-    let partitions = partitions(conn).await?;
+    let partitions = super::partitions(&mut *conn, "messages").await?;
     if parent.is_some() && unattached(conn, &partitions).await?.is_empty() {
         tracing::warn!(
             "search index {PARENT} is invalid with every partition attached; rebuilding"
@@ -122,17 +122,6 @@ async fn validity(conn: &mut PgConnection, name: &str) -> AppResult<Option<bool>
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(|(v,)| v))
-}
-
-/// The partitions of `messages`, by name.
-async fn partitions(conn: &mut PgConnection) -> AppResult<Vec<String>> {
-    let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'messages'::regclass ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows.into_iter().map(|(name,)| name).collect())
 }
 
 /// The partitions among `partitions` whose index is not attached to the
