@@ -93,6 +93,21 @@ test("writes refused as rate_limited wait retryAfterMs and go again; other error
   assert.equal(last().ofType("message.send").at(-1)!.id, a, "a retry keeps the id");
 });
 
+test("a send refused for good is reported with its code; rate limited retries are not", async () => {
+  const { rt, last, timers } = await setup();
+  const refused: { chatId: number; clientId: string; code: string }[] = [];
+  rt.on("refused", (r) => refused.push(r));
+  last().receive("session.ready", ready([7]));
+  const a = rt.send(7, "news");
+  last().receive("error", { refId: a, code: "rate_limited", message: "slow", retryAfterMs: 100 });
+  await timers.advance(100);
+  assert.deepEqual(refused, []);
+  last().receive("error", { refId: a, code: "forbidden", message: "this channel is read-only: only its owner and admins post" });
+  await flush();
+  assert.deepEqual(refused, [{ chatId: 7, clientId: a, code: "forbidden" }]);
+  assert.equal(rt.cache.pendingMessage(7, a)!.status, "failed");
+});
+
 test("after a dropped connection it reconnects with backoff, syncs what it missed and resends unanswered writes once", async () => {
   const { rt, sockets, last, timers, states } = await setup();
   last().receive("session.ready", ready([7], "1700000000000-0"));

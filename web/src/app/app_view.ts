@@ -29,6 +29,9 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     removedFrom: (chatId) => {
       if (store.currentChatId === chatId) showNoChat();
     },
+    // The channel turned read-only, or I am no longer its owner: reload both
+    // (once within 5 s: sends queued while offline are refused one by one).
+    postingRefused: (chatId) => throttled(`refused:${chatId}`, () => Promise.all([refreshChat(chatId), loadMembers(chatId)]).then(() => {})),
   });
 
   // Every window listener goes with the session (sign-out aborts them).
@@ -103,7 +106,8 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   }
 
   async function open(chatId: number, target?: { seq: number }): Promise<void> {
-    if (!store.chats.has(chatId)) {
+    const known = store.chats.has(chatId);
+    if (!known) {
       try {
         store.upsertChat(await api.chat(chatId));
       } catch {
@@ -131,6 +135,24 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
       target,
     );
     void loadMembers(chatId);
+    if (known) recheckChannel(chatId);
+  }
+
+  /** The chat object again, for its `readOnly` and `ownerId` (see recheckChannel). */
+  async function refreshChat(chatId: number): Promise<void> {
+    const fresh = await api.chat(chatId);
+    if (store.chats.has(chatId)) store.upsertChat(fresh);
+  }
+
+  /**
+   * No event announces a channel made read-only (or no longer so) or an
+   * ownership transfer (docs/protocol.md, Chats), and they decide whether
+   * I may post (posting.ts): a channel's chat object is reloaded when it is
+   * opened and when the user comes back to the window, at most every 5 s.
+   */
+  function recheckChannel(chatId: number): void {
+    const type = store.chats.get(chatId)?.type;
+    if (type === "public_channel" || type === "private_channel") throttled(`chat:${chatId}`, () => refreshChat(chatId));
   }
 
   async function loadMembers(chatId: number): Promise<void> {
@@ -221,6 +243,11 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   window.addEventListener("focus", refocus, { signal });
   window.addEventListener("blur", refocus, { signal });
   document.addEventListener("visibilitychange", refocus, { signal });
+  const comeBack = () => {
+    if (windowFocused() && store.currentChatId !== null) recheckChannel(store.currentChatId);
+  };
+  window.addEventListener("focus", comeBack, { signal });
+  document.addEventListener("visibilitychange", comeBack, { signal });
   window.addEventListener("beforeunload", () => live.stop(), { signal });
   // Reading and clicking count as activity (docs/protocol.md, Presence): a
   // frame at most every 2 minutes while the user does something here.

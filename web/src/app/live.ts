@@ -2,9 +2,10 @@
 // library: reconnects, syncs, dedupes, retries writes, keeps the message
 // cache) per signed-in tab, turned into what the views need. It feeds the
 // store from frames (badges, receipts, typing, presence, membership,
-// settings, toasts when live), loads pages of a chat over REST into the
-// library's cache, and keeps presence subscriptions alive (they lapse
-// after PRESENCE_SUB_TTL, 10 minutes, and with every connection).
+// settings, toasts when live) and reports sends refused as forbidden,
+// loads pages of a chat over REST into the library's cache, and keeps
+// presence subscriptions alive (they lapse after PRESENCE_SUB_TTL, 10
+// minutes, and with every connection).
 import type { Api } from "../client/api.js";
 import { MessageCache, type CachedMessage } from "../client/cache.js";
 import { Realtime, type ConnectionState as RtState } from "../client/realtime.js";
@@ -22,6 +23,8 @@ export interface LiveHooks {
   /** The chat list may have changed (membership, a chat we lost). */
   chatsChanged(): void;
   removedFrom(chatId: number): void;
+  /** A send to this chat was refused as `forbidden`: who may post there (read-only channel, roles) changed. */
+  postingRefused(chatId: number): void;
 }
 
 export class Live implements Feed {
@@ -64,6 +67,9 @@ export class Live implements Feed {
     });
     this.rt.on("frame", ({ frame, live }) => this.onFrame(frame, live));
     this.rt.on("stale", () => this.hooks.chatsChanged());
+    this.rt.on("refused", ({ chatId, code }) => {
+      if (code === "forbidden") this.hooks.postingRefused(chatId);
+    });
   }
 
   start(): void {

@@ -1,12 +1,14 @@
 // The open chat: its header (title, members with presence dots, settings),
 // the messages (older pages on demand, live updates, edits, deletes,
 // reactions, replies, "sending…/failed" states of my own sends), "Seen by",
-// the typing line and the composer. Messages come from a Feed (live.ts,
-// over the client library's cache); read marks go out while the chat is
-// shown and the window has focus.
+// the typing line and the composer (disabled where I may not post, see
+// posting.ts). Messages come from a Feed (live.ts, over the client
+// library's cache); read marks go out while the chat is shown and the
+// window has focus.
 import type { Feed, ShownMessage } from "./feed.js";
 import { composer } from "./composer.js";
 import { formatTime, h, replace, windowFocused } from "./dom.js";
+import { gatePosting } from "./posting.js";
 import { presenceDot, presenceLabel } from "./presence.js";
 import type { Store } from "./store.js";
 
@@ -207,7 +209,7 @@ export function mountChat(
         ? h(
             "div",
             { class: "msg-actions" },
-            h("button", { type: "button", onclick: () => { setReply(m); box.focus(); } }, "Reply"),
+            h("button", { type: "button", class: "reply", onclick: () => { setReply(m); box.focus(); } }, "Reply"),
             QUICK_EMOJI.map((emoji) => {
               const has = m.reactions.some((r) => r.emoji === emoji && r.userIds.includes(store.me.id));
               return h(
@@ -346,6 +348,7 @@ export function mountChat(
     store.on("members", renderHead),
     store.on("presence", renderHead),
     store.on("users", renderMessages),
+    gatePosting(store, chatId, box),
   ];
   const typingTimer = window.setInterval(renderTyping, 1000);
   const onFocus = () => markRead();

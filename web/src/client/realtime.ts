@@ -308,7 +308,10 @@ export class Realtime {
     this.request<{ messageId: number; seq: number }>("message.send", payload, clientId!)
       .then(
         (ack) => this.cache.confirm(chatId, clientId!, ack.messageId, ack.seq),
-        (e: RealtimeError) => this.cache.setPendingStatus(chatId, clientId!, "failed", e.message),
+        (e: RealtimeError) => {
+          this.cache.setPendingStatus(chatId, clientId!, "failed", e.message);
+          this.emit("refused", { chatId, clientId: clientId!, code: e.code });
+        },
       )
       .finally(() => {
         this.cache.save();

@@ -58,4 +58,10 @@ export interface RealtimeEvents {
   gone: number;
   /** The user stream no longer holds what was missed: reload the chat list. */
   stale: null;
+  /**
+   * The server refused a `message.send` (the message is now "failed"):
+   * `code` is the error frame's, e.g. `forbidden` for a plain member of a
+   * read-only channel (the flag or the member's role changed).
+   */
+  refused: { chatId: number; clientId: string; code: string };
 }

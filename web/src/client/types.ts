@@ -42,6 +42,8 @@ export interface Chat {
   name: string | null;
   description: string;
   ownerId: number;
+  /** A broadcast channel: only its owner and admins post (docs/protocol.md, Chats). */
+  readOnly: boolean;
   lastSeq: number;
   memberCount: number;
   createdAt: string;
