@@ -96,6 +96,8 @@ schemas = {
                    "createdBy": I, "expiresAt": TS,
                    "revokedAt": {"type": ["string", "null"], "format": "date-time"},
                    "createdAt": TS}),
+    "ArchiveSetting": obj({"archiveAfterDays": {"type": ["integer", "null"], "minimum": 30, "maximum": 36500}},
+                          additional=False),
     "Domains": obj({"domains": {"type": "array", "maxItems": 50,
                                 "items": S(minLength=1, maxLength=253)}}, additional=False),
     "Preferences": obj({"level": S(enum=["all", "mentions_only", "off"]), "desktop": B, "sound": B,
@@ -236,6 +238,12 @@ paths = {
                   ok(200, ref("Domains")), tag="workspace"),
         "put": op("Replace the domain list (owner; public mailbox providers refused)",
                   ok(200, ref("Domains")), tag="workspace", body=ref("Domains")),
+    },
+    "/api/workspace/archive": {
+        "get": op("The workspace's message archive setting (any member)", ok(200, ref("ArchiveSetting")),
+                  tag="workspace"),
+        "put": op("Set or clear the message archive setting (owner)", ok(200, ref("ArchiveSetting")),
+                  tag="workspace", body=ref("ArchiveSetting")),
     },
     "/api/workspace/invites": {
         "post": op("Create an invite (owner/admin); the token is shown only here",

@@ -5,11 +5,10 @@
 //! protocol side (limits, acks).
 
 use fechatter_shared::{
-    protocol::{self, ClientFrame},
+    protocol::{self, ClientFrame, FocusAck, PresenceSet, PresenceUnsubscribed},
     scripts::Limit,
     AppResult,
 };
-use serde_json::json;
 
 use crate::session::Session;
 
@@ -31,7 +30,8 @@ impl Session {
                 self.limit("presence", PRESENCE_LIMIT).await?;
                 let status =
                     crate::presence::set_manual(&self.state, self.me.user_id, &p.status).await?;
-                self.send(protocol::ack_frame(ref_id, json!({ "presence": status })));
+                let ack = PresenceSet { presence: status };
+                self.send(protocol::ack_frame(ref_id, ack));
             }
             ClientFrame::PresenceSubscribe(ids) => {
                 self.limit("presence", PRESENCE_LIMIT).await?;
@@ -47,13 +47,13 @@ impl Session {
                     not_found,
                     watching: self.state.presence.watching(self.conn.id),
                 };
-                let ack = serde_json::to_value(ack).map_err(anyhow::Error::from)?;
                 self.send(protocol::ack_frame(ref_id, ack));
             }
             ClientFrame::PresenceUnsubscribe(ids) => {
                 self.state.presence.unsubscribe(self.conn.id, &ids.user_ids);
                 let watching = self.state.presence.watching(self.conn.id);
-                self.send(protocol::ack_frame(ref_id, json!({ "watching": watching })));
+                let ack = PresenceUnsubscribed { watching };
+                self.send(protocol::ack_frame(ref_id, ack));
             }
             ClientFrame::ChatFocus(f) => {
                 if let Some(chat) = f.chat_id {
@@ -69,7 +69,8 @@ impl Session {
                 if let Some(summary) = missed {
                     self.send(summary.frame());
                 }
-                self.send(protocol::ack_frame(ref_id, json!({ "chatId": f.chat_id })));
+                let chat_id = f.chat_id;
+                self.send(protocol::ack_frame(ref_id, FocusAck { chat_id }));
             }
             other => {
                 return Err(fechatter_shared::AppError::Internal(anyhow::anyhow!(

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use fechatter_shared::{
     ingest::{Command, IngestEntry},
-    protocol::{self, ClientFrame, Incoming, SyncRequest},
+    protocol::{
+        self, AuthRefreshed, ClientFrame, Incoming, ReadCoalesced, SearchAck, SyncAck, SyncRequest,
+        TypingAck, TypingIndicator,
+    },
     scripts::{Decision, Limit},
     wake, AppError, AppResult,
 };
 use fred::prelude::*;
-use serde_json::json;
 
 use crate::{read_state::PendingRead, session::Session, sync, writes};
 
@@ -130,25 +132,20 @@ impl Session {
                 if !throttled || !was_typing {
                     self.publish_typing(t.chat_id, true).await?;
                 }
-                self.send(protocol::ack_frame(
-                    &ref_id,
-                    json!({ "throttled": throttled }),
-                ));
+                self.send(protocol::ack_frame(&ref_id, TypingAck { throttled }));
                 Ok(())
             }
             ClientFrame::TypingStop(t) => {
                 self.ensure_member(t.chat_id)?;
                 self.stop_typing(t.chat_id).await;
-                self.send(protocol::ack_frame(&ref_id, json!({})));
+                self.send(protocol::ack_frame(&ref_id, ()));
                 Ok(())
             }
             ClientFrame::SyncRequest(req) => self.sync_request(req, &ref_id).await,
             ClientFrame::AuthRefresh(a) => {
                 self.refresh_token(a.access_token.trim()).await?;
-                self.send(protocol::ack_frame(
-                    &ref_id,
-                    json!({ "expiresAt": protocol::rfc3339(self.me.expires_at) }),
-                ));
+                let expires_at = protocol::rfc3339(self.me.expires_at);
+                self.send(protocol::ack_frame(&ref_id, AuthRefreshed { expires_at }));
                 Ok(())
             }
             frame @ (ClientFrame::PresenceUpdate(_)
@@ -160,11 +157,11 @@ impl Session {
                 let count = results.results.len();
                 results.ref_id = Some(ref_id.clone());
                 self.send(results.frame());
-                self.send(protocol::ack_frame(&ref_id, json!({ "results": count })));
+                self.send(protocol::ack_frame(&ref_id, SearchAck { results: count }));
                 Ok(())
             }
             ClientFrame::Ping => {
-                self.send(protocol::ack_frame(&ref_id, json!({})));
+                self.send(protocol::ack_frame(&ref_id, ()));
                 Ok(())
             }
         }
@@ -187,10 +184,11 @@ impl Session {
         if let Some(cursor) = req.user {
             self.send(sync::user_sync(&self.state, self.me.user_id, cursor, budget).await?);
         }
-        self.send(protocol::ack_frame(
-            ref_id,
-            json!({ "chats": answered, "user": req.user.is_some() }),
-        ));
+        let ack = SyncAck {
+            chats: answered,
+            user: req.user.is_some(),
+        };
+        self.send(protocol::ack_frame(ref_id, ack));
         Ok(())
     }
 
@@ -214,7 +212,7 @@ impl Session {
                 (held.seq, ref_id)
             };
             held.seq = keep_seq;
-            self.send(protocol::ack_frame(&older, json!({ "coalesced": true })));
+            self.send(protocol::ack_frame(&older, ReadCoalesced::ACK));
             return Ok(());
         }
         match self.take("read", READ_LIMIT).await? {
@@ -314,15 +312,13 @@ impl Session {
     }
 
     async fn publish_typing(&self, chat_id: i64, active: bool) -> AppResult<()> {
-        let frame = protocol::new_frame(
-            "typing.indicator",
-            &json!({
-                "chatId": chat_id,
-                "userId": self.me.user_id,
-                "displayName": self.me.display_name,
-                "active": active,
-            }),
-        );
+        let frame = TypingIndicator {
+            chat_id,
+            user_id: self.me.user_id,
+            display_name: self.me.display_name.clone(),
+            active,
+        }
+        .frame();
         let _: () = self
             .state
             .redis

@@ -19,19 +19,16 @@ use axum::{
     Json, Router,
 };
 use fechatter_shared::{
-    model::{Message, MessageWithReactions},
+    model::MessageWithReactions,
     protocol::{
         self, Badge, ErrorBody, ReadWatermark, SyncPage, SyncRefused, SYNC_MAX_GAP, SYNC_RESPONSE,
     },
-    store::{
-        chat,
-        message::{self, PageFrom},
-    },
+    store::{chat, history, message::PageFrom},
     wake::StreamId,
     AppError, AppResult,
 };
-use serde::Deserialize;
-use serde_json::{json, value::RawValue};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::{
     extract::{ApiPath, AuthUser},
@@ -315,6 +312,18 @@ mod tests {
         assert_eq!(super::within_byte_budget(&events, 1 << 20), 10);
         assert_eq!(super::within_byte_budget(&[], 10), 0);
     }
+
+    #[test]
+    fn a_message_page_has_its_documented_fields() {
+        let page = super::MessagePage {
+            messages: Vec::new(),
+            has_more: true,
+        };
+        assert_eq!(
+            serde_json::to_value(page).unwrap(),
+            serde_json::json!({ "messages": [], "hasMore": true })
+        );
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,6 +334,16 @@ struct Paging {
     limit: Option<i64>,
 }
 
+/// The body of `GET /api/chat/{id}/messages` (`PagedMessage`s in
+/// docs/openapi.json).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePage {
+    messages: Vec<MessageWithReactions>,
+    /// More messages lie beyond the page in the direction paged.
+    has_more: bool,
+}
+
 /// `GET /api/chat/{id}/messages`: newest first page by default; `beforeSeq`
 /// pages backwards, `afterSeq` forwards; always returned in seq order.
 async fn list_messages(
@@ -332,7 +351,7 @@ async fn list_messages(
     AuthUser(me): AuthUser,
     ApiPath(id): ApiPath<i64>,
     paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<MessagePage>> {
     let Query(p) =
         paging.map_err(|e| AppError::bad_request(format!("invalid query: {}", e.body_text())))?;
     chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
@@ -349,23 +368,6 @@ async fn list_messages(
         Some(after) => PageFrom::After(after),
         None => PageFrom::Before(p.before_seq.unwrap_or(i64::MAX)),
     };
-    let (messages, has_more) = message::page(&state.pool, id, from, limit).await?;
-    let messages = with_reactions(&state, messages).await?;
-    Ok(Json(json!({ "messages": messages, "hasMore": has_more })))
-}
-
-/// `messages` with their reactions, read with one query for the page.
-async fn with_reactions(
-    state: &AppState,
-    messages: Vec<Message>,
-) -> AppResult<Vec<MessageWithReactions>> {
-    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
-    let mut sets = message::reactions(&state.pool, &ids).await?;
-    Ok(messages
-        .into_iter()
-        .map(|message| MessageWithReactions {
-            reactions: sets.remove(&message.id).unwrap_or_default(),
-            message,
-        })
-        .collect())
+    let (messages, has_more) = history::page(&state.pool, id, from, limit).await?;
+    Ok(Json(MessagePage { messages, has_more }))
 }

@@ -40,6 +40,7 @@ async fn expired_events_are_deleted_and_sync_before_them_reloads(pool: PgPool) {
         keep: Duration::from_secs(90 * 86_400),
         instance: "test".into(),
         deleted: deleted.clone(),
+        archived: prometheus::IntCounter::new("archived", "test").unwrap(),
     };
     let n = retention.run_once(&CancellationToken::new()).await.unwrap();
     assert_eq!((n, deleted.get()), (1, 1));

@@ -79,8 +79,9 @@ pub fn reply(entry: &IngestEntry, frame: String) -> Reply {
     }
 }
 
-/// Queues `ack {refId, status: "ok", ...extra}` for `e`'s sender.
-pub fn ack(fx: &mut Effects, e: &IngestEntry, extra: serde_json::Value) {
+/// Queues `ack {refId, status: "ok", ...fields}` for `e`'s sender;
+/// `fields` is one of the ack structs of `fechatter_shared::protocol`.
+pub fn ack(fx: &mut Effects, e: &IngestEntry, fields: impl serde::Serialize) {
     fx.replies
-        .push(reply(e, protocol::ack_frame(&e.ref_id, extra)));
+        .push(reply(e, protocol::ack_frame(&e.ref_id, fields)));
 }

@@ -10,6 +10,7 @@
 //! may run: ingest shards are leased, one worker per shard at a time, and a
 //! dead worker's shards move to a live one.
 
+pub mod archival;
 pub mod claims;
 pub mod consumer;
 pub mod effects;
@@ -324,6 +325,7 @@ pub async fn run_with_hooks(
         keep: worker.config.event_retention,
         instance: worker.config.instance_id.clone(),
         deleted: worker.metrics.events_deleted.clone(),
+        archived: worker.metrics.messages_archived.clone(),
     };
     let retaining = tokio::spawn(retention.run(mail_stop.clone()));
 

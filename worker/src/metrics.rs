@@ -38,6 +38,8 @@ pub struct WorkerMetrics {
     pub push_jobs: IntCounter,
     /// `chat_events_deleted_total`: events removed by retention.
     pub events_deleted: IntCounter,
+    /// `messages_archived_total`: messages moved to the archive.
+    pub messages_archived: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -109,6 +111,13 @@ impl WorkerMetrics {
                 IntCounter::new(
                     "chat_events_deleted_total",
                     "events of the replay log deleted by retention (EVENT_RETENTION_DAYS)",
+                )
+                .expect("valid metric"),
+            ),
+            messages_archived: base.register(
+                IntCounter::new(
+                    "messages_archived_total",
+                    "messages moved to messages_archive (workspace archiveAfterDays)",
                 )
                 .expect("valid metric"),
             ),

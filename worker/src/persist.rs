@@ -10,19 +10,25 @@
 //! retries the whole batch. Every write is idempotent under such a retry:
 //! events are keyed by the client's frame id (`chat_events.client_id`),
 //! read marks only move forward, reactions are set-like.
+//!
+//! This module decides (who may edit or delete, what to announce, which
+//! ack to give); the SQL it runs is in `fechatter_shared::store`
+//! (`message`, `event`, `chat`), each function taking this transaction.
 
 use chrono::Utc;
 use fechatter_shared::{
     ingest::{Command, IngestEntry},
-    model::Message,
-    protocol::{self, ReactAction},
+    model::{Message, Role},
+    protocol::{
+        self, MessageDeleted, MessageReaction, MessageUpdated, ReactAck, ReactAction, SendAck,
+    },
+    store::{chat, event, message},
     AppError, AppResult,
 };
-use serde_json::json;
+use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
-use fechatter_shared::store::message;
 
 /// Why a batch did not commit.
 #[derive(Debug)]
@@ -108,14 +114,13 @@ async fn apply(
     e: &IngestEntry,
     fx: &mut Effects,
 ) -> AppResult<&'static str> {
-    if let Some(done) = earlier_event(tx, e).await? {
-        let ack = done.original_ack();
-        fx.topic.push(done.event);
-        fx.replies
-            .push(reply(e, protocol::ack_frame(&e.ref_id, ack)));
+    if let Some(done) = event::earlier(tx, e.chat_id, &e.ref_id, e.user_id).await? {
+        answer_again(done, e, fx);
         return Ok("duplicate");
     }
-    let role = member_role(tx, e.chat_id, e.user_id).await?;
+    let role = chat::member_role(tx, e.chat_id, e.user_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("chat not found"))?;
     match &e.command {
         Command::Send { .. } => {
             // apply_batch routes sends to crate::send_batch.
@@ -126,126 +131,152 @@ async fn apply(
         Command::Edit {
             message_id,
             content,
-        } => {
-            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
-            if msg.sender_id != e.user_id {
-                return Err(AppError::forbidden("only the sender can edit a message"));
-            }
-            if msg.deleted_at.is_some() {
-                return Err(AppError::validation("the message was deleted"));
-            }
-            let updated = message::edit(tx, e.chat_id, msg.id, content).await?;
-            let payload = json!({ "chatId": e.chat_id, "message": updated });
-            record_event(tx, e, "message.updated", updated.id, payload, fx).await?;
-            ack(
-                fx,
-                e,
-                json!({ "messageId": updated.id, "seq": updated.seq }),
-            );
-        }
-        Command::Delete { message_id } => {
-            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
-            if msg.sender_id != e.user_id && !role.can_manage() {
-                return Err(AppError::forbidden(
-                    "only the sender, the owner or an admin can delete a message",
-                ));
-            }
-            if msg.deleted_at.is_none() {
-                message::soft_delete(tx, e.chat_id, msg.id).await?;
-                let payload = json!({ "chatId": e.chat_id, "messageId": msg.id, "seq": msg.seq });
-                record_event(tx, e, "message.deleted", msg.id, payload, fx).await?;
-            }
-            ack(fx, e, json!({ "messageId": msg.id, "seq": msg.seq }));
-        }
+        } => edit(tx, e, *message_id, content, fx).await?,
+        Command::Delete { message_id } => delete(tx, e, role, *message_id, fx).await?,
         Command::React {
             message_id,
             emoji,
             action,
-        } => {
-            let msg = message_in_chat(tx, e.chat_id, *message_id).await?;
-            if msg.deleted_at.is_some() {
-                return Err(AppError::validation("the message was deleted"));
-            }
-            let add = matches!(action, ReactAction::Add);
-            let changed = message::react(tx, e.chat_id, msg.id, e.user_id, emoji, add).await?;
-            if changed {
-                let reactions = message::reactions_of(&mut *tx, msg.id).await?;
-                let payload =
-                    json!({ "chatId": e.chat_id, "messageId": msg.id, "reactions": reactions });
-                record_event(tx, e, "message.reaction", msg.id, payload, fx).await?;
-            }
-            ack(fx, e, json!({ "messageId": msg.id, "changed": changed }));
-        }
+        } => react(tx, e, (*message_id, emoji, *action), fx).await?,
         Command::Read { seq } => crate::read_state::read_mark(tx, e, *seq, fx).await?,
     }
     Ok("applied")
 }
 
-struct Earlier {
-    kind: String,
-    event: TopicEvent,
-    message_id: i64,
-    message_seq: i64,
-}
-
-impl Earlier {
-    /// The ack the first attempt got, plus `duplicate: true`. A reaction
-    /// only leaves an event when it changed something, so its original ack
-    /// was `{messageId, changed: true}`; every other event's was
-    /// `{messageId, seq}`.
-    fn original_ack(&self) -> serde_json::Value {
-        if self.kind == "message.reaction" {
-            json!({ "messageId": self.message_id, "changed": true, "duplicate": true })
-        } else {
-            json!({ "messageId": self.message_id, "seq": self.message_seq, "duplicate": true })
-        }
-    }
-}
-
-/// The event this user's client frame id already produced in this chat.
-async fn earlier_event(tx: &mut PgConnection, e: &IngestEntry) -> AppResult<Option<Earlier>> {
-    let row: Option<(String, i64, i64, i64, i64, String, i64)> = sqlx::query_as(
-        "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame, m.seq
-         FROM chat_events ev
-         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
-         WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
-    )
-    .bind(e.chat_id)
-    .bind(&e.ref_id)
-    .bind(e.user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(row.map(
-        |(kind, seq, sub, event_seq, message_id, frame, message_seq)| Earlier {
-            event: TopicEvent {
-                chat_id: e.chat_id,
-                seq,
-                sub,
-                event_seq,
-                frame,
-                message_id,
-                indexed: crate::search_events::changes_search(&kind),
-            },
-            kind,
+/// Answers a retry of a client frame whose event is already committed:
+/// the event is published again, and the sender gets the ack the first
+/// attempt got, plus `duplicate: true`. A reaction only leaves an event
+/// when it changed something, so its original ack was `{messageId,
+/// changed: true}`; every other event's was `{messageId, seq}`.
+fn answer_again(done: event::EarlierEvent, e: &IngestEntry, fx: &mut Effects) {
+    let message_id = done.message_id;
+    if done.kind == MessageReaction::TYPE {
+        let answer = ReactAck {
             message_id,
-            message_seq,
-        },
-    ))
+            changed: true,
+            duplicate: true,
+        };
+        ack(fx, e, answer);
+    } else {
+        let answer = SendAck {
+            message_id,
+            seq: done.message_seq,
+            duplicate: true,
+        };
+        ack(fx, e, answer);
+    }
+    fx.topic.push(TopicEvent {
+        chat_id: e.chat_id,
+        seq: done.seq,
+        sub: done.sub,
+        event_seq: done.event_seq,
+        indexed: crate::search_events::changes_search(&done.kind),
+        frame: done.frame,
+        message_id,
+    });
 }
 
-async fn member_role(
+/// `message.edit`: only the sender edits, and not once deleted.
+async fn edit(
     tx: &mut PgConnection,
-    chat_id: i64,
-    user_id: i64,
-) -> AppResult<fechatter_shared::model::Role> {
-    let role: Option<(String,)> =
-        sqlx::query_as("SELECT role FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-            .bind(chat_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    role.map(|(r,)| fechatter_shared::model::Role::parse(&r))
-        .ok_or_else(|| AppError::not_found("chat not found"))
+    e: &IngestEntry,
+    message_id: i64,
+    content: &str,
+    fx: &mut Effects,
+) -> AppResult<()> {
+    let msg = message_in_chat(tx, e.chat_id, message_id).await?;
+    if msg.sender_id != e.user_id {
+        return Err(AppError::forbidden("only the sender can edit a message"));
+    }
+    if msg.deleted_at.is_some() {
+        return Err(AppError::validation("the message was deleted"));
+    }
+    let updated = message::edit(tx, e.chat_id, msg.id, content).await?;
+    let payload = |event_id, event_seq| MessageUpdated {
+        chat_id: e.chat_id,
+        event_id,
+        event_seq,
+        message: &updated,
+    };
+    record_event(tx, e, MessageUpdated::TYPE, updated.id, payload, fx).await?;
+    let answer = SendAck {
+        message_id: updated.id,
+        seq: updated.seq,
+        duplicate: false,
+    };
+    ack(fx, e, answer);
+    Ok(())
+}
+
+/// `message.delete`: by the sender, an owner or an admin; deleting a
+/// deleted message is acked again without a second event.
+async fn delete(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    role: Role,
+    message_id: i64,
+    fx: &mut Effects,
+) -> AppResult<()> {
+    let msg = message_in_chat(tx, e.chat_id, message_id).await?;
+    if msg.sender_id != e.user_id && !role.can_manage() {
+        return Err(AppError::forbidden(
+            "only the sender, the owner or an admin can delete a message",
+        ));
+    }
+    let (message_id, seq) = (msg.id, msg.seq);
+    if msg.deleted_at.is_none() {
+        message::soft_delete(tx, e.chat_id, message_id).await?;
+        let payload = |event_id, event_seq| MessageDeleted {
+            chat_id: e.chat_id,
+            event_id,
+            event_seq,
+            message_id,
+            seq,
+        };
+        record_event(tx, e, MessageDeleted::TYPE, message_id, payload, fx).await?;
+    }
+    let answer = SendAck {
+        message_id,
+        seq,
+        duplicate: false,
+    };
+    ack(fx, e, answer);
+    Ok(())
+}
+
+/// `message.react`: adds or removes one reaction of the sender; an event
+/// (with the whole new reaction set) only when that changed something.
+async fn react(
+    tx: &mut PgConnection,
+    e: &IngestEntry,
+    (message_id, emoji, action): (i64, &str, ReactAction),
+    fx: &mut Effects,
+) -> AppResult<()> {
+    let msg = message_in_chat(tx, e.chat_id, message_id).await?;
+    if msg.deleted_at.is_some() {
+        return Err(AppError::validation("the message was deleted"));
+    }
+    let message_id = msg.id;
+    let add = matches!(action, ReactAction::Add);
+    let changed = message::react(tx, e.chat_id, message_id, e.user_id, emoji, add).await?;
+    if changed {
+        let reactions = message::reactions_of(&mut *tx, message_id).await?;
+        let payload = |event_id, event_seq| MessageReaction {
+            chat_id: e.chat_id,
+            event_id,
+            event_seq,
+            message_id,
+            reactions: &reactions,
+        };
+        record_event(tx, e, MessageReaction::TYPE, message_id, payload, fx).await?;
+    }
+    let answer = ReactAck {
+        message_id,
+        changed,
+        duplicate: false,
+    };
+    ack(fx, e, answer);
+    Ok(())
 }
 
 async fn message_in_chat(
@@ -259,32 +290,39 @@ async fn message_in_chat(
 }
 
 /// Numbers a non-message event (edit, delete, reaction) after the chat's
-/// newest message and as the chat's next event, stores it and queues it
-/// for the topic.
-async fn record_event(
+/// newest message and as the chat's next event, builds its payload from
+/// its `eventId` and `eventSeq` (`payload(event_id, event_seq)`), logs its
+/// frame and queues it for the topic.
+async fn record_event<P: Serialize>(
     tx: &mut PgConnection,
     e: &IngestEntry,
     kind: &str,
     message_id: i64,
-    mut payload: serde_json::Value,
+    payload: impl FnOnce(String, i64) -> P,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let (seq, sub, event_seq): (i64, i64, i64) = sqlx::query_as(
-        "UPDATE chats SET event_sub = event_sub + 1, last_event = last_event + 1 WHERE id = $1
-         RETURNING last_seq, event_sub, last_event",
-    )
-    .bind(e.chat_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    payload["eventId"] = json!(format!("{seq}-{sub}"));
-    payload["eventSeq"] = json!(event_seq);
+    let number = event::number_change(tx, e.chat_id).await?;
+    let event::EventNumber {
+        seq,
+        sub,
+        event_seq,
+    } = number;
     let frame = protocol::server_frame(
         kind,
         &protocol::event_frame_id(e.chat_id, seq, sub),
         Utc::now(),
-        &payload,
+        &payload(format!("{seq}-{sub}"), event_seq),
     );
-    insert_event(tx, e, (seq, sub, event_seq), kind, message_id, &frame).await?;
+    let logged = event::NewEvent {
+        chat_id: e.chat_id,
+        number,
+        kind,
+        client_id: &e.ref_id,
+        user_id: e.user_id,
+        message_id,
+        frame: &frame,
+    };
+    event::insert(tx, &logged).await?;
     fx.topic.push(TopicEvent {
         chat_id: e.chat_id,
         seq,
@@ -294,31 +332,5 @@ async fn record_event(
         message_id,
         indexed: crate::search_events::changes_search(kind),
     });
-    Ok(())
-}
-
-async fn insert_event(
-    tx: &mut PgConnection,
-    e: &IngestEntry,
-    (seq, sub, event_seq): (i64, i64, i64),
-    kind: &str,
-    message_id: i64,
-    frame: &str,
-) -> AppResult<()> {
-    sqlx::query(
-        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame, event_seq)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(e.chat_id)
-    .bind(seq)
-    .bind(sub)
-    .bind(kind)
-    .bind(&e.ref_id)
-    .bind(e.user_id)
-    .bind(message_id)
-    .bind(frame)
-    .bind(event_seq)
-    .execute(&mut *tx)
-    .await?;
     Ok(())
 }

@@ -5,8 +5,11 @@
 //! harmless. The unread and mention counts sent back are recomputed from
 //! PostgreSQL, which also repairs any drift in the Redis counters.
 
-use fechatter_shared::{ingest::IngestEntry, protocol::ReadReceipt, store, AppResult};
-use serde_json::json;
+use fechatter_shared::{
+    ingest::IngestEntry,
+    protocol::{ReadAck, ReadReceipt},
+    store, AppResult,
+};
 use sqlx::PgConnection;
 
 use crate::effects::{ack, Badge, Effects};
@@ -34,6 +37,6 @@ pub async fn read_mark(
         seq: watermark,
     };
     fx.chat_frames.push((e.chat_id, e.user_id, receipt.frame()));
-    ack(fx, e, json!({ "seq": watermark }));
+    ack(fx, e, ReadAck { seq: watermark });
     Ok(())
 }

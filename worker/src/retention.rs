@@ -1,5 +1,7 @@
-//! Retention of the event log (issue 13 item 5; the policy is in
-//! docs/architecture.md, "Database growth").
+//! The hourly maintenance job: retention of the event log and archival of
+//! old messages (issue 13 item 5; the policy is in docs/architecture.md,
+//! "Database growth"). The archival is [`crate::archival`]; the event
+//! log's retention is here.
 //!
 //! Why: `chat_events` holds every committed event's frame, one row per
 //! message, edit, delete and reaction, and grows with the `messages` table
@@ -46,30 +48,38 @@ pub struct Retention {
     pub instance: String,
     /// `chat_events_deleted_total`.
     pub deleted: prometheus::IntCounter,
+    /// `messages_archived_total`.
+    pub archived: prometheus::IntCounter,
 }
 
 impl Retention {
-    /// Runs once an hour until `shutdown` (not at all with zero retention).
+    /// Runs once an hour until `shutdown`: event retention (unless its
+    /// retention is zero), then message archival.
     pub async fn run(self, shutdown: CancellationToken) {
-        if self.keep.is_zero() {
-            return;
-        }
         loop {
             match self.locked().await {
-                Ok(true) => match self.run_once(&shutdown).await {
-                    Ok(n) if n > 0 => tracing::info!(deleted = n, "expired chat events deleted"),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event retention failed; next run in an hour")
-                    }
-                },
+                Ok(true) => self.maintain(&shutdown).await,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "event retention lock failed"),
+                Err(e) => tracing::warn!(error = %e, "maintenance lock failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(INTERVAL) => {}
                 _ = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    /// One hour's work, each part logging its own outcome.
+    async fn maintain(&self, shutdown: &CancellationToken) {
+        match self.run_once(shutdown).await {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "expired chat events deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "event retention failed; next run in an hour"),
+        }
+        match crate::archival::archive_all(&self.pool, Utc::now(), &self.archived, shutdown).await {
+            Ok(n) if n > 0 => tracing::info!(archived = n, "old messages archived"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "message archival failed; next run in an hour"),
         }
     }
 
@@ -82,6 +92,9 @@ impl Retention {
     /// Deletes every event older than the retention, partition by
     /// partition; returns how many. Stops early at `stop`.
     pub async fn run_once(&self, stop: &CancellationToken) -> AppResult<u64> {
+        if self.keep.is_zero() {
+            return Ok(0);
+        }
         let before = Utc::now() - chrono::Duration::from_std(self.keep).unwrap_or_default();
         let mut total = 0;
         for partition in store::partitions(&self.pool, "chat_events").await? {

@@ -64,14 +64,14 @@ pub async fn apply_sends(
     // 9. The answers: each send's ack; repeats inside the run get the
     // first one's, marked duplicate.
     for ((s, _), a) in fresh.iter().zip(&acks) {
-        ack(fx, s.entry, a.value());
+        ack(fx, s.entry, a);
     }
     for (e, i) in repeats {
         let first = SendAck {
             duplicate: true,
             ..acks[i]
         };
-        ack(fx, e, first.value());
+        ack(fx, e, first);
         fx.outcomes.push(("send", "duplicate"));
     }
     Ok(())

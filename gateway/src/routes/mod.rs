@@ -1,6 +1,7 @@
 //! The HTTP surface: route table, request metrics, body limits and the JSON
 //! fallbacks for unknown routes and methods.
 
+pub mod archive;
 pub mod auth;
 pub mod chat;
 pub mod device;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(message::router())
         .merge(notification::router())
         .merge(workspace::router())
+        .merge(archive::router())
         .merge(openapi::router())
         .merge(search::router())
         .merge(crate::sync::router())

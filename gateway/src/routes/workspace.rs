@@ -100,7 +100,10 @@ struct RoleChange {
 }
 
 /// The caller as stored (role, active), or 401 when gone.
-async fn caller(state: &AppState, me: &fechatter_shared::token::Identity) -> AppResult<User> {
+pub(crate) async fn caller(
+    state: &AppState,
+    me: &fechatter_shared::token::Identity,
+) -> AppResult<User> {
     match user::find(&state.pool, me.user_id).await? {
         Some(u) if u.active => Ok(u),
         _ => Err(AppError::unauthorized("account deactivated")),

@@ -14,11 +14,13 @@ use serde_json::Value;
 
 use crate::AppError;
 
+mod ack;
 mod answer;
 mod chat_event;
 mod notification;
 mod presence;
 mod search;
+pub use ack::*;
 pub use answer::Answer;
 pub use chat_event::*;
 pub use notification::*;
@@ -455,6 +457,24 @@ impl ReadReceipt {
     }
 }
 
+/// `typing.indicator`: a member started or stopped typing in a chat
+/// (ephemeral, to the chat's other members).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingIndicator {
+    pub chat_id: i64,
+    pub user_id: i64,
+    pub display_name: String,
+    pub active: bool,
+}
+
+impl TypingIndicator {
+    pub const TYPE: &'static str = "typing.indicator";
+    pub fn frame(&self) -> String {
+        new_frame(Self::TYPE, self)
+    }
+}
+
 /// `session.revoked`: the session (or, with no `sessionId`, every session
 /// of the user) was ended; the connection closes with 4401 right after.
 /// Also the notice gateways receive on the user's wake channel.
@@ -580,15 +600,6 @@ impl TokenRefresh {
     }
 }
 
-/// `ack {refId, status: "ok", ...extra}`.
-pub fn ack_frame(ref_id: &str, extra: Value) -> String {
-    let mut payload = serde_json::json!({ "refId": ref_id, "status": "ok" });
-    if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
-        p.extend(e);
-    }
-    new_frame("ack", &payload)
-}
-
 /// `error {code, message, refId, retryAfterMs?}` for a failed client frame.
 pub fn error_frame(ref_id: Option<&str>, error: &AppError) -> String {
     let mut payload = serde_json::json!({
@@ -680,6 +691,22 @@ mod tests {
     }
 
     #[test]
+    fn typing_indicators_have_their_documented_fields() {
+        let indicator = TypingIndicator {
+            chat_id: 3,
+            user_id: 8,
+            display_name: "Ada".into(),
+            active: true,
+        };
+        let v: Value = serde_json::from_str(&indicator.frame()).unwrap();
+        assert_eq!(v["type"], "typing.indicator");
+        assert_eq!(
+            v["payload"],
+            serde_json::json!({ "chatId": 3, "userId": 8, "displayName": "Ada", "active": true })
+        );
+    }
+
+    #[test]
     fn revocation_notices_round_trip() {
         for sid in [Some(uuid::Uuid::new_v4()), None] {
             let f = SessionRevoked { session_id: sid }.frame();
@@ -690,7 +717,7 @@ mod tests {
 
     #[test]
     fn frames_have_the_envelope() {
-        let text = ack_frame("r1", serde_json::json!({"seq": 4}));
+        let text = ack_frame("r1", ReadAck { seq: 4 });
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["type"], "ack");
         assert_eq!(v["payload"]["refId"], "r1");

@@ -58,3 +58,55 @@ pub struct PresenceSubscribed {
     /// How many users the connection watches now.
     pub watching: usize,
 }
+
+/// The ack of `presence.update`: the user's aggregate presence now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PresenceSet {
+    pub presence: Status,
+}
+
+/// The ack of `presence.unsubscribe`: how many users the connection still
+/// watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PresenceUnsubscribed {
+    pub watching: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn presence_acks_have_their_documented_fields() {
+        let subscribed = PresenceSubscribed {
+            presence: vec![PresenceEntry {
+                user_id: 4,
+                status: Status::Away,
+                last_seen: None,
+            }],
+            not_found: vec![99],
+            watching: 1,
+        };
+        assert_eq!(
+            serde_json::to_value(subscribed).unwrap(),
+            json!({
+                "presence": [{ "userId": 4, "status": "away", "lastSeen": null }],
+                "notFound": [99],
+                "watching": 1,
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(PresenceSet {
+                presence: Status::Dnd
+            })
+            .unwrap(),
+            json!({ "presence": "dnd" })
+        );
+        assert_eq!(
+            serde_json::to_value(PresenceUnsubscribed { watching: 0 }).unwrap(),
+            json!({ "watching": 0 })
+        );
+    }
+}

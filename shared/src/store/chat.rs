@@ -315,6 +315,22 @@ pub async fn read_watermarks(
     .await?)
 }
 
+/// `user_id`'s role in `chat_id`, None when not a member (the worker
+/// checks it in its batch transaction before applying a write).
+pub async fn member_role(
+    tx: &mut PgConnection,
+    chat_id: i64,
+    user_id: i64,
+) -> AppResult<Option<Role>> {
+    let role: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+            .bind(chat_id)
+            .bind(user_id)
+            .fetch_optional(tx)
+            .await?;
+    Ok(role.map(|(r,)| Role::parse(&r)))
+}
+
 /// Which of the `(chat, user)` pairs (two equally long columns) are
 /// memberships.
 pub async fn memberships_among(

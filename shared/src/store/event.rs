@@ -3,6 +3,10 @@
 //! topic stream or to answer a sync that reaches further back than the
 //! stream holds. The worker writes it in the commit, and looks up the
 //! events a retried client frame id already produced.
+//!
+//! The functions the worker calls take the `PgConnection` of its batch
+//! transaction: numbering an event, logging it and the message it is about
+//! commit together or not at all.
 
 use sqlx::{PgConnection, PgPool};
 
@@ -91,7 +95,10 @@ pub struct EarlierSend {
 }
 
 /// The events already committed for any of the `(chat, client id, user)`
-/// keys (given as three equally long columns).
+/// keys (given as three equally long columns). The message's seq comes
+/// from `messages`, or, once the message moved to the archive, from the
+/// event (a `message.new` event's seq is its message's), so a retry stays
+/// a duplicate for as long as the event is kept.
 pub async fn earlier_sends(
     tx: &mut PgConnection,
     chats: &[i64],
@@ -100,17 +107,118 @@ pub async fn earlier_sends(
 ) -> AppResult<Vec<EarlierSend>> {
     Ok(sqlx::query_as(
         "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
-                ev.frame, m.seq AS message_seq
+                ev.frame, coalesce(m.seq, ev.seq) AS message_seq
          FROM chat_events ev
          JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
            ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id",
+         LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id",
     )
     .bind(chats)
     .bind(client_ids)
     .bind(users)
     .fetch_all(tx)
     .await?)
+}
+
+/// An event already committed under a client frame id (a retry's
+/// original), with the seq of the message it is about.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EarlierEvent {
+    /// The frame type (`message.updated`, `message.reaction`, ...).
+    pub kind: String,
+    pub seq: i64,
+    pub sub: i64,
+    pub event_seq: i64,
+    pub message_id: i64,
+    pub frame: String,
+    pub message_seq: i64,
+}
+
+/// The event `user`'s client frame id `client_id` produced in `chat`, if
+/// any.
+pub async fn earlier(
+    tx: &mut PgConnection,
+    chat: i64,
+    client_id: &str,
+    user: i64,
+) -> AppResult<Option<EarlierEvent>> {
+    Ok(sqlx::query_as(
+        "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame,
+                m.seq AS message_seq
+         FROM chat_events ev
+         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
+         WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
+    )
+    .bind(chat)
+    .bind(client_id)
+    .bind(user)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// The numbers of a chat event: its topic id `<seq>-<sub>` and its place
+/// in the chat's contiguous event numbering (`event_seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventNumber {
+    pub seq: i64,
+    pub sub: i64,
+    pub event_seq: i64,
+}
+
+/// Numbers the next non-message event of `chat` (an edit, delete or
+/// reaction): after the chat's newest message (`seq` is its seq, `sub`
+/// the chat's next sub-number) and as the chat's next event. The update
+/// locks the chat row until the transaction ends, so numbers are
+/// gap-free and in commit order.
+pub async fn number_change(tx: &mut PgConnection, chat: i64) -> AppResult<EventNumber> {
+    let (seq, sub, event_seq): (i64, i64, i64) = sqlx::query_as(
+        "UPDATE chats SET event_sub = event_sub + 1, last_event = last_event + 1 WHERE id = $1
+         RETURNING last_seq, event_sub, last_event",
+    )
+    .bind(chat)
+    .fetch_one(tx)
+    .await?;
+    Ok(EventNumber {
+        seq,
+        sub,
+        event_seq,
+    })
+}
+
+/// One event to log: what [`insert`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub chat_id: i64,
+    pub number: EventNumber,
+    /// The frame type.
+    pub kind: &'a str,
+    /// The client's frame id (the idempotency key) and its sender.
+    pub client_id: &'a str,
+    pub user_id: i64,
+    pub message_id: i64,
+    /// The frame text, published verbatim.
+    pub frame: &'a str,
+}
+
+/// Logs one event.
+pub async fn insert(tx: &mut PgConnection, event: &NewEvent<'_>) -> AppResult<()> {
+    sqlx::query(
+        "INSERT INTO chat_events (chat_id, seq, sub, kind, client_id, user_id, message_id, frame,
+                                  event_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.chat_id)
+    .bind(event.number.seq)
+    .bind(event.number.sub)
+    .bind(event.kind)
+    .bind(event.client_id)
+    .bind(event.user_id)
+    .bind(event.message_id)
+    .bind(event.frame)
+    .bind(event.number.event_seq)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The `message.new` events of new messages, as columns (one element per

@@ -32,7 +32,7 @@ pub async fn chat_of(pool: &PgPool, id: i64) -> AppResult<Option<i64>> {
 }
 
 /// Where a page of a chat's messages starts.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageFrom {
     /// Forwards from after this seq.
     After(i64),
@@ -42,8 +42,8 @@ pub enum PageFrom {
 
 /// Up to `limit` messages of `chat` from `from`, in seq order, and
 /// whether more lie beyond them in that direction.
-pub async fn page(
-    pool: &PgPool,
+pub async fn page<'c>(
+    db: impl PgExecutor<'c>,
     chat: i64,
     from: PageFrom,
     limit: i64,
@@ -62,10 +62,10 @@ pub async fn page(
         .bind(chat)
         .bind(seq)
         .bind(limit + 1)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
+    rows.truncate(limit.max(0) as usize);
     if let PageFrom::Before(_) = from {
         rows.reverse();
     }

@@ -6,11 +6,13 @@
 //! SQLSTATE codes. Every query that touches tenant data is scoped by the
 //! caller's workspace id.
 
+pub mod archive;
 pub mod badge;
 pub mod chat;
 pub mod email;
 pub mod event;
 pub mod fence;
+pub mod history;
 pub mod invite;
 pub mod message;
 pub mod notification;
