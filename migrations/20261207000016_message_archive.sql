@@ -19,12 +19,16 @@ ALTER TABLE chats ADD COLUMN archived_seq BIGINT NOT NULL DEFAULT 0;
 -- worker creates each month's partition before it moves rows into it.
 -- The key holds the partition key; (chat_id, seq) stays unique because
 -- rows arrive only from `messages`, where it is a key, in the statement
--- that deletes them there.
+-- that deletes them there. No foreign keys: creating a partition copies
+-- them, and copying one locks the referenced table against writes
+-- (SHARE ROW EXCLUSIVE on `chats`, which every send updates), so each new
+-- month would pause the write path. Deleting a chat deletes its archived
+-- rows itself (store::chat::delete); users are never deleted.
 CREATE TABLE messages_archive (
     id          BIGINT NOT NULL,
-    chat_id     BIGINT NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+    chat_id     BIGINT NOT NULL,
     seq         BIGINT NOT NULL,
-    sender_id   BIGINT NOT NULL REFERENCES users (id),
+    sender_id   BIGINT NOT NULL,
     content     TEXT NOT NULL,
     client_id   TEXT NOT NULL,
     reply_to    BIGINT,

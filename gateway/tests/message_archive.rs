@@ -39,11 +39,13 @@ async fn age(pool: &PgPool, chat: i64, upto: i64, days: i32) {
 
 async fn archive_now(pool: &PgPool) -> u64 {
     let counter = prometheus::IntCounter::new("archived", "test").unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let n = worker::archival::archive_all(
         pool,
         chrono::Utc::now(),
         &counter,
         &CancellationToken::new(),
+        deadline,
     )
     .await
     .unwrap();
@@ -225,4 +227,81 @@ async fn old_messages_move_to_the_archive_and_pages_read_across_it(pool: PgPool)
     assert_eq!(ack["payload"]["seq"], 1, "{ack}");
     let (seqs, _, _) = page(app, &bob, chat, "").await;
     assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6, 7]);
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_move_gives_way_to_commits_and_deleting_the_chat_deletes_its_archive(pool: PgPool) {
+    let p = Pool::start(pool.clone(), 1).await;
+    let (ada, _bob, chat) = p.pair().await;
+    let app = p.gw(0);
+    let mut a = Client::connect(app, &ada).await;
+    let id = a.say(chat, "old").await;
+    let mid = a.answer(&id).await["payload"]["messageId"]
+        .as_i64()
+        .unwrap();
+    // An edit before archival; its retry after archival is a duplicate.
+    let edit_id = "edit-before-archival";
+    a.send_with_id(
+        edit_id,
+        "message.edit",
+        json!({ "messageId": mid, "content": "edited" }),
+    )
+    .await;
+    assert_eq!(a.answer(edit_id).await["type"], "ack");
+    age(&pool, chat, 1, 40).await;
+    assert_eq!(put_archive(app, &ada, json!(30)).await.0, StatusCode::OK);
+
+    // A commit holding the message's row: the move gives way, nothing moves.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM messages WHERE chat_id = $1 FOR UPDATE")
+        .bind(chat)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(archive_now(&pool).await, 0);
+    // And one holding the chat's row.
+    holder.rollback().await.unwrap();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("UPDATE chats SET updated_at = now() WHERE id = $1")
+        .bind(chat)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    assert_eq!(archive_now(&pool).await, 0);
+    holder.rollback().await.unwrap();
+    assert_eq!(archive_now(&pool).await, 1, "moved once the commits ended");
+
+    let mut again = Client::connect(app, &ada).await;
+    again
+        .send_with_id(
+            edit_id,
+            "message.edit",
+            json!({ "messageId": mid, "content": "edited" }),
+        )
+        .await;
+    let ack = again.answer(edit_id).await;
+    assert_eq!(
+        (&ack["payload"]["duplicate"], &ack["payload"]["seq"]),
+        (&json!(true), &json!(1)),
+        "{ack}"
+    );
+    let (_, _, body) = page(app, &ada, chat, "").await;
+    assert_eq!(body["messages"][0]["content"], "edited");
+
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/chat/{chat}"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM messages_archive WHERE chat_id = $1")
+            .bind(chat)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "the archive goes with its chat");
 }

@@ -11,18 +11,23 @@
 //! read-only and no longer searched. By default nothing is archived.
 //!
 //! How: run by the hourly maintenance job ([`crate::retention`], one
-//! worker per hour by a Redis lock), chat by chat, in batches of
-//! [`BATCH`] messages, each its own short transaction
-//! (`store::archive`: lock the chat row, read the oldest hot messages,
-//! move the prefix older than the cutoff, raise `chats.archived_seq`).
+//! worker per hour by a Redis lock, and stopped before the lock lapses),
+//! chat by chat, in batches of [`BATCH`] messages (`store::archive`: read
+//! the oldest hot messages, create the months' partitions, then in one
+//! short transaction lock and move the prefix older than the cutoff and
+//! raise `chats.archived_seq`). A chat whose oldest hot message is recent
+//! costs one indexed read.
 //!
-//! Failure modes: a batch that cannot lock its chat within the lock
-//! timeout, deadlocks with a commit, or meets any other database error is
-//! rolled back whole; the chat is skipped for this run (logged) and the
-//! next run moves it, since nothing moved twice or half. A database that
-//! is down ends the run at the first error of the next chat listing.
+//! Failure modes: the move never waits for a lock the worker's commits
+//! hold; it gives way (rolled back whole) and is retried a few times
+//! after a pause, then the chat is skipped for this run (logged). Any
+//! other database error skips the chat likewise. The next run moves what
+//! this one did not: nothing moves twice or half. A database that is down
+//! ends the run at the next chat listing.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
 use fechatter_shared::{store::archive, AppResult};
@@ -33,20 +38,23 @@ use tokio_util::sync::CancellationToken;
 pub const BATCH: i64 = 1_000;
 /// The pause between two batches, so the hot path keeps the database.
 const PAUSE: Duration = Duration::from_millis(50);
+/// Tries of one move while commits hold its locks.
+const ATTEMPTS: u32 = 5;
 
 /// Archives every archiving workspace's messages older than its setting
-/// at `now`; returns how many moved. Stops early at `stop`.
+/// at `now`; returns how many moved. Stops early at `stop` or `deadline`.
 pub async fn archive_all(
     pool: &PgPool,
     now: DateTime<Utc>,
     archived: &prometheus::IntCounter,
     stop: &CancellationToken,
+    deadline: Instant,
 ) -> AppResult<u64> {
     let mut total = 0;
     for (workspace, days) in archive::policies(pool).await? {
         let cutoff = now - chrono::Duration::days(days.into());
         for chat in archive::chats_with_hot(pool, workspace).await? {
-            if stop.is_cancelled() {
+            if stop.is_cancelled() || Instant::now() >= deadline {
                 return Ok(total);
             }
             match archive_chat(pool, chat, cutoff, archived, stop).await {
@@ -82,20 +90,43 @@ async fn archive_chat(
     }
 }
 
-/// One transaction: the numbered steps of `store::archive`.
+/// One batch: the numbered steps of `store::archive`.
 async fn archive_batch(pool: &PgPool, chat: i64, cutoff: DateTime<Utc>) -> AppResult<u64> {
-    let mut tx = pool.begin().await?;
-    let head = archive::lock_head(&mut tx, chat, BATCH).await?;
+    let oldest = archive::head(pool, chat, 1).await?;
+    if archive::prefix_before(&oldest, cutoff).is_none() {
+        return Ok(0);
+    }
+    let head = archive::head(pool, chat, BATCH).await?;
     let Some(upto) = archive::prefix_before(&head, cutoff) else {
         return Ok(0);
     };
     for month in archive::months(&head, upto) {
-        archive::ensure_month(&mut tx, month).await?;
+        archive::ensure_month(pool, month).await?;
     }
-    let moved = archive::move_upto(&mut tx, chat, upto).await?;
-    tx.commit().await?;
+    let moved = move_giving_way(pool, chat, upto).await?;
     if moved > 0 {
         tracing::debug!(chat_id = chat, upto, moved, "messages archived");
     }
     Ok(moved)
+}
+
+/// Step 4 in its transaction, tried again after a pause while a commit
+/// holds one of its locks.
+async fn move_giving_way(pool: &PgPool, chat: i64, upto: i64) -> AppResult<u64> {
+    let mut attempt = 1;
+    loop {
+        let mut tx = pool.begin().await?;
+        match archive::move_upto(&mut tx, chat, upto).await {
+            Ok(moved) => {
+                tx.commit().await?;
+                return Ok(moved);
+            }
+            Err(e) if archive::is_busy(&e) && attempt < ATTEMPTS => {
+                drop(tx);
+                attempt += 1;
+                tokio::time::sleep(PAUSE * 2).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

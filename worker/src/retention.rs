@@ -76,7 +76,16 @@ impl Retention {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "event retention failed; next run in an hour"),
         }
-        match crate::archival::archive_all(&self.pool, Utc::now(), &self.archived, shutdown).await {
+        // Stop before the lock lapses, so two runs never overlap.
+        let deadline = tokio::time::Instant::now() + INTERVAL - Duration::from_secs(300);
+        let archival = crate::archival::archive_all(
+            &self.pool,
+            Utc::now(),
+            &self.archived,
+            shutdown,
+            deadline,
+        );
+        match archival.await {
             Ok(n) if n > 0 => tracing::info!(archived = n, "old messages archived"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "message archival failed; next run in an hour"),

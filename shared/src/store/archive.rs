@@ -8,19 +8,22 @@
 //! every commit. Readers ([`super::history`]) pick the table by comparing
 //! a seq with that one number instead of probing both.
 //!
-//! Why the chat's row is locked first: the worker's commits lock `chats`
-//! rows before message rows (a send numbers its message on the chat row),
-//! so the move takes them in the same order; its transaction also has a
-//! short `lock_timeout`, so it gives way to the hot path instead of
-//! queueing behind it. Either failure is transient: the next run moves
-//! what this one did not.
+//! Why no move ever waits for a lock: the worker's commits lock chat rows
+//! and message rows in either order (a send numbers its message on the
+//! chat row; an edit locks its message, then numbers the event on the chat
+//! row), so a move that waited for either could close a cycle with a
+//! commit, and PostgreSQL would abort one of them, perhaps a whole batch of
+//! sends. A move takes its row locks with NOWAIT instead and, when a
+//! commit holds one, gives way ([`is_busy`]) and is tried again later.
+//! Month partitions are created apart, before the move, in their own short
+//! transaction with a lock timeout (creating one locks the archive).
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::{PgConnection, PgPool};
 
-use crate::AppResult;
+use crate::{AppError, AppResult};
 
 /// The shortest and longest `archiveAfterDays` a workspace may set. The
 /// floor keeps archival far from anything recent: retried sends, edits,
@@ -70,27 +73,16 @@ pub async fn chats_with_hot(pool: &PgPool, workspace: i64) -> AppResult<Vec<i64>
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Step 1 of a move: locks `chat`'s row (the commits' order) with a short
-/// lock timeout, then reads its `limit` oldest hot messages' `(seq,
-/// created_at)`.
-pub async fn lock_head(
-    tx: &mut PgConnection,
-    chat: i64,
-    limit: i64,
-) -> AppResult<Vec<(i64, DateTime<Utc>)>> {
-    sqlx::query("SET LOCAL lock_timeout = '2s'")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT 1 FROM chats WHERE id = $1 FOR UPDATE")
-        .bind(chat)
-        .execute(&mut *tx)
-        .await?;
+/// Step 1 of a move: `chat`'s `limit` oldest hot messages' `(seq,
+/// created_at)`, in seq order (read without locks: only later seqs can
+/// appear meanwhile).
+pub async fn head(pool: &PgPool, chat: i64, limit: i64) -> AppResult<Vec<(i64, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
         "SELECT seq, created_at FROM messages WHERE chat_id = $1 ORDER BY seq LIMIT $2",
     )
     .bind(chat)
     .bind(limit)
-    .fetch_all(&mut *tx)
+    .fetch_all(pool)
     .await?)
 }
 
@@ -129,17 +121,22 @@ fn month_partition(year: i32, month: u32) -> (String, DateTime<Utc>, DateTime<Ut
 }
 
 /// Step 3: creates the archive partition of `(year, month)` unless it
-/// exists (only the lock holder moves messages, so no two runs race).
-/// Checked first because creating a partition locks the whole archive.
-pub async fn ensure_month(tx: &mut PgConnection, (year, month): (i32, u32)) -> AppResult<()> {
+/// exists, in its own transaction. Checked first because creating a
+/// partition locks the whole archive (REST pages reading it wait), and
+/// bounded by a lock timeout so it never queues long in front of them.
+pub async fn ensure_month(pool: &PgPool, (year, month): (i32, u32)) -> AppResult<()> {
     let (name, start, end) = month_partition(year, month);
     let (exists,): (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
         .bind(&name)
-        .fetch_one(&mut *tx)
+        .fetch_one(pool)
         .await?;
     if exists {
         return Ok(());
     }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *tx)
+        .await?;
     // DDL takes no bind parameters; the name and bounds are built here from
     // numbers, never from input.
     sqlx::query(&format!(
@@ -150,6 +147,7 @@ pub async fn ensure_month(tx: &mut PgConnection, (year, month): (i32, u32)) -> A
     ))
     .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -159,13 +157,17 @@ pub async fn ensure_month(tx: &mut PgConnection, (year, month): (i32, u32)) -> A
 /// how many moved. The delete cascades to `reactions` and
 /// `urgent_messages`.
 pub async fn move_upto(tx: &mut PgConnection, chat: i64, upto: i64) -> AppResult<u64> {
-    // Lock the rows first: a reaction committed while the move waited for
-    // a row would otherwise miss the move's snapshot and be cascaded away.
-    // The worker's edits and reactions lock their message row, so after
-    // this they wait and then find the message gone (not found).
-    sqlx::query("SELECT 1 FROM messages WHERE chat_id = $1 AND seq <= $2 FOR UPDATE")
+    // Lock the rows first, then the chat, never waiting (module docs). With
+    // the rows locked, a reaction cannot commit between the snapshot below
+    // and the cascade (it would be lost): the worker's edits and reactions
+    // lock their message row, so they wait, then find the message gone.
+    sqlx::query("SELECT 1 FROM messages WHERE chat_id = $1 AND seq <= $2 FOR UPDATE NOWAIT")
         .bind(chat)
         .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT 1 FROM chats WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(chat)
         .execute(&mut *tx)
         .await?;
     let moved = sqlx::query(
@@ -198,6 +200,12 @@ pub async fn move_upto(tx: &mut PgConnection, chat: i64, upto: i64) -> AppResult
         .execute(&mut *tx)
         .await?;
     Ok(moved)
+}
+
+/// Whether `e` is a NOWAIT lock that a commit held (SQLSTATE 55P03): the
+/// move gave way and may be tried again.
+pub fn is_busy(e: &AppError) -> bool {
+    matches!(e, AppError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03"))
 }
 
 /// The chat of each of `ids` found in the archive: `(message id, chat id)`.

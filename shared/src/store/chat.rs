@@ -199,10 +199,17 @@ pub async fn update(
 }
 
 pub async fn delete(pool: &PgPool, chat_id: i64) -> AppResult<()> {
+    let mut tx = pool.begin().await?;
+    // The archive has no key to cascade from (migration 16 says why).
+    sqlx::query("DELETE FROM messages_archive WHERE chat_id = $1")
+        .bind(chat_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM chats WHERE id = $1")
         .bind(chat_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }
 

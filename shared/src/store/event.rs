@@ -135,7 +135,8 @@ pub struct EarlierEvent {
 }
 
 /// The event `user`'s client frame id `client_id` produced in `chat`, if
-/// any.
+/// any, with its message's seq (from the archive once the message moved
+/// there, so a retried edit, delete or reaction stays a duplicate).
 pub async fn earlier(
     tx: &mut PgConnection,
     chat: i64,
@@ -144,10 +145,12 @@ pub async fn earlier(
 ) -> AppResult<Option<EarlierEvent>> {
     Ok(sqlx::query_as(
         "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame,
-                m.seq AS message_seq
+                coalesce(m.seq, a.seq) AS message_seq
          FROM chat_events ev
-         JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
-         WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3",
+         LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
+         LEFT JOIN messages_archive a ON a.chat_id = ev.chat_id AND a.id = ev.message_id
+         WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3
+           AND (m.id IS NOT NULL OR a.id IS NOT NULL)",
     )
     .bind(chat)
     .bind(client_id)

@@ -22,12 +22,18 @@ use crate::{
 pub const COLUMNS: &str = "id, chat_id, seq, sender_id, content, client_id, reply_to, mentions, \
      priority, created_at, edited_at, deleted_at";
 
-/// The chat of message `id`, if it exists.
+/// The chat of message `id`, if it exists, hot or archived (a retried
+/// edit of a message archived since is answered as a duplicate by the
+/// worker; a new one is refused there as `not_found`). The archive is only
+/// read when the message is not hot (the append stops at the first row).
 pub async fn chat_of(pool: &PgPool, id: i64) -> AppResult<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT chat_id FROM messages WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<(i64,)> = sqlx::query_as(
+        "SELECT chat_id FROM messages WHERE id = $1
+         UNION ALL SELECT chat_id FROM messages_archive WHERE id = $1 LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(|(chat,)| chat))
 }
 
