@@ -251,24 +251,41 @@ async fn a_move_gives_way_to_commits_and_deleting_the_chat_deletes_its_archive(p
     age(&pool, chat, 1, 40).await;
     assert_eq!(put_archive(app, &ada, json!(30)).await.0, StatusCode::OK);
 
-    // A commit holding the message's row: the move gives way, nothing moves.
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("SELECT 1 FROM messages WHERE chat_id = $1 FOR UPDATE")
-        .bind(chat)
-        .execute(&mut *holder)
+    // The worker builds the search index at start; a held lock would
+    // queue its ATTACH, and the move behind it (a test-only chain: held
+    // locks here last as long as the test wants). Build it first.
+    // Wait until it is valid (the worker's build is a try-lock).
+    loop {
+        fechatter_shared::store::text_index::ensure_index(&pool)
+            .await
+            .unwrap();
+        let (valid,): (Option<bool>,) = sqlx::query_as(
+            "SELECT (SELECT indisvalid FROM pg_index
+                     WHERE indexrelid = to_regclass('messages_search'))",
+        )
+        .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(archive_now(&pool).await, 0);
-    // And one holding the chat's row.
-    holder.rollback().await.unwrap();
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("UPDATE chats SET updated_at = now() WHERE id = $1")
-        .bind(chat)
-        .execute(&mut *holder)
-        .await
-        .unwrap();
-    assert_eq!(archive_now(&pool).await, 0);
-    holder.rollback().await.unwrap();
+        if valid == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A commit holding the message's row, or the chat's: the move gives
+    // way and nothing moves.
+    for lock in [
+        "SELECT 1 FROM messages WHERE chat_id = $1 FOR UPDATE",
+        "UPDATE chats SET updated_at = now() WHERE id = $1",
+    ] {
+        let mut holder = pool.begin().await.unwrap();
+        sqlx::query(lock)
+            .bind(chat)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        assert_eq!(archive_now(&pool).await, 0, "{lock}");
+        holder.rollback().await.unwrap();
+    }
     assert_eq!(archive_now(&pool).await, 1, "moved once the commits ended");
 
     let mut again = Client::connect(app, &ada).await;

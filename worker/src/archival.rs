@@ -92,11 +92,14 @@ async fn archive_chat(
 
 /// One batch: the numbered steps of `store::archive`.
 async fn archive_batch(pool: &PgPool, chat: i64, cutoff: DateTime<Utc>) -> AppResult<u64> {
-    let oldest = archive::head(pool, chat, 1).await?;
+    let mut tx = pool.begin().await?;
+    archive::bound_lock_waits(&mut tx).await?;
+    let oldest = archive::head(&mut tx, chat, 1).await?;
     if archive::prefix_before(&oldest, cutoff).is_none() {
         return Ok(0);
     }
-    let head = archive::head(pool, chat, BATCH).await?;
+    let head = archive::head(&mut tx, chat, BATCH).await?;
+    tx.commit().await?;
     let Some(upto) = archive::prefix_before(&head, cutoff) else {
         return Ok(0);
     };
@@ -116,6 +119,7 @@ async fn move_giving_way(pool: &PgPool, chat: i64, upto: i64) -> AppResult<u64> 
     let mut attempt = 1;
     loop {
         let mut tx = pool.begin().await?;
+        archive::bound_lock_waits(&mut tx).await?;
         match archive::move_upto(&mut tx, chat, upto).await {
             Ok(moved) => {
                 tx.commit().await?;

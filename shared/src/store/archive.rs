@@ -73,16 +73,31 @@ pub async fn chats_with_hot(pool: &PgPool, workspace: i64) -> AppResult<Vec<i64>
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Bounds every lock wait of the current transaction, table locks
+/// included (NOWAIT covers row locks only): a move queued behind a
+/// schema change (an index being attached) would also queue everything
+/// behind it. A timeout is SQLSTATE 55P03, as a NOWAIT refusal: [`is_busy`].
+pub async fn bound_lock_waits(tx: &mut PgConnection) -> AppResult<()> {
+    sqlx::query("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Step 1 of a move: `chat`'s `limit` oldest hot messages' `(seq,
-/// created_at)`, in seq order (read without locks: only later seqs can
-/// appear meanwhile).
-pub async fn head(pool: &PgPool, chat: i64, limit: i64) -> AppResult<Vec<(i64, DateTime<Utc>)>> {
+/// created_at)`, in seq order (no row locks: only later seqs can appear
+/// meanwhile).
+pub async fn head(
+    tx: &mut PgConnection,
+    chat: i64,
+    limit: i64,
+) -> AppResult<Vec<(i64, DateTime<Utc>)>> {
     Ok(sqlx::query_as(
         "SELECT seq, created_at FROM messages WHERE chat_id = $1 ORDER BY seq LIMIT $2",
     )
     .bind(chat)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(tx)
     .await?)
 }
 
@@ -134,9 +149,7 @@ pub async fn ensure_month(pool: &PgPool, (year, month): (i32, u32)) -> AppResult
         return Ok(());
     }
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL lock_timeout = '2s'")
-        .execute(&mut *tx)
-        .await?;
+    bound_lock_waits(&mut tx).await?;
     // DDL takes no bind parameters; the name and bounds are built here from
     // numbers, never from input.
     sqlx::query(&format!(
@@ -202,8 +215,8 @@ pub async fn move_upto(tx: &mut PgConnection, chat: i64, upto: i64) -> AppResult
     Ok(moved)
 }
 
-/// Whether `e` is a NOWAIT lock that a commit held (SQLSTATE 55P03): the
-/// move gave way and may be tried again.
+/// Whether `e` is a lock that a commit held (SQLSTATE 55P03: a NOWAIT
+/// refusal or a lock timeout): the move gave way and may be tried again.
 pub fn is_busy(e: &AppError) -> bool {
     matches!(e, AppError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03"))
 }
