@@ -71,13 +71,14 @@ impl Retention {
 
     /// One hour's work, each part logging its own outcome.
     async fn maintain(&self, shutdown: &CancellationToken) {
+        // Stop before the lock (taken just now) lapses, so two runs never
+        // overlap.
+        let deadline = tokio::time::Instant::now() + INTERVAL - Duration::from_secs(300);
         match self.run_once(shutdown).await {
             Ok(n) if n > 0 => tracing::info!(deleted = n, "expired chat events deleted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "event retention failed; next run in an hour"),
         }
-        // Stop before the lock lapses, so two runs never overlap.
-        let deadline = tokio::time::Instant::now() + INTERVAL - Duration::from_secs(300);
         let archival = crate::archival::archive_all(
             &self.pool,
             Utc::now(),

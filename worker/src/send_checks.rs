@@ -92,18 +92,7 @@ pub(crate) async fn validity(tx: &mut PgConnection, sends: &[Send<'_>]) -> AppRe
     }
     let members = store::chat::memberships_among(tx, &chats, &users).await?;
     let parents: Vec<i64> = sends.iter().filter_map(|s| s.reply_to).collect();
-    let mut parent_chat = store::message::chats_of(tx, &parents).await?;
-    if parent_chat.len() < parents.len() {
-        // Replies to messages moved to the archive (rare: the lookup by id
-        // probes every month of it, so only for targets not found hot).
-        let hot: HashSet<i64> = parent_chat.iter().map(|(id, _)| *id).collect();
-        let rest: Vec<i64> = parents
-            .iter()
-            .copied()
-            .filter(|p| !hot.contains(p))
-            .collect();
-        parent_chat.extend(store::archive::chats_of(tx, &rest).await?);
-    }
+    let parent_chat = store::message::chats_of(tx, &parents).await?;
     Ok(Validity {
         members: members
             .into_iter()

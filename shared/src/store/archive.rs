@@ -221,19 +221,6 @@ pub fn is_busy(e: &AppError) -> bool {
     matches!(e, AppError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03"))
 }
 
-/// The chat of each of `ids` found in the archive: `(message id, chat id)`.
-pub async fn chats_of(tx: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<(i64, i64)>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(
-        sqlx::query_as("SELECT id, chat_id FROM messages_archive WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(tx)
-            .await?,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

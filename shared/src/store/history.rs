@@ -126,24 +126,9 @@ async fn archived_page(
     from: PageFrom,
     limit: i64,
 ) -> AppResult<(Vec<MessageWithReactions>, bool)> {
-    let (cond, order, seq) = match from {
-        PageFrom::After(seq) => (">", "", seq),
-        PageFrom::Before(seq) => ("<", "DESC", seq),
-    };
-    let mut rows: Vec<ArchivedRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS}, reactions FROM messages_archive
-         WHERE chat_id = $1 AND seq {cond} $2 ORDER BY seq {order} LIMIT $3"
-    ))
-    .bind(chat)
-    .bind(seq)
-    .bind(limit + 1)
-    .fetch_all(&mut *tx)
-    .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    if let PageFrom::Before(_) = from {
-        rows.reverse();
-    }
+    let select = format!("SELECT {COLUMNS}, reactions FROM messages_archive");
+    let (rows, more): (Vec<ArchivedRow>, bool) =
+        message::page_rows(&mut *tx, &select, chat, from, limit).await?;
     let rows = rows
         .into_iter()
         .map(|r| MessageWithReactions {

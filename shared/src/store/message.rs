@@ -54,22 +54,41 @@ pub async fn page<'c>(
     from: PageFrom,
     limit: i64,
 ) -> AppResult<(Vec<Message>, bool)> {
-    let (sql, seq) = match from {
-        PageFrom::After(seq) => (
-            format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
-            seq,
-        ),
-        PageFrom::Before(seq) => (
-            format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"),
-            seq,
-        ),
+    page_rows(
+        db,
+        &format!("SELECT {COLUMNS} FROM messages"),
+        chat,
+        from,
+        limit,
+    )
+    .await
+}
+
+/// One page of rows of `select` (`SELECT … FROM <table>` of a table with
+/// `chat_id` and `seq`: `messages` or `messages_archive`), in seq order,
+/// and whether more lie beyond (`limit` may be 0: only that answer).
+pub(crate) async fn page_rows<'c, T>(
+    db: impl PgExecutor<'c>,
+    select: &str,
+    chat: i64,
+    from: PageFrom,
+    limit: i64,
+) -> AppResult<(Vec<T>, bool)>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let (cond, order, seq) = match from {
+        PageFrom::After(seq) => (">", "", seq),
+        PageFrom::Before(seq) => ("<", "DESC", seq),
     };
-    let mut rows: Vec<Message> = sqlx::query_as(&sql)
-        .bind(chat)
-        .bind(seq)
-        .bind(limit + 1)
-        .fetch_all(db)
-        .await?;
+    let mut rows: Vec<T> = sqlx::query_as(&format!(
+        "{select} WHERE chat_id = $1 AND seq {cond} $2 ORDER BY seq {order} LIMIT $3"
+    ))
+    .bind(chat)
+    .bind(seq)
+    .bind(limit + 1)
+    .fetch_all(db)
+    .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit.max(0) as usize);
     if let PageFrom::Before(_) = from {
@@ -78,17 +97,29 @@ pub async fn page<'c>(
     Ok((rows, more))
 }
 
-/// The chat of each of `ids` that exists: `(message id, chat id)`.
+/// The chat of each of `ids` that exists, hot or archived: `(message id,
+/// chat id)`. The archive is only read for ids not found hot (a lookup by
+/// id probes every month of it), as in [`chat_of`].
 pub async fn chats_of(tx: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<(i64, i64)>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(
+    let mut found: Vec<(i64, i64)> =
         sqlx::query_as("SELECT id, chat_id FROM messages WHERE id = ANY($1)")
             .bind(ids)
-            .fetch_all(tx)
-            .await?,
-    )
+            .fetch_all(&mut *tx)
+            .await?;
+    let hot: std::collections::HashSet<i64> = found.iter().map(|(id, _)| *id).collect();
+    let rest: Vec<i64> = ids.iter().copied().filter(|id| !hot.contains(id)).collect();
+    if !rest.is_empty() {
+        let archived: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT id, chat_id FROM messages_archive WHERE id = ANY($1)")
+                .bind(&rest)
+                .fetch_all(&mut *tx)
+                .await?;
+        found.extend(archived);
+    }
+    Ok(found)
 }
 
 /// New messages as columns (one element per message, in one order): the
