@@ -158,7 +158,7 @@ paths = {
     },
     "/api/chat/{id}": {
         "get": op("A visible chat", ok(200, ref("Chat")), params=[path_id()]),
-        "patch": op("Rename, describe or make read-only a chat", ok(200, ref("Chat")), params=[path_id()],
+        "patch": op("Rename, describe or make read-only a chat (committed by the chat's worker, announced as chat.updated)", ok(200, ref("Chat")), params=[path_id()],
                     body=obj({"name": {"type": ["string", "null"]}, "description": {"type": ["string", "null"]},
                               "readOnly": {"type": ["boolean", "null"]}},
                              required=[], additional=False)),
@@ -170,7 +170,7 @@ paths = {
         "delete": op("Remove members (or leave)", ok(200, arr(ref("Member"))), params=[path_id()], body=member_ids),
     },
     "/api/chat/{id}/members/{user_id}": {
-        "patch": op("Transfer ownership to a member", ok(200, ref("Chat")),
+        "patch": op("Transfer ownership to a member (committed by the chat's worker, announced as chat.updated)", ok(200, ref("Chat")),
                     params=[path_id(), path_id("user_id", "the new owner")]),
     },
     "/api/chat/{id}/join": {"post": op("Join a public channel", ok(200, ref("Chat")), params=[path_id()])},

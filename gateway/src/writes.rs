@@ -10,7 +10,7 @@
 
 use fechatter_shared::{
     ingest::{Command, IngestEntry, ENTRY_FIELD},
-    protocol::MAX_CONTENT_CHARS,
+    protocol::{Answer, MAX_CONTENT_CHARS},
     scripts::{self, Appended, Decision, Limit},
     AppError, AppResult,
 };
@@ -168,6 +168,81 @@ pub async fn append(state: &AppState, entry: &IngestEntry) -> AppResult<bool> {
     }
 }
 
+/// A write made over REST: appends `command` to its chat's ingest shard,
+/// addressed to a reply id this request waits on, and returns the
+/// worker's answer (its ack payload, or the error it carries). `ref_id`
+/// is the idempotency key. No answer within `WRITE_TIMEOUT`: 503 with a
+/// retry hint, since the write may still commit (a retry with the same
+/// `ref_id` is then answered from the commit).
+pub async fn commit_rest(
+    state: &AppState,
+    (chat_id, user_id): (i64, i64),
+    ref_id: String,
+    command: Command,
+) -> AppResult<serde_json::Value> {
+    // 1. The entry, addressed to the reply id the request waits on.
+    let reply_id = state.hub.next_conn_id();
+    let waiter = state.replies.wait_for(reply_id);
+    let entry = IngestEntry {
+        chat_id,
+        user_id,
+        gateway: state.node.clone(),
+        conn: reply_id,
+        ref_id,
+        command,
+        trace_id: fechatter_shared::ingest::new_trace_id(),
+    };
+    let kind = entry.command.kind();
+    tracing::debug!(trace_id = %entry.trace_id, chat_id, user_id, kind, "REST write received");
+    // 2. Queued within the deadline.
+    let deadline = tokio::time::Instant::now() + state.config.write_timeout;
+    queue(state, &entry, deadline).await?;
+    // 3. The worker's answer.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let Some(frame) = waiter.answer(left).await else {
+        tracing::warn!(chat_id, kind, trace_id = %entry.trace_id, "REST write not answered in time");
+        return Err(not_committed_in_time());
+    };
+    answer_of(&frame)
+}
+
+/// The ack payload of a worker's answer frame, or the error it carries.
+fn answer_of(frame: &str) -> AppResult<serde_json::Value> {
+    Answer::parse(frame)
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unreadable answer frame")))?
+        .into_result()
+}
+
+/// Appends `entry`. While an earlier attempt with the same ref id still
+/// waits in the shard, its answer goes to that attempt's address, not to
+/// this request: wait for it to be processed, then append again, and the
+/// worker answers this request from the commit (`duplicate: true`).
+async fn queue(
+    state: &AppState,
+    entry: &IngestEntry,
+    deadline: tokio::time::Instant,
+) -> AppResult<()> {
+    while !append(state, entry).await? {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(not_committed_in_time());
+        }
+        tokio::time::sleep(REQUEUE_PAUSE).await;
+    }
+    Ok(())
+}
+
+/// 503 with a retry hint: the write may still commit, and a retry with
+/// the same ref id is answered from it.
+fn not_committed_in_time() -> AppError {
+    AppError::Overloaded {
+        what: "write commit",
+        retry_after_ms: 1000,
+    }
+}
+
+/// How often a retry looks whether the earlier attempt was processed.
+const REQUEUE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +254,16 @@ mod tests {
             mentions: (0..mentions as i64).collect(),
             priority: priority.map(str::to_string),
         }
+    }
+
+    #[test]
+    fn answers_become_results() {
+        use fechatter_shared::protocol::{ack_frame, error_frame};
+        let ack = ack_frame("c", serde_json::json!({"messageId": 9, "seq": 3}));
+        assert_eq!(answer_of(&ack).unwrap()["seq"], 3);
+        let refused = error_frame(Some("c"), &AppError::forbidden("not a member"));
+        assert_eq!(answer_of(&refused).unwrap_err().code(), "forbidden");
+        assert_eq!(answer_of("{}").unwrap_err().code(), "internal");
     }
 
     #[test]

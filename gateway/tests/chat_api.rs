@@ -2,13 +2,16 @@
 
 mod common;
 
-use common::{assert_error, spawn, TestApp, TestUser};
+use common::{assert_error, TestApp, TestUser};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
 struct World {
     app: TestApp,
+    /// Commits chat changes (PATCH and ownership transfers go through
+    /// the ingest shard like every chat write).
+    _worker: common::realtime::TestWorker,
     ada: TestUser,
     bob: TestUser,
     cat: TestUser,
@@ -16,13 +19,16 @@ struct World {
 }
 
 async fn world(pool: PgPool) -> World {
-    let app = spawn(pool).await;
+    let mut pool = common::realtime::Pool::start(pool, 1).await;
+    let app = pool.gateways.remove(0);
+    let _worker = pool.workers.remove(0);
     let ada = app.signup("Ada", "Acme").await;
     let bob = app.signup("Bob", "Acme").await;
     let cat = app.signup("Cat", "Acme").await;
     let eve = app.signup("Eve", "Evil").await;
     World {
         app,
+        _worker,
         ada,
         bob,
         cat,

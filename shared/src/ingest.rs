@@ -70,6 +70,17 @@ pub enum Command {
     },
     #[serde(rename_all = "camelCase")]
     Read { seq: i64 },
+    /// `PATCH /api/chat/{id}`: the fields to change (owner or admin).
+    #[serde(rename_all = "camelCase")]
+    UpdateChat {
+        name: Option<String>,
+        description: Option<String>,
+        read_only: Option<bool>,
+    },
+    /// `PATCH /api/chat/{id}/members/{userId}`: hands the chat to another
+    /// member (owner only).
+    #[serde(rename_all = "camelCase")]
+    TransferChat { new_owner: i64 },
 }
 
 impl Command {
@@ -80,6 +91,8 @@ impl Command {
             Self::Delete { .. } => "delete",
             Self::React { .. } => "react",
             Self::Read { .. } => "read",
+            Self::UpdateChat { .. } => "update_chat",
+            Self::TransferChat { .. } => "transfer_chat",
         }
     }
 }

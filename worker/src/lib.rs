@@ -11,6 +11,7 @@
 //! dead worker's shards move to a live one.
 
 pub mod archival;
+pub mod chat_change;
 pub mod claims;
 pub mod consumer;
 pub mod effects;
@@ -31,6 +32,7 @@ pub mod presence_sweep;
 pub mod publish;
 pub mod push;
 pub mod read_state;
+pub mod record;
 pub mod retention;
 pub mod search_events;
 pub mod send_batch;

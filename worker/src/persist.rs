@@ -20,12 +20,12 @@ use fechatter_shared::{
     ingest::{Command, IngestEntry},
     model::{Message, Role},
     protocol::{
-        self, MessageDeleted, MessageReaction, MessageUpdated, ReactAck, ReactAction, SendAck,
+        self, ChatChangeAck, ChatUpdated, MessageDeleted, MessageReaction, MessageUpdated,
+        ReactAck, ReactAction, SendAck,
     },
-    store::{chat, event, message},
+    store::{chat, chat_change, event, message},
     AppError, AppResult,
 };
-use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 pub use crate::effects::{ack, reply, Badge, Effects, Reply, TopicEvent};
@@ -139,6 +139,21 @@ async fn apply(
             action,
         } => react(tx, e, (*message_id, emoji, *action), fx).await?,
         Command::Read { seq } => crate::read_state::read_mark(tx, e, *seq, fx).await?,
+        Command::UpdateChat {
+            name,
+            description,
+            read_only,
+        } => {
+            let settings = chat_change::Settings {
+                name: name.as_deref(),
+                description: description.as_deref(),
+                read_only: *read_only,
+            };
+            crate::chat_change::update(tx, e, role, settings, fx).await?
+        }
+        Command::TransferChat { new_owner } => {
+            crate::chat_change::transfer(tx, e, role, *new_owner, fx).await?
+        }
     }
     Ok("applied")
 }
@@ -147,10 +162,18 @@ async fn apply(
 /// the event is published again, and the sender gets the ack the first
 /// attempt got, plus `duplicate: true`. A reaction only leaves an event
 /// when it changed something, so its original ack was `{messageId,
-/// changed: true}`; every other event's was `{messageId, seq}`.
+/// changed: true}`; a chat change's was `{chatId, eventSeq}`; every other
+/// event's was `{messageId, seq}`.
 fn answer_again(done: event::EarlierEvent, e: &IngestEntry, fx: &mut Effects) {
     let message_id = done.message_id;
-    if done.kind == MessageReaction::TYPE {
+    if done.kind == ChatUpdated::TYPE {
+        let answer = ChatChangeAck {
+            chat_id: e.chat_id,
+            event_seq: done.event_seq,
+            duplicate: true,
+        };
+        ack(fx, e, answer);
+    } else if done.kind == MessageReaction::TYPE {
         let answer = ReactAck {
             message_id,
             changed: true,
@@ -198,7 +221,7 @@ async fn edit(
         event_seq,
         message: &updated,
     };
-    record_event(tx, e, MessageUpdated::TYPE, updated.id, payload, fx).await?;
+    crate::record::record_event(tx, e, MessageUpdated::TYPE, updated.id, payload, fx).await?;
     let answer = SendAck {
         message_id: updated.id,
         seq: updated.seq,
@@ -233,7 +256,7 @@ async fn delete(
             message_id,
             seq,
         };
-        record_event(tx, e, MessageDeleted::TYPE, message_id, payload, fx).await?;
+        crate::record::record_event(tx, e, MessageDeleted::TYPE, message_id, payload, fx).await?;
     }
     let answer = SendAck {
         message_id,
@@ -268,7 +291,7 @@ async fn react(
             message_id,
             reactions: &reactions,
         };
-        record_event(tx, e, MessageReaction::TYPE, message_id, payload, fx).await?;
+        crate::record::record_event(tx, e, MessageReaction::TYPE, message_id, payload, fx).await?;
     }
     let answer = ReactAck {
         message_id,
@@ -287,50 +310,4 @@ async fn message_in_chat(
     message::lock_in_chat(tx, chat_id, message_id)
         .await?
         .ok_or_else(|| AppError::not_found("message not found"))
-}
-
-/// Numbers a non-message event (edit, delete, reaction) after the chat's
-/// newest message and as the chat's next event, builds its payload from
-/// its `eventId` and `eventSeq` (`payload(event_id, event_seq)`), logs its
-/// frame and queues it for the topic.
-async fn record_event<P: Serialize>(
-    tx: &mut PgConnection,
-    e: &IngestEntry,
-    kind: &str,
-    message_id: i64,
-    payload: impl FnOnce(String, i64) -> P,
-    fx: &mut Effects,
-) -> AppResult<()> {
-    let number = event::number_change(tx, e.chat_id).await?;
-    let event::EventNumber {
-        seq,
-        sub,
-        event_seq,
-    } = number;
-    let frame = protocol::server_frame(
-        kind,
-        &protocol::event_frame_id(e.chat_id, seq, sub),
-        Utc::now(),
-        &payload(format!("{seq}-{sub}"), event_seq),
-    );
-    let logged = event::NewEvent {
-        chat_id: e.chat_id,
-        number,
-        kind,
-        client_id: &e.ref_id,
-        user_id: e.user_id,
-        message_id,
-        frame: &frame,
-    };
-    event::insert(tx, &logged).await?;
-    fx.topic.push(TopicEvent {
-        chat_id: e.chat_id,
-        seq,
-        sub,
-        event_seq,
-        frame,
-        message_id,
-        indexed: crate::search_events::changes_search(kind),
-    });
-    Ok(())
 }

@@ -31,9 +31,9 @@ pub const MESSAGE_FIELD: &str = "m";
 pub const STREAM_MAX_LEN: u64 = 1_000_000;
 
 /// Whether an event of this kind changes what search finds for its
-/// message (new, edited, deleted); reactions do not.
+/// message (new, edited, deleted); reactions and chat changes do not.
 pub fn changes_search(kind: &str) -> bool {
-    kind != "message.reaction"
+    matches!(kind, "message.new" | "message.updated" | "message.deleted")
 }
 
 /// Appends one entry per indexed event of `events` (issued concurrently,

@@ -323,3 +323,120 @@ async fn a_holder_with_a_stale_epoch_commits_nothing(pool: PgPool) {
         .unwrap();
     assert_eq!(fx.topic.len(), 1, "the current holder commits");
 }
+
+/// The ack frame's payload answering `ref_id` in `fx`.
+fn answer(fx: &worker::persist::Effects, ref_id: &str) -> Value {
+    fx.replies
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.frame).unwrap())
+        .find(|f| f["payload"]["refId"] == ref_id)
+        .unwrap_or_else(|| panic!("no answer to {ref_id}"))
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn chat_changes_are_checked_at_commit_and_numbered_as_chat_events(pool: PgPool) {
+    let (ada, bob, eve, c1, _) = seed(&pool).await;
+    sqlx::query("UPDATE chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2")
+        .bind(c1)
+        .bind(ada)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let rename = |name: &str| Command::UpdateChat {
+        name: Some(name.into()),
+        description: None,
+        read_only: Some(true),
+    };
+    let transfer = |new_owner| Command::TransferChat { new_owner };
+    let fx = apply_batch(
+        &pool,
+        &[
+            entry(c1, ada, "a1", send("one", vec![])),
+            // A plain member's change is refused at commit, whatever the
+            // gateway saw when it queued it.
+            entry(c1, bob, "b1", rename("bob's")),
+            entry(c1, ada, "a2", rename("launch")),
+            entry(c1, ada, "a3", transfer(eve)),
+            entry(c1, ada, "a4", transfer(bob)),
+            // Ada is an admin now: she renames, but no longer transfers.
+            entry(c1, ada, "a5", transfer(ada)),
+            entry(c1, ada, "a2", rename("a retry")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer(&fx, "b1")["payload"]["code"], "forbidden");
+    assert_eq!(answer(&fx, "a3")["payload"]["code"], "validation_failed");
+    assert_eq!(answer(&fx, "a5")["payload"]["code"], "forbidden");
+    let acks: Vec<Value> = fx
+        .replies
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.frame).unwrap()["payload"].clone())
+        .filter(|p| p["refId"] == "a2" || p["refId"] == "a4")
+        .collect();
+    assert_eq!(
+        acks,
+        [
+            serde_json::json!({"refId": "a2", "status": "ok", "chatId": c1, "eventSeq": 2}),
+            serde_json::json!({"refId": "a4", "status": "ok", "chatId": c1, "eventSeq": 3}),
+            serde_json::json!({"refId": "a2", "status": "ok", "chatId": c1, "eventSeq": 2,
+                               "duplicate": true}),
+        ]
+    );
+    // The events: after message 1, numbered 2 and 3, the retry's again.
+    let events: Vec<(String, i64, Value)> = fx
+        .topic
+        .iter()
+        .map(|ev| {
+            let f: Value = serde_json::from_str(&ev.frame).unwrap();
+            (f["type"].as_str().unwrap().to_string(), ev.event_seq, f)
+        })
+        .collect();
+    let kinds: Vec<(&str, i64)> = events.iter().map(|(k, n, _)| (k.as_str(), *n)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("message.new", 1),
+            ("chat.updated", 2),
+            ("chat.updated", 3),
+            ("chat.updated", 2)
+        ]
+    );
+    let renamed = &events[1].2;
+    assert_eq!(renamed["id"], format!("c{c1}:1-1"));
+    let p = &renamed["payload"];
+    assert_eq!(
+        (p["eventId"].as_str(), p["userId"].as_i64()),
+        (Some("1-1"), Some(ada))
+    );
+    assert_eq!(
+        (p["chat"]["name"].as_str(), p["chat"]["readOnly"].as_bool()),
+        (Some("launch"), Some(true))
+    );
+    assert_eq!(p["roles"], serde_json::json!([]));
+    assert!(!fx.topic[1].indexed, "a chat change is not a search change");
+    let moved = &events[2].2["payload"];
+    assert_eq!(moved["chat"]["ownerId"], bob);
+    assert_eq!(
+        moved["roles"],
+        serde_json::json!([{"userId": bob, "role": "owner"}, {"userId": ada, "role": "admin"}])
+    );
+    let roles: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT user_id, role FROM chat_members WHERE chat_id = $1 ORDER BY user_id",
+    )
+    .bind(c1)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(roles, [(ada, "admin".into()), (bob, "owner".into())]);
+    let name: (Option<String>,) = sqlx::query_as("SELECT name FROM chats WHERE id = $1")
+        .bind(c1)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        name.0.as_deref(),
+        Some("launch"),
+        "the retry changed nothing"
+    );
+}

@@ -8,6 +8,7 @@ use axum::{
     Json, Router,
 };
 use fechatter_shared::{
+    ingest::Command,
     model::{Chat, ChatType, Member, Role},
     store::{chat, user},
     AppError, AppResult,
@@ -20,6 +21,7 @@ use crate::{
     membership::{announce, Change},
     routes::auth::bounded,
     state::AppState,
+    writes,
 };
 
 pub fn router() -> Router<AppState> {
@@ -183,6 +185,8 @@ async fn update_chat(
     ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<UpdateChat>,
 ) -> AppResult<Json<Chat>> {
+    // 1. Who: the owner or an admin (checked again at commit), not of a
+    //    single chat.
     let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
     if !role.is_some_and(Role::can_manage) {
         return Err(AppError::forbidden(
@@ -194,8 +198,9 @@ async fn update_chat(
             "single chats have no name or description",
         ));
     }
+    // 2. What: valid fields; none at all changes nothing and says nothing.
     let name = match req.name.as_deref() {
-        Some(n) => Some(bounded("name", n, 80)?),
+        Some(n) => Some(bounded("name", n, 80)?.to_string()),
         None => None,
     };
     if req
@@ -207,16 +212,30 @@ async fn update_chat(
             "description must be at most 1000 characters",
         ));
     }
-    Ok(Json(
-        chat::update(
-            &state.pool,
-            id,
-            name,
-            req.description.as_deref(),
-            chat_policy::read_only(found.chat_type, req.read_only)?,
-        )
-        .await?,
-    ))
+    let read_only = chat_policy::read_only(found.chat_type, req.read_only)?;
+    if name.is_none() && req.description.is_none() && read_only.is_none() {
+        return Ok(Json(found));
+    }
+    // 3. Committed by the worker, announced as a chat.updated event.
+    let command = Command::UpdateChat {
+        name,
+        description: req.description,
+        read_only,
+    };
+    commit_change(&state, id, me.user_id, command).await
+}
+
+/// Has the chat's worker commit a chat change (see
+/// `worker/src/chat_change.rs`) and answers with the chat after it.
+async fn commit_change(
+    state: &AppState,
+    chat_id: i64,
+    user_id: i64,
+    command: Command,
+) -> AppResult<Json<Chat>> {
+    let ref_id = format!("chat-change:{}", uuid::Uuid::new_v4().simple());
+    writes::commit_rest(state, (chat_id, user_id), ref_id, command).await?;
+    Ok(Json(chat::get(&state.pool, chat_id).await?))
 }
 
 async fn delete_chat(
@@ -296,9 +315,7 @@ async fn transfer_ownership(
     if new_owner == me.user_id {
         return Ok(Json(found));
     }
-    Ok(Json(
-        chat::transfer_ownership(&state.pool, id, me.user_id, new_owner).await?,
-    ))
+    commit_change(&state, id, me.user_id, Command::TransferChat { new_owner }).await
 }
 
 async fn join_chat(

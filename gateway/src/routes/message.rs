@@ -10,12 +10,7 @@
 //! after a timeout, a dropped connection or a 503 never posts twice.
 
 use axum::{extract::State, http::StatusCode, routing::post, Json, Router};
-use fechatter_shared::{
-    ingest::IngestEntry,
-    protocol::{Answer, MAX_FRAME_ID_LEN},
-    store::chat,
-    AppError, AppResult,
-};
+use fechatter_shared::{protocol::MAX_FRAME_ID_LEN, store::chat, AppError, AppResult};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -71,66 +66,16 @@ async fn post_message(
     }
     // 3. The sender's budgets, shared with the socket.
     writes::limit_send(&state, me.user_id, urgent).await?;
-    // 4. Append, addressed to a reply id this request waits on.
-    let reply_id = state.hub.next_conn_id();
-    let waiter = state.replies.wait_for(reply_id);
-    let entry = IngestEntry {
-        chat_id,
-        user_id: me.user_id,
-        gateway: state.node.clone(),
-        conn: reply_id,
-        ref_id: client_id,
-        command,
-        trace_id: fechatter_shared::ingest::new_trace_id(),
-    };
-    tracing::debug!(trace_id = %entry.trace_id, chat_id, user = me.user_id, "REST post received");
-    let deadline = tokio::time::Instant::now() + state.config.write_timeout;
-    queue(&state, &entry, deadline).await?;
-    // 5. The worker's answer, or 503: the commit may still happen, and a
-    //    retry with the same clientId is answered from it.
-    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let Some(frame) = waiter.answer(left).await else {
-        tracing::warn!(chat_id, trace_id = %entry.trace_id, "REST post not answered in time");
-        return Err(not_committed_in_time());
-    };
-    posted(&frame).map(|p| (StatusCode::CREATED, Json(p)))
+    // 4. Append, and wait for the worker's answer (or 503: the commit
+    //    may still happen, and a retry with the same clientId is answered
+    //    from it).
+    let answer = writes::commit_rest(&state, (chat_id, me.user_id), client_id, command).await?;
+    posted(answer).map(|p| (StatusCode::CREATED, Json(p)))
 }
 
-/// Appends `entry`. While an earlier attempt with the same clientId still
-/// waits in the shard, its answer goes to that attempt's address, not to
-/// this request: wait for it to be processed, then append again, and the
-/// worker answers this request from the commit (`duplicate: true`).
-async fn queue(
-    state: &AppState,
-    entry: &IngestEntry,
-    deadline: tokio::time::Instant,
-) -> AppResult<()> {
-    while !writes::append(state, entry).await? {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(not_committed_in_time());
-        }
-        tokio::time::sleep(REQUEUE_PAUSE).await;
-    }
-    Ok(())
-}
-
-/// 503 with a retry hint: the write may still commit, and a retry with
-/// the same clientId is answered from it.
-fn not_committed_in_time() -> AppError {
-    AppError::Overloaded {
-        what: "message commit",
-        retry_after_ms: 1000,
-    }
-}
-
-/// How often a retry looks whether the earlier attempt was processed.
-const REQUEUE_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// The worker's answer frame as the response.
-fn posted(frame: &str) -> AppResult<Posted> {
-    let answer = Answer::parse(frame)
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("unreadable answer frame")))?;
-    serde_json::from_value(answer.into_result()?)
+/// The worker's ack as the response.
+fn posted(answer: serde_json::Value) -> AppResult<Posted> {
+    serde_json::from_value(answer)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("unexpected send ack: {e}")))
 }
 
@@ -147,24 +92,17 @@ fn valid_client_id(id: &str) -> AppResult<String> {
 
 #[cfg(test)]
 mod tests {
-    use fechatter_shared::protocol::{ack_frame, error_frame};
     use serde_json::json;
 
     use super::*;
 
     #[test]
-    fn answers_become_responses() {
-        let ack = ack_frame("c", json!({"messageId": 9, "seq": 3}));
-        let p = posted(&ack).unwrap();
+    fn acks_become_responses() {
+        let p = posted(json!({"messageId": 9, "seq": 3})).unwrap();
         assert_eq!((p.message_id, p.seq, p.duplicate), (9, 3, false));
-        let dup = ack_frame("c", json!({"messageId": 9, "seq": 3, "duplicate": true}));
-        assert!(posted(&dup).unwrap().duplicate);
-        let refused = error_frame(Some("c"), &AppError::forbidden("not a member"));
-        assert_eq!(
-            posted(&refused).unwrap_err().status(),
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(posted("{}").unwrap_err().code(), "internal");
+        let dup = json!({"messageId": 9, "seq": 3, "duplicate": true});
+        assert!(posted(dup).unwrap().duplicate);
+        assert_eq!(posted(json!({"chatId": 1})).unwrap_err().code(), "internal");
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct ChatSummary {
     pub chat_id: i64,
     /// Messages not sent since the previous summary.
     pub new_messages: u64,
-    /// Events (messages, edits, deletes, reactions) not sent since then.
+    /// Events (messages, edits, deletes, reactions, chat changes) not sent
+    /// since then.
     pub events: u64,
     /// The chat's newest message seq this gateway has seen.
     pub last_seq: i64,

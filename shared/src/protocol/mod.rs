@@ -16,12 +16,14 @@ use crate::AppError;
 
 mod ack;
 mod answer;
+mod chat_change;
 mod chat_event;
 mod notification;
 mod presence;
 mod search;
 pub use ack::*;
 pub use answer::Answer;
+pub use chat_change::*;
 pub use chat_event::*;
 pub use notification::*;
 pub use presence::*;

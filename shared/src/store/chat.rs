@@ -55,12 +55,13 @@ pub async fn find_visible(
     Ok((chat, role))
 }
 
-pub async fn get(pool: &PgPool, chat_id: i64) -> AppResult<Chat> {
+/// The chat, read through the pool or inside a transaction.
+pub async fn get<'e>(db: impl sqlx::PgExecutor<'e>, chat_id: i64) -> AppResult<Chat> {
     sqlx::query_as(&format!(
         "SELECT {CHAT_COLUMNS} FROM chats c WHERE c.id = $1"
     ))
     .bind(chat_id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .ok_or_else(|| AppError::not_found("chat not found"))
 }
@@ -177,27 +178,6 @@ pub async fn find_single(
     .await?)
 }
 
-pub async fn update(
-    pool: &PgPool,
-    chat_id: i64,
-    name: Option<&str>,
-    description: Option<&str>,
-    read_only: Option<bool>,
-) -> AppResult<Chat> {
-    sqlx::query(
-        "UPDATE chats SET name = coalesce($2, name), description = coalesce($3, description),
-                read_only = coalesce($4, read_only), updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(chat_id)
-    .bind(name)
-    .bind(description)
-    .bind(read_only)
-    .execute(pool)
-    .await?;
-    get(pool, chat_id).await
-}
-
 pub async fn delete(pool: &PgPool, chat_id: i64) -> AppResult<()> {
     let mut tx = pool.begin().await?;
     // The archive has no key to cascade from (migration 16 says why).
@@ -250,38 +230,6 @@ pub async fn remove_members(pool: &PgPool, chat_id: i64, user_ids: &[i64]) -> Ap
 }
 
 /// Makes `to` the owner and the previous owner an admin, atomically.
-pub async fn transfer_ownership(
-    pool: &PgPool,
-    chat_id: i64,
-    from: i64,
-    to: i64,
-) -> AppResult<Chat> {
-    let mut tx = pool.begin().await?;
-    let promoted =
-        sqlx::query("UPDATE chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2")
-            .bind(chat_id)
-            .bind(to)
-            .execute(&mut *tx)
-            .await?;
-    if promoted.rows_affected() == 0 {
-        return Err(AppError::validation(
-            "the new owner must be a member of the chat",
-        ));
-    }
-    sqlx::query("UPDATE chat_members SET role = 'admin' WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat_id)
-        .bind(from)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE chats SET owner_id = $2, updated_at = now() WHERE id = $1")
-        .bind(chat_id)
-        .bind(to)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    get(pool, chat_id).await
-}
-
 async fn touch(tx: &mut Transaction<'_, Postgres>, chat_id: i64) -> AppResult<()> {
     sqlx::query("UPDATE chats SET updated_at = now() WHERE id = $1")
         .bind(chat_id)

@@ -12,6 +12,10 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::AppResult;
 
+/// The `message_id` of an event about the chat itself (`chat.updated`),
+/// not about one of its messages.
+pub const NO_MESSAGE: i64 = 0;
+
 /// One logged event: `(seq, sub, frame)`.
 pub type LoggedEvent = (i64, i64, String);
 
@@ -136,7 +140,9 @@ pub struct EarlierEvent {
 
 /// The event `user`'s client frame id `client_id` produced in `chat`, if
 /// any, with its message's seq (from the archive once the message moved
-/// there, so a retried edit, delete or reaction stays a duplicate).
+/// there, so a retried edit, delete or reaction stays a duplicate). A
+/// chat change is about no message ([`NO_MESSAGE`]): its `message_seq` is
+/// the event's own `seq`.
 pub async fn earlier(
     tx: &mut PgConnection,
     chat: i64,
@@ -145,12 +151,12 @@ pub async fn earlier(
 ) -> AppResult<Option<EarlierEvent>> {
     Ok(sqlx::query_as(
         "SELECT ev.kind, ev.seq, ev.sub, ev.event_seq, ev.message_id, ev.frame,
-                coalesce(m.seq, a.seq) AS message_seq
+                coalesce(m.seq, a.seq, ev.seq) AS message_seq
          FROM chat_events ev
          LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
          LEFT JOIN messages_archive a ON a.chat_id = ev.chat_id AND a.id = ev.message_id
          WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3
-           AND (m.id IS NOT NULL OR a.id IS NOT NULL)",
+           AND (m.id IS NOT NULL OR a.id IS NOT NULL OR ev.message_id = 0)",
     )
     .bind(chat)
     .bind(client_id)

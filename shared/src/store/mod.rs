@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod badge;
 pub mod chat;
+pub mod chat_change;
 pub mod email;
 pub mod event;
 pub mod fence;
