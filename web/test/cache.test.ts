@@ -44,6 +44,18 @@ test("an eventSeq jump is a gap and is not applied", () => {
   assert.equal(c.apply(newMsg(3, 3)), "applied");
 });
 
+test("a chat.updated is a chat event: it takes its eventSeq, so the next message is no gap", () => {
+  const c = new MessageCache();
+  assert.equal(c.apply(newMsg(1, 1)), "applied");
+  const changed = event("chat.updated", "1-1", 2, { userId: 1, chat: { id: 7, readOnly: true }, roles: [] });
+  assert.equal(c.apply(changed), "applied");
+  assert.equal(c.cursor(7), "1-1", "sync from after the change");
+  assert.equal(c.apply(changed), "duplicate");
+  assert.equal(c.apply(newMsg(2, 3)), "applied");
+  assert.deepEqual(c.messages(7).map((m) => m.seq), [1, 2], "the messages are untouched");
+  assert.equal(c.apply(event("chat.updated", "2-1", 5, { roles: [] })), "gap", "event 4 is missing");
+});
+
 test("a missed message is a gap even without eventSeq", () => {
   const c = new MessageCache();
   c.load(7, [msg(1)]);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { canPost, gatePosting, postingNotice, READ_ONLY_NOTICE, roleOf } from "../src/app/posting.js";
-import { Store } from "../src/app/store.js";
+import { Store, withRoles } from "../src/app/store.js";
 import type { Chat, ChatMember, Role } from "../src/client/types.js";
 
 const ME = 2;
@@ -80,4 +80,39 @@ test("the composer follows the flag and my role as the store reloads them", () =
   off();
   store.setMembers(7, members("member", 3));
   assert.equal(seen.at(-1), null, "nothing after unsubscribing");
+});
+
+test("a chat.updated changes the chat and the named roles, and the composer follows", () => {
+  const store = new Store({ id: ME, fullname: "Bob", email: "bob@acme.test", workspaceId: 1, role: "member", active: true });
+  const seen: (string | null)[] = [];
+  store.setChats([chat({ readOnly: false, ownerId: 3 })]);
+  store.setMembers(7, members("member", 3));
+  const off = gatePosting(store, 7, { setBlocked: (n) => void seen.push(n) });
+  store.applyChatUpdate(chat({ readOnly: true, ownerId: 3 }), []);
+  assert.equal(seen.at(-1), READ_ONLY_NOTICE, "made read-only live");
+  store.applyChatUpdate(chat({ readOnly: true, ownerId: ME }), [
+    { userId: ME, role: "owner" },
+    { userId: 3, role: "admin" },
+  ]);
+  assert.equal(seen.at(-1), null, "handed to me");
+  assert.deepEqual(
+    store.members.get(7)!.map((m) => [m.userId, m.role]),
+    [
+      [3, "admin"],
+      [ME, "owner"],
+    ],
+  );
+  store.applyChatUpdate(chat({ id: 99 } as Partial<Chat>), []);
+  assert.equal(store.chats.has(99), false, "a chat not in the list is not added");
+  off();
+});
+
+test("withRoles changes only the members it names", () => {
+  const list = members("member", 3);
+  const after = withRoles(list, [{ userId: 3, role: "owner" }]);
+  assert.deepEqual(
+    after.map((m) => m.role),
+    list.map((m) => (m.userId === 3 ? "owner" : m.role)),
+  );
+  assert.notEqual(after, list, "a new list: the store's old one is not mutated");
 });

@@ -29,9 +29,9 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
     removedFrom: (chatId) => {
       if (store.currentChatId === chatId) showNoChat();
     },
-    // The channel turned read-only, or I am no longer its owner: reload both
-    // (once within 5 s: sends queued while offline are refused one by one).
-    postingRefused: (chatId) => throttled(`refused:${chatId}`, () => Promise.all([refreshChat(chatId), loadMembers(chatId)]).then(() => {})),
+    // Reload the chat and its members (once within 5 s: sends queued while
+    // offline are refused one by one).
+    chatStale: (chatId) => throttled(`stale:${chatId}`, () => Promise.all([refreshChat(chatId), loadMembers(chatId)]).then(() => {})),
   });
 
   // Every window listener goes with the session (sign-out aborts them).
@@ -145,10 +145,11 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   }
 
   /**
-   * No event announces a channel made read-only (or no longer so) or an
-   * ownership transfer (docs/protocol.md, Chats), and they decide whether
-   * I may post (posting.ts): a channel's chat object is reloaded when it is
-   * opened and when the user comes back to the window, at most every 5 s.
+   * A channel made read-only (or no longer so) and an ownership transfer
+   * decide whether I may post (posting.ts). Live, `chat.updated` brings
+   * them (live.ts); a chat opened again is reloaded too (at most every
+   * 5 s), since a chat in summary mode skipped its events while it was not
+   * focused.
    */
   function recheckChannel(chatId: number): void {
     const type = store.chats.get(chatId)?.type;
@@ -243,11 +244,6 @@ export function renderApp(root: HTMLElement, api: Api, session: Session, signOut
   window.addEventListener("focus", refocus, { signal });
   window.addEventListener("blur", refocus, { signal });
   document.addEventListener("visibilitychange", refocus, { signal });
-  const comeBack = () => {
-    if (windowFocused() && store.currentChatId !== null) recheckChannel(store.currentChatId);
-  };
-  window.addEventListener("focus", comeBack, { signal });
-  document.addEventListener("visibilitychange", comeBack, { signal });
   window.addEventListener("beforeunload", () => live.stop(), { signal });
   // Reading and clicking count as activity (docs/protocol.md, Presence): a
   // frame at most every 2 minutes while the user does something here.

@@ -2,14 +2,14 @@
 // library: reconnects, syncs, dedupes, retries writes, keeps the message
 // cache) per signed-in tab, turned into what the views need. It feeds the
 // store from frames (badges, receipts, typing, presence, membership,
-// settings, toasts when live) and reports sends refused as forbidden,
+// chat changes, settings, toasts when live) and reports sends refused as forbidden,
 // loads pages of a chat over REST into the library's cache, and keeps
 // presence subscriptions alive (they lapse after PRESENCE_SUB_TTL, 10
 // minutes, and with every connection).
 import type { Api } from "../client/api.js";
 import { MessageCache, type CachedMessage } from "../client/cache.js";
 import { Realtime, type ConnectionState as RtState } from "../client/realtime.js";
-import type { Frame, PresenceState, PresenceStatus, Toast } from "../client/types.js";
+import type { Chat, Frame, PresenceState, PresenceStatus, RoleChange, Toast } from "../client/types.js";
 import type { Feed, ShownMessage } from "./feed.js";
 import type { ConnectionState, Store } from "./store.js";
 
@@ -23,8 +23,13 @@ export interface LiveHooks {
   /** The chat list may have changed (membership, a chat we lost). */
   chatsChanged(): void;
   removedFrom(chatId: number): void;
-  /** A send to this chat was refused as `forbidden`: who may post there (read-only channel, roles) changed. */
-  postingRefused(chatId: number): void;
+  /**
+   * The chat object and roles held for this chat may be stale: a send was
+   * refused as `forbidden` (who may post there changed), or the chat's
+   * events were skipped (summary mode, a sync answered `tooLarge`), a
+   * `chat.updated` possibly among them.
+   */
+  chatStale(chatId: number): void;
 }
 
 export class Live implements Feed {
@@ -58,6 +63,7 @@ export class Live implements Feed {
     });
     this.rt.on("chat", (chatId) => this.changed(chatId));
     this.rt.on("reload", (chatId) => {
+      this.hooks.chatStale(chatId);
       this.older.delete(chatId);
       if (this.chatListeners.get(chatId)?.size) void this.loadNewest(chatId);
     });
@@ -68,7 +74,7 @@ export class Live implements Feed {
     this.rt.on("frame", ({ frame, live }) => this.onFrame(frame, live));
     this.rt.on("stale", () => this.hooks.chatsChanged());
     this.rt.on("refused", ({ chatId, code }) => {
-      if (code === "forbidden") this.hooks.postingRefused(chatId);
+      if (code === "forbidden") this.hooks.chatStale(chatId);
     });
   }
 
@@ -122,6 +128,10 @@ export class Live implements Feed {
         break;
       case "chat.summary":
         if (p.newMessages > 0) this.store.bump(p.chatId, frame.timestamp);
+        break;
+      case "chat.updated":
+        // Renamed, made read-only (or not), or handed to another owner.
+        this.store.applyChatUpdate(p.chat as Chat, (p.roles ?? []) as RoleChange[]);
         break;
       case "message.new":
         // A message ends its sender's typing.

@@ -2,7 +2,8 @@
 // and admins (docs/protocol.md, Chats); the server refuses anyone else's
 // message.send with `forbidden`. The composer of such a channel is disabled
 // with a line saying why, and follows the chat object (readOnly, ownerId)
-// and the member list (roles) in the store as they are reloaded.
+// and the member list (roles) in the store, as `chat.updated` events
+// change them or they are reloaded.
 import type { Chat, ChatMember, Role } from "../client/types.js";
 import type { Store } from "./store.js";
 

@@ -2,7 +2,7 @@
 // with their badges, presence, typing and read receipts, the open chat and
 // the connection state. Views subscribe to topics and re-render what they
 // show; the wiring in main.ts feeds the store from REST and live frames.
-import type { Chat, ChatMember, PresenceStatus, User } from "../client/types.js";
+import type { Chat, ChatMember, PresenceStatus, RoleChange, User } from "../client/types.js";
 
 export interface ChatEntry extends Chat {
   unreadCount: number;
@@ -26,6 +26,14 @@ export type Topic =
   | "members"
   | "connection"
   | "users";
+
+/** `members` with the roles a `chat.updated` names applied (members not listed keep theirs). */
+export function withRoles(members: readonly ChatMember[], roles: readonly RoleChange[]): ChatMember[] {
+  return members.map((m) => {
+    const changed = roles.find((r) => r.userId === m.userId);
+    return changed ? { ...m, role: changed.role } : m;
+  });
+}
 
 export class Store {
   me: User;
@@ -122,6 +130,17 @@ export class Store {
     };
     entry.title = this.titleOf(entry, entry.otherUserId);
     return entry;
+  }
+
+  /** A `chat.updated` event: the chat after the change and the members whose role changed. */
+  applyChatUpdate(chat: Chat, roles: readonly RoleChange[]): void {
+    if (!this.chats.has(chat.id)) return;
+    this.upsertChat(chat);
+    const members = this.members.get(chat.id);
+    if (members && roles.length) {
+      this.members.set(chat.id, withRoles(members, roles));
+      this.emit("members");
+    }
   }
 
   removeChat(id: number): void {

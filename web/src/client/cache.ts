@@ -66,6 +66,14 @@ export function compareEventIds(a: string, b: string): number {
   return as !== bs ? as - bs : an - bn;
 }
 
+/**
+ * The frames that are chat events: numbered in their chat's `eventId` and
+ * `eventSeq`, replayed by sync (docs/protocol.md, Server frames).
+ */
+export function isChatEvent(type: string): boolean {
+  return type.startsWith("message.") || type === "chat.updated";
+}
+
 export class MessageCache {
   private chats = new Map<number, ChatCache>();
 
@@ -154,13 +162,15 @@ export class MessageCache {
   // --- server events ------------------------------------------------------
 
   /**
-   * Applies a `message.new`, `.updated`, `.deleted` or `.reaction` frame,
-   * received live or in a `sync.response` (whose events follow the cursor
-   * without holes).
+   * Applies a chat event (see isChatEvent): a `message.new`, `.updated`,
+   * `.deleted` or `.reaction` frame changes the cached messages, a
+   * `chat.updated` only moves the chat's cursor (the app keeps the chat
+   * object). Received live or in a `sync.response` (whose events follow
+   * the cursor without holes).
    */
   apply(frame: Frame, source: "live" | "sync" = "live"): ApplyResult {
     const p = frame.payload ?? {};
-    if (!frame.type.startsWith("message.") || typeof p.chatId !== "number" || typeof p.eventId !== "string") {
+    if (!isChatEvent(frame.type) || typeof p.chatId !== "number" || typeof p.eventId !== "string") {
       return "ignored";
     }
     const c = this.chat(p.chatId);

@@ -21,7 +21,7 @@
 //   PING_TIMEOUT_MS means the connection is dead and is replaced.
 import { ApiError } from "./api.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
-import { MessageCache, toggledReaction, type CachedMessage } from "./cache.js";
+import { isChatEvent, MessageCache, toggledReaction, type CachedMessage } from "./cache.js";
 import type { ConnectionState, RealtimeEvents, RealtimeOptions, SocketLike, Timers } from "./realtime_options.js";
 import { RealtimeError, Requests } from "./requests.js";
 import { Syncer } from "./sync.js";
@@ -231,7 +231,7 @@ export class Realtime {
 
   /** A chat or user event, live or replayed by a sync. */
   private onEvent(frame: Frame, live: boolean): void {
-    if (frame.type.startsWith("message.")) {
+    if (isChatEvent(frame.type)) {
       const result = this.cache.apply(frame, live ? "live" : "sync");
       if (result === "gap") return this.sync.gap(frame.payload.chatId);
       if (result !== "applied") return;

@@ -53,6 +53,12 @@ export interface Chat {
   mentionCount?: number;
 }
 
+/** A member's new role, as `chat.updated` names it (`roles`). */
+export interface RoleChange {
+  userId: number;
+  role: Role;
+}
+
 export interface ChatMember {
   userId: number;
   fullname: string;
