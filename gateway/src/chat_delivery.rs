@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
     protocol::{frame_kind, ChatSummary},
-    wake::StreamId,
+    wake::{Stamp, StreamId},
 };
 
 use crate::{
@@ -55,12 +55,13 @@ pub fn deliver_event(state: &AppState, chat: i64, id: StreamId, frame: &str, how
         chat,
         id,
         is_message,
-        how.committed_ms.filter(|_| how.live),
+        how.stamp.filter(|_| how.live).map(Stamp::rate_ms),
     );
     if summarized {
         state.metrics.summarized_events.inc();
     }
-    offer(state, chat, 0, frame, how.committed_ms, summarized);
+    let committed_ms = how.stamp.map(|s| s.committed_ms);
+    offer(state, chat, 0, frame, committed_ms, summarized);
     if !is_message {
         return;
     }
@@ -82,27 +83,21 @@ pub fn deliver_event(state: &AppState, chat: i64, id: StreamId, frame: &str, how
 /// How an event reached the delivery task.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery {
-    /// Its commit time, when the topic entry carries one.
-    pub committed_ms: Option<u64>,
+    /// Its commit and accept times, when the topic entry carries them.
+    pub stamp: Option<Stamp>,
     /// A wake as it arrived (not a catch-up): counts toward summary mode.
     pub live: bool,
 }
 
 impl Delivery {
     /// A wake as it arrived.
-    pub fn live(committed_ms: Option<u64>) -> Self {
-        Self {
-            committed_ms,
-            live: true,
-        }
+    pub fn live(stamp: Option<Stamp>) -> Self {
+        Self { stamp, live: true }
     }
 
     /// An event read back to fill a gap (topic stream or PostgreSQL).
-    pub fn caught_up(committed_ms: Option<u64>) -> Self {
-        Self {
-            committed_ms,
-            live: false,
-        }
+    pub fn caught_up(stamp: Option<Stamp>) -> Self {
+        Self { stamp, live: false }
     }
 }
 

@@ -305,6 +305,7 @@ impl Session {
             ref_id,
             command,
             trace_id: trace_id.to_string(),
+            accepted_ms: 0,
         };
         // A retry of a queued write is answered by the first attempt's
         // answer, which reaches this user's socket(s) by the same frame id.

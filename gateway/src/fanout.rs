@@ -18,7 +18,7 @@ use axum::extract::ws::Utf8Bytes;
 use fechatter_shared::{
     ingest::GatewayNotice,
     redis::Channel,
-    wake::{StreamId, Wake},
+    wake::{Stamp, StreamId, Wake},
 };
 use fred::prelude::*;
 use tokio::sync::broadcast::error::RecvError;
@@ -102,8 +102,8 @@ async fn on_message(state: &AppState, channel: &str, text: &str) {
                 prev,
                 id,
                 frame,
-                committed_ms,
-            }) => on_event(state, chat, (prev, id), frame, committed_ms).await,
+                stamp,
+            }) => on_event(state, chat, (prev, id), frame, stamp).await,
             Some(Wake::Ephemeral { exclude, frame }) => {
                 if let Some((user, chat, seq)) = crate::read_state::receipt_of(frame) {
                     state.hub.set_watermark(user, chat, seq);
@@ -165,9 +165,9 @@ async fn on_event(
     chat: i64,
     (prev, id): (StreamId, StreamId),
     frame: &str,
-    committed_ms: Option<u64>,
+    stamp: Option<Stamp>,
 ) {
-    let live = Delivery::live(committed_ms);
+    let live = Delivery::live(stamp);
     match state.hub.position(chat) {
         None => {}
         Some(None) => {
@@ -213,14 +213,14 @@ async fn catch_up(state: &AppState, chat: i64, mut from: StreamId) {
             }
         };
         let n = entries.len() as u64;
-        for (id, committed_ms, frame) in entries {
+        for (id, stamp, frame) in entries {
             if state.hub.position(chat).flatten().is_some_and(|l| id <= l) {
                 continue;
             }
             if skips_messages(from, id) {
                 fill_from_database(state, chat, from, id).await;
             }
-            deliver_event(state, chat, id, &frame, Delivery::caught_up(committed_ms));
+            deliver_event(state, chat, id, &frame, Delivery::caught_up(stamp));
             state.hub.advance(chat, id);
             from = id;
         }

@@ -14,14 +14,18 @@
 //! A summarized client fetches what it skipped when it needs it (on focus,
 //! `sync.request` from its own cursor, or a REST page).
 //!
-//! The rate is read from the commit times the events carry, not from when
-//! this gateway gets to them: a gateway busy fanning out a big channel
-//! processes fewer wakes a second than the chat produces, and counting
-//! those would keep it from ever noticing. A chat passes the rate when
-//! `SUMMARY_MODE_RATE` + 1 of its messages were committed within one
-//! second, or a quarter of that within 250 ms. A tick is calm when no
-//! message of the chat arrived since the last one, or when at most half
-//! the rate were committed in the second before the newest; three calm
+//! The rate is read from the times the events carry (their stamp,
+//! `fechatter_shared::wake::Stamp::rate_ms`: when the pool accepted the
+//! write, else when it committed), not from when this gateway gets to
+//! them: a gateway busy fanning out a big channel processes fewer wakes a
+//! second than the chat produces, and counting those would keep it from
+//! ever noticing. Accept rather than commit times, so a backlog committed
+//! at once after a stall of the write path is not taken for a burst. A
+//! chat passes the rate when `SUMMARY_MODE_RATE` + 1 of its messages were
+//! accepted within one second, or a quarter of that within 250 ms. A tick
+//! is calm when no message of the chat arrived since the last one, or
+//! when at most half the rate were accepted in the second before the
+//! newest; three calm
 //! ticks in a row end summary mode. Each gateway decides for its own
 //! connections; every gateway sees the same events, so they agree to
 //! within a tick. This module is the pure bookkeeping (windows,
@@ -36,16 +40,16 @@ use fechatter_shared::{protocol::ChatSummary, wake::StreamId};
 /// Per-chat message rates and summary states of one gateway.
 #[derive(Debug)]
 pub struct Summaries {
-    /// Messages per second (by commit time) above which a chat is
+    /// Messages per second (by accept time) above which a chat is
     /// summarized; 0: never.
     rate: u32,
     chats: HashMap<i64, ChatRate>,
 }
 
-/// The span of commit times over which rates are counted.
+/// The span of accept times over which rates are counted.
 const SECOND_MS: u64 = 1_000;
 /// The shorter span that catches a burst sooner: a quarter of the rate
-/// (plus one) committed within it also switches a chat, for rates of
+/// (plus one) accepted within it also switches a chat, for rates of
 /// [`QUARTER_FROM`] and more. A chat that bursts into a big channel must
 /// switch before its first messages' fan-out pushes the pool over
 /// `FANOUT_MAX_LAG_MS`, or back-pressure refuses the sends that would have
@@ -60,7 +64,7 @@ const CALM_TICKS: u8 = 3;
 
 #[derive(Debug, Default)]
 struct ChatRate {
-    /// Commit times (ms) of the chat's last `rate + 1` live messages.
+    /// Accept times (ms) of the chat's last `rate + 1` live messages.
     recent: VecDeque<u64>,
     /// Live messages since the last tick.
     since_tick: u32,
@@ -71,13 +75,13 @@ struct ChatRate {
 }
 
 impl ChatRate {
-    /// Did the newest `n` messages commit within [`QUARTER_MS`]?
+    /// Did the newest `n` messages were accepted within [`QUARTER_MS`]?
     fn burst(&self, n: usize) -> bool {
         let len = self.recent.len();
         n >= 2 && len >= n && self.recent[len - 1].saturating_sub(self.recent[len - n]) < QUARTER_MS
     }
 
-    /// Messages committed within the second before the newest one.
+    /// Messages accepted within the second before the newest one.
     fn last_second(&self) -> usize {
         let Some(&newest) = self.recent.back() else {
             return 0;
@@ -123,22 +127,22 @@ impl Summaries {
 
     /// Step 1, per delivered chat event `id` of `chat`: counts it and
     /// says whether unfocused connections skip it (the chat is, or just
-    /// became, summarized). Only messages of live wakes with a commit time
-    /// (`live_commit`; not a catch-up after a reconnect) count toward the
-    /// rate.
+    /// became, summarized). Only messages of live wakes with a time
+    /// (`live_at`, see the module docs; not a catch-up after a reconnect)
+    /// count toward the rate.
     pub fn on_event(
         &mut self,
         chat: i64,
         id: StreamId,
         is_message: bool,
-        live_commit: Option<u64>,
+        live_at: Option<u64>,
     ) -> bool {
         if self.rate == 0 {
             return false;
         }
         let keep = self.rate as usize + 1;
         let c = self.chats.entry(chat).or_default();
-        if let (true, Some(at)) = (is_message, live_commit) {
+        if let (true, Some(at)) = (is_message, live_at) {
             c.since_tick = c.since_tick.saturating_add(1);
             c.recent.push_back(at);
             if c.recent.len() > keep {
@@ -212,7 +216,7 @@ impl Summaries {
 mod tests {
     use super::*;
 
-    /// Messages `seqs` of `chat` committed `gap` ms apart from `start`.
+    /// Messages `seqs` of `chat` accepted `gap` ms apart from `start`.
     fn messages(
         s: &mut Summaries,
         chat: i64,
@@ -289,8 +293,8 @@ mod tests {
 
     #[test]
     fn a_burst_processed_late_is_still_a_burst() {
-        // A gateway busy fanning out gets to 200 messages committed within
-        // one second over several of its ticks: the commit times decide.
+        // A gateway busy fanning out gets to 200 messages accepted within
+        // one second over several of its ticks: the stamped times decide.
         let mut s = Summaries::new(100);
         let mut skipped = 0;
         for part in 0..4u64 {

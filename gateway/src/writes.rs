@@ -191,6 +191,7 @@ pub async fn commit_rest(
         ref_id,
         command,
         trace_id: fechatter_shared::ingest::new_trace_id(),
+        accepted_ms: 0,
     };
     let kind = entry.command.kind();
     tracing::debug!(trace_id = %entry.trace_id, chat_id, user_id, kind, "REST write received");

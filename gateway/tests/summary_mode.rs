@@ -40,6 +40,21 @@ fn summaries_in(frames: &[Value]) -> (Vec<&Value>, u64) {
     (summaries, summarized)
 }
 
+/// Every frame of `kinds` arriving within `wait`.
+async fn frames_of(c: &mut Client, kinds: &[&str], wait: Duration) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Some(f) = c
+        .next_frame(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        if kinds.contains(&f["type"].as_str().unwrap_or("")) {
+            out.push(f);
+        }
+    }
+    out
+}
+
 /// Frames of `kinds` until a `chat.summary` with `live: true` (included).
 async fn until_live(c: &mut Client, kinds: &[&str]) -> Vec<Value> {
     let mut out = Vec::new();
@@ -190,4 +205,39 @@ async fn focusing_a_summarized_chat_tells_what_was_skipped(pool: PgPool) {
         b.expect("message.new").await["payload"]["message"]["seq"],
         9
     );
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn a_backlog_committed_at_once_after_a_stall_is_not_a_burst(pool: PgPool) {
+    // Rate 12: a quarter-second burst is 4 messages, a second's 13.
+    let mut p = Pool::start_without_worker(pool, 1, |c| c.summary_mode_rate = 12).await;
+    let (ada, bob, chat) = p.pair().await;
+    let mut a = Client::connect(p.gw(0), &ada).await;
+    let mut b = Client::connect(p.gw(0), &bob).await;
+    // 16 messages at 4 a second, accepted while no worker runs: the
+    // backlog of a stalled write path.
+    let mut sent = Vec::new();
+    for i in 1..=16 {
+        sent.push(a.say(chat, &format!("m{i}")).await);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The worker commits them within a moment of each other.
+    p.add_worker().await;
+    for id in &sent {
+        assert_eq!(a.answer(id).await["type"], "ack");
+    }
+    // Summaries go out once a second: three seconds would show one.
+    let frames = frames_of(
+        &mut b,
+        &["message.new", "chat.summary"],
+        Duration::from_secs(3),
+    )
+    .await;
+    let (summaries, _) = summaries_in(&frames);
+    assert!(summaries.is_empty(), "summarized: {summaries:?}");
+    let got: Vec<i64> = frames
+        .iter()
+        .map(|f| f["payload"]["message"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, (1..=16).collect::<Vec<_>>(), "every message, in order");
 }

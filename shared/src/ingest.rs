@@ -38,6 +38,13 @@ pub struct IngestEntry {
     /// module docs); empty in entries written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trace_id: String,
+    /// When the ingest stream accepted the entry (ms since the Unix epoch:
+    /// the time part of its stream id, Redis's clock). Not part of the
+    /// entry's text: the worker sets it from the id it read the entry
+    /// under (`worker/src/claims.rs`); 0 when unknown. Summary mode counts
+    /// a chat's message rate on it (`crate::wake::Stamp`).
+    #[serde(skip)]
+    pub accepted_ms: u64,
 }
 
 /// A fresh trace id: 32 lowercase hex digits (128 random bits, the size of
@@ -178,6 +185,7 @@ mod tests {
                 action: ReactAction::Add,
             },
             trace_id: new_trace_id(),
+            accepted_ms: 0,
         };
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains(r#""kind":"react""#), "{text}");

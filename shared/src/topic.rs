@@ -8,9 +8,8 @@ use fred::prelude::*;
 
 use crate::wake::StreamId;
 
-/// One entry: its id, the commit stamp if it has one (ms since the Unix
-/// epoch) and the frame text.
-pub type Stamped = (StreamId, Option<u64>, String);
+/// One entry: its id, its stamp if it has one and the frame text.
+pub type Stamped = (StreamId, Option<crate::wake::Stamp>, String);
 
 /// `XRANGE stream start + COUNT n` as (id, frame) pairs; `start` is an id
 /// or `(id` (exclusive) or `-`.
@@ -50,8 +49,8 @@ fn entry(item: Value) -> Option<Stamped> {
         .chunks(2)
         .find(|kv| kv.len() == 2 && kv[0].as_str().as_deref() == Some("f"))
         .and_then(|kv| kv[1].as_string())?;
-    let (committed_ms, frame) = crate::wake::unstamp(&text);
+    let (stamp, frame) = crate::wake::unstamp(&text);
     let header = text.len() - frame.len();
     text.drain(..header);
-    Some((id, committed_ms, text))
+    Some((id, stamp, text))
 }

@@ -9,13 +9,19 @@
 //!   badges) that exists nowhere else; `excludeUserId` (0: nobody) is the
 //!   user who caused it and must not receive it.
 //!
-//! A durable event's frame may carry a commit stamp in front of it,
-//! `"@<commit ms>\n<frame>"` ([`stamp`]): the worker adds it when it
-//! publishes a committed chat event, so every gateway can measure
-//! delivery latency from commit to socket write. The stamp lives in the
-//! topic stream entry and the wake, never in what a client receives:
-//! [`Wake::parse`] and `crate::topic::read` take it off (JSON frames start
-//! with `{`, so a frame without a stamp reads as before).
+//! A durable event's frame may carry a stamp in front of it ([`stamp`]):
+//! `"@<commit ms>\n<frame>"`, or `"@<commit ms>/<accept ms>\n<frame>"`
+//! when the event was caused by a write whose ingest entry is known. The
+//! worker adds it when it publishes a committed chat event, so every
+//! gateway can measure delivery latency from commit to socket write, and
+//! count a chat's message rate on when its writes were accepted (summary
+//! mode), which a backlog committed in one burst after a stall does not
+//! distort. The stamp lives in the topic stream entry and the wake, never
+//! in what a client receives: [`Wake::parse`] and `crate::topic::read`
+//! take it off (JSON frames start with `{`, so a frame without a stamp
+//! reads as before). Gateways read both shapes; a gateway from before the
+//! accept time would hand the second shape to its clients, so gateways are
+//! upgraded before workers (docs/architecture.md, Rolling upgrades).
 
 use std::{fmt, str::FromStr};
 
@@ -25,9 +31,8 @@ pub enum Wake<'a> {
         prev: StreamId,
         id: StreamId,
         frame: &'a str,
-        /// When the worker committed the event (ms since the Unix epoch,
-        /// the worker's clock), if the entry was stamped.
-        committed_ms: Option<u64>,
+        /// The entry's stamp, if it was stamped.
+        stamp: Option<Stamp>,
     },
     Ephemeral {
         exclude: i64,
@@ -45,31 +50,65 @@ impl<'a> Wake<'a> {
                 frame,
             });
         }
-        let (committed_ms, frame) = unstamp(frame);
+        let (stamp, frame) = unstamp(frame);
         Some(Self::Event {
             prev: a.parse().ok()?,
             id: b.parse().ok()?,
             frame,
-            committed_ms,
+            stamp,
         })
     }
 }
 
-/// `frame` with a commit stamp in front (see the module docs).
-pub fn stamp(committed_ms: u64, frame: &str) -> String {
-    format!("@{committed_ms}\n{frame}")
+/// When a chat event was committed and, if known, when the write that
+/// caused it was accepted (ms since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// The worker's clock at commit.
+    pub committed_ms: u64,
+    /// The time part of the write's ingest entry id (the clock of the
+    /// Redis holding the chat's ingest shard).
+    pub accepted_ms: Option<u64>,
 }
 
-/// Splits an optional commit stamp off `text`: (commit ms, frame).
-pub fn unstamp(text: &str) -> (Option<u64>, &str) {
+impl Stamp {
+    /// The time a chat's message rate is counted on: when the write was
+    /// accepted, else when it committed.
+    pub fn rate_ms(self) -> u64 {
+        self.accepted_ms.unwrap_or(self.committed_ms)
+    }
+}
+
+/// `frame` with a stamp in front (see the module docs).
+pub fn stamp(stamp: Stamp, frame: &str) -> String {
+    match stamp.accepted_ms {
+        Some(accepted) => format!("@{}/{accepted}\n{frame}", stamp.committed_ms),
+        None => format!("@{}\n{frame}", stamp.committed_ms),
+    }
+}
+
+/// Splits an optional stamp off `text`: (stamp, frame).
+pub fn unstamp(text: &str) -> (Option<Stamp>, &str) {
     let stamped = text
         .strip_prefix('@')
         .and_then(|rest| rest.split_once('\n'))
-        .and_then(|(ms, frame)| Some((ms.parse().ok()?, frame)));
+        .and_then(|(head, frame)| Some((parse_stamp(head)?, frame)));
     match stamped {
-        Some((ms, frame)) => (Some(ms), frame),
+        Some((stamp, frame)) => (Some(stamp), frame),
         None => (None, text),
     }
+}
+
+/// `<commit ms>` or `<commit ms>/<accept ms>`.
+fn parse_stamp(head: &str) -> Option<Stamp> {
+    let (committed, accepted) = match head.split_once('/') {
+        Some((c, a)) => (c, Some(a.parse().ok()?)),
+        None => (head, None),
+    };
+    Some(Stamp {
+        committed_ms: committed.parse().ok()?,
+        accepted_ms: accepted,
+    })
 }
 
 /// Encodes an ephemeral wake.
@@ -111,7 +150,7 @@ mod tests {
                 prev: StreamId(3, 0),
                 id: StreamId(3, 1),
                 frame: "{\"x\":\"a\\nb\"}",
-                committed_ms: None,
+                stamp: None,
             })
         );
         let e = ephemeral(7, "{}");
@@ -128,20 +167,47 @@ mod tests {
     }
 
     #[test]
-    fn commit_stamps_are_taken_off_events() {
-        let text = format!("3-0 4-0\n{}", stamp(1_700_000_000_123, "{\"a\":1}"));
+    fn stamps_are_taken_off_events() {
+        let committed = Stamp {
+            committed_ms: 1_700_000_000_123,
+            accepted_ms: None,
+        };
+        let accepted = Stamp {
+            accepted_ms: Some(1_700_000_000_001),
+            ..committed
+        };
+        for s in [committed, accepted] {
+            let text = format!("3-0 4-0\n{}", stamp(s, "{\"a\":1}"));
+            assert_eq!(
+                Wake::parse(&text),
+                Some(Wake::Event {
+                    prev: StreamId(3, 0),
+                    id: StreamId(4, 0),
+                    frame: "{\"a\":1}",
+                    stamp: Some(s),
+                })
+            );
+        }
+        // The shape workers wrote before accept times still reads.
         assert_eq!(
-            Wake::parse(&text),
-            Some(Wake::Event {
-                prev: StreamId(3, 0),
-                id: StreamId(4, 0),
-                frame: "{\"a\":1}",
-                committed_ms: Some(1_700_000_000_123),
-            })
+            unstamp("@5\n{}"),
+            (
+                Some(Stamp {
+                    committed_ms: 5,
+                    accepted_ms: None
+                }),
+                "{}"
+            )
+        );
+        assert_eq!(stamp(accepted, "{}"), "@1700000000123/1700000000001\n{}");
+        assert_eq!(
+            (committed.rate_ms(), accepted.rate_ms()),
+            (1_700_000_000_123, 1_700_000_000_001)
         );
         assert_eq!(unstamp("{\"a\":1}"), (None, "{\"a\":1}"));
         // Not a stamp: left alone.
-        assert_eq!(unstamp("@x\n{}"), (None, "@x\n{}"));
-        assert_eq!(unstamp("@12"), (None, "@12"));
+        for text in ["@x\n{}", "@12", "@1/\n{}", "@1/x\n{}", "@/2\n{}"] {
+            assert_eq!(unstamp(text), (None, text), "{text:?}");
+        }
     }
 }

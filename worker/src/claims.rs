@@ -9,7 +9,10 @@
 
 use std::time::Duration;
 
-use fechatter_shared::ingest::GROUP;
+use fechatter_shared::{
+    ingest::{IngestEntry, GROUP},
+    wake::StreamId,
+};
 use fred::prelude::*;
 
 use crate::{
@@ -17,15 +20,23 @@ use crate::{
     Worker,
 };
 
-/// Entries of `shard`'s `stream`, tagged with the epoch they are held with.
+/// Entries of `shard`'s `stream`, tagged with the epoch they are held
+/// with, each with its accept time (its id's time part).
 pub(crate) fn tagged(stream: &str, shard: u32, epoch: i64, raw: Vec<RawEntry>) -> Vec<Pending> {
     raw.into_iter()
-        .map(|e| Pending {
-            stream: stream.to_string(),
-            shard,
-            epoch,
-            id: e.id,
-            entry: decode(e.fields),
+        .map(|e| {
+            let accepted_ms = e.id.parse::<StreamId>().map_or(0, |id| id.0);
+            let entry = decode(e.fields).map(|entry| IngestEntry {
+                accepted_ms,
+                ..entry
+            });
+            Pending {
+                stream: stream.to_string(),
+                shard,
+                epoch,
+                id: e.id,
+                entry,
+            }
         })
         .collect()
 }

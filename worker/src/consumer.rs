@@ -229,7 +229,12 @@ impl Worker {
     ) -> Result<(), BatchError> {
         let (good, poison): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.entry.is_ok());
         for p in poison {
-            let why = p.entry.clone().err().unwrap_or_default();
+            let why = p
+                .entry
+                .as_ref()
+                .err()
+                .map(|u| u.why.clone())
+                .unwrap_or_default();
             self.dead_letter_until_done(&p, &why, shutdown).await;
         }
         if good.is_empty() {

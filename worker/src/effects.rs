@@ -18,6 +18,9 @@ pub struct TopicEvent {
     /// (message.new, message.updated, message.deleted), false for
     /// reactions: only those reach the search index stream.
     pub indexed: bool,
+    /// When the write that caused it was accepted (`IngestEntry::accepted_ms`;
+    /// 0 unknown): published in the event's stamp.
+    pub accepted_ms: u64,
 }
 
 /// A frame for one connection on one gateway.

@@ -73,7 +73,18 @@ pub struct Pending {
     pub shard: u32,
     pub epoch: i64,
     pub id: String,
-    pub entry: Result<IngestEntry, String>,
+    pub entry: Result<IngestEntry, Undecodable>,
+}
+
+/// An entry that is not an [`IngestEntry`] (garbage, or a kind this
+/// worker does not know yet: written by a newer gateway during a rolling
+/// upgrade). Its text is kept for the dead-letter stream, so an operator
+/// can replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    pub why: String,
+    /// The entry's `e` field as read (empty when it had none).
+    pub text: String,
 }
 
 /// Field/value pairs of one stream entry.
@@ -86,13 +97,17 @@ pub struct RawEntry {
     pub fields: Fields,
 }
 
-pub fn decode(fields: Fields) -> Result<IngestEntry, String> {
-    let raw = fields
-        .into_iter()
-        .find(|(k, _)| k == ENTRY_FIELD)
-        .map(|(_, v)| v)
-        .ok_or_else(|| format!("entry has no field {ENTRY_FIELD:?}"))?;
-    serde_json::from_str(&raw).map_err(|e| format!("unreadable entry: {e}"))
+pub fn decode(fields: Fields) -> Result<IngestEntry, Undecodable> {
+    let Some((_, text)) = fields.into_iter().find(|(k, _)| k == ENTRY_FIELD) else {
+        return Err(Undecodable {
+            why: format!("entry has no field {ENTRY_FIELD:?}"),
+            text: String::new(),
+        });
+    };
+    serde_json::from_str(&text).map_err(|e| Undecodable {
+        why: format!("unreadable entry: {e}"),
+        text,
+    })
 }
 
 fn as_string(v: &Value) -> String {
@@ -192,9 +207,10 @@ mod tests {
         ]);
         let (next, entries) = parse_autoclaim(claim);
         assert_eq!((next.as_str(), entries.len()), ("0-0", 1));
-        assert!(
-            decode(entries[0].fields.clone()).is_err(),
-            "{{}} is not an entry"
+        assert_eq!(
+            decode(entries[0].fields.clone()).unwrap_err().text,
+            "{}",
+            "{{}} is not an entry, and is kept as it was"
         );
         assert!(decode(vec![]).is_err());
     }

@@ -196,6 +196,7 @@ fn answer_again(done: event::EarlierEvent, e: &IngestEntry, fx: &mut Effects) {
         indexed: crate::search_events::changes_search(&done.kind),
         frame: done.frame,
         message_id,
+        accepted_ms: e.accepted_ms,
     });
 }
 

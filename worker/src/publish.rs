@@ -126,7 +126,7 @@ async fn publish_event(
         retention,
     };
     let id = format!("{}-{}", ev.seq, ev.sub);
-    let frame = stamped(committed_ms, &ev.frame);
+    let frame = stamped(committed_ms, ev.accepted_ms, &ev.frame);
     let event = ChatEvent {
         id: &id,
         event_seq: ev.event_seq,
@@ -259,11 +259,15 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     Ok(())
 }
 
-/// `frame` as stored on its topic: with the commit stamp once committed.
-fn stamped(committed_ms: u64, frame: &str) -> String {
+/// `frame` as stored on its topic: with the stamp once committed (and
+/// the write's accept time when known).
+fn stamped(committed_ms: u64, accepted_ms: u64, frame: &str) -> String {
     if committed_ms == 0 {
-        frame.to_string()
-    } else {
-        wake::stamp(committed_ms, frame)
+        return frame.to_string();
     }
+    let stamp = wake::Stamp {
+        committed_ms,
+        accepted_ms: (accepted_ms > 0).then_some(accepted_ms),
+    };
+    wake::stamp(stamp, frame)
 }

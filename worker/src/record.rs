@@ -54,6 +54,7 @@ pub async fn record_event<P: Serialize>(
         frame,
         message_id,
         indexed: crate::search_events::changes_search(kind),
+        accepted_ms: e.accepted_ms,
     });
     Ok(event_seq)
 }

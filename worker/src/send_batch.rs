@@ -177,6 +177,7 @@ async fn announce(
             frame: frame.clone(),
             message_id: message.id,
             indexed: true,
+            accepted_ms: e.accepted_ms,
         });
         fx.mentions
             .extend(mentioned.iter().map(|&u| (u, e.chat_id)));

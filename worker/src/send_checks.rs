@@ -168,6 +168,8 @@ fn republish(done: &EarlierSend) -> TopicEvent {
         message_id: done.message_id,
         // A send's frame id only ever produced its message.new.
         indexed: true,
+        // Re-published, a no-op where the stream has it: no rate to count.
+        accepted_ms: 0,
     }
 }
 
@@ -251,6 +253,7 @@ mod tests {
                 urgent: false,
             },
             trace_id: String::new(),
+            accepted_ms: 0,
         }
     }
 

@@ -77,7 +77,7 @@ impl Worker {
         tracing::error!(stream = %p.stream, id = %p.id, trace_id, reason = why, "moving entry to the dead-letter stream");
         let raw = match &p.entry {
             Ok(e) => serde_json::to_string(e).unwrap_or_default(),
-            Err(_) => String::new(),
+            Err(undecodable) => undecodable.text.clone(),
         };
         let parked: Result<(), Error> = self
             .redis

@@ -75,6 +75,7 @@ mod tests {
                 ref_id: "r".into(),
                 command: Command::Read { seq: 1 },
                 trace_id: trace_id.into(),
+                accepted_ms: 0,
             }),
         }
     }
@@ -87,7 +88,10 @@ mod tests {
             shard: 0,
             epoch: 1,
             id: "2-0".into(),
-            entry: Err("unreadable".into()),
+            entry: Err(crate::entries::Undecodable {
+                why: "unreadable".into(),
+                text: "{}".into(),
+            }),
         });
         assert_eq!(TraceIds(&batch).to_string(), "aa,bb");
         assert_eq!(TraceIds(&[]).to_string(), "");

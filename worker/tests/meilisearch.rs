@@ -361,6 +361,7 @@ fn entry(chat_id: i64, user_id: i64, ref_id: &str, command: Command) -> IngestEn
         ref_id: ref_id.into(),
         command,
         trace_id: String::new(),
+        accepted_ms: 0,
     }
 }
 
@@ -466,6 +467,7 @@ async fn only_indexed_events_are_appended() {
         frame: "{}".into(),
         message_id,
         indexed,
+        accepted_ms: 0,
     };
     search_events::append(
         &redis,
@@ -622,6 +624,7 @@ async fn meili_indexer_consumes_the_stream(pool: PgPool) {
         frame: "{}".into(),
         message_id,
         indexed: true,
+        accepted_ms: 0,
     };
     search_events::append(&redis, &keys, &[event(kept), event(gone)])
         .await
@@ -1123,6 +1126,7 @@ async fn fake_meili_indexer_retries_then_applies_the_stream(pool: PgPool) {
         frame: "{}".into(),
         message_id,
         indexed: true,
+        accepted_ms: 0,
     };
     search_events::append(&redis, &keys, &[event(kept), event(gone), event(kept)])
         .await

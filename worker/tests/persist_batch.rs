@@ -58,6 +58,7 @@ fn entry(chat_id: i64, user_id: i64, ref_id: &str, command: Command) -> IngestEn
         ref_id: ref_id.into(),
         command,
         trace_id: String::new(),
+        accepted_ms: 0,
     }
 }
 
