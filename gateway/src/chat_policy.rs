@@ -15,6 +15,24 @@ use fechatter_shared::{
 
 /// Most members one request may name.
 pub const MAX_MEMBERS_PER_REQUEST: usize = 1000;
+/// Longest chat description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// A chat description as stored: trimmed, at most
+/// [`MAX_DESCRIPTION_CHARS`], no NUL (PostgreSQL text cannot hold it).
+pub fn description(requested: &str) -> AppResult<&str> {
+    if requested.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(AppError::validation(format!(
+            "description must be at most {MAX_DESCRIPTION_CHARS} characters"
+        )));
+    }
+    if requested.contains('\0') {
+        return Err(AppError::validation(
+            "description must not contain NUL characters",
+        ));
+    }
+    Ok(requested.trim())
+}
 
 /// Validates the requested members of a new chat and returns the members
 /// other than the creator, sorted and de-duplicated.
@@ -126,6 +144,16 @@ pub fn may_remove_members(
 mod tests {
     use super::*;
     use ChatType::*;
+
+    #[test]
+    fn descriptions() {
+        assert_eq!(description("  shipping v1 ").unwrap(), "shipping v1");
+        assert_eq!(description("").unwrap(), "");
+        assert!(description(&"x".repeat(1000)).is_ok());
+        for bad in ["x".repeat(1001), "a\0b".to_string()] {
+            assert_eq!(description(&bad).unwrap_err().code(), "validation_failed");
+        }
+    }
 
     #[test]
     fn single_chat_needs_exactly_one_other() {

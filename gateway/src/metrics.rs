@@ -46,9 +46,10 @@ pub const CLASSES: [&str; 11] = [
 
 /// Actions of `rate_limited_total{action}`: the per-user buckets
 /// (`crate::writes::take`) and the authentication buckets.
-pub const ACTIONS: [&str; 10] = [
+pub const ACTIONS: [&str; 11] = [
     "send",
     "urgent",
+    "chat_change",
     "read",
     "typing",
     "sync",

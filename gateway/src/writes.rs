@@ -27,6 +27,12 @@ pub const URGENT_LIMIT: Limit = Limit {
     capacity: 3.0,
     per_second: 3.0 / 3600.0,
 };
+/// Chat settings and ownership changes (each one is an event to every
+/// member): a burst of 5, then one every 2 s per user.
+pub const CHAT_CHANGE_LIMIT: Limit = Limit {
+    capacity: 5.0,
+    per_second: 0.5,
+};
 /// Most mentions per message.
 pub const MAX_MENTIONS: usize = 100;
 /// The retry hint of a write refused because its shard lags

@@ -229,16 +229,13 @@ async fn update_and_delete_permissions(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], "renamed");
     assert_eq!(body["description"], "d");
-    let (status, body) = w
-        .app
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&w.ada.token),
-            Some(json!({"name": "  "})),
-        )
-        .await;
-    assert_error(status, &body, 422, "validation_failed");
+    for bad in [json!({"name": "  "}), json!({"name": "a\0b"})] {
+        let (status, body) = w
+            .app
+            .call(Method::PATCH, &path, Some(&w.ada.token), Some(bad))
+            .await;
+        assert_error(status, &body, 422, "validation_failed");
+    }
     let (status, body) = w
         .app
         .call(

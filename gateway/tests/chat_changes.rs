@@ -101,6 +101,19 @@ async fn chat_changes_reach_members_as_numbered_chat_events(pool: PgPool) {
         moved["payload"]["roles"],
         json!([{"userId": bob.id, "role": "owner"}, {"userId": ada.id, "role": "admin"}])
     );
+    // A repeat of the transfer that committed (say after a 503) is done.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("{path}/members/{}", bob.id),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["ownerId"].as_i64()),
+        (StatusCode::OK, Some(bob.id))
+    );
     // Ada is an admin now: she still renames, but transfers no more.
     let (status, body) = app
         .call(
@@ -150,5 +163,63 @@ async fn chat_changes_reach_members_as_numbered_chat_events(pool: PgPool) {
     assert_eq!(
         page["payload"]["events"][1], renamed,
         "the same frame, live or synced"
+    );
+}
+
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn chat_changes_have_a_budget_and_refuse_text_postgres_cannot_store(pool: PgPool) {
+    let p = Pool::start(pool, 1).await;
+    let app = p.gw(0);
+    let ada = app.signup("Ada", "Acme").await;
+    let bob = app.signup("Bob", "Acme").await;
+    let chat = app
+        .create_chat(&ada, "private_channel", Some("launch"), &[bob.id])
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/chat/{chat}");
+    for bad in [json!({"name": "a\0b"}), json!({"description": "a\0b"})] {
+        let (status, body) = app
+            .call(Method::PATCH, &path, Some(&ada.token), Some(bad))
+            .await;
+        assert_error(status, &body, 422, "validation_failed");
+    }
+    // Nor when creating a chat (PostgreSQL would refuse it: a 500 before).
+    for bad in [
+        json!({"type": "private_channel", "name": "a\0b", "members": [bob.id]}),
+        json!({"type": "private_channel", "name": "ok", "description": "a\0b", "members": [bob.id]}),
+    ] {
+        let (status, body) = app.post("/api/chat", &ada, bad).await;
+        assert_error(status, &body, 422, "validation_failed");
+    }
+    // A burst of five changes, then 429 with a retry hint.
+    for i in 0..5 {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(&ada.token),
+                Some(json!({"description": format!("v{i}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&ada.token),
+            Some(json!({"description": "v5"})),
+        )
+        .await;
+    assert_error(status, &body, 429, "rate_limited");
+    assert!(
+        body["error"]["retryAfterMs"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let (_, now) = app.get(&path, &ada).await;
+    assert_eq!(
+        now["description"], "v4",
+        "the refused change did not commit"
     );
 }

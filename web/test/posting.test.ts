@@ -85,11 +85,13 @@ test("the composer follows the flag and my role as the store reloads them", () =
 test("a chat.updated changes the chat and the named roles, and the composer follows", () => {
   const store = new Store({ id: ME, fullname: "Bob", email: "bob@acme.test", workspaceId: 1, role: "member", active: true });
   const seen: (string | null)[] = [];
-  store.setChats([chat({ readOnly: false, ownerId: 3 })]);
+  store.setChats([chat({ readOnly: false, ownerId: 3, lastSeq: 9 })]);
   store.setMembers(7, members("member", 3));
   const off = gatePosting(store, 7, { setBlocked: (n) => void seen.push(n) });
-  store.applyChatUpdate(chat({ readOnly: true, ownerId: 3 }), []);
+  store.applyChatUpdate(chat({ readOnly: true, ownerId: 3, name: "news-ro", lastSeq: 4 }), []);
   assert.equal(seen.at(-1), READ_ONLY_NOTICE, "made read-only live");
+  assert.equal(store.chats.get(7)!.title, "#news-ro", "renamed");
+  assert.equal(store.chats.get(7)!.lastSeq, 9, "an event's older lastSeq is not taken");
   store.applyChatUpdate(chat({ readOnly: true, ownerId: ME }), [
     { userId: ME, role: "owner" },
     { userId: 3, role: "admin" },

@@ -361,6 +361,9 @@ async fn chat_changes_are_checked_at_commit_and_numbered_as_chat_events(pool: Pg
             entry(c1, ada, "a4", transfer(bob)),
             // Ada is an admin now: she renames, but no longer transfers.
             entry(c1, ada, "a5", transfer(ada)),
+            // Text PostgreSQL cannot store is refused without failing the
+            // batch (a failed statement would abort its transaction).
+            entry(c1, ada, "a6", rename("a\0b")),
             entry(c1, ada, "a2", rename("a retry")),
         ],
     )
@@ -369,6 +372,7 @@ async fn chat_changes_are_checked_at_commit_and_numbered_as_chat_events(pool: Pg
     assert_eq!(answer(&fx, "b1")["payload"]["code"], "forbidden");
     assert_eq!(answer(&fx, "a3")["payload"]["code"], "validation_failed");
     assert_eq!(answer(&fx, "a5")["payload"]["code"], "forbidden");
+    assert_eq!(answer(&fx, "a6")["payload"]["code"], "validation_failed");
     let acks: Vec<Value> = fx
         .replies
         .iter()

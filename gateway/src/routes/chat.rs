@@ -130,11 +130,7 @@ async fn create_chat(
     let name = chat_policy::initial_name(req.chat_type, req.name.as_deref())?;
     let read_only = chat_policy::read_only(req.chat_type, req.read_only)?.unwrap_or(false);
     let description = req.description.unwrap_or_default();
-    if description.chars().count() > 1000 {
-        return Err(AppError::validation(
-            "description must be at most 1000 characters",
-        ));
-    }
+    let description = chat_policy::description(&description)?;
     ensure_workspace_users(&state, me.workspace_id, &others).await?;
     if req.chat_type == ChatType::Single {
         if let Some(existing) =
@@ -148,7 +144,7 @@ async fn create_chat(
         owner_id: me.user_id,
         chat_type: req.chat_type,
         name: name.as_deref(),
-        description: description.trim(),
+        description,
         read_only,
         members: &others,
     };
@@ -203,23 +199,19 @@ async fn update_chat(
         Some(n) => Some(bounded("name", n, 80)?.to_string()),
         None => None,
     };
-    if req
-        .description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 1000)
-    {
-        return Err(AppError::validation(
-            "description must be at most 1000 characters",
-        ));
-    }
+    let description = match req.description.as_deref() {
+        Some(d) => Some(chat_policy::description(d)?.to_string()),
+        None => None,
+    };
     let read_only = chat_policy::read_only(found.chat_type, req.read_only)?;
-    if name.is_none() && req.description.is_none() && read_only.is_none() {
+    if name.is_none() && description.is_none() && read_only.is_none() {
         return Ok(Json(found));
     }
-    // 3. Committed by the worker, announced as a chat.updated event.
+    // 3. Within the caller's budget of chat changes, committed by the
+    //    worker and announced as a chat.updated event.
     let command = Command::UpdateChat {
         name,
-        description: req.description,
+        description,
         read_only,
     };
     commit_change(&state, id, me.user_id, command).await
@@ -233,6 +225,7 @@ async fn commit_change(
     user_id: i64,
     command: Command,
 ) -> AppResult<Json<Chat>> {
+    writes::limit(state, user_id, "chat_change", writes::CHAT_CHANGE_LIMIT).await?;
     let ref_id = format!("chat-change:{}", uuid::Uuid::new_v4().simple());
     writes::commit_rest(state, (chat_id, user_id), ref_id, command).await?;
     Ok(Json(chat::get(&state.pool, chat_id).await?))
@@ -304,6 +297,11 @@ async fn transfer_ownership(
     ApiPath((id, new_owner)): ApiPath<(i64, i64)>,
 ) -> AppResult<Json<Chat>> {
     let (found, role) = chat::find_visible(&state.pool, id, me.user_id, me.workspace_id).await?;
+    if found.owner_id == new_owner && role.is_some_and(Role::can_manage) {
+        // Done already (naming oneself, or a repeat of a transfer that
+        // committed, whose caller is an admin now): as asked.
+        return Ok(Json(found));
+    }
     if role != Some(Role::Owner) {
         return Err(AppError::forbidden("only the owner can transfer ownership"));
     }
@@ -311,9 +309,6 @@ async fn transfer_ownership(
         return Err(AppError::validation(
             "single chats have no transferable ownership",
         ));
-    }
-    if new_owner == me.user_id {
-        return Ok(Json(found));
     }
     commit_change(&state, id, me.user_id, Command::TransferChat { new_owner }).await
 }

@@ -208,28 +208,33 @@ pub async fn members(pool: &PgPool, chat_id: i64) -> AppResult<Vec<Member>> {
 /// were not members before.
 pub async fn add_members(pool: &PgPool, chat_id: i64, user_ids: &[i64]) -> AppResult<Vec<i64>> {
     let mut tx = pool.begin().await?;
-    let added = insert_members(&mut tx, chat_id, user_ids).await?;
     touch(&mut tx, chat_id).await?;
+    let added = insert_members(&mut tx, chat_id, user_ids).await?;
     tx.commit().await?;
     Ok(added)
 }
 
-/// Removes users; returns the ids that were members.
+/// Removes users, never the owner (who may have changed since the caller
+/// looked: an ownership transfer commits in the worker); returns the ids
+/// that were removed.
 pub async fn remove_members(pool: &PgPool, chat_id: i64, user_ids: &[i64]) -> AppResult<Vec<i64>> {
     let mut tx = pool.begin().await?;
+    touch(&mut tx, chat_id).await?;
     let removed: Vec<(i64,)> = sqlx::query_as(
-        "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = ANY($2) RETURNING user_id",
+        "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = ANY($2) AND role <> 'owner'
+         RETURNING user_id",
     )
     .bind(chat_id)
     .bind(user_ids)
     .fetch_all(&mut *tx)
     .await?;
-    touch(&mut tx, chat_id).await?;
     tx.commit().await?;
     Ok(removed.into_iter().map(|(id,)| id).collect())
 }
 
-/// Makes `to` the owner and the previous owner an admin, atomically.
+/// Marks the chat changed. Membership writes take the chat row first
+/// (this), then member rows: the order the worker's commits take them in,
+/// so the two do not deadlock.
 async fn touch(tx: &mut Transaction<'_, Postgres>, chat_id: i64) -> AppResult<()> {
     sqlx::query("UPDATE chats SET updated_at = now() WHERE id = $1")
         .bind(chat_id)

@@ -19,12 +19,23 @@ pub struct Settings<'a> {
     pub read_only: Option<bool>,
 }
 
-/// Applies `settings` to `chat_id` and returns the chat after it.
+/// Applies `settings` to `chat_id` and returns the chat after it. Text
+/// PostgreSQL cannot store (NUL) is refused before any statement runs:
+/// a failed statement would abort the worker's whole batch.
 pub async fn update(
     tx: &mut PgConnection,
     chat_id: i64,
     settings: Settings<'_>,
 ) -> AppResult<Chat> {
+    if [settings.name, settings.description]
+        .iter()
+        .flatten()
+        .any(|text| text.contains('\0'))
+    {
+        return Err(AppError::validation(
+            "name and description must not contain NUL characters",
+        ));
+    }
     sqlx::query(
         "UPDATE chats SET name = coalesce($2, name), description = coalesce($3, description),
                 read_only = coalesce($4, read_only), updated_at = now()
@@ -40,8 +51,14 @@ pub async fn update(
 }
 
 /// Makes member `to` the owner of `chat_id` and its owner `from` an admin;
-/// returns the chat after it. `to` must be a member (422 otherwise).
+/// returns the chat after it. `to` must be a member (422 otherwise). The
+/// chat row is locked before the member rows, the order every membership
+/// write takes them in (`chat::add_members`, `chat::remove_members`).
 pub async fn transfer(tx: &mut PgConnection, chat_id: i64, from: i64, to: i64) -> AppResult<Chat> {
+    sqlx::query("SELECT 1 FROM chats WHERE id = $1 FOR UPDATE")
+        .bind(chat_id)
+        .execute(&mut *tx)
+        .await?;
     let promoted =
         sqlx::query("UPDATE chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2")
             .bind(chat_id)

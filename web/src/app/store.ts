@@ -132,10 +132,17 @@ export class Store {
     return entry;
   }
 
-  /** A `chat.updated` event: the chat after the change and the members whose role changed. */
+  /**
+   * A `chat.updated` event: the chat's settings and owner after the change
+   * and the members whose role changed. Only what the event is about is
+   * taken (not its `lastSeq`, `memberCount` or `updatedAt`, which a
+   * replayed older event would set back).
+   */
   applyChatUpdate(chat: Chat, roles: readonly RoleChange[]): void {
-    if (!this.chats.has(chat.id)) return;
-    this.upsertChat(chat);
+    const held = this.chats.get(chat.id);
+    if (!held) return;
+    const { name, description, readOnly, ownerId } = chat;
+    this.upsertChat({ ...held, name, description, readOnly, ownerId });
     const members = this.members.get(chat.id);
     if (members && roles.length) {
       this.members.set(chat.id, withRoles(members, roles));

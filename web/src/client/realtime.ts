@@ -218,8 +218,9 @@ export class Realtime {
         break;
       case "chat.summary":
         // A busy chat's events were skipped (summary mode): forget the
-        // cached messages; the chat reloads its newest page when focused.
-        if (frame.payload.newMessages > 0) {
+        // cached messages; the chat reloads its newest page (and the app
+        // the chat itself: a chat.updated may be among them) when focused.
+        if (frame.payload.newMessages > 0 || frame.payload.events > 0) {
           this.cache.clear(frame.payload.chatId);
           this.skipped.add(frame.payload.chatId);
           this.emit("chat", frame.payload.chatId);
