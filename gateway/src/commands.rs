@@ -51,63 +51,10 @@ impl Session {
     pub async fn dispatch(&mut self, incoming: Incoming, trace_id: &str) -> AppResult<()> {
         let ref_id = incoming.id;
         match incoming.frame {
-            ClientFrame::MessageSend(m) => {
-                self.ensure_member(m.chat_id)?;
-                let (command, urgent) = writes::send_command(writes::Draft {
-                    content: m.content,
-                    reply_to: m.reply_to,
-                    mentions: m.mentions,
-                    priority: m.priority,
-                })?;
-                writes::limit_send(&self.state, self.me.user_id, urgent).await?;
-                self.stop_typing(m.chat_id).await;
-                self.ingest(m.chat_id, (ref_id, trace_id), command).await
-            }
-            ClientFrame::MessageEdit(m) => {
-                let chat_id = self.chat_of_message(m.message_id).await?;
-                let content = writes::valid_content(&m.content)?;
-                self.limit("send", writes::SEND_LIMIT).await?;
-                self.ingest(
-                    chat_id,
-                    (ref_id, trace_id),
-                    Command::Edit {
-                        message_id: m.message_id,
-                        content,
-                    },
-                )
-                .await
-            }
-            ClientFrame::MessageDelete(m) => {
-                let chat_id = self.chat_of_message(m.message_id).await?;
-                self.limit("send", writes::SEND_LIMIT).await?;
-                self.ingest(
-                    chat_id,
-                    (ref_id, trace_id),
-                    Command::Delete {
-                        message_id: m.message_id,
-                    },
-                )
-                .await
-            }
-            ClientFrame::MessageReact(m) => {
-                let chat_id = self.chat_of_message(m.message_id).await?;
-                let emoji = m.emoji.trim();
-                if emoji.is_empty()
-                    || emoji.len() > 64
-                    || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(AppError::validation(
-                        "emoji must be 1-64 bytes without spaces",
-                    ));
-                }
-                self.limit("send", writes::SEND_LIMIT).await?;
-                let command = Command::React {
-                    message_id: m.message_id,
-                    emoji: emoji.to_string(),
-                    action: m.action,
-                };
-                self.ingest(chat_id, (ref_id, trace_id), command).await
-            }
+            frame @ (ClientFrame::MessageSend(_)
+            | ClientFrame::MessageEdit(_)
+            | ClientFrame::MessageDelete(_)
+            | ClientFrame::MessageReact(_)) => self.message_frame(frame, ref_id, trace_id).await,
             ClientFrame::ReadMark(r) => {
                 self.ensure_member(r.chat_id)?;
                 if r.seq < 0 {
@@ -116,25 +63,7 @@ impl Session {
                 self.read_mark(r.chat_id, r.seq, ref_id, trace_id.to_string())
                     .await
             }
-            ClientFrame::TypingStart(t) => {
-                self.ensure_member(t.chat_id)?;
-                let key = format!("typing:{}", t.chat_id);
-                let throttled = matches!(
-                    self.take(&key, TYPING_LIMIT).await?,
-                    Decision::Denied { .. }
-                );
-                let was_typing = self
-                    .typing
-                    .insert(t.chat_id, Instant::now() + TYPING_TTL)
-                    .is_some();
-                // Over the limit the indicator is not re-broadcast (seed
-                // §7.3: silently dropped) but the typing state is kept alive.
-                if !throttled || !was_typing {
-                    self.publish_typing(t.chat_id, true).await?;
-                }
-                self.send(protocol::ack_frame(&ref_id, TypingAck { throttled }));
-                Ok(())
-            }
+            ClientFrame::TypingStart(t) => self.typing_start(t.chat_id, &ref_id).await,
             ClientFrame::TypingStop(t) => {
                 self.ensure_member(t.chat_id)?;
                 self.stop_typing(t.chat_id).await;
@@ -165,6 +94,87 @@ impl Session {
                 Ok(())
             }
         }
+    }
+
+    /// `message.send`, `.edit`, `.delete`, `.react`: checked here against
+    /// the rules of [`writes`] and the sender's budget, then queued for the
+    /// chat's worker, which answers the frame after its commit.
+    async fn message_frame(
+        &mut self,
+        frame: ClientFrame,
+        ref_id: String,
+        trace_id: &str,
+    ) -> AppResult<()> {
+        let (chat_id, command) = match frame {
+            ClientFrame::MessageSend(m) => {
+                self.ensure_member(m.chat_id)?;
+                let (command, urgent) = writes::send_command(writes::Draft {
+                    content: m.content,
+                    reply_to: m.reply_to,
+                    mentions: m.mentions,
+                    priority: m.priority,
+                })?;
+                writes::limit_send(&self.state, self.me.user_id, urgent).await?;
+                self.stop_typing(m.chat_id).await;
+                (m.chat_id, command)
+            }
+            ClientFrame::MessageEdit(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                let content = writes::valid_content(&m.content)?;
+                let message_id = m.message_id;
+                (
+                    chat_id,
+                    Command::Edit {
+                        message_id,
+                        content,
+                    },
+                )
+            }
+            ClientFrame::MessageDelete(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                let message_id = m.message_id;
+                (chat_id, Command::Delete { message_id })
+            }
+            ClientFrame::MessageReact(m) => {
+                let chat_id = self.chat_of_message(m.message_id).await?;
+                let command = Command::React {
+                    message_id: m.message_id,
+                    emoji: writes::valid_emoji(&m.emoji)?.to_string(),
+                    action: m.action,
+                };
+                (chat_id, command)
+            }
+            other => {
+                return Err(AppError::Internal(anyhow::anyhow!(
+                    "{} is not a message frame",
+                    other.kind()
+                )))
+            }
+        };
+        if !matches!(command, Command::Send { .. }) {
+            self.limit("send", writes::SEND_LIMIT).await?;
+        }
+        self.ingest(chat_id, (ref_id, trace_id), command).await
+    }
+
+    /// `typing.start`: broadcast unless over the typing limit (seed §7.3:
+    /// then silently dropped, but the typing state is kept alive).
+    async fn typing_start(&mut self, chat_id: i64, ref_id: &str) -> AppResult<()> {
+        self.ensure_member(chat_id)?;
+        let key = format!("typing:{chat_id}");
+        let throttled = matches!(
+            self.take(&key, TYPING_LIMIT).await?,
+            Decision::Denied { .. }
+        );
+        let was_typing = self
+            .typing
+            .insert(chat_id, Instant::now() + TYPING_TTL)
+            .is_some();
+        if !throttled || !was_typing {
+            self.publish_typing(chat_id, true).await?;
+        }
+        self.send(protocol::ack_frame(ref_id, TypingAck { throttled }));
+        Ok(())
     }
 
     /// Answers `sync.request`: one `sync.response` per chat within one

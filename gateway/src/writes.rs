@@ -70,6 +70,21 @@ pub fn send_command(draft: Draft) -> AppResult<(Command, bool)> {
     Ok((command, urgent))
 }
 
+/// A reaction's emoji, trimmed: 1 to 64 bytes, no whitespace or control
+/// characters.
+pub fn valid_emoji(emoji: &str) -> AppResult<&str> {
+    let emoji = emoji.trim();
+    if emoji.is_empty()
+        || emoji.len() > 64
+        || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(AppError::validation(
+            "emoji must be 1-64 bytes without spaces",
+        ));
+    }
+    Ok(emoji)
+}
+
 /// Message text rules: not blank, at most [`MAX_CONTENT_CHARS`], no NUL.
 pub fn valid_content(content: &str) -> AppResult<String> {
     if content.trim().is_empty() {
@@ -271,6 +286,19 @@ mod tests {
         let refused = error_frame(Some("c"), &AppError::forbidden("not a member"));
         assert_eq!(answer_of(&refused).unwrap_err().code(), "forbidden");
         assert_eq!(answer_of("{}").unwrap_err().code(), "internal");
+    }
+
+    #[test]
+    fn emoji_rules() {
+        assert_eq!(valid_emoji(" 👍 ").unwrap(), "👍");
+        for bad in ["", "  ", "a b", "x\u{7}", &"x".repeat(65)] {
+            assert_eq!(
+                valid_emoji(bad).unwrap_err().code(),
+                "validation_failed",
+                "{bad:?}"
+            );
+        }
+        assert!(valid_emoji(&"x".repeat(64)).is_ok());
     }
 
     #[test]
