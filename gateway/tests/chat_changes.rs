@@ -82,14 +82,12 @@ async fn chat_changes_reach_members_as_numbered_chat_events(pool: PgPool) {
     assert_eq!(payload["roles"], json!([]));
 
     // 3. An ownership transfer names the changed roles.
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &format!("{path}/members/{}", bob.id),
-            Some(&ada.token),
-            None,
-        )
-        .await;
+    let token = ada.token.as_str();
+    let transfer = |to: i64| {
+        let url = format!("{path}/members/{to}");
+        async move { app.call(Method::PATCH, &url, Some(token), None).await }
+    };
+    let (status, body) = transfer(bob.id).await;
     assert_eq!(
         (status, body["ownerId"].as_i64()),
         (StatusCode::OK, Some(bob.id))
@@ -102,27 +100,13 @@ async fn chat_changes_reach_members_as_numbered_chat_events(pool: PgPool) {
         json!([{"userId": bob.id, "role": "owner"}, {"userId": ada.id, "role": "admin"}])
     );
     // A repeat of the transfer that committed (say after a 503) is done.
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &format!("{path}/members/{}", bob.id),
-            Some(&ada.token),
-            None,
-        )
-        .await;
+    let (status, body) = transfer(bob.id).await;
     assert_eq!(
         (status, body["ownerId"].as_i64()),
         (StatusCode::OK, Some(bob.id))
     );
     // Ada is an admin now: she still renames, but transfers no more.
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &format!("{path}/members/{}", cat.id),
-            Some(&ada.token),
-            None,
-        )
-        .await;
+    let (status, body) = transfer(cat.id).await;
     assert_error(status, &body, 403, "forbidden");
 
     // 4. The next message follows in the same numbering (an admin still
