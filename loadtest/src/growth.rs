@@ -49,6 +49,8 @@ pub struct Shape {
     pub filler_chats: i64,
     /// Samples per measurement and stage.
     pub samples: usize,
+    /// Ends with the archival stage (`crate::growth_archive`).
+    pub archive: bool,
 }
 
 /// Users of the probe chat: senders and syncers take turns, so no
@@ -97,19 +99,47 @@ pub async fn run(target: &Target, database_url: &str, shape: Shape) -> Result<Re
         let stage =
             Stage::measure(&api, &users, chats, shape.probe_messages, shape.samples).await?;
         eprintln!(
-            "growth: {rows} messages (filled and settled in {fill_secs:.0} s): send p50 {:.1} / p99 {:.1} ms, \
-             sync from PostgreSQL p50 {:.1} / p99 {:.1} ms, REST page p50 {:.1} / p99 {:.1} ms",
-            stage.send.p50,
-            stage.send.p99,
-            stage.sync.p50,
-            stage.sync.p99,
-            stage.page.p50,
-            stage.page.p99
+            "growth: {rows} messages (filled and settled in {fill_secs:.0} s): {}",
+            stage.line()
         );
         stage.record(&mut report, size, rows, fill_secs);
     }
+    // 4. The archival job over the grown table, measured while it runs
+    //    and after it.
+    if shape.archive {
+        let workspace = workspace_of(&pool, users[0].id).await?;
+        let round = std::sync::atomic::AtomicUsize::new(0);
+        let measure = || async {
+            let stage =
+                Stage::measure(&api, &users, chats, shape.probe_messages, shape.samples).await?;
+            let n = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            eprintln!("growth: during archival, round {n}: {}", stage.line());
+            anyhow::Ok(stage)
+        };
+        let (archival, rounds) = crate::growth_archive::run(&pool, workspace, measure).await?;
+        eprintln!(
+            "growth: archival moved {} messages in {:.0} s",
+            archival.moved, archival.secs
+        );
+        let after =
+            Stage::measure(&api, &users, chats, shape.probe_messages, shape.samples).await?;
+        for (i, round) in rounds.iter().enumerate() {
+            round.record_as(&mut report, &format!("archive_during_{}", i + 1));
+        }
+        eprintln!("growth: after archival: {}", after.line());
+        archival.record(&mut report);
+        after.record_as(&mut report, "archive_after");
+    }
     report.acked = report.sent;
     Ok(report)
+}
+
+async fn workspace_of(pool: &PgPool, user: i64) -> Result<i64> {
+    let (w,): (i64,) = sqlx::query_as("SELECT workspace_id FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_one(pool)
+        .await?;
+    Ok(w)
 }
 
 /// Messages `from..=to` of each of `chats` with their `message.new`
@@ -273,18 +303,45 @@ impl Stage {
     }
 
     fn record(&self, report: &mut Report, size: u64, rows: u64, fill_secs: f64) {
-        let key = |what: &str| format!("rows_{size}_{what}");
-        report.extra.insert(key("actual_rows"), rows as f64);
-        report.extra.insert(key("fill_secs"), fill_secs);
+        let prefix = format!("rows_{size}");
+        report
+            .extra
+            .insert(format!("{prefix}_actual_rows"), rows as f64);
+        report
+            .extra
+            .insert(format!("{prefix}_fill_secs"), fill_secs);
+        self.record_as(report, &prefix);
+    }
+
+    /// The stage's percentiles as `<prefix>_<measure>_p50_ms` and `_p99_ms`.
+    fn record_as(&self, report: &mut Report, prefix: &str) {
         for (name, p) in [
             ("send", &self.send),
             ("sync", &self.sync),
             ("page", &self.page),
         ] {
-            report.extra.insert(key(&format!("{name}_p50_ms")), p.p50);
-            report.extra.insert(key(&format!("{name}_p99_ms")), p.p99);
+            report
+                .extra
+                .insert(format!("{prefix}_{name}_p50_ms"), p.p50);
+            report
+                .extra
+                .insert(format!("{prefix}_{name}_p99_ms"), p.p99);
         }
         report.sent += self.send.count;
+    }
+
+    /// One line for the progress output.
+    fn line(&self) -> String {
+        format!(
+            "send p50 {:.1} / p99 {:.1} ms, sync from PostgreSQL p50 {:.1} / p99 {:.1} ms, \
+             REST page p50 {:.1} / p99 {:.1} ms",
+            self.send.p50,
+            self.send.p99,
+            self.sync.p50,
+            self.sync.p99,
+            self.page.p50,
+            self.page.p99
+        )
     }
 }
 

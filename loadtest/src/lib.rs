@@ -11,6 +11,7 @@ pub mod conn;
 pub mod connections;
 pub mod cost;
 pub mod growth;
+pub mod growth_archive;
 pub mod notify;
 pub mod presence;
 pub mod redis_info;

@@ -213,6 +213,10 @@ enum Scenario {
         /// Samples per measurement and stage.
         #[arg(long, default_value_t = 100)]
         samples: usize,
+        /// End with the archival job over the grown table, measured while
+        /// it runs and after it.
+        #[arg(long)]
+        archive: bool,
     },
     /// Its own pool under traffic while a gateway, the worker, Redis and
     /// PostgreSQL fail in turn: convergence per fault, audit of acked messages.
@@ -472,6 +476,7 @@ async fn main() -> Result<()> {
             probe_messages,
             filler_chats,
             samples,
+            archive,
         } => {
             anyhow::ensure!(
                 !sizes.is_empty()
@@ -490,6 +495,7 @@ async fn main() -> Result<()> {
                 probe_messages,
                 filler_chats,
                 samples,
+                archive,
             };
             loadtest::growth::run(&target, &database, shape).await?
         }
