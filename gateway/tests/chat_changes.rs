@@ -168,7 +168,7 @@ async fn chat_changes_have_a_budget_and_refuse_text_postgres_cannot_store(pool: 
             .await;
         assert_error(status, &body, 422, "validation_failed");
     }
-    // Nor when creating a chat (PostgreSQL would refuse it: a 500 before).
+    // Nor when creating a chat (every REST body is checked for NUL).
     for bad in [
         json!({"type": "private_channel", "name": "a\0b", "members": [bob.id]}),
         json!({"type": "private_channel", "name": "ok", "description": "a\0b", "members": [bob.id]}),

@@ -304,17 +304,11 @@ pub(crate) fn valid_password(password: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Trims `value` and checks it is non-empty, at most `max` characters and
-/// free of NUL (which PostgreSQL text cannot hold).
+/// Trims `value` and checks it is non-empty and at most `max` characters.
 pub(crate) fn bounded<'a>(field: &str, value: &'a str, max: usize) -> AppResult<&'a str> {
     let value = value.trim();
     if value.is_empty() {
         return Err(AppError::validation(format!("{field} must not be empty")));
-    }
-    if value.contains('\0') {
-        return Err(AppError::validation(format!(
-            "{field} must not contain NUL characters"
-        )));
     }
     if value.chars().count() > max {
         return Err(AppError::validation(format!(

@@ -21,7 +21,9 @@ pub struct Settings<'a> {
 
 /// Applies `settings` to `chat_id` and returns the chat after it. Text
 /// PostgreSQL cannot store (NUL) is refused before any statement runs:
-/// a failed statement would abort the worker's whole batch.
+/// gateways refuse it in every REST body, but an entry written any other
+/// way must not fail the statement, which would abort the worker's whole
+/// batch.
 pub async fn update(
     tx: &mut PgConnection,
     chat_id: i64,

@@ -156,11 +156,12 @@ pub async fn earlier(
          LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id
          LEFT JOIN messages_archive a ON a.chat_id = ev.chat_id AND a.id = ev.message_id
          WHERE ev.chat_id = $1 AND ev.client_id = $2 AND ev.user_id = $3
-           AND (m.id IS NOT NULL OR a.id IS NOT NULL OR ev.message_id = 0)",
+           AND (m.id IS NOT NULL OR a.id IS NOT NULL OR ev.message_id = $4)",
     )
     .bind(chat)
     .bind(client_id)
     .bind(user)
+    .bind(NO_MESSAGE)
     .fetch_optional(tx)
     .await?)
 }
