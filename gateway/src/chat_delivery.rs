@@ -131,15 +131,13 @@ pub fn flush_summaries(state: &AppState) {
 fn offer_summary(state: &AppState, summary: &ChatSummary) {
     let chat = summary.chat_id;
     let bytes = Utf8Bytes::from(summary.frame());
-    for c in state.hub.conns_of_chat(chat, 0) {
-        if !c.focused_on(chat) {
-            c.offer(
-                bytes.clone(),
-                Priority::Message,
-                &state.metrics,
-                ChatSummary::TYPE,
-            );
-        }
+    for c in state.hub.unfocused_conns_of_chat(chat) {
+        c.offer(
+            bytes.clone(),
+            Priority::Message,
+            &state.metrics,
+            ChatSummary::TYPE,
+        );
     }
 }
 

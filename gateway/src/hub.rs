@@ -307,6 +307,12 @@ impl Hub {
         self.conns_where(chat, |_, c| c.focused_on(chat))
     }
 
+    /// Connections of the chat's local members that do not show it (the
+    /// ones a `chat.summary` is for), filtered under the lock.
+    pub fn unfocused_conns_of_chat(&self, chat: i64) -> Vec<Conn> {
+        self.conns_where(chat, |_, c| !c.focused_on(chat))
+    }
+
     /// Connections of the chat's local members that `keep` (user, conn).
     fn conns_where(&self, chat: i64, keep: impl Fn(i64, &Conn) -> bool) -> Vec<Conn> {
         let s = self.lock();
@@ -415,6 +421,10 @@ mod tests {
         assert_eq!(hub.local_chats(), HashSet::from([100, 200]));
         assert_eq!(hub.conns_of_chat(200, 0).len(), 3);
         assert_eq!(hub.conns_of_chat(200, 10).len(), 1);
+        hub.conn(2).expect("registered").set_focus(Some(200));
+        let ids = |conns: Vec<Conn>| conns.iter().map(|c| c.id).collect::<HashSet<_>>();
+        assert_eq!(ids(hub.focused_conns_of_chat(200)), HashSet::from([2]));
+        assert_eq!(ids(hub.unfocused_conns_of_chat(200)), HashSet::from([1, 3]));
         hub.unregister(1);
         assert!(hub.is_member(10, 100), "user still has a connection");
         hub.unregister(2);

@@ -284,21 +284,12 @@ impl Worker {
         }
     }
 
+    /// One batch: 1. commit it, 2. announce it, 3. acknowledge its
+    /// entries, 4. hand its messages to the toaster.
     async fn try_batch(&self, batch: &[Pending]) -> Result<(), BatchError> {
         let entries: Vec<IngestEntry> = batch.iter().filter_map(|p| p.entry.clone().ok()).collect();
         let timer = self.metrics.batch_seconds.start_timer();
-        let here = self.connected_for_here(&entries).await?;
-        let fences: Vec<(u32, i64)> = batch
-            .iter()
-            .map(|p| (p.shard, p.epoch))
-            .collect::<BTreeMap<_, _>>()
-            .into_iter()
-            .collect();
-        let effects = match persist::apply_fenced(&self.pool, &entries, &here, &fences).await {
-            Ok(fx) => fx,
-            Err(persist::CommitError::Fenced(shards)) => return Err(BatchError::Fenced(shards)),
-            Err(persist::CommitError::App(e)) => return Err(e.into()),
-        };
+        let effects = self.commit(batch, &entries).await?;
         crate::trace::entries(&entries, "committed");
         if self
             .hooks
@@ -307,38 +298,7 @@ impl Worker {
         {
             return Err(BatchError::InjectedCrash);
         }
-        self.clear_markers(batch)
-            .await
-            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
-        let publishing = std::time::Instant::now();
-        let epochs: HashMap<i64, i64> = batch
-            .iter()
-            .filter_map(|p| Some((p.entry.as_ref().ok()?.chat_id, p.epoch)))
-            .collect();
-        let target = publish::Target {
-            redis: &self.redis,
-            keys: &self.keys,
-            pool: &self.pool,
-            topic_idle_ttl: self.config.topic_idle_ttl,
-            search_index: self.config.search.backend == SearchBackend::Meilisearch,
-        };
-        match publish::publish(&target, &epochs, &effects).await {
-            Ok(()) => {}
-            Err(publish::PublishError::Fenced { chat, newer }) => {
-                tracing::warn!(chat, newer, "a newer holder publishes this chat");
-                let shard = batch
-                    .iter()
-                    .find(|p| p.entry.as_ref().is_ok_and(|e| e.chat_id == chat))
-                    .map(|p| p.shard);
-                return Err(BatchError::Fenced(shard.into_iter().collect()));
-            }
-            Err(publish::PublishError::Redis(e)) => {
-                return Err(BatchError::Transient(AppError::Redis(e)))
-            }
-            Err(e) => return Err(BatchError::Transient(AppError::Internal(e.into()))),
-        }
-        let published = publishing.elapsed().as_secs_f64();
-        self.metrics.topic_publish_seconds.observe(published);
+        self.announce(batch, &effects).await?;
         crate::trace::entries(&entries, "published");
         self.ack(batch)
             .await
@@ -352,5 +312,82 @@ impl Worker {
         }
         self.queue_toasts(effects.messages).await;
         Ok(())
+    }
+
+    /// Step 1: the batch's transaction, under its shards' fences.
+    async fn commit(
+        &self,
+        batch: &[Pending],
+        entries: &[IngestEntry],
+    ) -> Result<persist::Effects, BatchError> {
+        let here = self.connected_for_here(entries).await?;
+        let fences: Vec<(u32, i64)> = batch
+            .iter()
+            .map(|p| (p.shard, p.epoch))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        match persist::apply_fenced(&self.pool, entries, &here, &fences).await {
+            Ok(fx) => Ok(fx),
+            Err(persist::CommitError::Fenced(shards)) => Err(BatchError::Fenced(shards)),
+            Err(persist::CommitError::App(e)) => Err(e.into()),
+        }
+    }
+
+    /// Step 2: the topics (recipients) while the pending markers are
+    /// cleared, then badges and answers once both are done: the markers
+    /// must be gone before any answer goes out ([`Worker::clear_markers`]),
+    /// not before the recipients hear of the events.
+    async fn announce(
+        &self,
+        batch: &[Pending],
+        effects: &persist::Effects,
+    ) -> Result<(), BatchError> {
+        let publishing = std::time::Instant::now();
+        let epochs: HashMap<i64, i64> = batch
+            .iter()
+            .filter_map(|p| Some((p.entry.as_ref().ok()?.chat_id, p.epoch)))
+            .collect();
+        let target = publish::Target {
+            redis: &self.redis,
+            keys: &self.keys,
+            pool: &self.pool,
+            topic_idle_ttl: self.config.topic_idle_ttl,
+            search_index: self.config.search.backend == SearchBackend::Meilisearch,
+        };
+        let cleared = async {
+            self.clear_markers(batch)
+                .await
+                .map_err(|e| BatchError::Transient(AppError::Redis(e)))
+        };
+        let topics = async {
+            publish::topics(&target, &epochs, effects)
+                .await
+                .map_err(|e| publish_failed(batch, e))
+        };
+        futures::try_join!(cleared, topics)?;
+        publish::rest(&target, effects)
+            .await
+            .map_err(|e| publish_failed(batch, e))?;
+        let published = publishing.elapsed().as_secs_f64();
+        self.metrics.topic_publish_seconds.observe(published);
+        Ok(())
+    }
+}
+
+/// A failed announcement as the batch's outcome: a newer holder of a
+/// chat's shard fences that shard; anything else is retried.
+fn publish_failed(batch: &[Pending], e: publish::PublishError) -> BatchError {
+    match e {
+        publish::PublishError::Fenced { chat, newer } => {
+            tracing::warn!(chat, newer, "a newer holder publishes this chat");
+            let shard = batch
+                .iter()
+                .find(|p| p.entry.as_ref().is_ok_and(|e| e.chat_id == chat))
+                .map(|p| p.shard);
+            BatchError::Fenced(shard.into_iter().collect())
+        }
+        publish::PublishError::Redis(e) => BatchError::Transient(AppError::Redis(e)),
+        e => BatchError::Transient(AppError::Internal(e.into())),
     }
 }

@@ -64,10 +64,22 @@ pub enum PublishError {
     Hole { chat: i64, last: i64 },
 }
 
-/// Announces a committed batch. `epochs` maps each chat of the batch to
-/// the fencing epoch of its shard, as held by this worker (chats missing
-/// from it publish with epoch 0: unfenced tools and tests).
+/// Announces a committed batch: [`topics`], then [`rest`]. `epochs` maps
+/// each chat of the batch to the fencing epoch of its shard, as held by
+/// this worker (chats missing from it publish with epoch 0: unfenced tools
+/// and tests).
 pub async fn publish(
+    t: &Target<'_>,
+    epochs: &HashMap<i64, i64>,
+    fx: &Effects,
+) -> Result<(), PublishError> {
+    topics(t, epochs, fx).await?;
+    rest(t, fx).await
+}
+
+/// Appends the batch's chat events to their topics (which wakes the
+/// recipients' gateways).
+pub async fn topics(
     t: &Target<'_>,
     epochs: &HashMap<i64, i64>,
     fx: &Effects,
@@ -95,7 +107,6 @@ pub async fn publish(
         }
     }))
     .await?;
-    announce_rest(t, fx).await?;
     Ok(())
 }
 
@@ -198,7 +209,26 @@ impl ChatTopic<'_> {
 
 /// Everything after the topics: mention counts, badges, the search index
 /// stream, ephemeral chat frames and the senders' answers.
-async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
+///
+/// These only follow the topics (an answer comes after the events before
+/// it, docs/protocol.md "Outbound priority"); among themselves they are
+/// independent lanes, so they go out together, commands pipelined on the
+/// shared connection: the answers no longer wait for the badges' round
+/// trips (three on a batch with mentions and a sender's badge).
+pub async fn rest(t: &Target<'_>, fx: &Effects) -> Result<(), PublishError> {
+    futures::try_join!(
+        counts(t, fx),
+        search_stream(t, fx),
+        chat_frames(t, fx),
+        answers(t, fx)
+    )?;
+    Ok(())
+}
+
+/// Mention counters, then the read marks' and own sends' recomputed
+/// counts (absolute: they land after the increments of the same batch),
+/// each told to every device of the user through the user's event stream.
+async fn counts(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     let (redis, keys) = (t.redis, t.keys);
     futures::future::try_join_all(fx.mentions.iter().map(|&(user, chat)| async move {
         redis
@@ -206,43 +236,53 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
             .await
     }))
     .await?;
-
-    // Read marks and own sends: store the recomputed counts, tell every
-    // device of the user through the user's event stream.
     futures::future::try_join_all(fx.badges.iter().map(|b| async move {
-        let key = keys.unread(b.user_id);
-        let _: () = redis
-            .hset(
-                &key,
-                vec![
-                    (b.chat_id.to_string(), b.unread),
-                    (format!("{}:m", b.chat_id), b.mentions),
-                ],
-            )
-            .await?;
+        let stored = redis.hset::<(), _, _>(
+            keys.unread(b.user_id),
+            vec![
+                (b.chat_id.to_string(), b.unread),
+                (format!("{}:m", b.chat_id), b.mentions),
+            ],
+        );
         let frame = protocol::NotificationBadge {
             chat_id: b.chat_id,
             unread_count: b.unread,
             mention_count: b.mentions,
         }
         .frame();
-        fechatter_shared::user_stream::publish(redis, keys, b.user_id, &frame).await
+        // The hash and the stream share the user's slot: both commands
+        // leave on one connection, in this order, in one round trip.
+        let told = fechatter_shared::user_stream::publish(redis, keys, b.user_id, &frame);
+        futures::try_join!(stored, told).map(|_| ())
     }))
     .await?;
+    Ok(())
+}
 
+/// Message changes for the search index (Meilisearch backend only).
+async fn search_stream(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     if t.search_index {
-        crate::search_events::append(redis, keys, &fx.topic).await?;
+        crate::search_events::append(t.redis, t.keys, &fx.topic).await?;
     }
+    Ok(())
+}
 
+/// Ephemeral chat frames (read receipts), in order.
+async fn chat_frames(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     for (chat_id, exclude, frame) in &fx.chat_frames {
-        let _: () = redis
+        let _: () = t
+            .redis
             .spublish(
-                keys.chat_channel(*chat_id),
+                t.keys.chat_channel(*chat_id),
                 wake::ephemeral(*exclude, frame),
             )
             .await?;
     }
-    // The answers: one message per gateway, in entry order.
+    Ok(())
+}
+
+/// The answers: one message per gateway, in entry order.
+async fn answers(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     let mut by_gateway: Vec<(&str, Vec<(u64, String)>)> = Vec::new();
     for r in &fx.replies {
         let answer = (r.conn, r.frame.clone());
@@ -253,7 +293,8 @@ async fn announce_rest(t: &Target<'_>, fx: &Effects) -> Result<(), Error> {
     }
     futures::future::try_join_all(by_gateway.into_iter().map(|(gateway, answers)| {
         let notice = GatewayNotice::Frames(answers);
-        redis.spublish::<(), _, _>(keys.gateway_channel(gateway), notice.encode())
+        t.redis
+            .spublish::<(), _, _>(t.keys.gateway_channel(gateway), notice.encode())
     }))
     .await?;
     Ok(())

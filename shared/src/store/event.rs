@@ -103,6 +103,13 @@ pub struct EarlierSend {
 /// from `messages`, or, once the message moved to the archive, from the
 /// event (a `message.new` event's seq is its message's), so a retry stays
 /// a duplicate for as long as the event is kept.
+///
+/// The `chat_id = ANY($1)` filters repeat what the join implies so the
+/// planner prunes the hash partitions of `chat_events` and `messages` to
+/// the batch's chats: joined to `unnest` alone, every call planned all 32
+/// partitions (about 1.6 ms of planning per batch against 0.3 ms pruned,
+/// measured with pg_stat_statements; the statement gets a custom plan each
+/// time, so this was paid on every batch, inside the commit).
 pub async fn earlier_sends(
     tx: &mut PgConnection,
     chats: &[i64],
@@ -115,7 +122,9 @@ pub async fn earlier_sends(
          FROM chat_events ev
          JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
            ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-         LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id",
+         LEFT JOIN messages m
+           ON m.chat_id = ev.chat_id AND m.id = ev.message_id AND m.chat_id = ANY($1)
+         WHERE ev.chat_id = ANY($1)",
     )
     .bind(chats)
     .bind(client_ids)
