@@ -445,3 +445,73 @@ async fn chat_changes_are_checked_at_commit_and_numbered_as_chat_events(pool: Pg
         "the retry changed nothing"
     );
 }
+
+/// Retries are recognized whether the batch names few chats (the
+/// statement that lets the planner prune partitions) or many (the one
+/// that does not): `store::event::earlier_sends` picks by the count.
+#[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
+async fn retries_are_found_in_batches_of_few_and_many_chats(pool: PgPool) {
+    let (ada, _bob, _eve, c1, c2) = seed(&pool).await;
+    let mut chats = vec![c1, c2];
+    for _ in 0..4 {
+        let c: (i64,) = sqlx::query_as(
+            "INSERT INTO chats (workspace_id, type, name, owner_id)
+             SELECT workspace_id, 'private_channel', 'more', id FROM users WHERE id = $1
+             RETURNING id",
+        )
+        .bind(ada)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO chat_members (chat_id, user_id) VALUES ($1, $2)")
+            .bind(c.0)
+            .bind(ada)
+            .execute(&pool)
+            .await
+            .unwrap();
+        chats.push(c.0);
+    }
+    let sends = |refs: &[(usize, &str)]| -> Vec<IngestEntry> {
+        refs.iter()
+            .map(|&(i, r)| entry(chats[i], ada, r, send(r, vec![])))
+            .collect()
+    };
+    let all: Vec<(usize, &str)> = (0..6)
+        .map(|i| (i, ["a", "b", "c", "d", "e", "f"][i]))
+        .collect();
+    let first = apply_batch(&pool, &sends(&all)).await.unwrap();
+    let again = apply_batch(&pool, &sends(&all)).await.unwrap();
+    let few = apply_batch(&pool, &sends(&[(0, "a"), (1, "b"), (2, "g")]))
+        .await
+        .unwrap();
+    for r in ["a", "b", "c", "d", "e", "f"] {
+        let (one, two) = (
+            answer(&first, r)["payload"].clone(),
+            answer(&again, r)["payload"].clone(),
+        );
+        assert_eq!(two["duplicate"], true, "{r}: many chats, a retry");
+        assert!(one["messageId"].is_i64(), "{r}: {one}");
+        assert_eq!(
+            one["messageId"], two["messageId"],
+            "{r}: the original answer"
+        );
+    }
+    assert_eq!(
+        answer(&few, "a")["payload"]["duplicate"],
+        true,
+        "few chats, a retry"
+    );
+    assert_eq!(
+        answer(&few, "b")["messageId"],
+        answer(&first, "b")["messageId"]
+    );
+    assert!(
+        answer(&few, "g")["payload"]["duplicate"].is_null(),
+        "a new send"
+    );
+    let messages: (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(messages.0, 7, "six sends and one new, nothing twice");
+}
