@@ -143,7 +143,7 @@ impl WorkerMetrics {
                 Histogram::with_opts(
                     HistogramOpts::new(
                         "topic_publish_seconds",
-                        "publish step of a committed batch: topic streams, badges, receipts, acks",
+                        "publish step of a committed batch: pending markers with topic streams, then badges and receipts, then acks",
                     )
                     .buckets(vec![
                         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,

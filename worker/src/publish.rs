@@ -1,7 +1,8 @@
 //! Announces a committed batch: topic streams first (recipients), then
-//! unread badges and receipts, then (with the Meilisearch backend) the
-//! search index stream ([`crate::search_events`]), then the senders' acks
-//! (one message per gateway per batch: [`GatewayNotice::Frames`]).
+//! unread counters and badges, receipts and (with the Meilisearch backend)
+//! the search index stream ([`crate::search_events`]) together, then the
+//! senders' acks once the counters are written (one message per gateway
+//! per batch: [`GatewayNotice::Frames`]).
 //!
 //! Every step is safe to repeat: if Redis fails half-way the batch is not
 //! acknowledged, is processed again, finds its events already in
@@ -211,17 +212,17 @@ impl ChatTopic<'_> {
 /// stream, ephemeral chat frames and the senders' answers.
 ///
 /// These only follow the topics (an answer comes after the events before
-/// it, docs/protocol.md "Outbound priority"); among themselves they are
-/// independent lanes, so they go out together, commands pipelined on the
-/// shared connection: the answers no longer wait for the badges' round
-/// trips (three on a batch with mentions and a sender's badge).
+/// it, docs/protocol.md "Outbound priority"). The counters, the receipts
+/// and the search stream are independent and go out together, pipelined
+/// on the shared connection; the answers wait for the counters, so that
+/// whatever a client reads after its ack (`session.ready` totals, a
+/// sync's read state) already counts the batch, also in Redis Cluster,
+/// where the gateway channel lives on another node than the user's hash.
+/// If any part fails, no answer has gone out; the batch is announced again
+/// from the start (every part is safe to repeat).
 pub async fn rest(t: &Target<'_>, fx: &Effects) -> Result<(), PublishError> {
-    futures::try_join!(
-        counts(t, fx),
-        search_stream(t, fx),
-        chat_frames(t, fx),
-        answers(t, fx)
-    )?;
+    futures::try_join!(counts(t, fx), search_stream(t, fx), chat_frames(t, fx))?;
+    answers(t, fx).await?;
     Ok(())
 }
 

@@ -183,13 +183,31 @@ pub struct RecipientRow {
 /// The active members of `every` chat, and of `some` chats those whose
 /// effective level is `all` or who watch keywords (the only ones a plain
 /// channel message can alert), with their effective settings.
+///
+/// The `some` members are found from the rows that can make a member
+/// alertable (a chat setting `all`; preferences with level `all` or
+/// keywords; partial indexes of migration 17), not by reading every
+/// member: a big channel's message usually alerts nobody. The final
+/// filter applies the precedence (a chat setting overrides the global
+/// level; keywords alert whatever the level).
 pub async fn recipients(
     tx: &mut PgConnection,
     every: &[i64],
     some: &[i64],
 ) -> AppResult<Vec<RecipientRow>> {
     Ok(sqlx::query_as(
-        "SELECT m.chat_id, m.user_id,
+        "WITH candidates AS (
+             SELECT m.chat_id, m.user_id FROM chat_members m WHERE m.chat_id = ANY($1)
+             UNION
+             SELECT s.chat_id, s.user_id FROM chat_notification_settings s
+             WHERE s.chat_id = ANY($2) AND s.level = 'all'
+             UNION
+             SELECT m.chat_id, m.user_id
+             FROM notification_preferences p
+             JOIN chat_members m ON m.user_id = p.user_id AND m.chat_id = ANY($2)
+             WHERE p.level = 'all' OR cardinality(p.keywords) > 0
+         )
+         SELECT m.chat_id, m.user_id,
                 coalesce(s.level, p.level, 'mentions_only') AS level,
                 coalesce(s.muted_until > now(), false) AS muted,
                 coalesce(u.presence_manual = 'dnd', false) AS dnd_manual,
@@ -197,13 +215,13 @@ pub async fn recipients(
                      ELSE (now() AT TIME ZONE p.dnd_timezone)::time END AS local_time,
                 p.dnd_start, p.dnd_end,
                 coalesce(p.keywords, '{}') AS keywords
-         FROM chat_members m
+         FROM candidates c
+         JOIN chat_members m ON m.chat_id = c.chat_id AND m.user_id = c.user_id
          JOIN users u ON u.id = m.user_id AND u.deactivated_at IS NULL
          LEFT JOIN notification_preferences p ON p.user_id = m.user_id
          LEFT JOIN chat_notification_settings s ON s.chat_id = m.chat_id AND s.user_id = m.user_id
          WHERE m.chat_id = ANY($1)
-            OR (m.chat_id = ANY($2)
-                AND (coalesce(s.level, p.level) = 'all' OR cardinality(p.keywords) > 0))",
+            OR coalesce(s.level, p.level) = 'all' OR cardinality(p.keywords) > 0",
     )
     .bind(every)
     .bind(some)
