@@ -137,25 +137,31 @@ pub async fn earlier_sends(
 /// small batches name their chats, big ones do not.
 const PRUNED_MAX_CHATS: usize = 4;
 
+/// The part of [`earlier_sends`]'s two statements they share.
+macro_rules! earlier_sends_sql {
+    ($tail:literal) => {
+        concat!(
+            "SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq,
+                    ev.message_id, ev.frame, coalesce(m.seq, ev.seq) AS message_seq
+             FROM chat_events ev
+             JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
+               ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
+             ",
+            $tail
+        )
+    };
+}
+
 /// [`earlier_sends`] for big batches.
-const EARLIER_SENDS: &str = "
-    SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
-           ev.frame, coalesce(m.seq, ev.seq) AS message_seq
-    FROM chat_events ev
-    JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
-      ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-    LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id";
+const EARLIER_SENDS: &str =
+    earlier_sends_sql!("LEFT JOIN messages m ON m.chat_id = ev.chat_id AND m.id = ev.message_id");
 
 /// [`earlier_sends`] for small batches: $4 lists their distinct chats.
-const EARLIER_SENDS_PRUNED: &str = "
-    SELECT ev.chat_id, ev.user_id, ev.client_id, ev.seq, ev.sub, ev.event_seq, ev.message_id,
-           ev.frame, coalesce(m.seq, ev.seq) AS message_seq
-    FROM chat_events ev
-    JOIN unnest($1::bigint[], $2::text[], $3::bigint[]) AS k(chat_id, client_id, user_id)
-      ON ev.chat_id = k.chat_id AND ev.client_id = k.client_id AND ev.user_id = k.user_id
-    LEFT JOIN messages m
-      ON m.chat_id = ev.chat_id AND m.id = ev.message_id AND m.chat_id = ANY($4)
-    WHERE ev.chat_id = ANY($4)";
+const EARLIER_SENDS_PRUNED: &str = earlier_sends_sql!(
+    "LEFT JOIN messages m
+       ON m.chat_id = ev.chat_id AND m.id = ev.message_id AND m.chat_id = ANY($4)
+     WHERE ev.chat_id = ANY($4)"
+);
 
 /// An event already committed under a client frame id (a retry's
 /// original), with the seq of the message it is about.
