@@ -227,7 +227,7 @@ async fn grow(
     senders: &[i64],
     size: u64,
 ) -> Result<(i64, u64)> {
-    let have = table_rows(pool).await?;
+    let have = exact_rows(pool, "messages").await?;
     if have >= size {
         return Ok((filled, have));
     }
@@ -273,9 +273,10 @@ async fn settle(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Rows in `messages` now (exact: the fill and the report need it).
-async fn table_rows(pool: &PgPool) -> Result<u64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+/// Rows in `table` now (exact: the fill, the report and the archival
+/// check need it). `table` is one of this crate's literals.
+pub(crate) async fn exact_rows(pool: &PgPool, table: &'static str) -> Result<u64> {
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
         .fetch_one(pool)
         .await?;
     Ok(n as u64)

@@ -45,7 +45,7 @@ where
     // 1. The policy, and the job's clock: now + DAYS, so the cutoff is now.
     fechatter_shared::store::archive::set_policy(pool, workspace, Some(DAYS)).await?;
     let clock = chrono::Utc::now() + chrono::Duration::days(DAYS.into());
-    let before = archived_rows(pool).await?;
+    let before = crate::growth::exact_rows(pool, "messages_archive").await?;
     // 2. The job (bounded by the hour a real run gets), in its own task.
     let started = Instant::now();
     let job = tokio::spawn({
@@ -67,7 +67,7 @@ where
     }
     let (moved, secs) = job.await.context("the archival task")??;
     // 4. The tables agree with what the job said.
-    let after = archived_rows(pool).await?;
+    let after = crate::growth::exact_rows(pool, "messages_archive").await?;
     ensure!(
         after - before == moved,
         "the job reported {moved} moved, the archive grew by {}",
@@ -75,13 +75,6 @@ where
     );
     fechatter_shared::store::archive::set_policy(pool, workspace, None).await?;
     Ok((Archival { moved, secs }, rounds))
-}
-
-async fn archived_rows(pool: &PgPool) -> Result<u64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages_archive")
-        .fetch_one(pool)
-        .await?;
-    Ok(n as u64)
 }
 
 impl Archival {
