@@ -8,29 +8,32 @@
 use fechatter_shared::{
     ingest::IngestEntry,
     protocol::{ReadAck, ReadReceipt},
-    store, AppResult,
+    store, AppError, AppResult,
 };
 use sqlx::PgConnection;
 
 use crate::effects::{ack, Badge, Effects};
 
-/// Steps of a `read.mark`: 1. move the watermark; 2. recompute the badge
-/// from PostgreSQL; 3. the receipt to the chat's other members; 4. the ack.
+/// Steps of a `read.mark`: 1. move the watermark and 2. recompute the
+/// badge from PostgreSQL (one statement); 3. the receipt to the chat's other members; 4. the ack.
 pub async fn read_mark(
     tx: &mut PgConnection,
     e: &IngestEntry,
     seq: i64,
     fx: &mut Effects,
 ) -> AppResult<()> {
-    let watermark = store::chat::mark_read_to(tx, e.chat_id, e.user_id, seq).await?;
-    for b in store::badge::of_members(tx, &[e.chat_id], &[e.user_id]).await? {
-        fx.badges.push(Badge {
-            user_id: b.user_id,
-            chat_id: b.chat_id,
-            unread: b.unread,
-            mentions: b.mentions,
-        });
-    }
+    let moved = store::badge::read_up_to(tx, &[e.chat_id], &[e.user_id], &[seq])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found("chat not found"))?;
+    let b = moved.counts;
+    fx.badges.push(Badge {
+        user_id: b.user_id,
+        chat_id: b.chat_id,
+        unread: b.unread,
+        mentions: b.mentions,
+    });
+    let watermark = moved.after;
     let receipt = ReadReceipt {
         chat_id: e.chat_id,
         user_id: e.user_id,

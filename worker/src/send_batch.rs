@@ -218,9 +218,9 @@ async fn announce(
     Ok(acks)
 }
 
-/// Steps 7 and 8: each sender's watermark in each chat moves to their
-/// newest message of the run (one row per sender and chat), and their
-/// other devices get the chat's badge (0 unread, unless later messages of
+/// Steps 7 and 8, in one statement: each sender's watermark in each chat
+/// moves to their newest message of the run (one row per sender and
+/// chat), and their other devices get the chat's badge (0 unread, unless later messages of
 /// others are in this batch too). A sender who had read everything before
 /// their first message of the batch and still has nothing unread gets no
 /// badge: their devices already show 0 for the chat.
@@ -243,18 +243,13 @@ async fn mark_read(
         .map(|(&pair, &(_, newest))| (pair, newest))
         .unzip();
     let (chats, users): (Vec<i64>, Vec<i64>) = pairs.into_iter().unzip();
-    let before = store::chat::mark_read_up_to(tx, &chats, &users, &marks).await?;
-    let caught_up: HashSet<(i64, i64)> = before
-        .into_iter()
-        .filter(|&(chat, user, watermark)| {
-            runs.get(&(chat, user))
-                .is_some_and(|&(first, _)| watermark + 1 == first)
-        })
-        .map(|(chat, user, _)| (chat, user))
-        .collect();
-    for b in store::badge::of_members(tx, &chats, &users).await? {
-        let unchanged = b.unread == 0 && b.mentions == 0;
-        if unchanged && caught_up.contains(&(b.chat_id, b.user_id)) {
+    for r in store::badge::read_up_to(tx, &chats, &users, &marks).await? {
+        let b = r.counts;
+        // Caught up: nothing unread before their first message of the run.
+        let caught_up = runs
+            .get(&(b.chat_id, b.user_id))
+            .is_some_and(|&(first, _)| r.before + 1 == first);
+        if caught_up && b.unread == 0 && b.mentions == 0 {
             continue;
         }
         fx.badges.push(Badge {

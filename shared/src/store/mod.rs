@@ -47,6 +47,10 @@ pub async fn partitions<'e>(db: impl PgExecutor<'e>, parent: &str) -> AppResult<
     Ok(rows.into_iter().map(|(name,)| name).collect())
 }
 
+/// How long a pooled connection may sit idle and still be handed out
+/// without a ping ([`connect`]).
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// The PostgreSQL pool of a process of `role`: its pool size (see
 /// [`Config::db_pool_size`] and the connection budget in
 /// docs/architecture.md), failing an acquire after
@@ -59,10 +63,27 @@ pub async fn partitions<'e>(db: impl PgExecutor<'e>, parent: &str) -> AppResult<
 /// (`max_prepared_statements`, PgBouncer 1.21 or later). Nothing here may
 /// rely on session state; session-level work connects with
 /// [`connect_direct`].
+///
+/// A connection is pinged before it is handed out only when it sat idle
+/// for [`PING_IF_IDLE_FOR`] or longer (sqlx pings on every acquire by
+/// default: one more round trip in front of every statement, measured at
+/// about a tenth of a send batch's commit). A connection that broke while
+/// in steady use (PostgreSQL restarted) fails its next statement instead,
+/// which every caller already treats as `unavailable` (a worker batch is
+/// retried), and sqlx drops it.
 pub async fn connect(config: &Config, role: DbRole) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(config.db_pool_size(role))
         .acquire_timeout(config.db_acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&config.database_url)
         .await
         .with_context(|| {
