@@ -10,7 +10,7 @@
 use anyhow::Context;
 use fechatter_shared::{shutdown, telemetry, Config};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     telemetry::init(&config.log_format);

@@ -1,5 +1,5 @@
 //! `message.send` in bulk: a run of consecutive sends in a batch is
-//! committed with a fixed number of statements (about seven) however many
+//! committed with a fixed number of statements (about five) however many
 //! messages and chats it holds, instead of six statements per message.
 //!
 //! Per-chat order is preserved: within a run, each chat's messages get
@@ -52,10 +52,13 @@ pub async fn apply_sends(
     }
     // 3b. `@name`, `@channel` and `@here` in the text mention members too.
     resolve_mentions(tx, &mut fresh, here).await?;
-    // 4. Reserve each chat's message seqs and event numbers.
-    let (seqs, event_seqs) = number(tx, &fresh).await?;
-    // 5. All messages in one INSERT.
-    let mut inserted = insert(tx, &fresh, &seqs).await?;
+    // 4-5. Reserve each chat's message seqs and event numbers and insert
+    // all messages, in one statement.
+    let Inserted {
+        seqs,
+        event_seqs,
+        mut inserted,
+    } = insert(tx, &fresh).await?;
     // 6. Frames, events and acks, in entry order.
     let acks = announce(tx, &fresh, (&seqs, &event_seqs), &mut inserted, fx).await?;
     // 7. Senders have read their own messages; 8. their other devices get
@@ -77,53 +80,21 @@ pub async fn apply_sends(
     Ok(())
 }
 
-/// Step 4: each new message's (seq, eventSeq), consecutive per chat in
-/// entry order, reserved in one statement (every new message is one
-/// event).
-async fn number(
-    tx: &mut PgConnection,
-    fresh: &[(&Send<'_>, Vec<i64>)],
-) -> AppResult<(Vec<i64>, Vec<i64>)> {
-    let mut per_chat: Vec<(i64, i64)> = Vec::new();
-    for (s, _) in fresh {
-        match per_chat.iter_mut().find(|(c, _)| *c == s.entry.chat_id) {
-            Some((_, n)) => *n += 1,
-            None => per_chat.push((s.entry.chat_id, 1)),
-        }
-    }
-    let (ids, counts): (Vec<i64>, Vec<i64>) = per_chat.iter().copied().unzip();
-    let reserved: HashMap<i64, (i64, i64)> = store::chat::reserve_numbers(tx, &ids, &counts)
-        .await?
-        .into_iter()
-        .map(|(chat, seq, event)| (chat, (seq, event)))
-        .collect();
-    // The first (seq, eventSeq) of each chat's run.
-    let mut next: HashMap<i64, (i64, i64)> = per_chat
-        .iter()
-        .map(|(chat, n)| {
-            let (seq, event) = reserved.get(chat).copied().unwrap_or((*n, *n));
-            (*chat, (seq - n + 1, event - n + 1))
-        })
-        .collect();
-    Ok(fresh
-        .iter()
-        .map(|(s, _)| {
-            let (seq, event) = next.get_mut(&s.entry.chat_id).expect("reserved above");
-            *seq += 1;
-            *event += 1;
-            (*seq - 1, *event - 1)
-        })
-        .unzip())
+/// What steps 4-5 made: each new message's seq and eventSeq (in `fresh`
+/// order), and the rows by (chat, seq).
+struct Inserted {
+    seqs: Vec<i64>,
+    event_seqs: Vec<i64>,
+    inserted: HashMap<(i64, i64), Message>,
 }
 
-/// Step 5: inserts the new messages; returns them by (chat, seq).
-async fn insert(
-    tx: &mut PgConnection,
-    fresh: &[(&Send<'_>, Vec<i64>)],
-    seqs: &[i64],
-) -> AppResult<HashMap<(i64, i64), Message>> {
+/// Steps 4-5: each new message's (seq, eventSeq), consecutive per chat in
+/// entry order (every new message is one event), reserved while all
+/// messages are inserted in one statement.
+async fn insert(tx: &mut PgConnection, fresh: &[(&Send<'_>, Vec<i64>)]) -> AppResult<Inserted> {
     let entries = || fresh.iter().map(|(s, _)| s.entry);
     let chat_ids: Vec<i64> = entries().map(|e| e.chat_id).collect();
+    let ranks = ranks_in_chat(&chat_ids);
     let senders: Vec<i64> = entries().map(|e| e.user_id).collect();
     let client_ids: Vec<String> = entries().map(|e| e.ref_id.clone()).collect();
     let contents: Vec<String> = fresh.iter().map(|(s, _)| s.content.to_string()).collect();
@@ -132,7 +103,7 @@ async fn insert(
     let urgent: Vec<bool> = fresh.iter().map(|(s, _)| s.urgent).collect();
     let new = store::message::NewMessages {
         chat_ids: &chat_ids,
-        seqs,
+        ranks: &ranks,
         senders: &senders,
         contents: &contents,
         client_ids: &client_ids,
@@ -140,11 +111,42 @@ async fn insert(
         mentions: &mentions,
         urgent: &urgent,
     };
-    Ok(store::message::insert_all(tx, &new)
-        .await?
+    let rows = store::message::insert_numbered(tx, &new).await?;
+    let before: HashMap<i64, (i64, i64)> = rows
+        .iter()
+        .map(|r| (r.message.chat_id, (r.seq_before, r.event_before)))
+        .collect();
+    let mut seqs = Vec::with_capacity(fresh.len());
+    let mut event_seqs = Vec::with_capacity(fresh.len());
+    for (chat, rank) in chat_ids.iter().zip(&ranks) {
+        let (seq, event) = before.get(chat).copied().ok_or_else(|| {
+            AppError::Internal(anyhow::anyhow!("chat {chat}: no numbers reserved"))
+        })?;
+        seqs.push(seq + rank);
+        event_seqs.push(event + rank);
+    }
+    let inserted = rows
         .into_iter()
-        .map(|m| ((m.chat_id, m.seq), m))
-        .collect())
+        .map(|r| ((r.message.chat_id, r.message.seq), r.message))
+        .collect();
+    Ok(Inserted {
+        seqs,
+        event_seqs,
+        inserted,
+    })
+}
+
+/// Each element's place among the elements of its chat so far (1, 2, ...).
+fn ranks_in_chat(chat_ids: &[i64]) -> Vec<i64> {
+    let mut seen: HashMap<i64, i64> = HashMap::new();
+    chat_ids
+        .iter()
+        .map(|c| {
+            let n = seen.entry(*c).or_insert(0);
+            *n += 1;
+            *n
+        })
+        .collect()
 }
 
 /// Step 6: each new message's frame, topic event, mentions, urgent audit
@@ -260,4 +262,15 @@ async fn mark_read(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranks_in_chat;
+
+    #[test]
+    fn ranks_count_within_each_chat_in_order() {
+        assert_eq!(ranks_in_chat(&[7, 7, 3, 7, 3]), vec![1, 2, 1, 3, 2]);
+        assert!(ranks_in_chat(&[]).is_empty());
+    }
 }

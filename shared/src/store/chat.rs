@@ -326,23 +326,3 @@ pub struct Membership {
     /// False for a plain member of a read-only channel.
     pub may_post: bool,
 }
-
-/// Reserves `counts[i]` message seqs and event numbers in chat `ids[i]`
-/// under its row lock (gap-free numbering); returns each chat's new
-/// `(last_seq, last_event)`.
-pub async fn reserve_numbers(
-    tx: &mut PgConnection,
-    ids: &[i64],
-    counts: &[i64],
-) -> AppResult<Vec<(i64, i64, i64)>> {
-    Ok(sqlx::query_as(
-        "UPDATE chats c SET last_seq = c.last_seq + v.n, last_event = c.last_event + v.n,
-                event_sub = 0, updated_at = now()
-         FROM unnest($1::bigint[], $2::bigint[]) AS v(id, n)
-         WHERE c.id = v.id RETURNING c.id, c.last_seq, c.last_event",
-    )
-    .bind(ids)
-    .bind(counts)
-    .fetch_all(tx)
-    .await?)
-}

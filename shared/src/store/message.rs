@@ -123,10 +123,13 @@ pub async fn chats_of(tx: &mut PgConnection, ids: &[i64]) -> AppResult<Vec<(i64,
 }
 
 /// New messages as columns (one element per message, in one order): the
-/// shape of one multi-row insert.
+/// shape of one multi-row insert. A message's seq is not given but
+/// reserved by [`insert_numbered`]: `ranks[i]` is message i's place among
+/// the new messages of its chat (1, 2, ...; in the order they must be
+/// numbered).
 pub struct NewMessages<'a> {
     pub chat_ids: &'a [i64],
-    pub seqs: &'a [i64],
+    pub ranks: &'a [i64],
     pub senders: &'a [i64],
     pub contents: &'a [String],
     pub client_ids: &'a [String],
@@ -136,8 +139,27 @@ pub struct NewMessages<'a> {
     pub urgent: &'a [bool],
 }
 
-/// Inserts `new` with one statement; returns the rows (any order).
-pub async fn insert_all(tx: &mut PgConnection, new: &NewMessages<'_>) -> AppResult<Vec<Message>> {
+/// A message inserted by [`insert_numbered`], with its chat's numbers
+/// before the statement: the chat's new messages have seqs
+/// `seq_before + 1 ..` and event numbers `event_before + 1 ..` in rank
+/// order.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Numbered {
+    #[sqlx(flatten)]
+    pub message: Message,
+    pub seq_before: i64,
+    pub event_before: i64,
+}
+
+/// Reserves each chat's next message seqs and event numbers (one per new
+/// message, under the chat row's lock: gap-free numbering) and inserts the
+/// messages with their seqs, in one statement; returns the rows (any
+/// order). Message ids are drawn in input order. A chat that does not
+/// exist gets no row (the caller checked membership first).
+pub async fn insert_numbered(
+    tx: &mut PgConnection,
+    new: &NewMessages<'_>,
+) -> AppResult<Vec<Numbered>> {
     // PostgreSQL has no arrays of arrays of varying length: each mention
     // list travels as its array literal text.
     let mentions: Vec<String> = new
@@ -154,14 +176,29 @@ pub async fn insert_all(tx: &mut PgConnection, new: &NewMessages<'_>) -> AppResu
         .map(|&u| if u { "urgent" } else { "normal" })
         .collect();
     Ok(sqlx::query_as(&format!(
-        "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
-         SELECT chat_id, seq, sender_id, content, client_id, reply_to, mentions::bigint[], priority
-         FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::text[])
-           AS v(chat_id, seq, sender_id, content, client_id, reply_to, mentions, priority)
-         RETURNING {COLUMNS}"
+        "WITH v AS (
+           SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[],
+                                $6::bigint[], $7::text[], $8::text[]) WITH ORDINALITY
+             AS v(chat_id, rank, sender_id, content, client_id, reply_to, mentions, priority, ord)
+         ), r AS (
+           UPDATE chats c SET last_seq = c.last_seq + n.n, last_event = c.last_event + n.n,
+                  event_sub = 0, updated_at = now()
+           FROM (SELECT chat_id, count(*) AS n FROM v GROUP BY chat_id) n
+           WHERE c.id = n.chat_id
+           RETURNING c.id, c.last_seq - n.n AS seq_before, c.last_event - n.n AS event_before
+         ), ins AS (
+           INSERT INTO messages (chat_id, seq, sender_id, content, client_id, reply_to, mentions,
+                                 priority)
+           SELECT v.chat_id, r.seq_before + v.rank, v.sender_id, v.content, v.client_id,
+                  v.reply_to, v.mentions::bigint[], v.priority
+           FROM v JOIN r ON r.id = v.chat_id
+           ORDER BY v.ord
+           RETURNING {COLUMNS}
+         )
+         SELECT ins.*, r.seq_before, r.event_before FROM ins JOIN r ON r.id = ins.chat_id"
     ))
     .bind(new.chat_ids)
-    .bind(new.seqs)
+    .bind(new.ranks)
     .bind(new.senders)
     .bind(new.contents)
     .bind(new.client_ids)
