@@ -21,27 +21,20 @@
 //!   claims them ([`Worker::sweep`]), so they are not stranded until the
 //!   next takeover.
 //!
-//! Each batch runs in two halves ([`crate::batch_steps`]): the front
-//! (commit, topic append), after which recipients can see it, and the tail
-//! (counters, answers, ack). In the steady state the consumer runs one
-//! batch's tail while it reads and commits the next, so a message that
-//! arrives during a tail no longer waits for it. At most one tail runs at a
-//! time; it is finished before a takeover, a sweep, or shutdown.
-//!
 //! Reading and claiming entries is [`crate::claims`]; acknowledging and
 //! dead-lettering them, [`crate::settle`].
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
-use fechatter_shared::AppError;
+use fechatter_shared::{config::SearchBackend, ingest::IngestEntry, AppError};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{
-    batch_steps::{Front, Tail},
-    Worker,
-};
+use crate::{persist, publish, Worker};
 
 pub use crate::entries::Pending;
 
@@ -96,8 +89,6 @@ impl Worker {
         let mut claimed: BTreeMap<u32, i64> = BTreeMap::new();
         // Shard -> epoch found stale: not processed until a new epoch.
         let mut fenced: BTreeMap<u32, i64> = BTreeMap::new();
-        // The batch whose tail runs while the next one is read and committed.
-        let mut tail: Option<Tail> = None;
         let sweep_every = self.config.lease_ttl / 3;
         let mut swept = tokio::time::Instant::now();
         let mut reader = crate::shard_reader::ShardReader::for_url(&self.config.redis_url);
@@ -108,7 +99,6 @@ impl Worker {
             self.metrics.shards_owned.set(shards.len() as i64);
             claimed.retain(|s, e| shards.get(s) == Some(e));
             if shards.is_empty() {
-                self.drain(&mut tail, &shutdown, &mut fenced).await?;
                 tokio::select! {
                     _ = owned.changed() => {}
                     _ = shutdown.cancelled() => {}
@@ -116,10 +106,34 @@ impl Worker {
                 }
                 continue;
             }
-            if shards.keys().any(|s| !claimed.contains_key(s)) {
-                self.drain(&mut tail, &shutdown, &mut fenced).await?;
-                self.take_over_new(&shards, &mut claimed, &shutdown, &mut fenced)
-                    .await?;
+            let new: Vec<(u32, i64)> = shards
+                .iter()
+                .filter(|(s, _)| !claimed.contains_key(s))
+                .map(|(&s, &e)| (s, e))
+                .collect();
+            for (shard, epoch) in new {
+                match self.take_over(shard, epoch).await {
+                    Ok(pending) => {
+                        if !pending.is_empty() {
+                            tracing::info!(
+                                shard,
+                                entries = pending.len(),
+                                "reclaimed pending entries"
+                            );
+                        }
+                        for chunk in pending.chunks(self.config.batch_size) {
+                            let span = crate::trace::batch_span(chunk);
+                            self.process_fenced(chunk.to_vec(), &shutdown, &mut fenced)
+                                .instrument(span)
+                                .await?;
+                        }
+                        claimed.insert(shard, epoch);
+                    }
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "taking over shard failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
             }
             claimed.retain(|s, _| !fenced.contains_key(s));
             if claimed.is_empty() {
@@ -127,137 +141,33 @@ impl Worker {
             }
             if swept.elapsed() >= sweep_every {
                 swept = tokio::time::Instant::now();
-                self.drain(&mut tail, &shutdown, &mut fenced).await?;
                 self.sweep_all(&claimed, sweep_every, &shutdown, &mut fenced)
                     .await?;
             }
-            let step = Step {
-                reader: &mut reader,
-                claimed: &claimed,
-                shutdown: &shutdown,
+            let batch = tokio::select! {
+                r = self.read(&mut reader, &claimed) => r,
+                _ = shutdown.cancelled() => break,
             };
-            let (front, lost) = self.step(step, &mut tail, &mut fenced).await?;
-            tail = front;
-            if lost {
-                // Redis lost the streams (restart without persistence):
-                // take the shards over again, which re-creates groups.
-                claimed.clear();
-            }
-        }
-        self.drain(&mut tail, &shutdown, &mut fenced).await
-    }
-
-    /// Takes over the shards of `shards` not yet claimed: claims their
-    /// pending entries and processes them.
-    async fn take_over_new(
-        &self,
-        shards: &BTreeMap<u32, i64>,
-        claimed: &mut BTreeMap<u32, i64>,
-        shutdown: &CancellationToken,
-        fenced: &mut BTreeMap<u32, i64>,
-    ) -> Result<(), BatchError> {
-        let new: Vec<(u32, i64)> = shards
-            .iter()
-            .filter(|(s, _)| !claimed.contains_key(s))
-            .map(|(&s, &e)| (s, e))
-            .collect();
-        for (shard, epoch) in new {
-            match self.take_over(shard, epoch).await {
-                Ok(pending) => {
-                    if !pending.is_empty() {
-                        tracing::info!(shard, entries = pending.len(), "reclaimed pending entries");
-                    }
-                    for chunk in pending.chunks(self.config.batch_size) {
-                        let span = crate::trace::batch_span(chunk);
-                        self.process_fenced(chunk.to_vec(), shutdown, fenced)
-                            .instrument(span)
-                            .await?;
-                    }
-                    claimed.insert(shard, epoch);
+            match batch {
+                Ok(batch) if !batch.is_empty() => {
+                    let span = crate::trace::batch_span(&batch);
+                    self.process_fenced(batch, &shutdown, &mut fenced)
+                        .instrument(span)
+                        .await?
                 }
+                Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(shard, error = %e, "taking over shard failed; retrying");
+                    tracing::warn!(error = %e, "reading ingest streams failed");
+                    if e.details().contains("NOGROUP") {
+                        // Redis lost the stream (restart without persistence):
+                        // take the shards over again, which re-creates groups.
+                        claimed.clear();
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
         Ok(())
-    }
-
-    /// One step of the steady state: the previous batch's tail runs while
-    /// the next batch is read and its front (commit, topics) runs
-    /// ([`crate::batch_steps`]). Returns that batch's tail, and whether
-    /// Redis lost the streams.
-    async fn step(
-        &self,
-        step: Step<'_>,
-        tail: &mut Option<Tail>,
-        fenced: &mut BTreeMap<u32, i64>,
-    ) -> Result<(Option<Tail>, bool), BatchError> {
-        let Step {
-            reader,
-            claimed,
-            shutdown,
-        } = step;
-        let previous = tail.take();
-        let previous_epochs = previous.as_ref().map(|t| epochs_of(&t.batch));
-        let finishing = async {
-            match previous {
-                Some(t) => self.finish_or_redo(t, shutdown).await,
-                None => Ok(()),
-            }
-        };
-        let next = async {
-            let read = tokio::select! {
-                r = self.read(reader, claimed) => r,
-                _ = shutdown.cancelled() => return Next::Idle,
-            };
-            match read {
-                Ok(batch) if batch.is_empty() => Next::Idle,
-                Ok(batch) => {
-                    let epochs = epochs_of(&batch);
-                    let span = crate::trace::batch_span(&batch);
-                    let front = self.process_front(batch, shutdown).instrument(span).await;
-                    Next::Read(front, epochs)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading ingest streams failed");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    Next::Failed(e.details().contains("NOGROUP"))
-                }
-            }
-        };
-        let (finished, next) = tokio::join!(finishing, next);
-        if let Some(epochs) = previous_epochs {
-            self.note_fenced(finished, &epochs, fenced)?;
-        }
-        let (front, epochs) = match next {
-            Next::Idle => return Ok((None, false)),
-            Next::Failed(lost) => return Ok((None, lost)),
-            Next::Read(front, epochs) => (front, epochs),
-        };
-        let front = match front {
-            Ok(Front::Split(entries)) => self.process_each(entries, shutdown).await.map(|()| None),
-            Ok(Front::Tail(tail)) => Ok(Some(*tail)),
-            Ok(Front::Done) => Ok(None),
-            Err(e) => Err(e),
-        };
-        Ok((self.note_fenced(front, &epochs, fenced)?.flatten(), false))
-    }
-
-    /// Runs the pending tail, if any, to completion.
-    async fn drain(
-        &self,
-        tail: &mut Option<Tail>,
-        shutdown: &CancellationToken,
-        fenced: &mut BTreeMap<u32, i64>,
-    ) -> Result<(), BatchError> {
-        let Some(t) = tail.take() else {
-            return Ok(());
-        };
-        let epochs = epochs_of(&t.batch);
-        let finished = self.finish_or_redo(t, shutdown).await;
-        self.note_fenced(finished, &epochs, fenced).map(|_| ())
     }
 
     /// [`Self::process`], noting the shards found held by a newer epoch.
@@ -267,21 +177,8 @@ impl Worker {
         shutdown: &CancellationToken,
         fenced: &mut BTreeMap<u32, i64>,
     ) -> Result<(), BatchError> {
-        let epochs = epochs_of(&batch);
-        let outcome = self.process(batch, shutdown).await;
-        self.note_fenced(outcome, &epochs, fenced).map(|_| ())
-    }
-
-    /// A batch's outcome with [`BatchError::Fenced`] turned into a note in
-    /// `fenced` (its shards are not processed until a new lease): `None`.
-    fn note_fenced<T>(
-        &self,
-        outcome: Result<T, BatchError>,
-        epochs: &BTreeMap<u32, i64>,
-        fenced: &mut BTreeMap<u32, i64>,
-    ) -> Result<Option<T>, BatchError> {
-        match outcome {
-            Ok(v) => Ok(Some(v)),
+        let epochs: BTreeMap<u32, i64> = batch.iter().map(|p| (p.shard, p.epoch)).collect();
+        match self.process(batch, shutdown).await {
             Err(BatchError::Fenced(shards)) => {
                 self.metrics.fenced_batches.inc();
                 tracing::warn!(?shards, "lost shards to a newer holder; not acking, not processing them until a new lease");
@@ -290,9 +187,9 @@ impl Worker {
                         fenced.insert(shard, epoch);
                     }
                 }
-                Ok(None)
+                Ok(())
             }
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -322,26 +219,175 @@ impl Worker {
         }
         Ok(())
     }
+
+    /// Processes a batch to completion: retried while services are down,
+    /// split up when an entry in it fails permanently.
+    pub(crate) async fn process(
+        &self,
+        batch: Vec<Pending>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), BatchError> {
+        let (good, poison): (Vec<_>, Vec<_>) = batch.into_iter().partition(|p| p.entry.is_ok());
+        for p in poison {
+            let why = p
+                .entry
+                .as_ref()
+                .err()
+                .map(|u| u.why.clone())
+                .unwrap_or_default();
+            self.dead_letter_until_done(&p, &why, shutdown).await;
+        }
+        if good.is_empty() {
+            return Ok(());
+        }
+        let mut backoff = Duration::from_millis(100);
+        let mut permanent_failures = 0;
+        loop {
+            match self.try_batch(&good).await {
+                Ok(()) => return Ok(()),
+                Err(BatchError::InjectedCrash) => return Err(BatchError::InjectedCrash),
+                Err(BatchError::Fenced(shards)) => return Err(BatchError::Fenced(shards)),
+                Err(BatchError::Transient(e)) => {
+                    self.metrics
+                        .batch_failures
+                        .with_label_values(&["transient"])
+                        .inc();
+                    tracing::warn!(error = %e, entries = good.len(), retry_in = ?backoff, "batch not committed; retrying");
+                }
+                Err(BatchError::Permanent(e)) => {
+                    self.metrics
+                        .batch_failures
+                        .with_label_values(&["permanent"])
+                        .inc();
+                    permanent_failures += 1;
+                    tracing::error!(error = ?e, entries = good.len(), "batch failed");
+                    if good.len() > 1 {
+                        // Isolate the culprit: each entry on its own.
+                        for p in good {
+                            Box::pin(self.process(vec![p], shutdown)).await?;
+                        }
+                        return Ok(());
+                    }
+                    if permanent_failures >= 3 {
+                        self.dead_letter_until_done(&good[0], &e.to_string(), shutdown)
+                            .await;
+                        return Ok(());
+                    }
+                }
+            }
+            if shutdown.is_cancelled() {
+                // Leave the entries pending; the next owner of the shard claims them.
+                return Ok(());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// One batch: 1. commit it, 2. announce it, 3. acknowledge its
+    /// entries, 4. hand its messages to the toaster.
+    async fn try_batch(&self, batch: &[Pending]) -> Result<(), BatchError> {
+        let entries: Vec<IngestEntry> = batch.iter().filter_map(|p| p.entry.clone().ok()).collect();
+        let timer = self.metrics.batch_seconds.start_timer();
+        let effects = self.commit(batch, &entries).await?;
+        crate::trace::entries(&entries, "committed");
+        if self
+            .hooks
+            .crash_after_commit
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(BatchError::InjectedCrash);
+        }
+        self.announce(batch, &effects).await?;
+        crate::trace::entries(&entries, "published");
+        self.ack(batch)
+            .await
+            .map_err(|e| BatchError::Transient(AppError::Redis(e)))?;
+        timer.observe_duration();
+        for (kind, outcome) in &effects.outcomes {
+            self.metrics
+                .entries
+                .with_label_values(&[kind, outcome])
+                .inc();
+        }
+        self.queue_toasts(effects.messages).await;
+        Ok(())
+    }
+
+    /// Step 1: the batch's transaction, under its shards' fences.
+    async fn commit(
+        &self,
+        batch: &[Pending],
+        entries: &[IngestEntry],
+    ) -> Result<persist::Effects, BatchError> {
+        let here = self.connected_for_here(entries).await?;
+        let fences: Vec<(u32, i64)> = batch
+            .iter()
+            .map(|p| (p.shard, p.epoch))
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        match persist::apply_fenced(&self.pool, entries, &here, &fences).await {
+            Ok(fx) => Ok(fx),
+            Err(persist::CommitError::Fenced(shards)) => Err(BatchError::Fenced(shards)),
+            Err(persist::CommitError::App(e)) => Err(e.into()),
+        }
+    }
+
+    /// Step 2: the topics (recipients) while the pending markers are
+    /// cleared, then badges and answers once both are done: the markers
+    /// must be gone before any answer goes out ([`Worker::clear_markers`]),
+    /// not before the recipients hear of the events.
+    async fn announce(
+        &self,
+        batch: &[Pending],
+        effects: &persist::Effects,
+    ) -> Result<(), BatchError> {
+        let publishing = std::time::Instant::now();
+        let epochs: HashMap<i64, i64> = batch
+            .iter()
+            .filter_map(|p| Some((p.entry.as_ref().ok()?.chat_id, p.epoch)))
+            .collect();
+        let target = publish::Target {
+            redis: &self.redis,
+            keys: &self.keys,
+            pool: &self.pool,
+            topic_idle_ttl: self.config.topic_idle_ttl,
+            search_index: self.config.search.backend == SearchBackend::Meilisearch,
+        };
+        let cleared = async {
+            self.clear_markers(batch)
+                .await
+                .map_err(|e| BatchError::Transient(AppError::Redis(e)))
+        };
+        let topics = async {
+            publish::topics(&target, &epochs, effects)
+                .await
+                .map_err(|e| publish_failed(batch, e))
+        };
+        futures::try_join!(cleared, topics)?;
+        publish::rest(&target, effects)
+            .await
+            .map_err(|e| publish_failed(batch, e))?;
+        let published = publishing.elapsed().as_secs_f64();
+        self.metrics.topic_publish_seconds.observe(published);
+        Ok(())
+    }
 }
 
-/// What [`Worker::step`] reads and stops on.
-struct Step<'a> {
-    reader: &'a mut crate::shard_reader::ShardReader,
-    claimed: &'a BTreeMap<u32, i64>,
-    shutdown: &'a CancellationToken,
-}
-
-/// What the read half of a step came to.
-enum Next {
-    /// Nothing to read (or shutting down).
-    Idle,
-    /// Reading failed; `true` when Redis lost the streams (NOGROUP).
-    Failed(bool),
-    /// A batch was read; its front's outcome, and its shards' epochs.
-    Read(Result<Front, BatchError>, BTreeMap<u32, i64>),
-}
-
-/// Shard -> epoch of a batch's entries.
-fn epochs_of(batch: &[Pending]) -> BTreeMap<u32, i64> {
-    batch.iter().map(|p| (p.shard, p.epoch)).collect()
+/// A failed announcement as the batch's outcome: a newer holder of a
+/// chat's shard fences that shard; anything else is retried.
+fn publish_failed(batch: &[Pending], e: publish::PublishError) -> BatchError {
+    match e {
+        publish::PublishError::Fenced { chat, newer } => {
+            tracing::warn!(chat, newer, "a newer holder publishes this chat");
+            let shard = batch
+                .iter()
+                .find(|p| p.entry.as_ref().is_ok_and(|e| e.chat_id == chat))
+                .map(|p| p.shard);
+            BatchError::Fenced(shard.into_iter().collect())
+        }
+        publish::PublishError::Redis(e) => BatchError::Transient(AppError::Redis(e)),
+        e => BatchError::Transient(AppError::Internal(e.into())),
+    }
 }

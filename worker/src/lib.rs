@@ -11,7 +11,6 @@
 //! dead worker's shards move to a live one.
 
 pub mod archival;
-pub mod batch_steps;
 pub mod chat_change;
 pub mod claims;
 pub mod consumer;

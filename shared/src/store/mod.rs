@@ -67,10 +67,12 @@ pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// A connection is pinged before it is handed out only when it sat idle
 /// for [`PING_IF_IDLE_FOR`] or longer (sqlx pings on every acquire by
 /// default: one more round trip in front of every statement, measured at
-/// about a tenth of a send batch's commit). A connection that broke while
-/// in steady use (PostgreSQL restarted) fails its next statement instead,
-/// which every caller already treats as `unavailable` (a worker batch is
-/// retried), and sqlx drops it.
+/// about a tenth of a send batch's commit). sqlx still pings each
+/// connection when it returns to the pool, off the caller's path, and
+/// drops it if that fails. A connection that breaks between that check
+/// and its next use fails its next statement instead, which every caller
+/// already treats as `unavailable` (a worker batch is retried), and sqlx
+/// drops it.
 pub async fn connect(config: &Config, role: DbRole) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(config.db_pool_size(role))
