@@ -70,8 +70,9 @@ impl Worker {
         }
     }
 
-    /// Parks an entry in the dead-letter stream, answers its sender and
-    /// acknowledges it. False when Redis refused.
+    /// Parks an entry in the dead-letter stream, clears its pending marker,
+    /// answers its sender and acknowledges it, in that order. False when
+    /// Redis refused.
     pub(crate) async fn dead_letter(&self, p: &Pending, why: &str) -> bool {
         let trace_id = p.entry.as_ref().map_or("", |e| e.trace_id.as_str());
         tracing::error!(stream = %p.stream, id = %p.id, trace_id, reason = why, "moving entry to the dead-letter stream");
@@ -98,6 +99,11 @@ impl Worker {
             tracing::error!(error = %e, "dead-lettering failed; retrying");
             return false;
         }
+        // The marker goes before the answer (see `clear_markers`).
+        let one = std::slice::from_ref(p);
+        if self.clear_markers(one).await.is_err() {
+            return false;
+        }
         if let Ok(entry) = &p.entry {
             let frame = protocol::error_frame(
                 Some(&entry.ref_id),
@@ -112,8 +118,7 @@ impl Worker {
                 .spublish(self.keys.gateway_channel(&entry.gateway), notice.encode())
                 .await;
         }
-        let one = std::slice::from_ref(p);
-        let acked = self.clear_markers(one).await.is_ok() && self.ack(one).await.is_ok();
+        let acked = self.ack(one).await.is_ok();
         if acked {
             self.metrics.dead_letters.inc();
         }
