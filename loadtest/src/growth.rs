@@ -227,7 +227,7 @@ async fn grow(
     senders: &[i64],
     size: u64,
 ) -> Result<(i64, u64)> {
-    let have = exact_rows(pool, "messages").await?;
+    let have = crate::growth_archive::exact_rows(pool, "messages").await?;
     if have >= size {
         return Ok((filled, have));
     }
@@ -271,15 +271,6 @@ async fn settle(pool: &PgPool) -> Result<()> {
         .await
         .context("CHECKPOINT (the growth scenario needs a superuser connection)")?;
     Ok(())
-}
-
-/// Rows in `table` now (exact: the fill, the report and the archival
-/// check need it). `table` is one of this crate's literals.
-pub(crate) async fn exact_rows(pool: &PgPool, table: &'static str) -> Result<u64> {
-    let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
-        .fetch_one(pool)
-        .await?;
-    Ok(n as u64)
 }
 
 /// What one stage measured.
