@@ -9,6 +9,9 @@
 use fechatter_shared::store::notification::recipients;
 use sqlx::PgPool;
 
+mod common;
+use common::user;
+
 /// The statement `recipients` used before migration 17.
 const REFERENCE: &str = "
     SELECT m.chat_id, m.user_id, coalesce(s.level, p.level, 'mentions_only') AS level
@@ -20,19 +23,6 @@ const REFERENCE: &str = "
        OR (m.chat_id = ANY($2)
            AND (coalesce(s.level, p.level) = 'all' OR cardinality(p.keywords) > 0))
     ORDER BY 1, 2";
-
-async fn user(pool: &PgPool, ws: i64, name: &str) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO users (workspace_id, fullname, email, password_hash)
-         VALUES ($1, $2, $3, 'x') RETURNING id",
-    )
-    .bind(ws)
-    .bind(name)
-    .bind(format!("{name}@w.test"))
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
 
 async fn chat(pool: &PgPool, ws: i64, kind: &str, owner: i64, members: &[i64]) -> i64 {
     let id: i64 = sqlx::query_scalar(&format!(

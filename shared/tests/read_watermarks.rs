@@ -7,18 +7,8 @@
 use fechatter_shared::store::badge::{read_up_to, Counts, ReadUpTo};
 use sqlx::PgPool;
 
-async fn user(pool: &PgPool, ws: i64, name: &str) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO users (workspace_id, fullname, email, password_hash)
-         VALUES ($1, $2, $3, 'x') RETURNING id",
-    )
-    .bind(ws)
-    .bind(name)
-    .bind(format!("{name}@w.test"))
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
+mod common;
+use common::user;
 
 /// A group chat of `members` whose messages 1..=mentions.len() are sent by
 /// `members[0]`, message i mentioning `mentions[i - 1]`.

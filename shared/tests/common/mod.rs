@@ -1,0 +1,17 @@
+//! Fixtures shared by the store tests of this crate.
+
+use sqlx::PgPool;
+
+/// A user of workspace `ws` named `name` (e-mail `<name>@w.test`).
+pub async fn user(pool: &PgPool, ws: i64, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO users (workspace_id, fullname, email, password_hash)
+         VALUES ($1, $2, $3, 'x') RETURNING id",
+    )
+    .bind(ws)
+    .bind(name)
+    .bind(format!("{name}@w.test"))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
