@@ -10,7 +10,7 @@ use fechatter_shared::store::notification::recipients;
 use sqlx::PgPool;
 
 mod common;
-use common::user;
+use common::{add_members, user};
 
 /// The statement `recipients` used before migration 17.
 const REFERENCE: &str = "
@@ -34,12 +34,7 @@ async fn chat(pool: &PgPool, ws: i64, kind: &str, owner: i64, members: &[i64]) -
     .fetch_one(pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])")
-        .bind(id)
-        .bind(members)
-        .execute(pool)
-        .await
-        .unwrap();
+    add_members(pool, id, members).await;
     id
 }
 

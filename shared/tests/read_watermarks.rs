@@ -8,7 +8,7 @@ use fechatter_shared::store::badge::{read_up_to, Counts, ReadUpTo};
 use sqlx::PgPool;
 
 mod common;
-use common::user;
+use common::{add_members, user};
 
 /// A group chat of `members` whose messages 1..=mentions.len() are sent by
 /// `members[0]`, message i mentioning `mentions[i - 1]`.
@@ -23,12 +23,7 @@ async fn chat(pool: &PgPool, ws: i64, members: &[i64], mentions: &[&[i64]]) -> i
     .fetch_one(pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])")
-        .bind(id)
-        .bind(members)
-        .execute(pool)
-        .await
-        .unwrap();
+    add_members(pool, id, members).await;
     for (i, m) in mentions.iter().enumerate() {
         sqlx::query(
             "INSERT INTO messages (chat_id, seq, sender_id, content, client_id, mentions)

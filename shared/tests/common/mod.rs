@@ -15,3 +15,13 @@ pub async fn user(pool: &PgPool, ws: i64, name: &str) -> i64 {
     .await
     .unwrap()
 }
+
+/// Adds `members` to chat `chat` with the default role.
+pub async fn add_members(pool: &PgPool, chat: i64, members: &[i64]) {
+    sqlx::query("INSERT INTO chat_members (chat_id, user_id) SELECT $1, unnest($2::bigint[])")
+        .bind(chat)
+        .bind(members)
+        .execute(pool)
+        .await
+        .unwrap();
+}
