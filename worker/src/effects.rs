@@ -31,14 +31,9 @@ pub struct Reply {
     pub frame: String,
 }
 
-/// Unread state of one user in one chat, recomputed at a read mark.
-#[derive(Debug, Clone)]
-pub struct Badge {
-    pub user_id: i64,
-    pub chat_id: i64,
-    pub unread: i64,
-    pub mentions: i64,
-}
+/// Unread state of one user in one chat, recomputed from PostgreSQL at a
+/// read mark or a send (the store's counts, announced as they are).
+pub use fechatter_shared::store::badge::Counts as Badge;
 
 /// A message committed in the batch, for the notification evaluator.
 #[derive(Debug, Clone)]

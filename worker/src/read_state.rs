@@ -12,10 +12,11 @@ use fechatter_shared::{
 };
 use sqlx::PgConnection;
 
-use crate::effects::{ack, Badge, Effects};
+use crate::effects::{ack, Effects};
 
 /// Steps of a `read.mark`: 1. move the watermark and 2. recompute the
-/// badge from PostgreSQL (one statement); 3. the receipt to the chat's other members; 4. the ack.
+/// badge from PostgreSQL (one statement); 3. the receipt to the chat's
+/// other members; 4. the ack.
 pub async fn read_mark(
     tx: &mut PgConnection,
     e: &IngestEntry,
@@ -26,13 +27,7 @@ pub async fn read_mark(
         .await?
         .pop()
         .ok_or_else(|| AppError::not_found("chat not found"))?;
-    let b = moved.counts;
-    fx.badges.push(Badge {
-        user_id: b.user_id,
-        chat_id: b.chat_id,
-        unread: b.unread,
-        mentions: b.mentions,
-    });
+    fx.badges.push(moved.counts);
     let watermark = moved.after;
     let receipt = ReadReceipt {
         chat_id: e.chat_id,

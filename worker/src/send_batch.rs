@@ -25,7 +25,7 @@ use fechatter_shared::{
 use sqlx::PgConnection;
 
 use crate::{
-    effects::{ack, Badge, Effects, NewMessage, TopicEvent},
+    effects::{ack, Effects, NewMessage, TopicEvent},
     send_checks::{decide, earlier, resolve_mentions, sends_of, validity, Decided, Send},
 };
 
@@ -222,8 +222,8 @@ async fn announce(
 
 /// Steps 7 and 8, in one statement: each sender's watermark in each chat
 /// moves to their newest message of the run (one row per sender and
-/// chat), and their other devices get the chat's badge (0 unread, unless later messages of
-/// others are in this batch too). A sender who had read everything before
+/// chat), and their other devices get the chat's badge (0 unread, unless
+/// later messages of others are in this batch too). A sender who had read everything before
 /// their first message of the batch and still has nothing unread gets no
 /// badge: their devices already show 0 for the chat.
 async fn mark_read(
@@ -254,12 +254,7 @@ async fn mark_read(
         if caught_up && b.unread == 0 && b.mentions == 0 {
             continue;
         }
-        fx.badges.push(Badge {
-            user_id: b.user_id,
-            chat_id: b.chat_id,
-            unread: b.unread,
-            mentions: b.mentions,
-        });
+        fx.badges.push(b);
     }
     Ok(())
 }
