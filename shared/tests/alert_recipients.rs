@@ -10,7 +10,7 @@ use fechatter_shared::store::notification::recipients;
 use sqlx::PgPool;
 
 mod common;
-use common::{add_members, user};
+use common::{add_members, user, workspace};
 
 /// The statement `recipients` used before migration 17.
 const REFERENCE: &str = "
@@ -76,10 +76,7 @@ async fn found(pool: &PgPool, every: &[i64], some: &[i64]) -> Vec<(i64, i64, Str
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn a_channel_message_finds_only_alertable_members(pool: PgPool) {
-    let ws: i64 = sqlx::query_scalar("INSERT INTO workspaces (name) VALUES ('w') RETURNING id")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let ws = workspace(&pool).await;
     let mut u = Vec::new();
     for name in [
         "quiet",

@@ -8,7 +8,7 @@ use fechatter_shared::store::badge::{read_up_to, Counts, ReadUpTo};
 use sqlx::PgPool;
 
 mod common;
-use common::{add_members, user};
+use common::{add_members, user, workspace};
 
 /// A group chat of `members` whose messages 1..=mentions.len() are sent by
 /// `members[0]`, message i mentioning `mentions[i - 1]`.
@@ -67,10 +67,7 @@ fn moved(chat_id: i64, user_id: i64, before: i64, after: i64, counts: (i64, i64)
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]
 async fn watermarks_move_forward_only_and_counts_follow_them(pool: PgPool) {
-    let ws: i64 = sqlx::query_scalar("INSERT INTO workspaces (name) VALUES ('w') RETURNING id")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let ws = workspace(&pool).await;
     let (a, b, c) = (
         user(&pool, ws, "a").await,
         user(&pool, ws, "b").await,

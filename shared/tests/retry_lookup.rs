@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 mod common;
-use common::{add_members, user};
+use common::{add_members, user, workspace};
 
 /// `count` group chats of `members`, each with message 1 sent by
 /// `members[0]` under client id `c<i>` and its logged `message.new`.
@@ -53,13 +53,6 @@ async fn chats_with_one_message(pool: &PgPool, ws: i64, members: &[i64], count: 
         chats.push(chat);
     }
     chats
-}
-
-async fn workspace(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("INSERT INTO workspaces (name) VALUES ('w') RETURNING id")
-        .fetch_one(pool)
-        .await
-        .unwrap()
 }
 
 #[sqlx::test(migrator = "fechatter_shared::MIGRATOR")]

@@ -223,9 +223,10 @@ async fn announce(
 /// Steps 7 and 8, in one statement: each sender's watermark in each chat
 /// moves to their newest message of the run (one row per sender and
 /// chat), and their other devices get the chat's badge (0 unread, unless
-/// later messages of others are in this batch too). A sender who had read everything before
-/// their first message of the batch and still has nothing unread gets no
-/// badge: their devices already show 0 for the chat.
+/// later messages of others are in this batch too). A sender who had read
+/// everything before their first message of the batch and still has
+/// nothing unread gets no badge: their devices already show 0 for the
+/// chat.
 async fn mark_read(
     tx: &mut PgConnection,
     fresh: &[(&Send<'_>, Vec<i64>)],

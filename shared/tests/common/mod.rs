@@ -2,6 +2,14 @@
 
 use sqlx::PgPool;
 
+/// A new workspace named `w`.
+pub async fn workspace(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("INSERT INTO workspaces (name) VALUES ('w') RETURNING id")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 /// A user of workspace `ws` named `name` (e-mail `<name>@w.test`).
 pub async fn user(pool: &PgPool, ws: i64, name: &str) -> i64 {
     sqlx::query_scalar(
